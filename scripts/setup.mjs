@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// Prepares a fresh clone: Debian packages the build and tests need (installed when running as
+// root, otherwise the exact apt-get line is printed) and npm dependencies from the lock file.
+// Plain Node with no dependencies, because it runs before `npm ci`.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const quiet = process.argv.includes('--quiet');
+const say = (msg) => quiet || console.log(`setup: ${msg}`);
+
+// Debian package -> a file or command that shows it is present (so non-Debian hosts can pass too).
+const PACKAGES = {
+  'libssl-dev': () => pkgConfigHas('openssl'),
+  'pkg-config': () => hasCommand('pkg-config'),
+  openssl: () => hasCommand('openssl'),
+  gcc: () => hasCommand('gcc'),
+  make: () => hasCommand('make'),
+  nginx: () => hasCommand('nginx') || existsSync('/usr/sbin/nginx'),
+  'gnutls-bin': () => hasCommand('gnutls-cli'),
+  curl: () => hasCommand('curl'),
+  valgrind: () => hasCommand('valgrind'),
+  'libclang-rt-14-dev': () => true, // optional: gcc's own ASan runtime (libasan) is used
+};
+
+function hasCommand(name) {
+  const r = spawnSync('sh', ['-c', `command -v ${name} || test -x /usr/sbin/${name}`], { stdio: 'ignore' });
+  return r.status === 0;
+}
+function pkgConfigHas(lib) {
+  const r = spawnSync('pkg-config', ['--exists', lib], { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+const missing = Object.entries(PACKAGES)
+  .filter(([, present]) => !present())
+  .map(([name]) => name);
+if (missing.length > 0) {
+  const line = `apt-get install -y ${missing.join(' ')}`;
+  if (process.getuid && process.getuid() === 0) {
+    say(`installing missing system packages: ${missing.join(' ')}`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+      stdio: 'inherit',
+      env,
+    });
+  } else {
+    console.error(`setup: missing system packages: ${missing.join(' ')}`);
+    console.error(`setup: install them with:  sudo ${line}`);
+    process.exit(1);
+  }
+}
+
+// npm dependencies: (re)install when node_modules is missing or older than the lock file.
+const lock = join(root, 'package-lock.json');
+const marker = join(root, 'node_modules', '.package-lock.json');
+if (!existsSync(marker) || statSync(marker).mtimeMs < statSync(lock).mtimeMs) {
+  say('installing npm dependencies (npm ci)');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+}
+say('ready');
