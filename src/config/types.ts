@@ -1,0 +1,42 @@
+/**
+ * The agent/CLI configuration (JSON file named by AKV_CONFIG or --config; see
+ * docs/configuration.md). Every field is optional in the file; `loadConfig` fills defaults.
+ */
+export type VaultType = 'managedhsm' | 'keyvault';
+
+export interface VaultConfig {
+  /** Base URL overriding https://<name>.managedhsm.azure.net (emulator, sovereign clouds). */
+  endpoint?: string;
+  /** PEM file with extra CA certificates trusted for this endpoint (the emulator's ca.pem). */
+  caFile?: string;
+  /** Skip the SDK's check that the challenge resource matches the host (needed for 127.0.0.1). */
+  disableChallengeResourceVerification?: boolean;
+}
+
+export interface CredentialConfig {
+  /**
+   * `default`: AZURE_CLI_ACCESS_TOKEN when set, else @azure/identity's DefaultAzureCredential.
+   * `static`: the token below (development against the emulator only).
+   */
+  type: 'default' | 'static';
+  token?: string;
+}
+
+export interface AkvConfig {
+  /** Agent socket path (AKV_AGENT_SOCKET overrides). */
+  socket: string;
+  /** Group allowed to use the socket (0660 socket, 0750 directory); none = owner only (0600/0700). */
+  socketGroup?: string;
+  /** Per-name overrides; a name that is not listed uses Azure's public endpoints. */
+  vaults: Record<string, VaultConfig>;
+  credential: CredentialConfig;
+  /** Deadline for one private-key operation, retries included. */
+  deadlineMs: number;
+  /** How long public keys and key metadata stay cached. */
+  keyCacheTtlMs: number;
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error'; file?: string };
+  /** Prometheus text endpoint, e.g. "127.0.0.1:9464"; absent = disabled. */
+  metricsListen?: string;
+  /** Where the file was read from (undefined when built from defaults only). */
+  path?: string;
+}
