@@ -22,6 +22,16 @@ export interface CredentialConfig {
   token?: string;
 }
 
+/** How the agent retries throttled (429) and failing (5xx, reset) HSM calls, within the deadline. */
+export interface RetryConfig {
+  /** Retries after the first attempt (default 5). */
+  maxRetries: number;
+  /** First backoff step; doubled per retry, with full jitter (default 250 ms). */
+  baseDelayMs: number;
+  /** Upper bound for one computed backoff step (default 8000 ms); a longer Retry-After is honoured while the deadline allows. */
+  maxDelayMs: number;
+}
+
 export interface AkvConfig {
   /** Agent socket path (AKV_AGENT_SOCKET overrides). */
   socket: string;
@@ -37,6 +47,8 @@ export interface AkvConfig {
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error'; file?: string };
   /** Prometheus text endpoint, e.g. "127.0.0.1:9464"; absent = disabled. */
   metricsListen?: string;
+  /** Retry policy; `loadConfig` always fills it (optional so hand-built configs stay short). */
+  retry?: RetryConfig;
   /** Where the file was read from (undefined when built from defaults only). */
   path?: string;
 }
