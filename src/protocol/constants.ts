@@ -1,0 +1,71 @@
+/**
+ * Numbers of the agent wire protocol, version 1 (docs/protocol.md is the specification; keep the
+ * two in step). The C provider has the same table in provider/src/.
+ */
+export const MAGIC = 0x414b; // 'A' 'K'
+export const PROTOCOL_VERSION = 1;
+export const HEADER_SIZE = 12;
+export const FIELD_HEADER_SIZE = 6;
+
+/** Largest request body the agent accepts (and the limit every golden vector is decoded with). */
+export const MAX_REQUEST_BODY = 65_536;
+/** Largest response body a client accepts. */
+export const MAX_RESPONSE_BODY = 1_048_576;
+
+/** Set in the op of every response: response op = request op | RESPONSE_BIT. */
+export const RESPONSE_BIT = 0x80;
+
+export const Op = {
+  HELLO: 0x01,
+  PING: 0x02,
+  DESCRIBE: 0x03,
+  SIGN: 0x04,
+  DECRYPT: 0x05,
+  WRAP: 0x06,
+  UNWRAP: 0x07,
+  LIST: 0x08,
+  /** Protocol-error frame: the agent sends it for a malformed request, then closes the connection. */
+  ERROR: 0xff,
+} as const;
+export type OpName = keyof typeof Op;
+export type OpCode = (typeof Op)[OpName];
+
+export const Tag = {
+  STATUS: 0x0001,
+  MESSAGE: 0x0002,
+  URI: 0x0003,
+  ALG: 0x0004,
+  INPUT: 0x0005,
+  OUTPUT: 0x0006,
+  KEY_TYPE: 0x0010,
+  KEY_BITS: 0x0011,
+  CURVE: 0x0012,
+  KEY_VERSION: 0x0013,
+  KEY_OPS: 0x0014,
+  PUBLIC_KEY: 0x0015,
+  KEY_ID: 0x0016,
+  KEY_NAME: 0x0017,
+  VAULT_NAME: 0x0018,
+  VAULT_TYPE: 0x0019,
+  CLIENT_PID: 0x0020,
+  CLIENT_NAME: 0x0021,
+  PROTO_VERSION: 0x0022,
+  AGENT_VERSION: 0x0023,
+  RETRIES: 0x0024,
+} as const;
+export type TagName = keyof typeof Tag;
+
+/** Tags that may appear more than once in one frame. */
+export const REPEATABLE_TAGS: ReadonlySet<number> = new Set([Tag.KEY_NAME]);
+
+/** KEY_TYPE values. */
+export const KeyTypeCode = { RSA: 1, EC: 2, AES: 3 } as const;
+
+/** The name of an op code for messages and logs (`op 0x42` when unknown). */
+export function opName(op: number): string {
+  const base = op === Op.ERROR ? op : op & ~RESPONSE_BIT;
+  const name = (Object.keys(Op) as OpName[]).find((k) => Op[k] === base);
+  const hex = `0x${op.toString(16).padStart(2, '0')}`;
+  if (name === undefined) return `op ${hex}`;
+  return op !== Op.ERROR && op & RESPONSE_BIT ? `${name} response` : name;
+}
