@@ -1,0 +1,172 @@
+/**
+ * One KeyClient per HSM/vault, created on first use and kept for the life of the process (its
+ * pipeline holds the authentication challenge state and a keep-alive connection pool), plus one
+ * CryptographyClient per key (and pinned version) that shares the KeyClient's pipeline.
+ */
+import { rootCertificates } from 'node:tls';
+import { KeyClient, type CryptographyClient, type KeyClientOptions } from '@azure/keyvault-keys';
+import type { Logger } from 'pino';
+import type { AkvConfig, RetryConfig, VaultType } from '../config/types.js';
+import { DEFAULT_DEADLINE_MS, DEFAULT_RETRY } from '../config/load.js';
+import type { KeyRef } from '../uri/index.js';
+import { formatKeyUri } from '../uri/index.js';
+import { createCredential, type AkvCredential } from './credentials.js';
+import { resolveEndpoint, type VaultEndpoint } from './endpoints.js';
+import type { FailureKind, OpContext } from './failures.js';
+import { withRetries, type RetryResult } from './retry.js';
+
+export interface AzureHooks {
+  /** The underlying credential was asked for a token (not a cache hit). */
+  onTokenRefresh?(): void;
+  /** An HSM call is about to be retried. */
+  onRetry?(kind: FailureKind): void;
+}
+
+interface VaultClients {
+  endpoint: VaultEndpoint;
+  keyClient: KeyClient;
+  crypto: Map<string, CryptographyClient>;
+}
+
+/** Upper bound of cached CryptographyClients per vault (oldest dropped first). */
+const MAX_CRYPTO_CLIENTS = 1000;
+
+export class AzureClients {
+  readonly credential: AkvCredential;
+  private readonly vaults = new Map<string, VaultClients>();
+  readonly deadlineMs: number;
+  readonly retry: RetryConfig;
+
+  constructor(
+    readonly config: AkvConfig,
+    private readonly logger?: Logger,
+    private readonly hooks: AzureHooks = {},
+    credential?: AkvCredential,
+  ) {
+    this.credential =
+      credential ??
+      createCredential(config, logger, { onRefresh: () => this.hooks.onTokenRefresh?.() });
+    this.deadlineMs = config.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    this.retry = config.retry ?? DEFAULT_RETRY;
+  }
+
+  endpoint(vaultType: VaultType, vault: string): VaultEndpoint {
+    return this.vault(vaultType, vault).endpoint;
+  }
+
+  keyClient(vaultType: VaultType, vault: string): KeyClient {
+    return this.vault(vaultType, vault).keyClient;
+  }
+
+  cryptoClient(ref: KeyRef): CryptographyClient {
+    const v = this.vault(ref.vaultType, ref.vault);
+    const id = `${ref.name.toLowerCase()}/${ref.version?.toLowerCase() ?? ''}`;
+    let client = v.crypto.get(id);
+    if (!client) {
+      client = v.keyClient.getCryptographyClient(
+        ref.name,
+        ref.version ? { keyVersion: ref.version } : undefined,
+      );
+      if (v.crypto.size >= MAX_CRYPTO_CLIENTS) {
+        const oldest = v.crypto.keys().next().value;
+        if (oldest !== undefined) v.crypto.delete(oldest);
+      }
+      v.crypto.set(id, client);
+    }
+    return client;
+  }
+
+  /**
+   * Drops the cached CryptographyClient of a key: it remembers the key's operations and dates
+   * from its first use, so after "not found", "forbidden" or "disabled" the next call starts fresh.
+   */
+  forgetKey(ref: KeyRef): void {
+    const v = this.vaults.get(vaultId(ref.vaultType, ref.vault));
+    v?.crypto.delete(`${ref.name.toLowerCase()}/${ref.version?.toLowerCase() ?? ''}`);
+  }
+
+  /** The context used in messages for an operation on a key. */
+  keyContext(ref: KeyRef, op: string, keyOp?: string): OpContext {
+    const ctx: OpContext = {
+      op,
+      target: formatKeyUri(ref),
+      vault: ref.vault,
+      url: this.endpoint(ref.vaultType, ref.vault).url,
+    };
+    if (keyOp) ctx.keyOp = keyOp;
+    return ctx;
+  }
+
+  vaultContext(vaultType: VaultType, vault: string, op: string): OpContext {
+    return {
+      op,
+      target: `${vaultType}:${vault}:`,
+      vault,
+      url: this.endpoint(vaultType, vault).url,
+    };
+  }
+
+  /** Runs one HSM call under the configured deadline and retry policy. */
+  run<T>(
+    ctx: OpContext,
+    call: (signal: AbortSignal) => Promise<T>,
+    idempotent = true,
+  ): Promise<RetryResult<T>> {
+    return withRetries(
+      ctx,
+      {
+        deadlineMs: this.deadlineMs,
+        retry: this.retry,
+        idempotent,
+        onRetry: (kind, attempt, delayMs) => {
+          this.logger?.debug(
+            { op: ctx.op, target: ctx.target, kind, attempt, delayMs },
+            'retrying HSM call',
+          );
+          this.hooks.onRetry?.(kind);
+        },
+      },
+      call,
+    );
+  }
+
+  close(): void {
+    this.vaults.clear();
+  }
+
+  private vault(vaultType: VaultType, vault: string): VaultClients {
+    const id = vaultId(vaultType, vault);
+    let v = this.vaults.get(id);
+    if (!v) {
+      const endpoint = resolveEndpoint(this.config, vaultType, vault);
+      const options: KeyClientOptions = {
+        // Retries happen in withRetries (429 without Retry-After included); two layers would multiply.
+        retryOptions: { maxRetries: 0 },
+        disableChallengeResourceVerification: endpoint.disableChallengeResourceVerification,
+      };
+      // The extra CA is added to the public ones, so a corporate CA does not lock Azure out.
+      if (endpoint.caPem) options.tlsOptions = { ca: [...rootCertificates, endpoint.caPem] };
+      v = {
+        endpoint,
+        keyClient: new KeyClient(endpoint.url, this.credential, options),
+        crypto: new Map(),
+      };
+      this.vaults.set(id, v);
+    }
+    return v;
+  }
+}
+
+function vaultId(vaultType: VaultType, vault: string): string {
+  return `${vaultType}:${vault.toLowerCase()}`;
+}
+
+/** Convenience for the `key` CLI and tests: the SDK KeyClient for a vault under a config. */
+export function keyClientFor(
+  config: AkvConfig,
+  vaultType: VaultType,
+  vault: string,
+  logger?: Logger,
+): KeyClient {
+  return new AzureClients(config, logger).keyClient(vaultType, vault);
+}

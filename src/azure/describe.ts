@@ -1,0 +1,160 @@
+/**
+ * Turns the SDK's KeyVaultKey into the agent's KeyDescription: key type, size, curve, version,
+ * allowed operations and the public key as DER SubjectPublicKeyInfo (built locally from the JWK,
+ * so the provider gets a ready-made public key).
+ */
+import { createPublicKey } from 'node:crypto';
+import type { JsonWebKey, KeyVaultKey } from '@azure/keyvault-keys';
+import { AkvError } from '../errors.js';
+
+export type Curve = 'P-256' | 'P-256K' | 'P-384' | 'P-521';
+
+export interface KeyDescription {
+  kty: 'RSA' | 'EC' | 'oct';
+  bits: number;
+  curve?: Curve;
+  version: string;
+  kid: string;
+  keyOps: string[];
+  spki?: Buffer /* DER SubjectPublicKeyInfo */;
+  enabled: boolean;
+}
+
+export const CURVE_BITS: Record<Curve, number> = {
+  'P-256': 256,
+  'P-256K': 256,
+  'P-384': 384,
+  'P-521': 521,
+};
+/** Node's JWK import names secp256k1 differently from Azure. */
+const NODE_JWK_CURVE: Record<Curve, string> = {
+  'P-256': 'P-256',
+  'P-256K': 'secp256k1',
+  'P-384': 'P-384',
+  'P-521': 'P-521',
+};
+
+export function isCurve(s: string | undefined): s is Curve {
+  return s !== undefined && Object.hasOwn(CURVE_BITS, s);
+}
+
+/** The last path segment of a kid URL: https://h/keys/<name>/<version>. */
+export function versionFromKid(kid: string | undefined): string {
+  if (!kid) return '';
+  try {
+    const parts = new URL(kid).pathname.split('/').filter((p) => p !== '');
+    return parts[0] === 'keys' && parts.length >= 3 ? (parts[2] ?? '') : '';
+  } catch {
+    return '';
+  }
+}
+
+function b64u(bytes: Uint8Array | undefined, what: string, kid: string): string {
+  if (!bytes || bytes.length === 0) {
+    throw new AkvError(
+      'INTERNAL',
+      `the HSM returned key ${kid} without its ${what}`,
+      'report this with the agent log',
+    );
+  }
+  return Buffer.from(bytes).toString('base64url');
+}
+
+/** Bit length of a big-endian unsigned integer (an RSA modulus may carry a leading zero byte). */
+function bitLength(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length && bytes[i] === 0) i++;
+  if (i === bytes.length) return 0;
+  return (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i] ?? 0));
+}
+
+export function spkiFromJwk(jwk: JsonWebKey, kid: string): Buffer {
+  const kty = baseKty(jwk.kty);
+  if (kty === 'RSA') {
+    return createPublicKey({
+      key: { kty: 'RSA', n: b64u(jwk.n, 'modulus', kid), e: b64u(jwk.e, 'exponent', kid) },
+      format: 'jwk',
+    }).export({ type: 'spki', format: 'der' });
+  }
+  if (kty === 'EC') {
+    const crv = jwk.crv;
+    if (!isCurve(crv))
+      throw new AkvError(
+        'UNSUPPORTED',
+        `key ${kid} uses the curve ${String(crv)}, which akv does not support`,
+        'use P-256, P-256K, P-384 or P-521',
+      );
+    return createPublicKey({
+      key: {
+        kty: 'EC',
+        crv: NODE_JWK_CURVE[crv],
+        x: b64u(jwk.x, 'x coordinate', kid),
+        y: b64u(jwk.y, 'y coordinate', kid),
+      },
+      format: 'jwk',
+    }).export({ type: 'spki', format: 'der' });
+  }
+  throw new AkvError(
+    'UNSUPPORTED',
+    `key ${kid} is a symmetric key and has no public key`,
+    'use an RSA or EC key',
+  );
+}
+
+function baseKty(kty: string | undefined): 'RSA' | 'EC' | 'oct' | undefined {
+  switch (kty) {
+    case 'RSA':
+    case 'RSA-HSM':
+      return 'RSA';
+    case 'EC':
+    case 'EC-HSM':
+      return 'EC';
+    case 'oct':
+    case 'oct-HSM':
+      return 'oct';
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * @param octBits AES key size when the service told it (Managed HSM's JWK carries no size for
+ *   `oct` keys; the raw bundle may have `key_size`); 0 when unknown.
+ */
+export function describeKey(key: KeyVaultKey, octBits = 0, now = new Date()): KeyDescription {
+  const jwk = key.key;
+  const kid = key.id ?? jwk?.kid ?? key.name;
+  const kty = baseKty(jwk?.kty ?? key.keyType);
+  if (!jwk || !kty) {
+    throw new AkvError(
+      'UNSUPPORTED',
+      `key ${kid} has the key type ${String(jwk?.kty ?? key.keyType)}, which akv does not support`,
+      'use an RSA, EC or oct (AES) key',
+    );
+  }
+  const p = key.properties;
+  const enabled =
+    p.enabled !== false &&
+    (p.notBefore === undefined || p.notBefore <= now) &&
+    (p.expiresOn === undefined || p.expiresOn > now);
+  const out: KeyDescription = {
+    kty,
+    bits: 0,
+    version: p.version ?? versionFromKid(kid),
+    kid,
+    keyOps: [...(key.keyOperations ?? jwk.keyOps ?? [])],
+    enabled,
+  };
+  if (kty === 'RSA') {
+    out.bits = bitLength(jwk.n ?? new Uint8Array());
+    out.spki = spkiFromJwk(jwk, kid);
+  } else if (kty === 'EC') {
+    out.spki = spkiFromJwk(jwk, kid);
+    const crv = jwk.crv as Curve;
+    out.curve = crv;
+    out.bits = CURVE_BITS[crv];
+  } else {
+    out.bits = octBits;
+  }
+  return out;
+}

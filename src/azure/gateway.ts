@@ -1,0 +1,192 @@
+/**
+ * The agent's one way to the HSM: describe a key, run a private-key operation, list keys. Every
+ * call goes through AzureClients (cached SDK clients, shared token cache, retries, deadline) and
+ * fails only with AkvError. The agent caches descriptions; nothing is cached here except clients.
+ */
+import type { CryptographyClient, KeyClient } from '@azure/keyvault-keys';
+import type { Logger } from 'pino';
+import type { AkvConfig, VaultType } from '../config/types.js';
+import { AkvError } from '../errors.js';
+import type { KeyRef } from '../uri/index.js';
+import { AzureClients, type AzureHooks } from './clients.js';
+import { describeKey, versionFromKid, type KeyDescription } from './describe.js';
+
+export type { KeyDescription } from './describe.js';
+export type { AzureHooks } from './clients.js';
+
+export interface OpResult {
+  output: Buffer;
+  version: string;
+  retries: number;
+}
+
+export interface HsmGateway {
+  describe(ref: KeyRef): Promise<KeyDescription>;
+  sign(ref: KeyRef, alg: string, digest: Buffer): Promise<OpResult>;
+  decrypt(ref: KeyRef, alg: string, ciphertext: Buffer): Promise<OpResult>;
+  wrapKey(ref: KeyRef, alg: string, key: Buffer): Promise<OpResult>;
+  unwrapKey(ref: KeyRef, alg: string, wrapped: Buffer): Promise<OpResult>;
+  listKeys(vaultType: VaultType, vault: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export const SIGN_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES256K',
+  'ES384',
+  'ES512',
+] as const;
+export const DECRYPT_ALGORITHMS = ['RSA1_5', 'RSA-OAEP', 'RSA-OAEP-256'] as const;
+export const WRAP_ALGORITHMS = [
+  'A128KW',
+  'A192KW',
+  'A256KW',
+  'RSA1_5',
+  'RSA-OAEP',
+  'RSA-OAEP-256',
+] as const;
+
+/** Error codes after which a cached CryptographyClient may hold stale key state. */
+const STALE_KEY_CODES = new Set(['KEY_NOT_FOUND', 'FORBIDDEN', 'KEY_DISABLED']);
+
+type KeyOp = 'sign' | 'decrypt' | 'wrapKey' | 'unwrapKey';
+
+interface RawResponse {
+  parsedBody?: unknown;
+}
+
+/** The kid the service put in its answer (the SDK hands back the client's own idea of the kid). */
+function kidOf(raw: RawResponse | undefined): string | undefined {
+  const body = raw?.parsedBody;
+  if (typeof body !== 'object' || body === null) return undefined;
+  const kid = (body as { kid?: unknown }).kid;
+  return typeof kid === 'string' ? kid : undefined;
+}
+
+function octBitsOf(raw: RawResponse | undefined): number {
+  const body = raw?.parsedBody as { key?: { key_size?: unknown } } | undefined;
+  const size = body?.key?.key_size;
+  return typeof size === 'number' && Number.isInteger(size) ? size : 0;
+}
+
+function checkAlg(alg: string, allowed: readonly string[], op: string): void {
+  if (!allowed.includes(alg)) {
+    throw new AkvError(
+      'UNSUPPORTED',
+      `${op} does not support the algorithm ${JSON.stringify(alg)}`,
+      `use one of ${allowed.join(', ')}`,
+    );
+  }
+}
+
+export class AzureGateway implements HsmGateway {
+  readonly clients: AzureClients;
+
+  constructor(config: AkvConfig, logger?: Logger, hooks: AzureHooks = {}) {
+    this.clients = new AzureClients(config, logger, hooks);
+  }
+
+  async describe(ref: KeyRef): Promise<KeyDescription> {
+    const client = this.keyClient(ref);
+    let raw: RawResponse | undefined;
+    const { value } = await this.clients.run(
+      this.clients.keyContext(ref, 'get key'),
+      (abortSignal) =>
+        client.getKey(ref.name, {
+          ...(ref.version ? { version: ref.version } : {}),
+          abortSignal,
+          onResponse: (r) => {
+            raw = r as RawResponse;
+          },
+        }),
+    );
+    return describeKey(value, octBitsOf(raw));
+  }
+
+  sign(ref: KeyRef, alg: string, digest: Buffer): Promise<OpResult> {
+    checkAlg(alg, SIGN_ALGORITHMS, 'sign');
+    return this.privateOp(ref, 'sign', (c, opts) => c.sign(alg as never, digest, opts));
+  }
+
+  decrypt(ref: KeyRef, alg: string, ciphertext: Buffer): Promise<OpResult> {
+    checkAlg(alg, DECRYPT_ALGORITHMS, 'decrypt');
+    return this.privateOp(ref, 'decrypt', (c, opts) =>
+      c.decrypt({ algorithm: alg as never, ciphertext }, opts),
+    );
+  }
+
+  wrapKey(ref: KeyRef, alg: string, key: Buffer): Promise<OpResult> {
+    checkAlg(alg, WRAP_ALGORITHMS, 'wrap');
+    return this.privateOp(ref, 'wrapKey', (c, opts) => c.wrapKey(alg as never, key, opts));
+  }
+
+  unwrapKey(ref: KeyRef, alg: string, wrapped: Buffer): Promise<OpResult> {
+    checkAlg(alg, WRAP_ALGORITHMS, 'unwrap');
+    return this.privateOp(ref, 'unwrapKey', (c, opts) => c.unwrapKey(alg as never, wrapped, opts));
+  }
+
+  async listKeys(vaultType: VaultType, vault: string): Promise<string[]> {
+    const client = this.clients.keyClient(vaultType, vault);
+    const { value } = await this.clients.run(
+      this.clients.vaultContext(vaultType, vault, 'list keys'),
+      async (abortSignal) => {
+        const names: string[] = [];
+        for await (const props of client.listPropertiesOfKeys({ abortSignal })) {
+          if (props.enabled !== false) names.push(props.name);
+        }
+        return names;
+      },
+    );
+    return value.sort();
+  }
+
+  async close(): Promise<void> {
+    this.clients.close();
+  }
+
+  private keyClient(ref: KeyRef): KeyClient {
+    return this.clients.keyClient(ref.vaultType, ref.vault);
+  }
+
+  private async privateOp(
+    ref: KeyRef,
+    keyOp: KeyOp,
+    call: (
+      client: CryptographyClient,
+      options: { abortSignal: AbortSignal; onResponse: (r: unknown) => void },
+    ) => Promise<{ result: Uint8Array; keyID?: string }>,
+  ): Promise<OpResult> {
+    const ctx = this.clients.keyContext(ref, keyOp, keyOp);
+    try {
+      let kid: string | undefined;
+      const { value, retries } = await this.clients.run(ctx, (abortSignal) => {
+        kid = undefined;
+        return call(this.clients.cryptoClient(ref), {
+          abortSignal,
+          onResponse: (r) => {
+            kid = kidOf(r as RawResponse) ?? kid;
+          },
+        });
+      });
+      const version = versionFromKid(kid ?? value.keyID) || ref.version || '';
+      return { output: Buffer.from(value.result), version, retries };
+    } catch (err) {
+      if (err instanceof AkvError && STALE_KEY_CODES.has(err.code)) this.clients.forgetKey(ref);
+      throw err;
+    }
+  }
+}
+
+export function createGateway(
+  config: AkvConfig,
+  logger: Logger,
+  hooks: AzureHooks = {},
+): HsmGateway {
+  return new AzureGateway(config, logger, hooks);
+}

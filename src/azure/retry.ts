@@ -1,0 +1,98 @@
+/**
+ * Runs one HSM call with retries (429, 5xx, connection resets) and exponential backoff with jitter,
+ * honouring Retry-After, all bounded by a per-operation deadline that aborts the request in flight.
+ * The SDK's own retry policy is switched off (maxRetries: 0) so the two never multiply.
+ */
+import type { RetryConfig } from '../config/types.js';
+import {
+  classify,
+  isAbortError,
+  isRetryable,
+  toAkvError,
+  type FailureKind,
+  type OpContext,
+} from './failures.js';
+
+export interface RetryOptions {
+  deadlineMs: number;
+  retry: RetryConfig;
+  /** False for create/import/delete: retried only on 429/503. */
+  idempotent?: boolean;
+  onRetry?(kind: FailureKind, attempt: number, delayMs: number): void;
+  random?: () => number;
+}
+
+export interface RetryResult<T> {
+  value: T;
+  retries: number;
+}
+
+/** Backoff before retry number `attempt` (1-based): base·2^(attempt-1), capped, with equal jitter. */
+export function backoffDelay(
+  attempt: number,
+  retry: RetryConfig,
+  random: () => number = Math.random,
+): number {
+  const ceiling = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+export async function withRetries<T>(
+  ctx: OpContext,
+  options: RetryOptions,
+  call: (signal: AbortSignal) => Promise<T>,
+): Promise<RetryResult<T>> {
+  const deadline = Date.now() + options.deadlineMs;
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), options.deadlineMs);
+  timer.unref?.();
+  let retries = 0;
+  try {
+    for (;;) {
+      try {
+        return { value: await call(controller.signal), retries };
+      } catch (err) {
+        if (controller.signal.aborted || isAbortError(err)) {
+          throw toAkvError(abortError(), ctx, retries, options.deadlineMs);
+        }
+        const c = classify(err);
+        if (!isRetryable(c, options.idempotent ?? true) || retries >= options.retry.maxRetries) {
+          throw toAkvError(err, ctx, retries, options.deadlineMs);
+        }
+        const attempt = retries + 1;
+        const delay =
+          c.retryAfterMs !== undefined
+            ? c.retryAfterMs
+            : backoffDelay(attempt, options.retry, options.random);
+        // Sleeping past the deadline only to fail then helps nobody: report the real cause now.
+        if (Date.now() + delay >= deadline) throw toAkvError(err, ctx, retries, options.deadlineMs);
+        options.onRetry?.(c.kind, attempt, delay);
+        await sleep(delay, controller.signal);
+        if (controller.signal.aborted)
+          throw toAkvError(abortError(), ctx, retries, options.deadlineMs);
+        retries = attempt;
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0 || signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+function abortError(): Error {
+  const e = new Error('deadline reached');
+  e.name = 'AbortError';
+  return e;
+}
