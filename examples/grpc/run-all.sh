@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The whole gRPC example in one go: certificates, start, calls, latency, stop.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+usage() {
+  cat <<EOF
+Usage: $SCRIPT_NAME [--dir DIR] [--hsm-name NAME] [--key-type rsa|ec] [--keep] [--latency N]
+
+Runs generate-certs.sh, start-demo.sh, run-client.sh (one unary and one streaming call through
+the sidecars), a latency comparison (N unary calls direct and through mutual TLS; default 200,
+0 to skip) and stop-demo.sh. Exit status 0 only when every step succeeded.
+
+  --keep   leave everything running (stop later with stop-demo.sh)
+EOF
+}
+
+keep=0 latency=200
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --dir) GRPC_DEMO_DIR=${2:?--dir needs a directory}; shift 2 ;;
+    --hsm-name) AKV_HSM_NAME=${2:?--hsm-name needs a name}; shift 2 ;;
+    --key-type) GRPC_KEY_TYPE=${2:?--key-type needs rsa or ec}; shift 2 ;;
+    --keep) keep=1; shift ;;
+    --latency) latency=${2:?--latency needs a number}; shift 2 ;;
+    *) usage_error "unknown option '$1'" ;;
+  esac
+done
+[[ "$latency" =~ ^[0-9]+$ ]] || usage_error "--latency wants a number"
+finish_settings
+opts=(--dir "$GRPC_DEMO_DIR")
+export AKV_HSM_NAME GRPC_KEY_TYPE
+
+step() { printf '\n== %s\n' "$*"; }
+stop_on_exit() { [ "$keep" = 1 ] || "$EXAMPLE_DIR/stop-demo.sh" "${opts[@]}" || true; }
+trap stop_on_exit EXIT
+
+step "1/4 keys and certificates ($GRPC_KEY_TYPE)"
+"$EXAMPLE_DIR/generate-certs.sh" "${opts[@]}" --key-type "$GRPC_KEY_TYPE"
+step "2/4 start the gRPC server and the two sidecars"
+"$EXAMPLE_DIR/start-demo.sh" "${opts[@]}"
+step "3/4 unary and streaming calls through mutual TLS"
+"$EXAMPLE_DIR/run-client.sh" "${opts[@]}"
+if [ "$latency" -gt 0 ]; then
+  step "4/4 latency of $latency unary calls"
+  printf 'direct (no sidecars): '
+  "$EXAMPLE_DIR/run-client.sh" "${opts[@]}" --direct --latency "$latency"
+  printf 'through mutual TLS:   '
+  "$EXAMPLE_DIR/run-client.sh" "${opts[@]}" --latency "$latency"
+fi
+if [ "$keep" = 1 ]; then
+  step "left running; stop with: examples/grpc/stop-demo.sh --dir $GRPC_DEMO_DIR"
+else
+  step "stop"
+fi

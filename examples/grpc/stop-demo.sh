@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Stops what start-demo.sh (and generate-certs.sh) started. Safe to run any number of times.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+usage() {
+  cat <<EOF
+Usage: $SCRIPT_NAME [--dir DIR] [--keep-hsm] [--clean]
+
+Stops, in DIR (\$GRPC_DEMO_DIR, default examples/grpc/.demo): every sidecar (nginx) under
+DIR/nginx/, the gRPC server, and (GRPC_USE_EMULATOR=1) the HSM emulator and the agent.
+
+  --keep-hsm   leave the emulator and the agent running (faster next start)
+  --clean      also delete DIR (certificates, logs, the emulator's keys)
+
+Only processes whose pid files are in DIR and whose command lines match are signalled.
+EOF
+}
+
+keep_hsm=0 clean=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --dir) GRPC_DEMO_DIR=${2:?--dir needs a directory}; shift 2 ;;
+    --keep-hsm) keep_hsm=1; shift ;;
+    --clean) clean=1; shift ;;
+    *) usage_error "unknown option '$1'" ;;
+  esac
+done
+if [ ! -d "$GRPC_DEMO_DIR" ]; then
+  say "nothing to stop: $GRPC_DEMO_DIR does not exist"
+  exit 0
+fi
+finish_settings
+
+"$EXAMPLE_DIR/sidecar.sh" stop --all --dir "$GRPC_DEMO_DIR"
+if pid_alive "$SERVER_APP_PID" "$SERVER_APP_JS"; then
+  stop_pid "$SERVER_APP_PID" "$SERVER_APP_JS"
+  say "stopped the gRPC server"
+fi
+rm -f "$SERVER_APP_PID" "$GRPC_DEMO_DIR/demo.env"
+if [ "$GRPC_USE_EMULATOR" = 1 ] && [ "$keep_hsm" = 0 ] && [ -d "$DEV_DIR" ] && [ -f "$REPO_DIR/dist/src/cli/main.js" ]; then
+  if "$AKV" dev down --dir "$DEV_DIR" >/dev/null; then
+    say "stopped the HSM emulator and the agent"
+  else
+    warn "akv dev down --dir $DEV_DIR failed"
+  fi
+fi
+if [ "$clean" = 1 ]; then
+  case "$GRPC_DEMO_DIR" in / | "$HOME" | "$REPO_DIR" | "$EXAMPLE_DIR") die "refusing to delete $GRPC_DEMO_DIR" ;; esac
+  rm -rf "$GRPC_DEMO_DIR"
+  say "deleted $GRPC_DEMO_DIR"
+fi
+say "stopped"
