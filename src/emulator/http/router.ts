@@ -1,0 +1,136 @@
+/**
+ * Maps a request's method and path to one Managed HSM operation. Empty path segments are
+ * dropped because the JS SDK writes `/keys/k1//sign` for version-less key ids.
+ */
+import { HsmError, badParameter } from '../errors.js';
+import type { CryptoOp } from '../crypto/operations.js';
+
+/** Operation names, as used by fault injection and the stats endpoint. */
+export type ApiOperation =
+  | 'create'
+  | 'import'
+  | 'get'
+  | 'list'
+  | 'versions'
+  | 'update'
+  | 'delete'
+  | 'rotate'
+  | 'listdeleted'
+  | 'getdeleted'
+  | 'purge'
+  | 'recover'
+  | 'rng'
+  | CryptoOp;
+
+export const API_OPERATIONS: readonly ApiOperation[] = [
+  'create',
+  'import',
+  'get',
+  'list',
+  'versions',
+  'update',
+  'delete',
+  'rotate',
+  'listdeleted',
+  'getdeleted',
+  'purge',
+  'recover',
+  'rng',
+  'sign',
+  'verify',
+  'encrypt',
+  'decrypt',
+  'wrapkey',
+  'unwrapkey',
+];
+
+const CRYPTO_OPS: readonly string[] = [
+  'sign',
+  'verify',
+  'encrypt',
+  'decrypt',
+  'wrapkey',
+  'unwrapkey',
+];
+
+export interface ApiRoute {
+  operation: ApiOperation;
+  name?: string;
+  version?: string;
+}
+
+const KEY_NAME = /^[0-9a-zA-Z-]{1,127}$/;
+
+function keyName(segment: string): string {
+  if (!KEY_NAME.test(segment)) {
+    throw badParameter(`Key name '${segment}' is not valid: use 1-127 letters, digits and dashes`);
+  }
+  return segment;
+}
+
+function notFound(method: string, path: string): HsmError {
+  return new HsmError(
+    404,
+    'NotFound',
+    `${method} ${path} is not an operation of the Managed HSM keys API`,
+  );
+}
+
+export function splitPath(pathname: string): string[] {
+  return pathname
+    .split('/')
+    .filter((s) => s !== '')
+    .map((s) => {
+      try {
+        return decodeURIComponent(s);
+      } catch {
+        return s;
+      }
+    });
+}
+
+/** Throws NotFound/BadParameter for paths and methods the API does not have. */
+export function route(method: string, pathname: string): ApiRoute {
+  const seg = splitPath(pathname);
+  const [root, a, b, c] = seg;
+  const fail = (): never => {
+    throw notFound(method, pathname);
+  };
+  if (root === 'rng' && seg.length === 1 && method === 'POST') return { operation: 'rng' };
+  if (root === 'deletedkeys') {
+    if (seg.length === 1 && method === 'GET') return { operation: 'listdeleted' };
+    if (seg.length === 2 && method === 'GET')
+      return { operation: 'getdeleted', name: keyName(a as string) };
+    if (seg.length === 2 && method === 'DELETE')
+      return { operation: 'purge', name: keyName(a as string) };
+    if (seg.length === 3 && b === 'recover' && method === 'POST') {
+      return { operation: 'recover', name: keyName(a as string) };
+    }
+    return fail();
+  }
+  if (root !== 'keys' || seg.length > 4) return fail();
+  if (seg.length === 1) return method === 'GET' ? { operation: 'list' } : fail();
+  const name = keyName(a as string);
+  if (seg.length === 2) {
+    if (method === 'GET') return { operation: 'get', name };
+    if (method === 'PUT') return { operation: 'import', name };
+    if (method === 'PATCH') return { operation: 'update', name };
+    if (method === 'DELETE') return { operation: 'delete', name };
+    return fail();
+  }
+  const third = b as string;
+  if (seg.length === 3) {
+    if (method === 'GET' && third === 'versions') return { operation: 'versions', name };
+    if (method === 'POST' && third === 'create') return { operation: 'create', name };
+    if (method === 'POST' && third === 'rotate') return { operation: 'rotate', name };
+    if (method === 'POST' && CRYPTO_OPS.includes(third))
+      return { operation: third as CryptoOp, name };
+    if (method === 'GET') return { operation: 'get', name, version: third };
+    if (method === 'PATCH') return { operation: 'update', name, version: third };
+    return fail();
+  }
+  if (method === 'POST' && CRYPTO_OPS.includes(c as string)) {
+    return { operation: c as CryptoOp, name, version: third };
+  }
+  return fail();
+}

@@ -1,0 +1,46 @@
+/**
+ * Runs the emulator in the foreground for `akv emulator`: starts the server, announces it (the
+ * ready file `DIR/emulator.json` and one stdout line), and shuts down cleanly on SIGTERM/SIGINT.
+ */
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EmulatorServer, type EmulatorOptions } from './server.js';
+
+/** Contents of `DIR/emulator.json`, present while the emulator runs. */
+export interface ReadyFile {
+  url: string;
+  pid: number;
+  ca: string;
+}
+
+export const READY_FILE = 'emulator.json';
+
+async function writeReadyFile(path: string, ready: ReadyFile): Promise<void> {
+  const temp = `${path}.${process.pid}.tmp`;
+  const handle = await open(temp, 'w', 0o644);
+  try {
+    await handle.writeFile(`${JSON.stringify(ready)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, path);
+}
+
+export async function runEmulator(options: EmulatorOptions): Promise<number> {
+  await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+  const readyPath = join(options.stateDir, READY_FILE);
+  // A file left by a killed emulator must not be taken for this one being ready.
+  await rm(readyPath, { force: true });
+  const server = await EmulatorServer.start(options);
+  const stopped = new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+  await writeReadyFile(readyPath, { url: server.url, pid: process.pid, ca: server.tls.caFile });
+  console.log(`akv emulator listening on ${server.url}`);
+  await stopped;
+  await server.stop();
+  await rm(readyPath, { force: true });
+  return 0;
+}
