@@ -139,6 +139,7 @@ ensure_akv_env() {
       die "no agent socket at $AKV_AGENT_SOCKET" "start the agent: bin/akv agent --config \$AKV_CONFIG"
     export AKV_AGENT_SOCKET
   fi
+  ensure_worker_agent
   export OPENSSL_MODULES=${OPENSSL_MODULES:-$REPO_DIR/provider/build}
   PROVIDER_MODULE="$OPENSSL_MODULES/akv_provider.so"
   [ -f "$PROVIDER_MODULE" ] ||
@@ -148,11 +149,75 @@ ensure_akv_env() {
   export OPENSSL_CONF="$OPENSSL_CNF"
 }
 
+# As root, nginx workers run as GRPC_WORKER_USER and it is they who sign during handshakes: the
+# agent socket must let their group in (config "socketGroup"), and no one else. When the agent
+# at hand (e.g. the one `akv dev up` started, owner-only) does not, the demo runs its own agent
+# with the same configuration plus socketGroup, on GRPC_DEMO_DIR/akv/agent.sock.
+ensure_worker_agent() {
+  is_root || return 0
+  worker_can_reach "$AKV_AGENT_SOCKET" && return 0
+  local group dir="$GRPC_DEMO_DIR/akv" sock cfg pidfile="$GRPC_DEMO_DIR/worker-agent.pid" new
+  group=$(worker_group)
+  [ "$GRPC_USE_EMULATOR" = 1 ] ||
+    die "the nginx workers ($GRPC_WORKER_USER) cannot use the agent socket $AKV_AGENT_SOCKET" \
+      "add \"socketGroup\": \"$group\" to the agent's config and restart it (docs/configuration.md)"
+  [ -n "${AKV_CONFIG:-}" ] && [ -f "$AKV_CONFIG" ] || die "akv dev up did not name a config file (AKV_CONFIG)"
+  sock="$dir/agent.sock"
+  cfg="$GRPC_DEMO_DIR/worker-agent.json"
+  mkdir -p "$LOG_DIR"
+  make_traversable "$GRPC_DEMO_DIR"
+  # The same settings with absolute paths (they are relative to the file that holds them).
+  new=$(SRC="$AKV_CONFIG" SOCK="$sock" GROUP="$group" LOG="$LOG_DIR/agent-audit.log" node -e '
+    const fs = require("fs"), path = require("path"), e = process.env;
+    const c = JSON.parse(fs.readFileSync(e.SRC, "utf8")), base = path.dirname(e.SRC);
+    for (const v of Object.values(c.vaults ?? {})) if (v.caFile) v.caFile = path.resolve(base, v.caFile);
+    c.socket = e.SOCK;
+    c.socketGroup = e.GROUP;
+    c.log = { ...(c.log ?? {}), file: e.LOG };
+    console.log(JSON.stringify(c, null, 2));') || die "cannot read the agent config $AKV_CONFIG"
+  if [ "$new" != "$(cat "$cfg" 2>/dev/null)" ]; then
+    stop_pid "$pidfile" worker-agent.json
+    (umask 077 && printf '%s\n' "$new" >"$cfg")
+  fi
+  if ! pid_alive "$pidfile" worker-agent.json; then
+    (
+      exec env -u AKV_AGENT_SOCKET -u AKV_LOG_FILE -u AKV_LOG_LEVEL AKV_CONFIG="$cfg" \
+        "$AKV" agent --config "$cfg" --socket "$sock" >>"$LOG_DIR/worker-agent.log" 2>&1 </dev/null
+    ) &
+    echo $! >"$pidfile"
+    wait_for_socket "$sock" "$pidfile" worker-agent.json ||
+      die "the agent for the nginx workers did not start" "see $LOG_DIR/worker-agent.log"
+    say "agent for the nginx workers ($group may connect): $sock"
+  fi
+  worker_can_reach "$sock" || die "the nginx workers ($GRPC_WORKER_USER) still cannot use $sock" "check the modes of $dir and its parents"
+  export AKV_AGENT_SOCKET=$sock AKV_LOG_FILE="$LOG_DIR/agent-audit.log"
+  printf 'export AKV_AGENT_SOCKET=%q\nexport AKV_LOG_FILE=%q\n' "$sock" "$AKV_LOG_FILE" >>"$AKV_ENV_FILE"
+}
+
+stop_worker_agent() {
+  if pid_alive "$GRPC_DEMO_DIR/worker-agent.pid" worker-agent.json; then
+    stop_pid "$GRPC_DEMO_DIR/worker-agent.pid" worker-agent.json
+    say "stopped the agent of the nginx workers"
+  fi
+}
+
 # Reads the settings of a running emulator/agent without starting anything (stop scripts).
 load_akv_env_if_any() {
   # shellcheck disable=SC1090
   [ -f "$AKV_ENV_FILE" ] && . "$AKV_ENV_FILE"
   return 0
+}
+
+# The agent's audit log: AKV_LOG_FILE, else "log.file" of AKV_CONFIG (relative to that file).
+agent_log_file() {
+  if [ -n "${AKV_LOG_FILE:-}" ]; then
+    printf '%s' "$AKV_LOG_FILE"
+  elif [ -n "${AKV_CONFIG:-}" ] && [ -f "$AKV_CONFIG" ]; then
+    SRC="$AKV_CONFIG" node -e '
+      const fs = require("fs"), path = require("path");
+      const f = JSON.parse(fs.readFileSync(process.env.SRC, "utf8")).log?.file;
+      if (f) process.stdout.write(path.resolve(path.dirname(process.env.SRC), f));'
+  fi
 }
 
 key_name() { printf '%s-%s-%s' "$GRPC_KEY_PREFIX" "$1" "$2"; } # role type

@@ -42,6 +42,12 @@ step "2/4 start the gRPC server and the two sidecars"
 "$EXAMPLE_DIR/start-demo.sh" "${opts[@]}"
 step "3/4 unary and streaming calls through mutual TLS"
 "$EXAMPLE_DIR/run-client.sh" "${opts[@]}"
+step "3b/4 the HSM signed the handshakes (agent audit log)"
+load_akv_env_if_any
+log=$(agent_log_file)
+[ -n "$log" ] || die "cannot tell where the agent logs" "set AKV_LOG_FILE or log.file in the agent config"
+node "$REPO_DIR/dist/examples/grpc/src/audit-log.js" --require --log "$log" \
+  "$(key_uri server "$GRPC_KEY_TYPE")" "$(key_uri client "$GRPC_KEY_TYPE")"
 if [ "$latency" -gt 0 ]; then
   step "4/4 latency of $latency unary calls"
   printf 'direct (no sidecars): '
