@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Step 2 of the akv nginx example: starts the akv agent (and, in emulator mode, the local Managed
 # HSM emulator) in the background and makes sure the RSA and EC keys exist.
-HELP="Usage: start-agent.sh [--env-file FILE] [--restart]
+HELP="Usage: start-agent.sh [--env-file FILE] [--restart] [--skip-keys]
 
 Starts what the HSM keys need, in the background, logging to STATE_DIR/logs:
   emulator mode: 'bin/akv emulator' on a free 127.0.0.1 port (keys kept in STATE_DIR/emulator)
@@ -10,22 +10,25 @@ then creates the RSA and EC keys named in the settings when they are missing (CR
 When run as root, the socket is opened to the group of NGINX_USER (www-data), whose nginx
 workers sign, and to no one else. Running it again starts only what is not running.
 
-  --restart   stop a running agent first and start it again (the emulator keeps running)"
+  --restart     stop a running agent first and start it again (the emulator keeps running)
+  --skip-keys   do not look at the keys (create them yourself: bin/akv key create ...)"
 # shellcheck source=lib/common.sh
 . "$(dirname "$0")/lib/common.sh"
 parse_common_args "$@"
 set -- ${REST_ARGS[@]+"${REST_ARGS[@]}"}
 restart=no
+skip_keys=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --restart) restart=yes; shift ;;
+    --skip-keys) skip_keys=yes; shift ;;
     *) reject_unknown_args "$1" ;;
   esac
 done
 load_env
 require_akv_cli
 mkdir -p "$LOG_DIR" "$RUN_DIR"
-chmod 0700 "$RUN_DIR"
+chmod 0700 "$RUN_DIR" "$LOG_DIR"
 
 emulator_url=""
 emulator_ca=""
@@ -89,10 +92,15 @@ if [ "$restart" = yes ]; then
 fi
 if [ -z "$(daemon_pid "$RUN_DIR/agent.pid")" ]; then
   say "starting the akv agent (socket: $AGENT_SOCKET, log: $AGENT_LOG)"
+  : >"$LOG_DIR/agent-stdout.log"
   start_daemon "$RUN_DIR/agent.pid" "$LOG_DIR/agent-stdout.log" \
     env -u AKV_AGENT_SOCKET -u AKV_LOG_FILE -u AKV_LOG_LEVEL AKV_CONFIG="$AGENT_CONFIG" \
     "$AKV_BIN" agent --config "$AGENT_CONFIG" --socket "$AGENT_SOCKET"
-  agent_ready() { [ -S "$AGENT_SOCKET" ] || { [ -n "$(daemon_pid "$RUN_DIR/agent.pid")" ] || return 2; false; }; }
+  # Ready when it printed its ready line (a socket file alone may be a stale one).
+  agent_ready() {
+    grep -q "^akv agent listening on" "$LOG_DIR/agent-stdout.log" && [ -S "$AGENT_SOCKET" ] \
+      || { [ -n "$(daemon_pid "$RUN_DIR/agent.pid")" ] || return 2; false; }
+  }
   if ! wait_until 30 agent_ready; then
     tail -n 20 "$LOG_DIR/agent-stdout.log" >&2 || true
     die "the akv agent did not start" "read $LOG_DIR/agent-stdout.log and $AGENT_LOG"
@@ -105,6 +113,7 @@ ensure_key() {
   local kind=$1 name
   name=$(key_name_of "$kind")
   if akv key show --hsm-name "$AKV_HSM_NAME" --name "$name" >/dev/null 2>"$LOG_DIR/key-show.err"; then
+    rm -f "$LOG_DIR/key-show.err"
     say "key $(key_uri_of "$kind"): exists"
     return
   fi
@@ -122,6 +131,8 @@ ensure_key() {
     say "key $(key_uri_of "$kind"): created (EC $EC_CURVE)"
   fi
 }
-ensure_key rsa
-ensure_key ec
+if [ "$skip_keys" = no ]; then
+  ensure_key rsa
+  ensure_key ec
+fi
 say "next: ./generate-cert.sh"

@@ -1,0 +1,52 @@
+/**
+ * examples/nginx/run-all.sh against the emulator, as a person runs it: every step script, both
+ * keys (RSA 3072 and EC P-256), the client checks, then the clean-up.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { makeTestDir, missingPrerequisite, readSettings, runScript, uniqueHsmName } from './example.js';
+
+test('run-all.sh passes every step on the emulator with an RSA and an EC key, then cleans up', { skip: missingPrerequisite() }, async () => {
+  const dir = makeTestDir('runall');
+  const envFile = join(dir, '.env');
+  try {
+    const r = await runScript('run-all.sh', ['--env-file', envFile, '--hsm-name', uniqueHsmName('runall')]);
+    const output = `${r.stdout}\n${r.stderr}`;
+    assert.equal(r.status, 0, `run-all.sh failed:\n${output}`);
+    assert.match(r.stdout, /run-all: every step passed/);
+    assert.doesNotMatch(r.stdout, /^FAIL/m);
+    // Both servers went through every check of test-client.sh.
+    for (const label of ['RSA', 'EC ']) {
+      for (const check of ['GET /health', 's_client -tls1_3', 's_client -tls1_2', 'public key', 'agent log', 'refuses the server']) {
+        assert.ok(r.stdout.split('\n').some((l) => l.startsWith(`PASS  ${label}`) && l.includes(check)), `no PASS line for ${label} ${check}:\n${r.stdout}`);
+      }
+    }
+    assert.match(r.stdout, /test-client\.sh: \d+ passed, 0 failed/);
+    // The clean-up removed the state directory (and with it the emulator's keys).
+    const settings = readSettings(envFile);
+    assert.equal(existsSync(settings.stateDir), false, `${settings.stateDir} is still there`);
+  } finally {
+    if (existsSync(envFile)) await runScript('cleanup.sh', ['--env-file', envFile, '--all']);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the step scripts refuse to run without settings, with a message that says what to run', async () => {
+  const dir = makeTestDir('nosettings');
+  try {
+    const r = await runScript('start-server.sh', ['--env-file', join(dir, 'missing.env')]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /no settings file at .*missing\.env/);
+    assert.match(r.stderr, /run \.\/setup-env\.sh first/);
+    const bad = await runScript('setup-env.sh', ['--env-file', join(dir, '.env'), '--mode', 'cloud']);
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /AKV_MODE must be 'emulator' or 'azure'/);
+    const help = await runScript('test-client.sh', ['--help']);
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /^Usage: test-client\.sh/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
