@@ -210,14 +210,18 @@ load_akv_env_if_any() {
 
 # The agent's audit log: AKV_LOG_FILE, else "log.file" of AKV_CONFIG (relative to that file).
 agent_log_file() {
+  local file=""
   if [ -n "${AKV_LOG_FILE:-}" ]; then
-    printf '%s' "$AKV_LOG_FILE"
+    file=$AKV_LOG_FILE
   elif [ -n "${AKV_CONFIG:-}" ] && [ -f "$AKV_CONFIG" ]; then
-    SRC="$AKV_CONFIG" node -e '
+    file=$(SRC="$AKV_CONFIG" node -e '
       const fs = require("fs"), path = require("path");
       const f = JSON.parse(fs.readFileSync(process.env.SRC, "utf8")).log?.file;
-      if (f) process.stdout.write(path.resolve(path.dirname(process.env.SRC), f));'
+      if (f) process.stdout.write(path.resolve(path.dirname(process.env.SRC), f));')
   fi
+  # `akv dev up` writes no log file into its config: its agent logs to DIR/agent.log.
+  if [ -z "$file" ] && [ -f "$DEV_DIR/agent.log" ]; then file=$DEV_DIR/agent.log; fi
+  printf '%s' "$file"
 }
 
 key_name() { printf '%s-%s-%s' "$GRPC_KEY_PREFIX" "$1" "$2"; } # role type

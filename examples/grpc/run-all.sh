@@ -8,8 +8,10 @@ usage() {
 Usage: $SCRIPT_NAME [--dir DIR] [--hsm-name NAME] [--key-type rsa|ec] [--keep] [--latency N]
 
 Runs generate-certs.sh, start-demo.sh, run-client.sh (one unary and one streaming call through
-the sidecars), a latency comparison (N unary calls direct and through mutual TLS; default 200,
-0 to skip) and stop-demo.sh. Exit status 0 only when every step succeeded.
+the sidecars), the agent's audit log (signatures by the server and the client HSM keys), a
+latency comparison (N unary calls: direct, through mutual TLS on a kept-alive connection, and
+with a full handshake per call; default 200, 0 to skip) and stop-demo.sh. Exit status 0 only
+when every step succeeded.
 
   --keep   leave everything running (stop later with stop-demo.sh)
 EOF
@@ -54,6 +56,17 @@ if [ "$latency" -gt 0 ]; then
   "$EXAMPLE_DIR/run-client.sh" "${opts[@]}" --direct --latency "$latency"
   printf 'through mutual TLS:   '
   "$EXAMPLE_DIR/run-client.sh" "${opts[@]}" --latency "$latency"
+  # A client sidecar without keep-alive or session resumption: every call pays a full mutual TLS
+  # handshake, i.e. one HSM signature by the server key and one by the client key.
+  certs=$(certs_dir "$GRPC_KEY_TYPE")
+  mkdir -p "$RUN_DIR/handshake" && chmod 0700 "$RUN_DIR/handshake"
+  "$EXAMPLE_DIR/sidecar.sh" start client --dir "$GRPC_DEMO_DIR" --name handshake --no-reuse \
+    --cert "$certs/client.pem" --key "$(nginx_key_for client "$GRPC_KEY_TYPE")" --ca "$certs/ca.pem" \
+    --listen-socket "$RUN_DIR/handshake/greeter.sock" --server-port "$(sed -n 's/^server_port=//p' "$GRPC_DEMO_DIR/demo.env")" >/dev/null
+  handshakes=$((latency < 50 ? latency : 50))
+  printf 'full handshake/call:  '
+  node "$REPO_DIR/dist/examples/grpc/src/client.js" --socket "$RUN_DIR/handshake/greeter.sock" --latency "$handshakes"
+  "$EXAMPLE_DIR/sidecar.sh" stop --dir "$GRPC_DEMO_DIR" --name handshake >/dev/null
 fi
 if [ "$keep" = 1 ]; then
   step "left running; stop with: examples/grpc/stop-demo.sh --dir $GRPC_DEMO_DIR"

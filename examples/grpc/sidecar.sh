@@ -11,6 +11,7 @@ Usage:
   $SCRIPT_NAME start client --name NAME --cert FILE --key KEY --ca FILE --listen-socket PATH
                           --server-port N [--server-name HOST]
   $SCRIPT_NAME start client --name NAME --no-client-cert --ca FILE --listen-socket PATH --server-port N
+  (client options: [--server-name HOST] [--no-reuse])
   $SCRIPT_NAME stop --name NAME | --all
   $SCRIPT_NAME port --name NAME
 
@@ -25,6 +26,8 @@ on --listen-socket (plaintext gRPC, HTTP/2) and originates mutual TLS to 127.0.0
   --ca FILE          CA certificate trusted for the peer's certificate
   --server-name HOST name the server certificate must carry (default: localhost)
   --no-client-cert   client sidecar that presents no certificate (to show it is refused)
+  --no-reuse         client sidecar that makes a new connection with a full TLS handshake for
+                     every call (no keep-alive, no session resumption): measures the handshake
   --dir DIR          demo directory (default: \$GRPC_DEMO_DIR or examples/grpc/.demo)
 
 If GRPC_DEMO_DIR/openssl.cnf exists (written by generate-certs.sh / start-demo.sh), nginx runs
@@ -47,7 +50,7 @@ if [ "$action" = start ]; then
 fi
 
 name="" cert="" key="" ca="" app_socket="" port="" listen_socket="" server_port="" server_name=localhost
-no_client_cert=0 all=0
+no_client_cert=0 all=0 reuse=1
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
@@ -61,6 +64,7 @@ while [ $# -gt 0 ]; do
     --server-port) server_port=${2:?--server-port needs a number}; shift 2 ;;
     --server-name) server_name=${2:?--server-name needs a host name}; shift 2 ;;
     --no-client-cert) no_client_cert=1; shift ;;
+    --no-reuse) reuse=0; shift ;;
     --all) all=1; shift ;;
     --dir) GRPC_DEMO_DIR=${2:?--dir needs a directory}; shift 2 ;;
     *) usage_error "unknown option '$1'" ;;
@@ -141,6 +145,12 @@ else
   else
     R_CLIENT_CERT_LINES="            # (started with --no-client-cert: presents no certificate)"
   fi
+  if [ "$reuse" = 1 ]; then
+    R_KEEPALIVE_LINE="        keepalive 8;" R_SESSION_REUSE=on
+  else
+    R_KEEPALIVE_LINE="        # (started with --no-reuse: a new connection for every call)" R_SESSION_REUSE=off
+  fi
+  export R_KEEPALIVE_LINE R_SESSION_REUSE
   export R_CLIENT_CERT_LINES R_LISTEN_SOCKET=$listen_socket R_SERVER_PORT=$server_port R_SERVER_NAME=$server_name
   template="$EXAMPLE_DIR/nginx/client-sidecar.conf.template"
 fi
