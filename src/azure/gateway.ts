@@ -106,7 +106,37 @@ export class AzureGateway implements HsmGateway {
           },
         }),
     );
-    return describeKey(value, octBitsOf(raw));
+    const description = describeKey(value, octBitsOf(raw));
+    if (
+      description.kty === 'oct' &&
+      description.bits === 0 &&
+      description.keyOps.includes('wrapKey')
+    ) {
+      description.bits = await this.probeAesBits({ ...ref, version: description.version });
+    }
+    return description;
+  }
+
+  /**
+   * The key bundle of an AES key carries no size (the service never returns `k`), but clients
+   * need it to pick A128KW/A192KW/A256KW: a wrap of a zero block tells, since the service refuses
+   * an algorithm whose size does not match the key. Returns 0 when no size fits.
+   */
+  private async probeAesBits(ref: KeyRef): Promise<number> {
+    const block = Buffer.alloc(16);
+    for (const bits of [256, 128, 192]) {
+      try {
+        await this.wrapKey(ref, `A${bits}KW`, block);
+        return bits;
+      } catch (err) {
+        if (
+          !(err instanceof AkvError) ||
+          (err.code !== 'BAD_PARAMETER' && err.code !== 'UNSUPPORTED')
+        )
+          throw err;
+      }
+    }
+    return 0;
   }
 
   sign(ref: KeyRef, alg: string, digest: Buffer): Promise<OpResult> {
