@@ -1,0 +1,261 @@
+/**
+ * What the agent does for each request: resolve the URI, use the key cache or the HSM gateway,
+ * and build the response fields. A handler never throws: every failure becomes a STATUS and a
+ * MESSAGE (what failed and what to do), and every private-key operation writes one audit line.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { HsmGateway, KeyDescription, OpResult } from '../azure/gateway.js';
+import { AkvError, STATUS_CODES } from '../errors.js';
+import {
+  KeyTypeCode,
+  PROTOCOL_VERSION,
+  Tag,
+  bytesField,
+  stringField,
+  u32Field,
+} from '../protocol/index.js';
+import type { Field } from '../protocol/index.js';
+import { formatKeyUri, parseKeyUri, parseVaultUri } from '../uri/index.js';
+import type { KeyRef } from '../uri/index.js';
+import type { GatewayHolder } from './gateway-holder.js';
+import type { KeyCache } from './key-cache.js';
+import { logAudit } from './log.js';
+import type { AgentMetrics } from './metrics.js';
+import type { AgentRequest, PrivateOpName } from './requests.js';
+
+export interface HandlerContext {
+  gateways: GatewayHolder;
+  cache: KeyCache;
+  metrics: AgentMetrics;
+  /** A getter: SIGHUP may replace the logger. */
+  logger(): Logger;
+  agentVersion: string;
+}
+
+/** Private-op failures after which the cached description may be stale (key rotated/deleted). */
+const STALE_ON = new Set(['KEY_NOT_FOUND', 'BAD_PARAMETER', 'KEY_DISABLED']);
+
+const STATUS_OK = STATUS_CODES.OK;
+
+const KEY_TYPE_CODES: Record<KeyDescription['kty'], number> = {
+  RSA: KeyTypeCode.RSA,
+  EC: KeyTypeCode.EC,
+  oct: KeyTypeCode.AES,
+};
+
+const OP_LABEL: Record<AgentRequest['kind'], string> = {
+  hello: 'hello',
+  ping: 'ping',
+  describe: 'describe',
+  private: 'private',
+  list: 'list',
+};
+
+function opLabel(req: AgentRequest): string {
+  return req.kind === 'private' ? req.op : OP_LABEL[req.kind];
+}
+
+/** The STATUS/MESSAGE/RETRIES fields of a failure, and its status name. */
+export function errorFields(
+  err: unknown,
+  logger: Logger,
+  what: string,
+): { fields: Field[]; status: string; message: string } {
+  if (err instanceof AkvError) {
+    const fields = [u32Field(Tag.STATUS, err.status), stringField(Tag.MESSAGE, err.fullMessage)];
+    if (err.retries > 0) fields.push(u32Field(Tag.RETRIES, err.retries));
+    return { fields, status: err.code, message: err.fullMessage };
+  }
+  // Not an AkvError: a bug somewhere in the agent. Keep the stack in the log, not on the wire.
+  logger.error({ err }, `internal error during ${what}`);
+  const message = `internal error in the akv agent during ${what}: ${(err as Error)?.message ?? String(err)}: report it with the agent log`;
+  return {
+    fields: [u32Field(Tag.STATUS, STATUS_CODES.INTERNAL), stringField(Tag.MESSAGE, message)],
+    status: 'INTERNAL',
+    message,
+  };
+}
+
+async function describe(ctx: HandlerContext, ref: KeyRef): Promise<KeyDescription> {
+  const lease = ctx.gateways.lease();
+  try {
+    const { description, hit } = await ctx.cache.get(ref, () => lease.gateway.describe(ref));
+    ctx.metrics.keyCache.inc({ result: hit ? 'hit' : 'miss' });
+    return description;
+  } finally {
+    lease.release();
+  }
+}
+
+function describeFields(ref: KeyRef, d: KeyDescription): Field[] {
+  if (!d.enabled) {
+    throw new AkvError(
+      'KEY_DISABLED',
+      `key ${formatKeyUri(ref)} is disabled, not yet valid or expired`,
+      'enable it or adjust its nbf/exp attributes in the HSM, or use another key',
+    );
+  }
+  const fields = [
+    u32Field(Tag.STATUS, STATUS_OK),
+    u32Field(Tag.KEY_TYPE, KEY_TYPE_CODES[d.kty]),
+    u32Field(Tag.KEY_BITS, d.bits),
+  ];
+  if (d.curve !== undefined) fields.push(stringField(Tag.CURVE, d.curve));
+  fields.push(
+    stringField(Tag.KEY_VERSION, d.version),
+    stringField(Tag.KEY_OPS, d.keyOps.join(',')),
+  );
+  if (d.spki !== undefined) fields.push(bytesField(Tag.PUBLIC_KEY, d.spki));
+  fields.push(stringField(Tag.KEY_ID, d.kid));
+  return fields;
+}
+
+async function privateOp(
+  ctx: HandlerContext,
+  req: Extract<AgentRequest, { kind: 'private' }>,
+): Promise<{ fields: Field[]; status: string }> {
+  const started = performance.now();
+  let uri = req.uri.length > 200 ? `${req.uri.slice(0, 200)}...` : req.uri;
+  let keyVersion: string | undefined;
+  let retries = 0;
+  let status = 'OK';
+  let error: string | undefined;
+  let fields: Field[];
+  let ref: KeyRef | undefined;
+  const lease = ctx.gateways.lease();
+  try {
+    ref = parseKeyUri(req.uri);
+    uri = formatKeyUri(ref);
+    const result = await runPrivate(lease.gateway, req.op, ref, req.alg, req.input);
+    keyVersion = result.version;
+    retries = result.retries;
+    fields = [
+      u32Field(Tag.STATUS, STATUS_OK),
+      bytesField(Tag.OUTPUT, result.output),
+      stringField(Tag.KEY_VERSION, result.version),
+    ];
+    if (result.retries > 0) fields.push(u32Field(Tag.RETRIES, result.retries));
+    await noticeRotation(ctx, ref, result.version);
+  } catch (err) {
+    const e = errorFields(err, ctx.logger(), req.op);
+    fields = e.fields;
+    status = e.status;
+    error = e.message;
+    if (err instanceof AkvError) retries = err.retries;
+    if (ref && err instanceof AkvError && STALE_ON.has(err.code)) ctx.cache.invalidate(ref);
+  } finally {
+    lease.release();
+  }
+  logAudit(ctx.logger(), {
+    uri,
+    op: req.op,
+    alg: req.alg.slice(0, 40),
+    status,
+    latencyMs: performance.now() - started,
+    ...(req.clientPid !== undefined ? { clientPid: req.clientPid } : {}),
+    ...(keyVersion !== undefined ? { keyVersion } : {}),
+    retries,
+    ...(error !== undefined ? { error } : {}),
+  });
+  return { fields, status };
+}
+
+function runPrivate(
+  gateway: HsmGateway,
+  op: PrivateOpName,
+  ref: KeyRef,
+  alg: string,
+  input: Buffer,
+): Promise<OpResult> {
+  switch (op) {
+    case 'sign':
+      return gateway.sign(ref, alg, input);
+    case 'decrypt':
+      return gateway.decrypt(ref, alg, input);
+    case 'wrap':
+      return gateway.wrapKey(ref, alg, input);
+    case 'unwrap':
+      return gateway.unwrapKey(ref, alg, input);
+  }
+}
+
+/**
+ * An unpinned operation that ran on a different version than the cached description means the
+ * key was rotated: drop the description so the next DESCRIBE returns the new public key.
+ */
+async function noticeRotation(
+  ctx: HandlerContext,
+  ref: KeyRef,
+  usedVersion: string,
+): Promise<void> {
+  if (ref.version !== undefined || usedVersion === '') return;
+  const cached = await ctx.cache.peek(ref).catch(() => undefined);
+  if (cached && cached.version.toLowerCase() !== usedVersion.toLowerCase())
+    ctx.cache.invalidate(ref);
+}
+
+/**
+ * Runs one request and returns its response fields (STATUS first). Records metrics; never throws.
+ */
+export async function handleRequest(ctx: HandlerContext, req: AgentRequest): Promise<Field[]> {
+  const started = performance.now();
+  const op = opLabel(req);
+  let fields: Field[];
+  let status = 'OK';
+  if (req.kind === 'private') {
+    ({ fields, status } = await privateOp(ctx, req));
+  } else {
+    try {
+      fields = await handleOther(ctx, req);
+    } catch (err) {
+      const e = errorFields(err, ctx.logger(), op);
+      fields = e.fields;
+      status = e.status;
+      ctx
+        .logger()
+        .debug({ op, status, error: e.message, client_pid: req.clientPid }, 'request failed');
+    }
+  }
+  ctx.metrics.requests.inc({ op, status });
+  if (status !== 'OK') ctx.metrics.errors.inc({ op, status });
+  ctx.metrics.latency.observe({ op }, (performance.now() - started) / 1000);
+  return fields;
+}
+
+async function handleOther(
+  ctx: HandlerContext,
+  req: Exclude<AgentRequest, { kind: 'private' }>,
+): Promise<Field[]> {
+  switch (req.kind) {
+    case 'hello':
+      ctx
+        .logger()
+        .debug(
+          { client_pid: req.clientPid, client_name: req.clientName, proto: req.protoVersion },
+          'hello',
+        );
+      return [
+        u32Field(Tag.STATUS, STATUS_OK),
+        u32Field(Tag.PROTO_VERSION, PROTOCOL_VERSION),
+        stringField(Tag.AGENT_VERSION, ctx.agentVersion),
+      ];
+    case 'ping':
+      return [u32Field(Tag.STATUS, STATUS_OK)];
+    case 'describe': {
+      const ref = parseKeyUri(req.uri);
+      const d = await describe(ctx, ref);
+      return describeFields(ref, d);
+    }
+    case 'list': {
+      const vault = parseVaultUri(`${req.vaultType}:${req.vault}:`);
+      const lease = ctx.gateways.lease();
+      try {
+        const names = await lease.gateway.listKeys(vault.vaultType, vault.vault);
+        return [u32Field(Tag.STATUS, STATUS_OK), ...names.map((n) => stringField(Tag.KEY_NAME, n))];
+      } finally {
+        lease.release();
+      }
+    }
+  }
+}

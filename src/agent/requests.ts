@@ -1,0 +1,93 @@
+/**
+ * Turns a decoded request frame into a typed request, checking that the op is known and the
+ * required fields are present and well-formed. Anything wrong here is a protocol error
+ * (ProtocolError): the connection gets an error frame and is closed (docs/protocol.md).
+ * Whether the URI parses is NOT checked here: a bad URI is an ordinary BAD_URI answer.
+ */
+import type { VaultType } from '../config/types.js';
+import {
+  Op,
+  ProtocolError,
+  Tag,
+  getString,
+  getU32,
+  opName,
+  requireBytes,
+  requireString,
+  requireU32,
+} from '../protocol/index.js';
+import type { Frame } from '../protocol/index.js';
+
+export type PrivateOpName = 'sign' | 'decrypt' | 'wrap' | 'unwrap';
+
+interface Base {
+  id: number;
+  /** The request op code (the response is op | 0x80). */
+  opCode: number;
+  clientPid?: number;
+}
+
+export type AgentRequest =
+  | (Base & { kind: 'hello'; protoVersion: number; clientName?: string })
+  | (Base & { kind: 'ping' })
+  | (Base & { kind: 'describe'; uri: string })
+  | (Base & { kind: 'private'; op: PrivateOpName; uri: string; alg: string; input: Buffer })
+  | (Base & { kind: 'list'; vault: string; vaultType: VaultType });
+
+const PRIVATE_OPS: Record<number, PrivateOpName> = {
+  [Op.SIGN]: 'sign',
+  [Op.DECRYPT]: 'decrypt',
+  [Op.WRAP]: 'wrap',
+  [Op.UNWRAP]: 'unwrap',
+};
+
+export function parseRequest(frame: Frame): AgentRequest {
+  const clientPid = getU32(frame, Tag.CLIENT_PID);
+  const base: Base =
+    clientPid === undefined
+      ? { id: frame.id, opCode: frame.op }
+      : { id: frame.id, opCode: frame.op, clientPid };
+  switch (frame.op) {
+    case Op.HELLO: {
+      const clientName = getString(frame, Tag.CLIENT_NAME);
+      const protoVersion = requireU32(frame, Tag.PROTO_VERSION);
+      return clientName === undefined
+        ? { ...base, kind: 'hello', protoVersion }
+        : { ...base, kind: 'hello', protoVersion, clientName };
+    }
+    case Op.PING:
+      return { ...base, kind: 'ping' };
+    case Op.DESCRIBE:
+      return { ...base, kind: 'describe', uri: requireString(frame, Tag.URI) };
+    case Op.SIGN:
+    case Op.DECRYPT:
+    case Op.WRAP:
+    case Op.UNWRAP:
+      return {
+        ...base,
+        kind: 'private',
+        op: PRIVATE_OPS[frame.op]!,
+        uri: requireString(frame, Tag.URI),
+        alg: requireString(frame, Tag.ALG),
+        input: requireBytes(frame, Tag.INPUT),
+      };
+    case Op.LIST: {
+      const vault = requireString(frame, Tag.VAULT_NAME);
+      const type = getString(frame, Tag.VAULT_TYPE) ?? 'managedhsm';
+      if (type !== 'managedhsm' && type !== 'keyvault') {
+        throw new ProtocolError(
+          'bad-field',
+          `VAULT_TYPE must be "managedhsm" or "keyvault", got ${JSON.stringify(type.slice(0, 40))}`,
+          frame.id,
+        );
+      }
+      return { ...base, kind: 'list', vault, vaultType: type };
+    }
+    default:
+      throw new ProtocolError(
+        'unknown-op',
+        `unknown operation ${opName(frame.op)} (this agent speaks protocol version 1: ops 0x01-0x08)`,
+        frame.id,
+      );
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * The agent's Unix-socket server. Each connection decodes frames as they arrive and runs every
+ * request at once (responses go back in completion order, matched by id). A malformed frame gets
+ * one protocol-error frame and closes only that connection. `shutdown()` stops accepting, lets
+ * requests in flight finish and answer, then closes the connections (SIGTERM).
+ */
+import { createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import {
+  FrameDecoder,
+  MAX_REQUEST_BODY,
+  MAX_RESPONSE_BODY,
+  Op,
+  ProtocolError,
+  RESPONSE_BIT,
+  Tag,
+  encodeFrame,
+  stringField,
+  u32Field,
+} from '../protocol/index.js';
+import type { Field } from '../protocol/index.js';
+import { STATUS_CODES } from '../errors.js';
+import { handleRequest } from './handlers.js';
+import type { HandlerContext } from './handlers.js';
+import { parseRequest } from './requests.js';
+import type { AgentRequest } from './requests.js';
+
+/** A client that sends faster than the HSM answers is paused at this many requests in flight. */
+const PAUSE_AT = 256;
+const RESUME_AT = 128;
+
+class Connection {
+  private readonly decoder = new FrameDecoder(MAX_REQUEST_BODY);
+  private inFlight = 0;
+  private broken = false;
+  private draining = false;
+  private paused = false;
+
+  constructor(
+    readonly socket: Socket,
+    readonly id: number,
+    private readonly ctx: HandlerContext,
+    private readonly onIdle: () => void,
+  ) {
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('end', () => this.receiveEnd());
+    // A client that vanishes is normal (process exit); nothing to do but forget it.
+    socket.on('error', () => undefined);
+  }
+
+  get busy(): number {
+    return this.inFlight;
+  }
+
+  private log(): Logger {
+    return this.ctx.logger();
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.broken || this.draining) return;
+    let frames;
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (err) {
+      this.protocolError(err);
+      return;
+    }
+    for (const frame of frames) {
+      let req: AgentRequest;
+      try {
+        req = parseRequest(frame);
+      } catch (err) {
+        this.protocolError(err);
+        return;
+      }
+      this.run(req);
+    }
+  }
+
+  private receiveEnd(): void {
+    // Half-close from the client: answer what is in flight, then close our side.
+    if (this.broken) return;
+    try {
+      this.decoder.finish();
+    } catch (err) {
+      this.protocolError(err);
+      return;
+    }
+    this.draining = true;
+    this.endIfIdle();
+  }
+
+  private run(req: AgentRequest): void {
+    this.inFlight++;
+    if (this.inFlight >= PAUSE_AT && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+    void handleRequest(this.ctx, req)
+      .then((fields) => this.respond(req, fields))
+      .catch((err: unknown) =>
+        this.log().error({ err }, 'unexpected failure while answering a request'),
+      )
+      .finally(() => {
+        this.inFlight--;
+        if (this.paused && this.inFlight <= RESUME_AT && !this.draining) {
+          this.paused = false;
+          this.socket.resume();
+        }
+        this.endIfIdle();
+        this.onIdle();
+      });
+  }
+
+  private respond(req: AgentRequest, fields: Field[]): void {
+    if (this.broken || this.socket.destroyed || !this.socket.writable) return;
+    let bytes: Buffer;
+    try {
+      bytes = encodeFrame(req.opCode | RESPONSE_BIT, req.id, fields, MAX_RESPONSE_BODY);
+    } catch (err) {
+      this.log().error({ err, op: req.kind }, 'response does not fit in a frame');
+      bytes = encodeFrame(req.opCode | RESPONSE_BIT, req.id, [
+        u32Field(Tag.STATUS, STATUS_CODES.INTERNAL),
+        stringField(
+          Tag.MESSAGE,
+          `the response is larger than the protocol allows (${MAX_RESPONSE_BODY} bytes): report this`,
+        ),
+      ]);
+    }
+    this.socket.write(bytes);
+  }
+
+  /** Answers a malformed frame with one error frame and closes this connection only. */
+  private protocolError(err: unknown): void {
+    this.broken = true;
+    const reason = err instanceof ProtocolError ? err.reason : 'internal';
+    const id = err instanceof ProtocolError ? err.id : 0;
+    const message = err instanceof Error ? err.message : String(err);
+    this.ctx.metrics.protocolErrors.inc({ reason });
+    this.log().warn(
+      { conn: this.id, reason, error: message },
+      'malformed request frame: closing the connection',
+    );
+    const frame = encodeFrame(Op.ERROR, id, [
+      u32Field(Tag.STATUS, STATUS_CODES.BAD_REQUEST),
+      stringField(Tag.MESSAGE, `malformed request (${reason}): ${message}`),
+    ]);
+    this.socket.end(frame);
+    // A peer that never reads must not keep the connection (and its buffers) alive.
+    setTimeout(() => this.socket.destroy(), 5000).unref();
+  }
+
+  /** Stops reading new requests; the connection closes once in-flight requests are answered. */
+  drain(): void {
+    this.draining = true;
+    this.socket.pause();
+    this.endIfIdle();
+  }
+
+  private endIfIdle(): void {
+    if (this.draining && this.inFlight === 0 && !this.socket.destroyed) this.socket.end();
+  }
+}
+
+export class AgentServer {
+  private readonly server: Server;
+  private readonly connections = new Set<Connection>();
+  private nextConnId = 1;
+  private draining = false;
+  private drained: (() => void) | undefined;
+
+  constructor(private readonly ctx: HandlerContext) {
+    this.server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+  }
+
+  private accept(socket: Socket): void {
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    const conn = new Connection(socket, this.nextConnId++, this.ctx, () => this.checkDrained());
+    this.connections.add(conn);
+    this.ctx.metrics.connections.inc();
+    socket.once('close', () => {
+      this.connections.delete(conn);
+      this.ctx.metrics.connections.dec();
+      this.checkDrained();
+    });
+  }
+
+  /** Binds the socket path (which must be free: see claimSocketPath). */
+  listen(path: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(path, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Requests being worked on, over all connections. */
+  get inFlight(): number {
+    let n = 0;
+    for (const c of this.connections) n += c.busy;
+    return n;
+  }
+
+  private checkDrained(): void {
+    if (this.draining && this.connections.size === 0) this.drained?.();
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish and be answered, closes every connection.
+   * After `timeoutMs` the remaining connections are cut. Resolves true when all drained in time.
+   */
+  async shutdown(timeoutMs: number): Promise<boolean> {
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const allDrained = new Promise<void>((resolve) => {
+      this.drained = resolve;
+    });
+    for (const c of this.connections) c.drain();
+    this.checkDrained();
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([
+      allDrained.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!inTime) for (const c of this.connections) c.socket.destroy();
+    await closed;
+    return inTime;
+  }
+}
