@@ -129,11 +129,12 @@ export class AzureGateway implements HsmGateway {
         await this.wrapKey(ref, `A${bits}KW`, block);
         return bits;
       } catch (err) {
+        // Anything but "wrong size" (no permission, a transient failure) leaves the size unknown.
         if (
           !(err instanceof AkvError) ||
           (err.code !== 'BAD_PARAMETER' && err.code !== 'UNSUPPORTED')
         )
-          throw err;
+          return 0;
       }
     }
     return 0;
