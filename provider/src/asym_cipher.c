@@ -1,0 +1,424 @@
+/*
+ * ASYM_CIPHER: RSA decryption in the HSM (RSA1_5, RSA-OAEP with SHA-1, RSA-OAEP-256; no OAEP
+ * label) with encryption done locally on the public key; and AES key wrap / unwrap (RFC 3394,
+ * A128KW/A192KW/A256KW by key size) in the HSM for `pkeyutl -encrypt/-decrypt -inkey <aes uri>`.
+ */
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#include <openssl/rsa.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "akv.h"
+
+typedef struct {
+    AKV_PROV_CTX *prov;
+    AKV_KEY *key;
+    int pad_mode;
+    EVP_MD *oaep_md; /* NULL = SHA-1, OpenSSL's default */
+    EVP_MD *mgf1_md; /* NULL = same as oaep_md */
+    int has_label;
+} AKV_RSA_CIPHER_CTX;
+
+static void *rsa_cipher_newctx(void *provctx)
+{
+    AKV_RSA_CIPHER_CTX *ctx = calloc(1, sizeof(*ctx));
+    if (ctx != NULL) {
+        ctx->prov = provctx;
+        ctx->pad_mode = RSA_PKCS1_PADDING;
+    }
+    return ctx;
+}
+
+static void rsa_cipher_freectx(void *vctx)
+{
+    AKV_RSA_CIPHER_CTX *ctx = vctx;
+    if (ctx == NULL)
+        return;
+    akv_key_free(ctx->key);
+    EVP_MD_free(ctx->oaep_md);
+    EVP_MD_free(ctx->mgf1_md);
+    free(ctx);
+}
+
+static void *rsa_cipher_dupctx(void *vctx)
+{
+    AKV_RSA_CIPHER_CTX *src = vctx, *dst = malloc(sizeof(*dst));
+    if (dst == NULL)
+        return NULL;
+    *dst = *src;
+    akv_key_ref(dst->key);
+    if (dst->oaep_md != NULL)
+        EVP_MD_up_ref(dst->oaep_md);
+    if (dst->mgf1_md != NULL)
+        EVP_MD_up_ref(dst->mgf1_md);
+    return dst;
+}
+
+static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[]);
+
+static int rsa_cipher_init(AKV_RSA_CIPHER_CTX *ctx, AKV_KEY *key, const OSSL_PARAM params[], int decrypting)
+{
+    if (key == NULL || key->type != AKV_KEYTYPE_RSA || key->pub == NULL) {
+        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "RSA encryption needs an RSA key");
+        return 0;
+    }
+    if (decrypting && key->uri == NULL) {
+        akv_raise(ctx->prov, AKV_R_NO_PRIVATE_KEY, "this RSA key is public only: it can encrypt but not decrypt");
+        return 0;
+    }
+    if (decrypting && !akv_key_allows(key, "decrypt")) {
+        akv_raise(ctx->prov, AKV_R_OPERATION_NOT_PERMITTED, "key %s does not allow decrypt (its key_ops: %s)",
+                  key->uri, key->key_ops);
+        return 0;
+    }
+    akv_key_free(ctx->key);
+    ctx->key = akv_key_ref(key);
+    return rsa_cipher_set_ctx_params(ctx, params);
+}
+
+static int rsa_encrypt_init(void *vctx, void *provkey, const OSSL_PARAM params[])
+{
+    return rsa_cipher_init(vctx, provkey, params, 0);
+}
+
+static int rsa_decrypt_init(void *vctx, void *provkey, const OSSL_PARAM params[])
+{
+    return rsa_cipher_init(vctx, provkey, params, 1);
+}
+
+static int rsa_encrypt(void *vctx, unsigned char *out, size_t *outlen, size_t outsize, const unsigned char *in,
+                       size_t inlen)
+{
+    AKV_RSA_CIPHER_CTX *ctx = vctx;
+    EVP_PKEY_CTX *e = EVP_PKEY_CTX_new_from_pkey(ctx->prov->pub_libctx, ctx->key->pub, NULL);
+    int ok = e != NULL && EVP_PKEY_encrypt_init(e) > 0 && EVP_PKEY_CTX_set_rsa_padding(e, ctx->pad_mode) > 0;
+    if (ok && ctx->pad_mode == RSA_PKCS1_OAEP_PADDING) {
+        if (ctx->oaep_md != NULL)
+            ok = EVP_PKEY_CTX_set_rsa_oaep_md(e, ctx->oaep_md) > 0;
+        if (ok && ctx->mgf1_md != NULL)
+            ok = EVP_PKEY_CTX_set_rsa_mgf1_md(e, ctx->mgf1_md) > 0;
+    }
+    if (ok) {
+        size_t len = outsize;
+        if (out == NULL)
+            ok = EVP_PKEY_encrypt(e, NULL, &len, in, inlen) > 0;
+        else
+            ok = EVP_PKEY_encrypt(e, out, &len, in, inlen) > 0;
+        *outlen = len;
+    }
+    EVP_PKEY_CTX_free(e);
+    return ok;
+}
+
+static const char *rsa_decrypt_alg(AKV_RSA_CIPHER_CTX *ctx)
+{
+    if (ctx->pad_mode == RSA_PKCS1_PADDING)
+        return "RSA1_5";
+    if (ctx->pad_mode != RSA_PKCS1_OAEP_PADDING) {
+        akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
+                  "RSA padding mode %d is not supported for decryption: use oaep or pkcs1", ctx->pad_mode);
+        return NULL;
+    }
+    if (ctx->has_label) {
+        akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "OAEP labels are not supported by the HSM: decrypt without a label");
+        return NULL;
+    }
+    const EVP_MD *md = ctx->oaep_md;
+    const EVP_MD *mgf = ctx->mgf1_md != NULL ? ctx->mgf1_md : md;
+    int sha1 = md == NULL || EVP_MD_is_a(md, "SHA1");
+    int mgf_sha1 = mgf == NULL || EVP_MD_is_a(mgf, "SHA1");
+    if (sha1 && mgf_sha1)
+        return "RSA-OAEP";
+    if (!sha1 && EVP_MD_is_a(md, "SHA2-256") && !mgf_sha1 && EVP_MD_is_a(mgf, "SHA2-256"))
+        return "RSA-OAEP-256";
+    akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
+              "OAEP with digest %s and MGF1 %s is not supported: the HSM decrypts OAEP with SHA-1/SHA-1 "
+              "(RSA-OAEP) or SHA-256/SHA-256 (RSA-OAEP-256)",
+              md ? EVP_MD_get0_name(md) : "SHA1", mgf ? EVP_MD_get0_name(mgf) : "SHA1");
+    return NULL;
+}
+
+static int rsa_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t outsize, const unsigned char *in,
+                       size_t inlen)
+{
+    AKV_RSA_CIPHER_CTX *ctx = vctx;
+    size_t modlen = (size_t)EVP_PKEY_get_size(ctx->key->pub);
+    if (out == NULL) {
+        *outlen = modlen;
+        return 1;
+    }
+    const char *alg = rsa_decrypt_alg(ctx);
+    if (alg == NULL)
+        return 0;
+    if (inlen != modlen) {
+        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "ciphertext is %zu bytes, the key's modulus is %zu bytes", inlen,
+                  modlen);
+        return 0;
+    }
+    unsigned char *plain = NULL;
+    size_t plainlen = 0;
+    if (!akv_key_operation(ctx->prov, ctx->key, AKV_OP_DECRYPT, alg, in, inlen, &plain, &plainlen))
+        return 0;
+    int ok = plainlen <= outsize;
+    if (ok) {
+        memcpy(out, plain, plainlen);
+        *outlen = plainlen;
+    } else {
+        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "output buffer of %zu bytes is too small for %zu bytes", outsize,
+                  plainlen);
+    }
+    akv_secure_free(plain, plainlen);
+    return ok;
+}
+
+static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
+{
+    AKV_RSA_CIPHER_CTX *ctx = vctx;
+    const OSSL_PARAM *p;
+    if (params == NULL)
+        return 1;
+    if ((p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_PAD_MODE)) != NULL) {
+        int mode = 0;
+        if (p->data_type == OSSL_PARAM_UTF8_STRING) {
+            const char *s = p->data;
+            if (s == NULL)
+                return 0;
+            if (strcasecmp(s, OSSL_PKEY_RSA_PAD_MODE_OAEP) == 0)
+                mode = RSA_PKCS1_OAEP_PADDING;
+            else if (strcasecmp(s, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0)
+                mode = RSA_PKCS1_PADDING;
+            else if (strcasecmp(s, OSSL_PKEY_RSA_PAD_MODE_NONE) == 0)
+                mode = RSA_NO_PADDING;
+            else
+                return 0;
+        } else if (!OSSL_PARAM_get_int(p, &mode)) {
+            return 0;
+        }
+        if (mode != RSA_PKCS1_PADDING && mode != RSA_PKCS1_OAEP_PADDING) {
+            akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "RSA padding mode %d is not supported: use oaep or pkcs1", mode);
+            return 0;
+        }
+        ctx->pad_mode = mode;
+    }
+    const char *names[2] = {OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST};
+    EVP_MD **slots[2] = {&ctx->oaep_md, &ctx->mgf1_md};
+    for (int i = 0; i < 2; i++) {
+        if ((p = OSSL_PARAM_locate_const(params, names[i])) == NULL)
+            continue;
+        const char *name = NULL;
+        if (!OSSL_PARAM_get_utf8_string_ptr(p, &name))
+            return 0;
+        EVP_MD *md = EVP_MD_fetch(ctx->prov->pub_libctx, name, NULL);
+        if (md == NULL) {
+            akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "unknown digest '%s'", name);
+            return 0;
+        }
+        EVP_MD_free(*slots[i]);
+        *slots[i] = md;
+    }
+    if ((p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL)) != NULL) {
+        const void *label = NULL;
+        size_t len = 0;
+        if (!OSSL_PARAM_get_octet_string_ptr(p, &label, &len))
+            return 0;
+        ctx->has_label = len > 0;
+    }
+    return 1;
+}
+
+static int rsa_cipher_get_ctx_params(void *vctx, OSSL_PARAM params[])
+{
+    AKV_RSA_CIPHER_CTX *ctx = vctx;
+    OSSL_PARAM *p;
+    if ((p = OSSL_PARAM_locate(params, OSSL_ASYM_CIPHER_PARAM_PAD_MODE)) != NULL) {
+        if (p->data_type == OSSL_PARAM_UTF8_STRING) {
+            if (!OSSL_PARAM_set_utf8_string(p, ctx->pad_mode == RSA_PKCS1_OAEP_PADDING ? OSSL_PKEY_RSA_PAD_MODE_OAEP
+                                                                                        : OSSL_PKEY_RSA_PAD_MODE_PKCSV15))
+                return 0;
+        } else if (!OSSL_PARAM_set_int(p, ctx->pad_mode)) {
+            return 0;
+        }
+    }
+    if ((p = OSSL_PARAM_locate(params, OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST)) != NULL &&
+        !OSSL_PARAM_set_utf8_string(p, ctx->oaep_md ? EVP_MD_get0_name(ctx->oaep_md) : "SHA1"))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST)) != NULL) {
+        const EVP_MD *m = ctx->mgf1_md != NULL ? ctx->mgf1_md : ctx->oaep_md;
+        if (!OSSL_PARAM_set_utf8_string(p, m ? EVP_MD_get0_name(m) : "SHA1"))
+            return 0;
+    }
+    return 1;
+}
+
+static const OSSL_PARAM rsa_cipher_params[] = {OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL, 0),
+                                               OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, NULL, 0),
+                                               OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, NULL, 0),
+                                               OSSL_PARAM_octet_string(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, NULL, 0),
+                                               OSSL_PARAM_END};
+
+static const OSSL_PARAM *rsa_cipher_ctx_params(void *vctx, void *provctx)
+{
+    (void)vctx;
+    (void)provctx;
+    return rsa_cipher_params;
+}
+
+const OSSL_DISPATCH akv_rsa_asym_cipher_functions[] = {
+    {OSSL_FUNC_ASYM_CIPHER_NEWCTX, (void (*)(void))rsa_cipher_newctx},
+    {OSSL_FUNC_ASYM_CIPHER_FREECTX, (void (*)(void))rsa_cipher_freectx},
+    {OSSL_FUNC_ASYM_CIPHER_DUPCTX, (void (*)(void))rsa_cipher_dupctx},
+    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT_INIT, (void (*)(void))rsa_encrypt_init},
+    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT, (void (*)(void))rsa_encrypt},
+    {OSSL_FUNC_ASYM_CIPHER_DECRYPT_INIT, (void (*)(void))rsa_decrypt_init},
+    {OSSL_FUNC_ASYM_CIPHER_DECRYPT, (void (*)(void))rsa_decrypt},
+    {OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS, (void (*)(void))rsa_cipher_get_ctx_params},
+    {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS, (void (*)(void))rsa_cipher_ctx_params},
+    {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS, (void (*)(void))rsa_cipher_set_ctx_params},
+    {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS, (void (*)(void))rsa_cipher_ctx_params},
+    {0, NULL}};
+
+/* ---- AES key wrap ---- */
+
+typedef struct {
+    AKV_PROV_CTX *prov;
+    AKV_KEY *key;
+} AKV_KW_CTX;
+
+static void *kw_newctx(void *provctx)
+{
+    AKV_KW_CTX *ctx = calloc(1, sizeof(*ctx));
+    if (ctx != NULL)
+        ctx->prov = provctx;
+    return ctx;
+}
+
+static void kw_freectx(void *vctx)
+{
+    AKV_KW_CTX *ctx = vctx;
+    if (ctx != NULL) {
+        akv_key_free(ctx->key);
+        free(ctx);
+    }
+}
+
+static void *kw_dupctx(void *vctx)
+{
+    AKV_KW_CTX *src = vctx, *dst = malloc(sizeof(*dst));
+    if (dst != NULL) {
+        *dst = *src;
+        akv_key_ref(dst->key);
+    }
+    return dst;
+}
+
+static int kw_init(AKV_KW_CTX *ctx, AKV_KEY *key, const char *op)
+{
+    if (key == NULL || key->type != AKV_KEYTYPE_AES || key->uri == NULL) {
+        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "AES key wrap needs an AES (oct-HSM) key from an akv URI");
+        return 0;
+    }
+    if (!akv_key_allows(key, op)) {
+        akv_raise(ctx->prov, AKV_R_OPERATION_NOT_PERMITTED, "key %s does not allow %s (its key_ops: %s)", key->uri, op,
+                  key->key_ops);
+        return 0;
+    }
+    akv_key_free(ctx->key);
+    ctx->key = akv_key_ref(key);
+    return 1;
+}
+
+static int kw_encrypt_init(void *vctx, void *provkey, const OSSL_PARAM params[])
+{
+    (void)params;
+    return kw_init(vctx, provkey, "wrapKey");
+}
+
+static int kw_decrypt_init(void *vctx, void *provkey, const OSSL_PARAM params[])
+{
+    (void)params;
+    return kw_init(vctx, provkey, "unwrapKey");
+}
+
+static int kw_run(AKV_KW_CTX *ctx, int op, unsigned char *out, size_t *outlen, size_t outsize,
+                  const unsigned char *in, size_t inlen)
+{
+    int wrapping = op == AKV_OP_WRAP;
+    size_t min = wrapping ? 16 : 24;
+    if (out == NULL) {
+        *outlen = wrapping ? inlen + 8 : (inlen >= 8 ? inlen - 8 : 0);
+        return 1;
+    }
+    if (inlen < min || inlen % 8 != 0 || inlen > 4096) {
+        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT,
+                  "AES key wrap (RFC 3394) %s needs a multiple of 8 bytes, at least %zu (got %zu)",
+                  wrapping ? "input" : "ciphertext", min, inlen);
+        return 0;
+    }
+    char alg[16];
+    snprintf(alg, sizeof(alg), "A%uKW", ctx->key->bits);
+    unsigned char *res = NULL;
+    size_t reslen = 0;
+    if (!akv_key_operation(ctx->prov, ctx->key, op, alg, in, inlen, &res, &reslen))
+        return 0;
+    int ok = reslen <= outsize;
+    if (ok) {
+        memcpy(out, res, reslen);
+        *outlen = reslen;
+    } else {
+        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "output buffer of %zu bytes is too small for %zu bytes", outsize,
+                  reslen);
+    }
+    akv_secure_free(res, reslen);
+    return ok;
+}
+
+static int kw_encrypt(void *vctx, unsigned char *out, size_t *outlen, size_t outsize, const unsigned char *in,
+                      size_t inlen)
+{
+    return kw_run(vctx, AKV_OP_WRAP, out, outlen, outsize, in, inlen);
+}
+
+static int kw_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t outsize, const unsigned char *in,
+                      size_t inlen)
+{
+    return kw_run(vctx, AKV_OP_UNWRAP, out, outlen, outsize, in, inlen);
+}
+
+static int kw_set_ctx_params(void *vctx, const OSSL_PARAM params[])
+{
+    (void)vctx;
+    (void)params;
+    return 1;
+}
+
+static int kw_get_ctx_params(void *vctx, OSSL_PARAM params[])
+{
+    (void)vctx;
+    (void)params;
+    return 1;
+}
+
+static const OSSL_PARAM *kw_ctx_params(void *vctx, void *provctx)
+{
+    static const OSSL_PARAM none[] = {OSSL_PARAM_END};
+    (void)vctx;
+    (void)provctx;
+    return none;
+}
+
+const OSSL_DISPATCH akv_aes_kw_asym_cipher_functions[] = {
+    {OSSL_FUNC_ASYM_CIPHER_NEWCTX, (void (*)(void))kw_newctx},
+    {OSSL_FUNC_ASYM_CIPHER_FREECTX, (void (*)(void))kw_freectx},
+    {OSSL_FUNC_ASYM_CIPHER_DUPCTX, (void (*)(void))kw_dupctx},
+    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT_INIT, (void (*)(void))kw_encrypt_init},
+    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT, (void (*)(void))kw_encrypt},
+    {OSSL_FUNC_ASYM_CIPHER_DECRYPT_INIT, (void (*)(void))kw_decrypt_init},
+    {OSSL_FUNC_ASYM_CIPHER_DECRYPT, (void (*)(void))kw_decrypt},
+    {OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS, (void (*)(void))kw_get_ctx_params},
+    {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS, (void (*)(void))kw_ctx_params},
+    {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS, (void (*)(void))kw_set_ctx_params},
+    {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS, (void (*)(void))kw_ctx_params},
+    {0, NULL}};

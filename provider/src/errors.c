@@ -1,0 +1,56 @@
+/*
+ * Raising errors through the core, so they land in the application's error queue with the
+ * provider's name and a reason a person can act on.
+ */
+#include <openssl/core_dispatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "akv.h"
+
+static const OSSL_ITEM reason_strings[] = {
+    {AKV_R_AGENT_UNREACHABLE, "akv agent not reachable"},
+    {AKV_R_AGENT_IO, "connection to the akv agent broke"},
+    {AKV_R_AGENT_TIMEOUT, "akv agent did not answer in time"},
+    {AKV_R_AGENT_PROTOCOL, "akv agent sent an invalid answer"},
+    {AKV_R_BAD_URI, "malformed key URI"},
+    {AKV_R_KEY_NOT_FOUND, "key not found"},
+    {AKV_R_OPERATION_NOT_PERMITTED, "operation not permitted for this key"},
+    {AKV_R_UNAUTHORIZED, "no usable Azure credential"},
+    {AKV_R_HSM_THROTTLED, "HSM throttled"},
+    {AKV_R_HSM_UNAVAILABLE, "HSM unavailable"},
+    {AKV_R_UNSUPPORTED, "unsupported algorithm or parameter"},
+    {AKV_R_KEY_DISABLED, "key disabled or outside its validity period"},
+    {AKV_R_BAD_PARAMETER, "HSM refused the input"},
+    {AKV_R_AGENT_INTERNAL, "akv agent internal error"},
+    {AKV_R_PRIVATE_KEY_NOT_EXPORTABLE, "private key stays in the HSM"},
+    {AKV_R_NO_PRIVATE_KEY, "key has no private part"},
+    {AKV_R_INVALID_ARGUMENT, "invalid argument"},
+    {AKV_R_BAD_KEY_REFERENCE, "malformed akv key reference file"},
+    {AKV_R_INTERNAL, "akv provider internal error"},
+    {0, NULL}};
+
+const OSSL_ITEM *akv_reason_strings(void)
+{
+    return reason_strings;
+}
+
+void akv_raise(const AKV_PROV_CTX *ctx, int reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (ctx != NULL && ctx->core_new_error != NULL && ctx->core_vset_error != NULL) {
+        ctx->core_new_error(ctx->handle);
+        if (ctx->core_set_error_debug != NULL)
+            ctx->core_set_error_debug(ctx->handle, NULL, 0, NULL);
+        ctx->core_vset_error(ctx->handle, (uint32_t)reason, fmt, ap);
+    }
+    va_end(ap);
+    if (akv_log_enabled(AKV_LOG_WARN)) {
+        char line[1024];
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        akv_log(AKV_LOG_WARN, "error: %s", line);
+    }
+}

@@ -1,0 +1,412 @@
+/*
+ * The key object shared by store, decoder, keymgmt, signature and cipher code, and the agent
+ * round trips that create and use it (DESCRIBE, SIGN, DECRYPT, WRAP, UNWRAP, LIST).
+ */
+#include <openssl/core_names.h>
+#include <openssl/core_object.h>
+#include <openssl/crypto.h>
+#include <openssl/params.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "akv.h"
+
+AKV_KEY *akv_key_new(AKV_PROV_CTX *prov, int type)
+{
+    AKV_KEY *key = calloc(1, sizeof(*key));
+    if (key == NULL)
+        return NULL;
+    key->refcount = 1;
+    key->prov = prov;
+    key->type = type;
+    return key;
+}
+
+AKV_KEY *akv_key_ref(AKV_KEY *key)
+{
+    if (key != NULL)
+        __atomic_add_fetch(&key->refcount, 1, __ATOMIC_ACQ_REL);
+    return key;
+}
+
+void akv_key_free(AKV_KEY *key)
+{
+    if (key == NULL || __atomic_sub_fetch(&key->refcount, 1, __ATOMIC_ACQ_REL) > 0)
+        return;
+    free(key->uri);
+    free(key->version);
+    free(key->key_ops);
+    EVP_PKEY_free(key->pub);
+    free(key);
+}
+
+int akv_key_allows(const AKV_KEY *key, const char *op)
+{
+    if (key->key_ops == NULL)
+        return 1; /* unknown: let the agent decide */
+    size_t oplen = strlen(op);
+    for (const char *p = key->key_ops; *p != '\0';) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == oplen && strncmp(p, op, len) == 0)
+            return 1;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+const char *akv_key_type_name(const AKV_KEY *key)
+{
+    switch (key->type) {
+    case AKV_KEYTYPE_RSA:
+        return "RSA";
+    case AKV_KEYTYPE_EC:
+        return "EC";
+    default:
+        return AKV_AES_KEYTYPE;
+    }
+}
+
+size_t akv_curve_order_bytes(const char *curve)
+{
+    if (strcmp(curve, "P-256") == 0 || strcmp(curve, "P-256K") == 0)
+        return 32;
+    if (strcmp(curve, "P-384") == 0)
+        return 48;
+    if (strcmp(curve, "P-521") == 0)
+        return 66;
+    return 0;
+}
+
+void akv_secure_free(void *p, size_t len)
+{
+    if (p != NULL) {
+        OPENSSL_cleanse(p, len);
+        free(p);
+    }
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *op_name(int op)
+{
+    switch (op) {
+    case AKV_OP_DESCRIBE:
+        return "describe";
+    case AKV_OP_SIGN:
+        return "sign";
+    case AKV_OP_DECRYPT:
+        return "decrypt";
+    case AKV_OP_WRAP:
+        return "wrap";
+    case AKV_OP_UNWRAP:
+        return "unwrap";
+    case AKV_OP_LIST:
+        return "list";
+    default:
+        return "request";
+    }
+}
+
+static int reason_for_status(uint32_t status)
+{
+    switch (status) {
+    case AKV_STATUS_BAD_URI:
+        return AKV_R_BAD_URI;
+    case AKV_STATUS_KEY_NOT_FOUND:
+        return AKV_R_KEY_NOT_FOUND;
+    case AKV_STATUS_FORBIDDEN:
+        return AKV_R_OPERATION_NOT_PERMITTED;
+    case AKV_STATUS_UNAUTHORIZED:
+        return AKV_R_UNAUTHORIZED;
+    case AKV_STATUS_THROTTLED:
+        return AKV_R_HSM_THROTTLED;
+    case AKV_STATUS_UNAVAILABLE:
+        return AKV_R_HSM_UNAVAILABLE;
+    case AKV_STATUS_TIMEOUT:
+        return AKV_R_AGENT_TIMEOUT;
+    case AKV_STATUS_UNSUPPORTED:
+        return AKV_R_UNSUPPORTED;
+    case AKV_STATUS_KEY_DISABLED:
+        return AKV_R_KEY_DISABLED;
+    case AKV_STATUS_BAD_PARAMETER:
+        return AKV_R_BAD_PARAMETER;
+    case AKV_STATUS_BAD_REQUEST:
+        return AKV_R_AGENT_PROTOCOL;
+    default:
+        return AKV_R_AGENT_INTERNAL;
+    }
+}
+
+static int reason_for_call(int rc)
+{
+    switch (rc) {
+    case AKV_CALL_UNREACHABLE:
+        return AKV_R_AGENT_UNREACHABLE;
+    case AKV_CALL_IO:
+        return AKV_R_AGENT_IO;
+    case AKV_CALL_TIMEOUT:
+        return AKV_R_AGENT_TIMEOUT;
+    case AKV_CALL_PROTOCOL:
+        return AKV_R_AGENT_PROTOCOL;
+    default:
+        return AKV_R_INTERNAL;
+    }
+}
+
+/*
+ * One round trip. On success (transport OK and STATUS = OK) returns 1 with *resp filled;
+ * otherwise raises an error naming the operation and the key, logs it, and returns 0.
+ */
+static int round_trip(AKV_PROV_CTX *prov, akv_buf *req, int op, const char *what, akv_response *resp)
+{
+    char err[512];
+    long long t0 = now_ms();
+    int rc = akv_agent_call(prov->agent, req, resp, err, sizeof(err));
+    long long ms = now_ms() - t0;
+    if (rc != AKV_CALL_OK) {
+        akv_log(AKV_LOG_ERROR, "op=%s key=%s result=%s ms=%lld: %s", op_name(op), what, "transport-error", ms, err);
+        akv_raise(prov, reason_for_call(rc), "%s %s: %s", op_name(op), what, err);
+        return 0;
+    }
+    if (resp->status != AKV_STATUS_OK) {
+        uint32_t retries = 0;
+        akv_field_u32(akv_frame_get(&resp->frame, AKV_TAG_RETRIES), &retries);
+        const char *msg = resp->message != NULL ? resp->message : "(the agent gave no message)";
+        char extra[64] = "";
+        if (retries > 0 && strstr(msg, "retr") == NULL)
+            snprintf(extra, sizeof(extra), " (retried %u times)", retries);
+        akv_log(AKV_LOG_WARN, "op=%s key=%s result=%s ms=%lld: %s%s", op_name(op), what,
+                akv_status_name(resp->status), ms, msg, extra);
+        akv_raise(prov, reason_for_status(resp->status), "%s %s: %s%s [%s]", op_name(op), what, msg, extra,
+                  akv_status_name(resp->status));
+        akv_response_free(resp);
+        return 0;
+    }
+    akv_log(AKV_LOG_INFO, "op=%s key=%s result=ok ms=%lld", op_name(op), what, ms);
+    return 1;
+}
+
+static char *field_strdup(const akv_field *f)
+{
+    if (f == NULL)
+        return NULL;
+    char *s = malloc((size_t)f->len + 1);
+    if (s == NULL)
+        return NULL;
+    memcpy(s, f->value, f->len);
+    s[f->len] = '\0';
+    return s;
+}
+
+AKV_KEY *akv_describe(AKV_PROV_CTX *prov, const char *uri)
+{
+    akv_buf req;
+    akv_response resp;
+    AKV_KEY *key = NULL;
+    uint32_t type = 0, bits = 0;
+
+    akv_buf_init(&req);
+    akv_frame_begin(&req, AKV_OP_DESCRIBE, 0);
+    akv_frame_put_str(&req, AKV_TAG_URI, uri);
+    akv_frame_put_u32(&req, AKV_TAG_CLIENT_PID, (uint32_t)getpid());
+    if (!akv_frame_finish(&req, AKV_MAX_REQUEST_BODY)) {
+        akv_buf_free(&req);
+        akv_raise(prov, AKV_R_BAD_URI, "key URI is too long (%zu bytes)", strlen(uri));
+        return NULL;
+    }
+    int ok = round_trip(prov, &req, AKV_OP_DESCRIBE, uri, &resp);
+    akv_buf_free(&req);
+    if (!ok)
+        return NULL;
+
+    const akv_frame *f = &resp.frame;
+    if (!akv_field_u32(akv_frame_get(f, AKV_TAG_KEY_TYPE), &type) ||
+        (type != AKV_KEYTYPE_RSA && type != AKV_KEYTYPE_EC && type != AKV_KEYTYPE_AES)) {
+        akv_raise(prov, AKV_R_AGENT_PROTOCOL, "describe %s: the agent's answer has no usable KEY_TYPE", uri);
+        goto err;
+    }
+    akv_field_u32(akv_frame_get(f, AKV_TAG_KEY_BITS), &bits);
+    key = akv_key_new(prov, (int)type);
+    if (key == NULL || (key->uri = strdup(uri)) == NULL)
+        goto nomem;
+    key->bits = bits;
+    key->version = field_strdup(akv_frame_get(f, AKV_TAG_KEY_VERSION));
+    key->key_ops = field_strdup(akv_frame_get(f, AKV_TAG_KEY_OPS));
+    const akv_field *curve = akv_frame_get(f, AKV_TAG_CURVE);
+    if (curve != NULL && curve->len < sizeof(key->curve)) {
+        memcpy(key->curve, curve->value, curve->len);
+        key->curve[curve->len] = '\0';
+    }
+    if (type != AKV_KEYTYPE_AES) {
+        const akv_field *spki = akv_frame_get(f, AKV_TAG_PUBLIC_KEY);
+        const unsigned char *p = spki ? spki->value : NULL;
+        if (p != NULL)
+            key->pub = d2i_PUBKEY_ex(NULL, &p, (long)spki->len, prov->pub_libctx, NULL);
+        if (key->pub == NULL || !EVP_PKEY_is_a(key->pub, type == AKV_KEYTYPE_RSA ? "RSA" : "EC")) {
+            akv_raise(prov, AKV_R_AGENT_PROTOCOL,
+                      "describe %s: the agent's PUBLIC_KEY is missing or is not a %s SubjectPublicKeyInfo", uri,
+                      type == AKV_KEYTYPE_RSA ? "RSA" : "EC");
+            goto err;
+        }
+        if (key->bits == 0)
+            key->bits = (unsigned)EVP_PKEY_get_bits(key->pub);
+        if (type == AKV_KEYTYPE_EC && key->curve[0] == '\0') {
+            char group[64];
+            if (EVP_PKEY_get_utf8_string_param(key->pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL)) {
+                const char *az = strcmp(group, "prime256v1") == 0   ? "P-256"
+                                 : strcmp(group, "secp256k1") == 0 ? "P-256K"
+                                 : strcmp(group, "secp384r1") == 0 ? "P-384"
+                                 : strcmp(group, "secp521r1") == 0 ? "P-521"
+                                                                   : "";
+                snprintf(key->curve, sizeof(key->curve), "%s", az);
+            }
+        }
+    } else if (key->bits != 128 && key->bits != 192 && key->bits != 256) {
+        akv_raise(prov, AKV_R_AGENT_PROTOCOL, "describe %s: AES key size %u is not 128, 192 or 256", uri, key->bits);
+        goto err;
+    }
+    akv_log(AKV_LOG_DEBUG, "described %s: type=%s bits=%u curve=%s version=%s ops=%s", uri, akv_key_type_name(key),
+            key->bits, key->curve, key->version ? key->version : "-", key->key_ops ? key->key_ops : "-");
+    akv_response_free(&resp);
+    return key;
+nomem:
+    akv_raise(prov, AKV_R_INTERNAL, "out of memory");
+err:
+    akv_key_free(key);
+    akv_response_free(&resp);
+    return NULL;
+}
+
+int akv_key_operation(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const char *alg, const unsigned char *in,
+                      size_t inlen, unsigned char **out, size_t *outlen)
+{
+    akv_buf req;
+    akv_response resp;
+
+    *out = NULL;
+    *outlen = 0;
+    if (key->uri == NULL) {
+        akv_raise(prov, AKV_R_NO_PRIVATE_KEY,
+                  "%s: this key holds only a public key (it did not come from an akv URI or key reference)",
+                  op_name(op));
+        return 0;
+    }
+    akv_buf_init(&req);
+    akv_frame_begin(&req, (uint8_t)op, 0);
+    akv_frame_put_str(&req, AKV_TAG_URI, key->uri);
+    akv_frame_put_str(&req, AKV_TAG_ALG, alg);
+    akv_frame_put_bytes(&req, AKV_TAG_INPUT, in, inlen);
+    akv_frame_put_u32(&req, AKV_TAG_CLIENT_PID, (uint32_t)getpid());
+    if (!akv_frame_finish(&req, AKV_MAX_REQUEST_BODY)) {
+        akv_buf_free(&req);
+        akv_raise(prov, AKV_R_INVALID_ARGUMENT, "%s %s: input of %zu bytes is too large for one request", op_name(op),
+                  key->uri, inlen);
+        return 0;
+    }
+    char what[600];
+    snprintf(what, sizeof(what), "%s alg=%s", key->uri, alg);
+    int ok = round_trip(prov, &req, op, what, &resp);
+    akv_buf_free(&req);
+    if (!ok)
+        return 0;
+    const akv_field *o = akv_frame_get(&resp.frame, AKV_TAG_OUTPUT);
+    if (o == NULL) {
+        akv_raise(prov, AKV_R_AGENT_PROTOCOL, "%s %s: the agent's answer has no OUTPUT field", op_name(op), key->uri);
+        akv_response_free(&resp);
+        return 0;
+    }
+    *out = malloc(o->len > 0 ? o->len : 1);
+    if (*out == NULL) {
+        akv_response_free(&resp);
+        akv_raise(prov, AKV_R_INTERNAL, "out of memory");
+        return 0;
+    }
+    memcpy(*out, o->value, o->len);
+    *outlen = o->len;
+    akv_response_free(&resp);
+    return 1;
+}
+
+void akv_free_names(char **names, int n)
+{
+    if (names == NULL)
+        return;
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int akv_list_keys(AKV_PROV_CTX *prov, const char *vault, const char *vault_type, char ***names)
+{
+    akv_buf req;
+    akv_response resp;
+    *names = NULL;
+    akv_buf_init(&req);
+    akv_frame_begin(&req, AKV_OP_LIST, 0);
+    akv_frame_put_str(&req, AKV_TAG_VAULT_NAME, vault);
+    akv_frame_put_str(&req, AKV_TAG_VAULT_TYPE, vault_type);
+    akv_frame_put_u32(&req, AKV_TAG_CLIENT_PID, (uint32_t)getpid());
+    if (!akv_frame_finish(&req, AKV_MAX_REQUEST_BODY)) {
+        akv_buf_free(&req);
+        akv_raise(prov, AKV_R_BAD_URI, "vault name is too long");
+        return -1;
+    }
+    int ok = round_trip(prov, &req, AKV_OP_LIST, vault, &resp);
+    akv_buf_free(&req);
+    if (!ok)
+        return -1;
+    int n = 0;
+    char **list = calloc(resp.frame.nfields + 1, sizeof(char *));
+    if (list == NULL)
+        goto nomem;
+    for (size_t i = 0; i < resp.frame.nfields; i++) {
+        if (resp.frame.fields[i].tag != AKV_TAG_KEY_NAME)
+            continue;
+        if ((list[n] = field_strdup(&resp.frame.fields[i])) == NULL)
+            goto nomem;
+        n++;
+    }
+    akv_response_free(&resp);
+    *names = list;
+    return n;
+nomem:
+    akv_free_names(list, n);
+    akv_response_free(&resp);
+    akv_raise(prov, AKV_R_INTERNAL, "out of memory");
+    return -1;
+}
+
+int akv_pass_key_reference(AKV_KEY *key, OSSL_CALLBACK *object_cb, void *object_cbarg)
+{
+    int object_type = OSSL_OBJECT_PKEY;
+    AKV_KEY_HANDLE handle = {AKV_KEY_HANDLE_MAGIC, key, 0};
+    char desc[600];
+    OSSL_PARAM params[5];
+
+    if (key->type == AKV_KEYTYPE_EC)
+        snprintf(desc, sizeof(desc), "EC %s key %s", key->curve, key->uri ? key->uri : "");
+    else
+        snprintf(desc, sizeof(desc), "%s %u-bit key %s", key->type == AKV_KEYTYPE_RSA ? "RSA" : "AES", key->bits,
+                 key->uri ? key->uri : "");
+    params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE, (char *)akv_key_type_name(key), 0);
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_REFERENCE, &handle, sizeof(handle));
+    params[3] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DESC, desc, 0);
+    params[4] = OSSL_PARAM_construct_end();
+    int ok = object_cb(params, object_cbarg);
+    /* keymgmt load takes the key by clearing handle.key; otherwise it is still ours. */
+    akv_key_free(handle.key);
+    return ok;
+}

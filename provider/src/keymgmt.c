@@ -1,0 +1,242 @@
+/*
+ * KEYMGMT for RSA and EC keys held in the HSM. The public half is an ordinary OpenSSL key in the
+ * provider's private library context, so parameters, matching and public export are answered
+ * locally; the private half is only a URI and is never exported.
+ */
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "akv.h"
+
+static void *rsa_new(void *provctx)
+{
+    return akv_key_new(provctx, AKV_KEYTYPE_RSA);
+}
+
+static void *ec_new(void *provctx)
+{
+    return akv_key_new(provctx, AKV_KEYTYPE_EC);
+}
+
+static void key_free(void *keydata)
+{
+    akv_key_free(keydata);
+}
+
+static void *key_dup(const void *keydata, int selection)
+{
+    (void)selection;
+    /* Keys are immutable once built, so a duplicate can share the object. */
+    return akv_key_ref((AKV_KEY *)keydata);
+}
+
+/* Takes the key out of a store/decoder reference (see AKV_KEY_HANDLE). */
+static void *key_load(const void *reference, size_t reference_sz, int type)
+{
+    AKV_KEY_HANDLE *handle = (AKV_KEY_HANDLE *)reference;
+    if (reference == NULL || reference_sz != sizeof(*handle) || handle->magic != AKV_KEY_HANDLE_MAGIC ||
+        handle->key == NULL || handle->key->type != type)
+        return NULL;
+    AKV_KEY *key = handle->key;
+    handle->key = NULL;
+    return key;
+}
+
+static void *rsa_load(const void *reference, size_t reference_sz)
+{
+    return key_load(reference, reference_sz, AKV_KEYTYPE_RSA);
+}
+
+static void *ec_load(const void *reference, size_t reference_sz)
+{
+    return key_load(reference, reference_sz, AKV_KEYTYPE_EC);
+}
+
+static int key_has(const void *keydata, int selection)
+{
+    const AKV_KEY *key = keydata;
+    if (key == NULL)
+        return 0;
+    int ok = 1;
+    if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0)
+        ok = ok && key->pub != NULL;
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0)
+        ok = ok && key->uri != NULL;
+    if ((selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0 && key->type == AKV_KEYTYPE_EC)
+        ok = ok && key->pub != NULL;
+    return ok;
+}
+
+static int key_match(const void *keydata1, const void *keydata2, int selection)
+{
+    const AKV_KEY *k1 = keydata1, *k2 = keydata2;
+    if (k1 == NULL || k2 == NULL || k1->type != k2->type || k1->pub == NULL || k2->pub == NULL)
+        return 0;
+    if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
+        /* One public key belongs to exactly one private key: comparing the public halves suffices. */
+        return EVP_PKEY_eq(k1->pub, k2->pub) == 1;
+    if ((selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0)
+        return EVP_PKEY_parameters_eq(k1->pub, k2->pub) == 1;
+    return 1;
+}
+
+static int key_get_params(void *keydata, OSSL_PARAM params[])
+{
+    AKV_KEY *key = keydata;
+    if (key == NULL || key->pub == NULL)
+        return 0;
+    /* bits, security-bits, max-size, group name, encoded public key, n, e ... from the public key. */
+    if (!EVP_PKEY_get_params(key->pub, params))
+        return 0;
+    OSSL_PARAM *p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_DEFAULT_DIGEST);
+    if (p != NULL && !OSSL_PARAM_set_utf8_string(p, "SHA256"))
+        return 0;
+    return 1;
+}
+
+static const OSSL_PARAM rsa_gettable[] = {OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
+                                          OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
+                                          OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
+                                          OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, NULL, 0),
+                                          OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, NULL, 0),
+                                          OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
+                                          OSSL_PARAM_END};
+
+static const OSSL_PARAM ec_gettable[] = {OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
+                                         OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
+                                         OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
+                                         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, NULL, 0),
+                                         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
+                                         OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0),
+                                         OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
+                                         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, NULL, 0),
+                                         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, NULL, 0),
+                                         OSSL_PARAM_END};
+
+static const OSSL_PARAM *rsa_gettable_params(void *provctx)
+{
+    (void)provctx;
+    return rsa_gettable;
+}
+
+static const OSSL_PARAM *ec_gettable_params(void *provctx)
+{
+    (void)provctx;
+    return ec_gettable;
+}
+
+/* Public parameters only: what export offers and import accepts. */
+static const OSSL_PARAM rsa_public_types[] = {OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, NULL, 0),
+                                              OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0), OSSL_PARAM_END};
+static const OSSL_PARAM ec_public_types[] = {
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, NULL, 0),
+    OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0), OSSL_PARAM_END};
+static const OSSL_PARAM ec_domain_types[] = {OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
+                                             OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, NULL, 0),
+                                             OSSL_PARAM_END};
+
+static const OSSL_PARAM *rsa_types(int selection)
+{
+    return (selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0 ? rsa_public_types : NULL;
+}
+
+static const OSSL_PARAM *ec_types(int selection)
+{
+    if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
+        return ec_public_types;
+    if ((selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0)
+        return ec_domain_types;
+    return NULL;
+}
+
+/*
+ * Builds a public-only key from another provider's export (certificate keys being matched
+ * against ours, keys being verified with our signature code).
+ */
+static int key_import(void *keydata, int selection, const OSSL_PARAM params[])
+{
+    AKV_KEY *key = keydata;
+    int evp_selection;
+    if (key == NULL || key->pub != NULL)
+        return 0;
+    if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
+        evp_selection = EVP_PKEY_PUBLIC_KEY;
+    else if ((selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0 && key->type == AKV_KEYTYPE_EC)
+        evp_selection = EVP_PKEY_KEY_PARAMETERS;
+    else
+        return 0;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(key->prov->pub_libctx, akv_key_type_name(key), NULL);
+    int ok = ctx != NULL && EVP_PKEY_fromdata_init(ctx) > 0 &&
+             EVP_PKEY_fromdata(ctx, &key->pub, evp_selection, (OSSL_PARAM *)params) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    if (ok)
+        key->bits = (unsigned)EVP_PKEY_get_bits(key->pub);
+    return ok;
+}
+
+static int key_export(void *keydata, int selection, OSSL_CALLBACK *param_cb, void *cbarg)
+{
+    AKV_KEY *key = keydata;
+    if (key == NULL || key->pub == NULL)
+        return 0;
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 && key->uri != NULL) {
+        akv_raise(key->prov, AKV_R_PRIVATE_KEY_NOT_EXPORTABLE,
+                  "the private key of %s stays in the HSM and cannot be exported; export the public key instead "
+                  "(openssl pkey -pubout)",
+                  key->uri);
+        return 0;
+    }
+    int public_selection = selection & (OSSL_KEYMGMT_SELECT_PUBLIC_KEY | OSSL_KEYMGMT_SELECT_ALL_PARAMETERS);
+    if (public_selection == 0)
+        return 0;
+    return EVP_PKEY_export(key->pub, public_selection, param_cb, cbarg);
+}
+
+static const char *ec_query_operation_name(int operation_id)
+{
+    return operation_id == OSSL_OP_SIGNATURE ? "ECDSA" : NULL;
+}
+
+static const char *rsa_query_operation_name(int operation_id)
+{
+    (void)operation_id;
+    return "RSA";
+}
+
+static int key_validate(const void *keydata, int selection, int checktype)
+{
+    (void)checktype;
+    /* The HSM made the key; all we can check locally is that the parts asked about exist. */
+    return key_has(keydata, selection);
+}
+
+#define KEYMGMT_COMMON                                                                                              \
+    {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))key_free}, {OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))key_dup},            \
+        {OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))key_has}, {OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))key_match},       \
+        {OSSL_FUNC_KEYMGMT_VALIDATE, (void (*)(void))key_validate},                                                  \
+        {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))key_get_params},                                              \
+        {OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))key_import}, {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))key_export}
+
+const OSSL_DISPATCH akv_rsa_keymgmt_functions[] = {
+    KEYMGMT_COMMON,
+    {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))rsa_new},
+    {OSSL_FUNC_KEYMGMT_LOAD, (void (*)(void))rsa_load},
+    {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))rsa_gettable_params},
+    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))rsa_types},
+    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))rsa_types},
+    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, (void (*)(void))rsa_query_operation_name},
+    {0, NULL}};
+
+const OSSL_DISPATCH akv_ec_keymgmt_functions[] = {
+    KEYMGMT_COMMON,
+    {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))ec_new},
+    {OSSL_FUNC_KEYMGMT_LOAD, (void (*)(void))ec_load},
+    {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))ec_gettable_params},
+    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))ec_types},
+    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))ec_types},
+    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, (void (*)(void))ec_query_operation_name},
+    {0, NULL}};

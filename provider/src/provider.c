@@ -1,0 +1,190 @@
+/*
+ * Entry point of akv_provider.so: reads the configuration (openssl.cnf `agent_socket`,
+ * `agent_timeout_ms`; environment AKV_AGENT_SOCKET), answers the core's queries with the
+ * algorithm tables, and tears down. Initialisation does no I/O: the agent is contacted the first
+ * time a key is loaded.
+ */
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "akv.h"
+
+#define PROPS "provider=akv_provider"
+
+static const OSSL_ALGORITHM keymgmt_algs[] = {
+    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROPS, akv_rsa_keymgmt_functions, "akv RSA key in Managed HSM"},
+    {"EC:id-ecPublicKey:1.2.840.10045.2.1", PROPS, akv_ec_keymgmt_functions, "akv EC key in Managed HSM"},
+    {AKV_AES_KEYTYPE, PROPS, akv_aes_keymgmt_functions, "akv AES key-wrap key in Managed HSM"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM signature_algs[] = {
+    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROPS, akv_rsa_signature_functions, "RSA PKCS#1 v1.5 / PSS in the HSM"},
+    {"ECDSA", PROPS, akv_ecdsa_signature_functions, "ECDSA in the HSM"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM asym_cipher_algs[] = {
+    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROPS, akv_rsa_asym_cipher_functions, "RSA decryption in the HSM"},
+    {AKV_AES_KEYTYPE, PROPS, akv_aes_kw_asym_cipher_functions, "AES key wrap (RFC 3394) in the HSM"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM store_algs[] = {
+    /* One entry per scheme: store names are URI schemes and cannot be aliased with ':'. */
+    {"managedhsm", PROPS, akv_store_functions, "keys in Azure Managed HSM"},
+    {"akv", PROPS, akv_store_functions, "keys in Azure Managed HSM / Key Vault (akv: URI form)"},
+    {"keyvault", PROPS, akv_store_functions, "keys in Azure Key Vault"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM decoder_algs[] = {
+    {"DER", PROPS ",input=pem", akv_pem_to_der_decoder_functions, "akv key reference PEM"},
+    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROPS ",input=der,structure=" AKV_KEYREF_STRUCTURE,
+     akv_keyref_to_rsa_decoder_functions, "akv key reference to RSA key"},
+    {"EC:id-ecPublicKey:1.2.840.10045.2.1", PROPS ",input=der,structure=" AKV_KEYREF_STRUCTURE,
+     akv_keyref_to_ec_decoder_functions, "akv key reference to EC key"},
+    {AKV_AES_KEYTYPE, PROPS ",input=der,structure=" AKV_KEYREF_STRUCTURE, akv_keyref_to_aes_decoder_functions,
+     "akv key reference to AES key"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM *akv_query(void *provctx, int operation_id, int *no_cache)
+{
+    (void)provctx;
+    *no_cache = 0;
+    switch (operation_id) {
+    case OSSL_OP_KEYMGMT:
+        return keymgmt_algs;
+    case OSSL_OP_SIGNATURE:
+        return signature_algs;
+    case OSSL_OP_ASYM_CIPHER:
+        return asym_cipher_algs;
+    case OSSL_OP_STORE:
+        return store_algs;
+    case OSSL_OP_DECODER:
+        return decoder_algs;
+    default:
+        return NULL;
+    }
+}
+
+static const OSSL_PARAM provider_param_types[] = {
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_NAME, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_VERSION, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_BUILDINFO, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_STATUS, OSSL_PARAM_INTEGER, NULL, 0), OSSL_PARAM_END};
+
+static const OSSL_PARAM *akv_gettable_params(void *provctx)
+{
+    (void)provctx;
+    return provider_param_types;
+}
+
+static int akv_get_params(void *provctx, OSSL_PARAM params[])
+{
+    (void)provctx;
+    OSSL_PARAM *p;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_NAME)) != NULL &&
+        !OSSL_PARAM_set_utf8_ptr(p, "akv_provider: Azure Managed HSM keys through the akv agent"))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_VERSION)) != NULL &&
+        !OSSL_PARAM_set_utf8_ptr(p, AKV_PROVIDER_VERSION))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_BUILDINFO)) != NULL &&
+        !OSSL_PARAM_set_utf8_ptr(p, "akv_provider " AKV_PROVIDER_VERSION " for OpenSSL " OPENSSL_VERSION_STR))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_STATUS)) != NULL && !OSSL_PARAM_set_int(p, 1))
+        return 0;
+    return 1;
+}
+
+static const OSSL_ITEM *akv_get_reason_strings(void *provctx)
+{
+    (void)provctx;
+    return akv_reason_strings();
+}
+
+static void akv_teardown(void *provctx)
+{
+    AKV_PROV_CTX *ctx = provctx;
+    if (ctx == NULL)
+        return;
+    akv_agent_free(ctx->agent);
+    EVP_MD_free(ctx->sha256);
+    OSSL_LIB_CTX_free(ctx->pub_libctx);
+    OSSL_LIB_CTX_free(ctx->libctx);
+    free(ctx);
+}
+
+static const OSSL_DISPATCH provider_functions[] = {
+    {OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))akv_teardown},
+    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))akv_query},
+    {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))akv_gettable_params},
+    {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))akv_get_params},
+    {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))akv_get_reason_strings},
+    {0, NULL}};
+
+__attribute__((visibility("default"))) int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                                                              const OSSL_DISPATCH **out, void **provctx);
+
+int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in, const OSSL_DISPATCH **out,
+                       void **provctx)
+{
+    OSSL_FUNC_core_get_params_fn *core_get_params = NULL;
+    AKV_PROV_CTX *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL)
+        return 0;
+    ctx->handle = handle;
+    const OSSL_DISPATCH *core_in = in;
+    for (; in != NULL && in->function_id != 0; in++) {
+        switch (in->function_id) {
+        case OSSL_FUNC_CORE_GET_PARAMS:
+            core_get_params = OSSL_FUNC_core_get_params(in);
+            break;
+        case OSSL_FUNC_CORE_NEW_ERROR:
+            ctx->core_new_error = OSSL_FUNC_core_new_error(in);
+            break;
+        case OSSL_FUNC_CORE_SET_ERROR_DEBUG:
+            ctx->core_set_error_debug = OSSL_FUNC_core_set_error_debug(in);
+            break;
+        case OSSL_FUNC_CORE_VSET_ERROR:
+            ctx->core_vset_error = OSSL_FUNC_core_vset_error(in);
+            break;
+        default:
+            break;
+        }
+    }
+    akv_log_init();
+
+    /* openssl.cnf: [akv_sect] agent_socket = /run/akv/agent.sock, agent_timeout_ms = 15000 */
+    const char *cnf_socket = NULL, *cnf_timeout = NULL;
+    if (core_get_params != NULL) {
+        OSSL_PARAM params[] = {OSSL_PARAM_utf8_ptr("agent_socket", (char **)&cnf_socket, 0),
+                               OSSL_PARAM_utf8_ptr("agent_timeout_ms", (char **)&cnf_timeout, 0), OSSL_PARAM_END};
+        core_get_params(handle, params);
+    }
+    /* The environment wins over the config file, so a shell set up by `akv dev up` reaches its agent. */
+    const char *socket_path = getenv("AKV_AGENT_SOCKET");
+    if (socket_path == NULL || *socket_path == '\0')
+        socket_path = cnf_socket;
+    if (socket_path == NULL || *socket_path == '\0')
+        socket_path = AKV_DEFAULT_SOCKET;
+    int timeout_ms = AKV_DEFAULT_TIMEOUT_MS;
+    const char *env_timeout = getenv("AKV_AGENT_TIMEOUT_MS");
+    const char *timeout_text = env_timeout != NULL && *env_timeout != '\0' ? env_timeout : cnf_timeout;
+    if (timeout_text != NULL && atoi(timeout_text) > 0)
+        timeout_ms = atoi(timeout_text);
+
+    ctx->libctx = OSSL_LIB_CTX_new_from_dispatch(handle, core_in);
+    ctx->pub_libctx = OSSL_LIB_CTX_new();
+    ctx->agent = akv_agent_new(socket_path, timeout_ms);
+    if (ctx->libctx == NULL || ctx->pub_libctx == NULL || ctx->agent == NULL || OSSL_PROVIDER_load(ctx->pub_libctx, "default") == NULL ||
+        (ctx->sha256 = EVP_MD_fetch(ctx->pub_libctx, "SHA256", NULL)) == NULL) {
+        akv_teardown(ctx);
+        return 0;
+    }
+    akv_log(AKV_LOG_DEBUG, "provider initialised, agent socket %s, timeout %d ms", socket_path, timeout_ms);
+    *out = provider_functions;
+    *provctx = ctx;
+    return 1;
+}
