@@ -4,6 +4,7 @@
  */
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { AkvError } from '../errors.js';
 import { EmulatorServer, type EmulatorOptions } from './server.js';
 
 /** Contents of `DIR/emulator.json`, present while the emulator runs. */
@@ -32,7 +33,20 @@ export async function runEmulator(options: EmulatorOptions): Promise<number> {
   const readyPath = join(options.stateDir, READY_FILE);
   // A file left by a killed emulator must not be taken for this one being ready.
   await rm(readyPath, { force: true });
-  const server = await EmulatorServer.start(options);
+  let server: EmulatorServer;
+  try {
+    server = await EmulatorServer.start(options);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      throw new AkvError(
+        'UNAVAILABLE',
+        `cannot listen on ${options.host}:${options.port} (${code})`,
+        'choose another --listen address, or port 0 for a free port',
+      );
+    }
+    throw err;
+  }
   const stopped = new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());
     process.once('SIGINT', () => resolve());

@@ -62,7 +62,6 @@ export class EmulatorServer {
   static async start(options: EmulatorOptions): Promise<EmulatorServer> {
     const tls = await ensureTlsMaterial(options.stateDir);
     const store = await KeyStore.open(options.stateDir);
-    const pool = new CryptoPool(options.workers);
     const admin: AdminState = {
       faults: new FaultInjector(),
       stats: new RequestStats(),
@@ -77,6 +76,8 @@ export class EmulatorServer {
         resolve();
       });
     });
+    // Workers only once listening, so a failed start leaves nothing running.
+    const pool = new CryptoPool(options.workers);
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
     const emulator = new EmulatorServer(

@@ -47,6 +47,8 @@ export interface RawRequestOptions {
   /** Bearer token to send; null sends no Authorization header. Default: the helper's token. */
   token?: string | null;
   headers?: Record<string, string>;
+  /** Give up (reject with an Error whose code is 'ETIMEDOUT') after this many ms without an answer. */
+  timeoutMs?: number;
 }
 
 export interface RunningEmulator {
@@ -183,6 +185,13 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
         },
       );
       req.on('error', reject);
+      if (opts.timeoutMs !== undefined) {
+        req.setTimeout(opts.timeoutMs, () => {
+          req.destroy(
+            Object.assign(new Error('no answer from the emulator'), { code: 'ETIMEDOUT' }),
+          );
+        });
+      }
       req.end(body);
     });
 
