@@ -33,9 +33,11 @@ const RESUME_AT = 128;
 class Connection {
   private readonly decoder = new FrameDecoder(MAX_REQUEST_BODY);
   private inFlight = 0;
-  private broken = false;
+  /** Set by a malformed frame: sent, and the connection closed, once in-flight requests are answered. */
+  private errorFrame: Buffer | undefined;
   private draining = false;
   private paused = false;
+  private ended = false;
 
   constructor(
     readonly socket: Socket,
@@ -58,14 +60,8 @@ class Connection {
   }
 
   private receive(chunk: Buffer): void {
-    if (this.broken || this.draining) return;
-    let frames;
-    try {
-      frames = this.decoder.push(chunk);
-    } catch (err) {
-      this.protocolError(err);
-      return;
-    }
+    if (this.errorFrame || this.draining) return;
+    const { frames, error } = this.decoder.feed(chunk);
     for (const frame of frames) {
       let req: AgentRequest;
       try {
@@ -76,11 +72,12 @@ class Connection {
       }
       this.run(req);
     }
+    if (error) this.protocolError(error);
   }
 
   private receiveEnd(): void {
     // Half-close from the client: answer what is in flight, then close our side.
-    if (this.broken) return;
+    if (this.errorFrame) return;
     try {
       this.decoder.finish();
     } catch (err) {
@@ -104,7 +101,7 @@ class Connection {
       )
       .finally(() => {
         this.inFlight--;
-        if (this.paused && this.inFlight <= RESUME_AT && !this.draining) {
+        if (this.paused && this.inFlight <= RESUME_AT && !this.draining && !this.errorFrame) {
           this.paused = false;
           this.socket.resume();
         }
@@ -114,7 +111,7 @@ class Connection {
   }
 
   private respond(req: AgentRequest, fields: Field[]): void {
-    if (this.broken || this.socket.destroyed || !this.socket.writable) return;
+    if (this.socket.destroyed || !this.socket.writable) return;
     let bytes: Buffer;
     try {
       bytes = encodeFrame(req.opCode | RESPONSE_BIT, req.id, fields, MAX_RESPONSE_BODY);
@@ -131,9 +128,11 @@ class Connection {
     this.socket.write(bytes);
   }
 
-  /** Answers a malformed frame with one error frame and closes this connection only. */
+  /**
+   * A malformed frame: read nothing more from this connection, answer the requests already in
+   * flight, then send one error frame and close (only this connection).
+   */
   private protocolError(err: unknown): void {
-    this.broken = true;
     const reason = err instanceof ProtocolError ? err.reason : 'internal';
     const id = err instanceof ProtocolError ? err.id : 0;
     const message = err instanceof Error ? err.message : String(err);
@@ -142,13 +141,12 @@ class Connection {
       { conn: this.id, reason, error: message },
       'malformed request frame: closing the connection',
     );
-    const frame = encodeFrame(Op.ERROR, id, [
+    this.errorFrame = encodeFrame(Op.ERROR, id, [
       u32Field(Tag.STATUS, STATUS_CODES.BAD_REQUEST),
       stringField(Tag.MESSAGE, `malformed request (${reason}): ${message}`),
     ]);
-    this.socket.end(frame);
-    // A peer that never reads must not keep the connection (and its buffers) alive.
-    setTimeout(() => this.socket.destroy(), 5000).unref();
+    this.socket.pause();
+    this.endIfIdle();
   }
 
   /** Stops reading new requests; the connection closes once in-flight requests are answered. */
@@ -159,7 +157,16 @@ class Connection {
   }
 
   private endIfIdle(): void {
-    if (this.draining && this.inFlight === 0 && !this.socket.destroyed) this.socket.end();
+    if (this.inFlight > 0 || this.socket.destroyed || this.ended) return;
+    if (this.errorFrame) {
+      this.ended = true;
+      this.socket.end(this.errorFrame);
+      // A peer that never reads must not keep the connection (and its buffers) alive.
+      setTimeout(() => this.socket.destroy(), 5000).unref();
+    } else if (this.draining) {
+      this.ended = true;
+      this.socket.end();
+    }
   }
 }
 

@@ -203,12 +203,25 @@ export class FrameDecoder {
   }
 
   push(chunk: Buffer): Frame[] {
-    if (this.failure) throw this.failure;
+    const { frames, error } = this.feed(chunk);
+    if (error) throw error;
+    return frames;
+  }
+
+  /**
+   * Like push, but also hands back the frames that were complete before a malformed one in the
+   * same chunk, so that a server can still answer them.
+   */
+  feed(chunk: Buffer): { frames: Frame[]; error?: ProtocolError } {
+    if (this.failure) return { frames: [], error: this.failure };
+    const frames: Frame[] = [];
     try {
-      return this.pushUnchecked(chunk);
+      this.pushUnchecked(chunk, frames);
+      return { frames };
     } catch (err) {
-      if (err instanceof ProtocolError) this.failure = err;
-      throw err;
+      if (!(err instanceof ProtocolError)) throw err;
+      this.failure = err;
+      return { frames, error: err };
     }
   }
 
@@ -242,12 +255,11 @@ export class FrameDecoder {
     return head;
   }
 
-  private pushUnchecked(chunk: Buffer): Frame[] {
+  private pushUnchecked(chunk: Buffer, frames: Frame[]): void {
     if (chunk.length > 0) {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
     }
-    const frames: Frame[] = [];
     for (;;) {
       if (this.header === undefined) {
         if (this.buffered === 0) break;
@@ -265,6 +277,5 @@ export class FrameDecoder {
       const body = Buffer.from(frameBytes.subarray(HEADER_SIZE));
       frames.push({ op, id, fields: decodeBody(body, id) });
     }
-    return frames;
   }
 }

@@ -130,6 +130,21 @@ function runFuzz(iterations: number, seed: number): FuzzResult {
       if (err instanceof Error && err.message.startsWith('round trip')) throw err;
       reject(err, input, 'decodeFrame');
     }
+    // feed() with everything at once: the frames it keeps before an error must be exactly the
+    // frames at the start of the input, re-encoded byte for byte.
+    {
+      const fed = new FrameDecoder(MAX_REQUEST_BODY).feed(input);
+      const prefix = Buffer.concat(
+        fed.frames.map((f) => encodeFrame(f.op, f.id, f.fields, MAX_REQUEST_BODY)),
+      );
+      if (!prefix.equals(input.subarray(0, prefix.length))) {
+        throw new Error(
+          `feed() returned frames that are not the input's prefix for ${input.toString('hex')}`,
+        );
+      }
+      if (fed.error && !(fed.error instanceof ProtocolError))
+        throw new Error('feed() gave a foreign error');
+    }
     // Streaming decoder, fed in random pieces: what it returns must be exactly the frames at the
     // start of the input, and what it keeps must be an incomplete frame, never a decodable one.
     const decoder = new FrameDecoder(MAX_REQUEST_BODY);

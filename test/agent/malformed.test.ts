@@ -1,0 +1,220 @@
+/**
+ * Malformed frames over a raw socket: the agent answers one protocol-error frame (op 0xFF,
+ * STATUS 1, a MESSAGE) and closes that connection; other connections and the agent carry on.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createConnection, type Socket } from 'node:net';
+import {
+  FrameDecoder,
+  MAX_RESPONSE_BODY,
+  Op,
+  Tag,
+  encodeFrame,
+  getString,
+  requireU32,
+  stringField,
+  u32Field,
+  type Frame,
+} from '../../src/protocol/index.js';
+import { startEmulator, type RunningEmulator } from '../helpers/emulator.js';
+import { startAgent, type RunningAgent } from '../helpers/agent.js';
+
+const HSM = 'badframes';
+let emulator: RunningEmulator;
+let agent: RunningAgent;
+
+before(async () => {
+  emulator = await startEmulator();
+  await emulator.keyClient().createKey('k', 'EC-HSM', { curve: 'P-256' });
+  agent = await startAgent({
+    emulator,
+    hsmName: HSM,
+    extraConfig: { metricsListen: '127.0.0.1:0' },
+  });
+});
+
+after(async () => {
+  await agent?.stop();
+  await emulator?.stop();
+});
+
+/** A raw connection that collects every frame the agent sends and notices when it closes. */
+class Raw {
+  readonly frames: Frame[] = [];
+  closed = false;
+  private readonly decoder = new FrameDecoder(MAX_RESPONSE_BODY);
+  private waiters: Array<() => void> = [];
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (c: Buffer) => {
+      this.frames.push(...this.decoder.push(c));
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on('error', () => undefined);
+  }
+  static open(path: string): Promise<Raw> {
+    return new Promise((resolve, reject) => {
+      const s = createConnection({ path }, () => resolve(new Raw(s)));
+      s.once('error', reject);
+    });
+  }
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+  async until(cond: () => boolean): Promise<void> {
+    while (!cond()) await new Promise<void>((r) => this.waiters.push(r));
+  }
+  send(bytes: Buffer | string): void {
+    this.socket.write(typeof bytes === 'string' ? Buffer.from(bytes, 'hex') : bytes);
+  }
+}
+
+async function expectProtocolError(
+  bytes: Buffer | string,
+  id: number,
+  message: RegExp,
+): Promise<void> {
+  const raw = await Raw.open(agent.socket);
+  raw.send(bytes);
+  await raw.until(() => raw.closed);
+  assert.equal(raw.frames.length, 1, 'exactly one frame, then the connection closes');
+  const frame = raw.frames[0]!;
+  assert.equal(frame.op, Op.ERROR);
+  assert.equal(frame.id, id);
+  assert.equal(requireU32(frame, Tag.STATUS), 1);
+  assert.match(getString(frame, Tag.MESSAGE) ?? '', message);
+}
+
+const ping = (id: number): Buffer => encodeFrame(Op.PING, id, []);
+
+test('bad magic: error frame with id 0, connection closed', async () => {
+  await expectProtocolError(Buffer.from('GET / HTTP/1.1\r\n\r\n'), 0, /magic/);
+});
+
+test('unsupported version', async () => {
+  await expectProtocolError('414b0202000000050000000000', 0, /version/);
+});
+
+test('a body over 64 KiB is refused from the header alone', async () => {
+  await expectProtocolError('414b010400000009ffffffff', 9, /too-large/);
+});
+
+test('fields that do not fill the body, duplicated tags, a field header cut short', async () => {
+  await expectProtocolError('414b0103000000050000000a00030000000561626364', 5, /field-overrun/);
+  await expectProtocolError(
+    encodeFrame(Op.SIGN, 6, [
+      stringField(Tag.URI, 'managedhsm:badframes:k'),
+      stringField(Tag.URI, 'x'),
+    ]),
+    6,
+    /duplicate-tag/,
+  );
+  await expectProtocolError('414b01020000000b00000003000100', 11, /partial-field-header/);
+});
+
+test('an unknown op, a response op sent as a request, a missing or ill-typed field', async () => {
+  await expectProtocolError(encodeFrame(0x42, 21, []), 21, /unknown operation/);
+  await expectProtocolError(encodeFrame(Op.PING | 0x80, 22, []), 22, /unknown operation/);
+  await expectProtocolError(
+    encodeFrame(Op.SIGN, 23, [
+      stringField(Tag.URI, 'managedhsm:badframes:k'),
+      stringField(Tag.ALG, 'ES256'),
+    ]),
+    23,
+    /INPUT is missing/,
+  );
+  await expectProtocolError(encodeFrame(Op.DESCRIBE, 24, []), 24, /URI is missing/);
+  await expectProtocolError(
+    encodeFrame(Op.HELLO, 25, [stringField(Tag.PROTO_VERSION, 'one')]),
+    25,
+    /PROTO_VERSION/,
+  );
+  await expectProtocolError(
+    encodeFrame(Op.DESCRIBE, 26, [{ tag: Tag.URI, value: Buffer.from([0xc3, 0x28]) }]),
+    26,
+    /UTF-8/,
+  );
+  await expectProtocolError(
+    encodeFrame(Op.LIST, 27, [
+      stringField(Tag.VAULT_NAME, HSM),
+      stringField(Tag.VAULT_TYPE, 'hsm'),
+    ]),
+    27,
+    /VAULT_TYPE/,
+  );
+});
+
+test('frames before the malformed one are answered; nothing after it is', async () => {
+  const raw = await Raw.open(agent.socket);
+  raw.send(Buffer.concat([ping(1), ping(2), Buffer.from('ffff', 'hex'), ping(3)]));
+  await raw.until(() => raw.closed);
+  const ids = raw.frames.map((f) => [f.op, f.id]);
+  assert.deepEqual(ids.slice(-1), [[Op.ERROR, 0]]);
+  assert.deepEqual(ids.slice(0, -1).sort(), [
+    [Op.PING | 0x80, 1],
+    [Op.PING | 0x80, 2],
+  ]);
+});
+
+test('other connections are not affected, and frames may arrive in any pieces', async () => {
+  const good = await Raw.open(agent.socket);
+  const bad = await Raw.open(agent.socket);
+  // A well-formed request dribbled one byte at a time on the good connection...
+  const describe = encodeFrame(Op.DESCRIBE, 77, [
+    stringField(Tag.URI, `managedhsm:${HSM}:k`),
+    u32Field(Tag.CLIENT_PID, 1),
+  ]);
+  for (const byte of describe.subarray(0, 20)) good.send(Buffer.of(byte));
+  // ...while the bad one breaks the protocol.
+  bad.send('000000');
+  await bad.until(() => bad.closed);
+  good.send(describe.subarray(20));
+  good.send(Buffer.concat([ping(78), ping(79)]));
+  await good.until(() => good.frames.length === 3);
+  assert.equal(good.closed, false);
+  const byId = new Map(good.frames.map((f) => [f.id, f]));
+  assert.equal(requireU32(byId.get(77)!, Tag.STATUS), 0);
+  assert.equal(requireU32(byId.get(77)!, Tag.KEY_TYPE), 2);
+  assert.ok(byId.has(78) && byId.has(79));
+  good.socket.end();
+});
+
+test('a bad URI is an ordinary BAD_URI answer: the connection stays open', async () => {
+  const raw = await Raw.open(agent.socket);
+  raw.send(encodeFrame(Op.DESCRIBE, 5, [stringField(Tag.URI, 'managedhsm:x:')]));
+  raw.send(ping(6));
+  await raw.until(() => raw.frames.length === 2);
+  const answer = raw.frames.find((f) => f.id === 5)!;
+  assert.equal(answer.op, Op.DESCRIBE | 0x80);
+  assert.equal(requireU32(answer, Tag.STATUS), 2);
+  assert.match(getString(answer, Tag.MESSAGE)!, /Accepted forms: managedhsm:<hsm>:<key>/);
+  assert.equal(raw.closed, false);
+  raw.socket.end();
+});
+
+test('a client that hangs up in the middle of a frame does no harm; the agent counts protocol errors', async () => {
+  const raw = await Raw.open(agent.socket);
+  raw.send(encodeFrame(Op.PING, 1, []).subarray(0, 7));
+  raw.socket.end();
+  await raw.until(() => raw.closed);
+  const client = agent.client();
+  await client.ping();
+  assert.ok(agent.metricsUrl, 'the agent printed its metrics URL');
+  const text = await (await fetch(agent.metricsUrl)).text();
+  const count = (reason: string): number =>
+    Number(
+      new RegExp(`^akv_agent_protocol_errors_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(
+        text,
+      )?.[1] ?? 0,
+    );
+  assert.ok(count('magic') >= 2);
+  assert.ok(count('unknown-op') >= 2);
+  assert.ok(count('missing-field') >= 2);
+  assert.equal(count('short-header'), 1);
+});
