@@ -140,24 +140,24 @@ export class AzureGateway implements HsmGateway {
     return 0;
   }
 
-  sign(ref: KeyRef, alg: string, digest: Buffer): Promise<OpResult> {
+  async sign(ref: KeyRef, alg: string, digest: Buffer): Promise<OpResult> {
     checkAlg(alg, SIGN_ALGORITHMS, 'sign');
     return this.privateOp(ref, 'sign', (c, opts) => c.sign(alg as never, digest, opts));
   }
 
-  decrypt(ref: KeyRef, alg: string, ciphertext: Buffer): Promise<OpResult> {
+  async decrypt(ref: KeyRef, alg: string, ciphertext: Buffer): Promise<OpResult> {
     checkAlg(alg, DECRYPT_ALGORITHMS, 'decrypt');
     return this.privateOp(ref, 'decrypt', (c, opts) =>
       c.decrypt({ algorithm: alg as never, ciphertext }, opts),
     );
   }
 
-  wrapKey(ref: KeyRef, alg: string, key: Buffer): Promise<OpResult> {
+  async wrapKey(ref: KeyRef, alg: string, key: Buffer): Promise<OpResult> {
     checkAlg(alg, WRAP_ALGORITHMS, 'wrap');
     return this.privateOp(ref, 'wrapKey', (c, opts) => c.wrapKey(alg as never, key, opts));
   }
 
-  unwrapKey(ref: KeyRef, alg: string, wrapped: Buffer): Promise<OpResult> {
+  async unwrapKey(ref: KeyRef, alg: string, wrapped: Buffer): Promise<OpResult> {
     checkAlg(alg, WRAP_ALGORITHMS, 'unwrap');
     return this.privateOp(ref, 'unwrapKey', (c, opts) => c.unwrapKey(alg as never, wrapped, opts));
   }
