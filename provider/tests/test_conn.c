@@ -1,0 +1,466 @@
+/*
+ * The agent connection pool against a small in-process Unix-socket server that speaks the
+ * protocol framing (it is not an agent: it echoes INPUT as OUTPUT, or misbehaves on purpose).
+ * Covers 8 threads sharing one pool, fork (with and without the atfork handlers), agent
+ * restart, agent down, a silent agent (timeout), garbage, a response cut short, a wrong id.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent_conn.h"
+#include "frame.h"
+#include "test.h"
+
+enum server_mode { MODE_ECHO, MODE_SILENT, MODE_GARBAGE, MODE_CUT_SHORT, MODE_WRONG_ID, MODE_STATUS_ERROR };
+
+#define MAX_CONNS 256
+
+typedef struct {
+    char path[108];
+    int listen_fd;
+    pthread_t acceptor;
+    volatile int mode;
+    volatile int stop;
+    pthread_mutex_t lock;
+    int conn_fds[MAX_CONNS];
+    int nconns;
+    int requests;
+    int pid_violations; /* one connection carried requests from two processes */
+} test_server;
+
+typedef struct {
+    test_server *srv;
+    int fd;
+} conn_arg;
+
+static int read_full(int fd, unsigned char *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR)
+                continue;
+            return 0;
+        }
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+static void write_full(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void *serve_conn(void *varg)
+{
+    conn_arg *arg = varg;
+    test_server *srv = arg->srv;
+    int fd = arg->fd;
+    free(arg);
+    uint32_t conn_pid = 0;
+    for (;;) {
+        unsigned char hdr[AKV_FRAME_HEADER_LEN];
+        uint8_t op;
+        uint32_t id, blen;
+        if (!read_full(fd, hdr, sizeof(hdr)) ||
+            akv_frame_decode_header(hdr, sizeof(hdr), AKV_MAX_REQUEST_BODY, &op, &id, &blen) != AKV_DECODE_OK)
+            break;
+        unsigned char *body = malloc(blen ? blen : 1);
+        akv_frame f;
+        if (body == NULL || !read_full(fd, body, blen) || akv_frame_decode_body(body, blen, &f) != AKV_DECODE_OK) {
+            free(body);
+            break;
+        }
+        uint32_t pid = 0;
+        akv_field_u32(akv_frame_get(&f, AKV_TAG_CLIENT_PID), &pid);
+        pthread_mutex_lock(&srv->lock);
+        srv->requests++;
+        if (conn_pid == 0)
+            conn_pid = pid;
+        else if (pid != conn_pid)
+            srv->pid_violations++;
+        pthread_mutex_unlock(&srv->lock);
+
+        int mode = srv->mode;
+        akv_buf out;
+        akv_buf_init(&out);
+        if (mode == MODE_SILENT) {
+            /* Reads requests, never answers. */
+        } else if (mode == MODE_GARBAGE) {
+            static const char http[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
+            write_full(fd, (const unsigned char *)http, sizeof(http) - 1);
+        } else {
+            akv_frame_begin(&out, (uint8_t)(op | AKV_OP_RESPONSE_FLAG), mode == MODE_WRONG_ID ? id + 1 : id);
+            if (mode == MODE_STATUS_ERROR) {
+                akv_frame_put_u32(&out, AKV_TAG_STATUS, AKV_STATUS_FORBIDDEN);
+                akv_frame_put_str(&out, AKV_TAG_MESSAGE, "key managedhsm:h:k does not allow sign");
+            } else {
+                akv_frame_put_u32(&out, AKV_TAG_STATUS, AKV_STATUS_OK);
+                const akv_field *in = akv_frame_get(&f, AKV_TAG_INPUT);
+                if (in != NULL)
+                    akv_frame_put_bytes(&out, AKV_TAG_OUTPUT, in->value, in->len);
+            }
+            akv_frame_finish(&out, AKV_MAX_RESPONSE_BODY);
+            if (mode == MODE_CUT_SHORT) {
+                /* Promise the whole body, send the header and a few bytes, then hang up. */
+                write_full(fd, out.data, AKV_FRAME_HEADER_LEN + 3);
+                akv_buf_free(&out);
+                akv_frame_clear(&f);
+                free(body);
+                break;
+            }
+            write_full(fd, out.data, out.len);
+        }
+        akv_buf_free(&out);
+        akv_frame_clear(&f);
+        free(body);
+    }
+    close(fd);
+    return NULL;
+}
+
+static void *accept_loop(void *varg)
+{
+    test_server *srv = varg;
+    while (!srv->stop) {
+        struct pollfd p = {.fd = srv->listen_fd, .events = POLLIN, .revents = 0};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int fd = accept(srv->listen_fd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        pthread_mutex_lock(&srv->lock);
+        if (srv->nconns < MAX_CONNS)
+            srv->conn_fds[srv->nconns++] = fd;
+        pthread_mutex_unlock(&srv->lock);
+        conn_arg *arg = malloc(sizeof(*arg));
+        pthread_t t;
+        if (arg == NULL) {
+            close(fd);
+            continue;
+        }
+        arg->srv = srv;
+        arg->fd = fd;
+        if (pthread_create(&t, NULL, serve_conn, arg) != 0) {
+            free(arg);
+            close(fd);
+            continue;
+        }
+        pthread_detach(t);
+    }
+    return NULL;
+}
+
+static int server_start(test_server *srv, const char *path, int mode)
+{
+    memset(srv, 0, sizeof(*srv));
+    pthread_mutex_init(&srv->lock, NULL);
+    snprintf(srv->path, sizeof(srv->path), "%s", path);
+    srv->mode = mode;
+    unlink(path);
+    srv->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    if (srv->listen_fd < 0 || bind(srv->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        listen(srv->listen_fd, 64) != 0)
+        return 0;
+    return pthread_create(&srv->acceptor, NULL, accept_loop, srv) == 0;
+}
+
+/* Stops accepting and hangs up every connection, as a killed agent would. */
+static void server_stop(test_server *srv)
+{
+    srv->stop = 1;
+    pthread_join(srv->acceptor, NULL);
+    close(srv->listen_fd);
+    unlink(srv->path);
+    pthread_mutex_lock(&srv->lock);
+    for (int i = 0; i < srv->nconns; i++)
+        shutdown(srv->conn_fds[i], SHUT_RDWR);
+    pthread_mutex_unlock(&srv->lock);
+    /* Let the connection threads see EOF and exit before the struct is reused. */
+    usleep(50000);
+}
+
+static char socket_dir[64];
+
+static const char *socket_path(void)
+{
+    static char path[128];
+    if (socket_dir[0] == '\0') {
+        snprintf(socket_dir, sizeof(socket_dir), "/tmp/akv-ctest-XXXXXX");
+        if (mkdtemp(socket_dir) == NULL)
+            return "/tmp/akv-ctest.sock";
+    }
+    snprintf(path, sizeof(path), "%s/agent.sock", socket_dir);
+    return path;
+}
+
+/* One SIGN-shaped request carrying `payload`; returns the call result and checks the echo. */
+static int call_echo(AKV_AGENT *agent, const unsigned char *payload, size_t len, int *echo_ok, char *err,
+                     size_t errlen)
+{
+    akv_buf req;
+    akv_response resp;
+    akv_buf_init(&req);
+    akv_frame_begin(&req, AKV_OP_SIGN, 0);
+    akv_frame_put_str(&req, AKV_TAG_URI, "managedhsm:h:k");
+    akv_frame_put_str(&req, AKV_TAG_ALG, "RS256");
+    akv_frame_put_bytes(&req, AKV_TAG_INPUT, payload, len);
+    akv_frame_put_u32(&req, AKV_TAG_CLIENT_PID, (uint32_t)getpid());
+    akv_frame_finish(&req, AKV_MAX_REQUEST_BODY);
+    int rc = akv_agent_call(agent, &req, &resp, err, errlen);
+    *echo_ok = 0;
+    if (rc == AKV_CALL_OK) {
+        const akv_field *o = akv_frame_get(&resp.frame, AKV_TAG_OUTPUT);
+        *echo_ok = resp.status == AKV_STATUS_OK && o != NULL && o->len == len && memcmp(o->value, payload, len) == 0;
+        akv_response_free(&resp);
+    }
+    akv_buf_free(&req);
+    return rc;
+}
+
+static void test_echo_and_pool_reuse(void)
+{
+    test_server srv;
+    CHECK(server_start(&srv, socket_path(), MODE_ECHO));
+    AKV_AGENT *agent = akv_agent_new(srv.path, 5000);
+    char err[256];
+    int echo_ok;
+    for (int i = 0; i < 5; i++) {
+        unsigned char data[32];
+        memset(data, i, sizeof(data));
+        CHECK(call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err)) == AKV_CALL_OK && echo_ok);
+    }
+    /* Sequential calls reuse one pooled connection. */
+    CHECK(akv_agent_connects(agent) == 1);
+    CHECK(akv_agent_idle_count(agent) == 1);
+    akv_agent_free(agent);
+    server_stop(&srv);
+}
+
+typedef struct {
+    AKV_AGENT *agent;
+    int index;
+    int failures;
+} thread_arg;
+
+static void *hammer(void *varg)
+{
+    thread_arg *a = varg;
+    char err[256];
+    for (int i = 0; i < 60; i++) {
+        unsigned char data[48];
+        for (size_t j = 0; j < sizeof(data); j++)
+            data[j] = (unsigned char)(a->index * 31 + i * 7 + (int)j);
+        int echo_ok = 0;
+        if (call_echo(a->agent, data, sizeof(data), &echo_ok, err, sizeof(err)) != AKV_CALL_OK || !echo_ok) {
+            fprintf(stderr, "    thread %d call %d: %s\n", a->index, i, err);
+            a->failures++;
+        }
+    }
+    return NULL;
+}
+
+static void test_eight_threads(void)
+{
+    test_server srv;
+    CHECK(server_start(&srv, socket_path(), MODE_ECHO));
+    AKV_AGENT *agent = akv_agent_new(srv.path, 10000);
+    pthread_t threads[8];
+    thread_arg args[8];
+    for (int i = 0; i < 8; i++) {
+        args[i] = (thread_arg){agent, i, 0};
+        CHECK(pthread_create(&threads[i], NULL, hammer, &args[i]) == 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(threads[i], NULL);
+        CHECKF(args[i].failures == 0, "thread %d had %d failures", i, args[i].failures);
+    }
+    pthread_mutex_lock(&srv.lock);
+    CHECK(srv.requests == 8 * 60);
+    pthread_mutex_unlock(&srv.lock);
+    /* Never more connections than threads, and at most 8 kept idle. */
+    CHECK(akv_agent_connects(agent) <= 8);
+    CHECK(akv_agent_idle_count(agent) <= 8);
+    akv_agent_free(agent);
+    server_stop(&srv);
+}
+
+static void fork_case(int raw_fork)
+{
+    test_server srv;
+    CHECK(server_start(&srv, socket_path(), MODE_ECHO));
+    AKV_AGENT *agent = akv_agent_new(srv.path, 5000);
+    char err[256];
+    int echo_ok;
+    unsigned char data[16] = "parent-request!";
+    CHECK(call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err)) == AKV_CALL_OK && echo_ok);
+    CHECK(akv_agent_idle_count(agent) == 1);
+    /* raw_fork skips pthread_atfork handlers, leaving only the pid check to protect us. */
+    pid_t child = raw_fork ? (pid_t)syscall(SYS_fork) : fork();
+    if (child == 0) {
+        alarm(20);
+        int ok = 1;
+        for (int i = 0; i < 3 && ok; i++) {
+            unsigned char cdata[16] = "child-request!!";
+            ok = call_echo(agent, cdata, sizeof(cdata), &echo_ok, err, sizeof(err)) == AKV_CALL_OK && echo_ok;
+        }
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(child > 0 && waitpid(child, &status, 0) == child);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    /* The parent's pooled connection still works and still belongs to the parent. */
+    CHECK(call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err)) == AKV_CALL_OK && echo_ok);
+    pthread_mutex_lock(&srv.lock);
+    CHECKF(srv.pid_violations == 0, "%d connections were shared between parent and child", srv.pid_violations);
+    CHECK(srv.nconns >= 2);
+    pthread_mutex_unlock(&srv.lock);
+    akv_agent_free(agent);
+    server_stop(&srv);
+}
+
+static void test_fork_with_handlers(void)
+{
+    fork_case(0);
+}
+
+static void test_fork_without_handlers(void)
+{
+    fork_case(1);
+}
+
+static void test_agent_restart(void)
+{
+    test_server srv;
+    CHECK(server_start(&srv, socket_path(), MODE_ECHO));
+    AKV_AGENT *agent = akv_agent_new(srv.path, 5000);
+    char err[256];
+    int echo_ok;
+    unsigned char data[8] = "restart";
+    CHECK(call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err)) == AKV_CALL_OK && echo_ok);
+    server_stop(&srv);
+    /* Agent down: a clear error naming the socket and what to do. */
+    CHECK(call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err)) == AKV_CALL_UNREACHABLE);
+    CHECKF(strstr(err, srv.path) != NULL && strstr(err, "bin/akv agent") != NULL, "message: %s", err);
+    /* Agent back: the next call reconnects by itself. */
+    CHECK(server_start(&srv, socket_path(), MODE_ECHO));
+    CHECKF(call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err)) == AKV_CALL_OK && echo_ok, "%s", err);
+    /* Restart while a connection sits idle in the pool: the stale one is replaced transparently. */
+    server_stop(&srv);
+    CHECK(server_start(&srv, socket_path(), MODE_ECHO));
+    CHECKF(call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err)) == AKV_CALL_OK && echo_ok, "%s", err);
+    akv_agent_free(agent);
+    server_stop(&srv);
+}
+
+static void expect_failure(int mode, int expected_rc, const char *needle)
+{
+    test_server srv;
+    CHECK(server_start(&srv, socket_path(), mode));
+    AKV_AGENT *agent = akv_agent_new(srv.path, 400);
+    char err[256] = "";
+    int echo_ok;
+    unsigned char data[8] = "failure";
+    int rc = call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err));
+    CHECKF(rc == expected_rc, "mode %d: result %d, expected %d (%s)", mode, rc, expected_rc, err);
+    CHECKF(strstr(err, needle) != NULL, "mode %d: message '%s' lacks '%s'", mode, err, needle);
+    /* A broken connection never goes back to the pool. */
+    CHECK(akv_agent_idle_count(agent) == 0);
+    akv_agent_free(agent);
+    server_stop(&srv);
+}
+
+static void test_silent_agent_times_out(void)
+{
+    expect_failure(MODE_SILENT, AKV_CALL_TIMEOUT, "did not answer within 400 ms");
+}
+
+static void test_garbage_from_agent(void)
+{
+    expect_failure(MODE_GARBAGE, AKV_CALL_PROTOCOL, "invalid frame header");
+}
+
+static void test_answer_cut_short(void)
+{
+    expect_failure(MODE_CUT_SHORT, AKV_CALL_IO, "broke in the middle");
+}
+
+static void test_wrong_response_id(void)
+{
+    expect_failure(MODE_WRONG_ID, AKV_CALL_PROTOCOL, "answered op");
+}
+
+static void test_status_error_is_returned(void)
+{
+    test_server srv;
+    CHECK(server_start(&srv, socket_path(), MODE_STATUS_ERROR));
+    AKV_AGENT *agent = akv_agent_new(srv.path, 2000);
+    akv_buf req;
+    akv_response resp;
+    char err[256];
+    akv_buf_init(&req);
+    akv_frame_begin(&req, AKV_OP_SIGN, 0);
+    akv_frame_put_str(&req, AKV_TAG_URI, "managedhsm:h:k");
+    akv_frame_finish(&req, AKV_MAX_REQUEST_BODY);
+    CHECK(akv_agent_call(agent, &req, &resp, err, sizeof(err)) == AKV_CALL_OK);
+    CHECK(resp.status == AKV_STATUS_FORBIDDEN);
+    CHECK(resp.message != NULL && strstr(resp.message, "does not allow sign") != NULL);
+    akv_response_free(&resp);
+    /* An error status leaves the connection usable. */
+    CHECK(akv_agent_idle_count(agent) == 1);
+    akv_buf_free(&req);
+    akv_agent_free(agent);
+    server_stop(&srv);
+}
+
+static void test_socket_path_too_long(void)
+{
+    char path[300];
+    memset(path, 'a', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = '\0';
+    AKV_AGENT *agent = akv_agent_new(path, 1000);
+    char err[400];
+    int echo_ok;
+    unsigned char data[4] = "abc";
+    CHECK(call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err)) == AKV_CALL_UNREACHABLE);
+    CHECK(strstr(err, "too long") != NULL);
+    akv_agent_free(agent);
+    if (socket_dir[0] != '\0')
+        rmdir(socket_dir);
+}
+
+const akv_test conn_tests[] = {{"conn: echo round trips reuse one pooled connection", test_echo_and_pool_reuse},
+                               {"conn: 8 threads share the pool, no connection used twice at once", test_eight_threads},
+                               {"conn: forked child never uses the parent's connection (atfork)", test_fork_with_handlers},
+                               {"conn: forked child never uses the parent's connection (pid check)",
+                                test_fork_without_handlers},
+                               {"conn: agent down then restarted", test_agent_restart},
+                               {"conn: silent agent times out", test_silent_agent_times_out},
+                               {"conn: garbage from the agent", test_garbage_from_agent},
+                               {"conn: answer cut short", test_answer_cut_short},
+                               {"conn: response with the wrong id", test_wrong_response_id},
+                               {"conn: error status comes back with its message", test_status_error_is_returned},
+                               {"conn: socket path too long", test_socket_path_too_long},
+                               {NULL, NULL}};
