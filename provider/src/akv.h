@@ -26,7 +26,7 @@ typedef struct akv_prov_ctx {
     const OSSL_CORE_HANDLE *handle;
     OSSL_LIB_CTX *libctx;     /* the application's library context, as seen from the provider */
     OSSL_LIB_CTX *pub_libctx; /* private context with the default provider, for public-key math */
-    EVP_MD *sha256;
+    OSSL_PROVIDER *pub_default; /* the default provider loaded into pub_libctx */
     AKV_AGENT *agent;
     OSSL_FUNC_core_new_error_fn *core_new_error;
     OSSL_FUNC_core_set_error_debug_fn *core_set_error_debug;

@@ -110,7 +110,8 @@ static void akv_teardown(void *provctx)
     if (ctx == NULL)
         return;
     akv_agent_free(ctx->agent);
-    EVP_MD_free(ctx->sha256);
+    if (ctx->pub_default != NULL)
+        OSSL_PROVIDER_unload(ctx->pub_default);
     OSSL_LIB_CTX_free(ctx->pub_libctx);
     OSSL_LIB_CTX_free(ctx->libctx);
     free(ctx);
@@ -178,8 +179,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in, 
     ctx->libctx = OSSL_LIB_CTX_new_from_dispatch(handle, core_in);
     ctx->pub_libctx = OSSL_LIB_CTX_new();
     ctx->agent = akv_agent_new(socket_path, timeout_ms);
-    if (ctx->libctx == NULL || ctx->pub_libctx == NULL || ctx->agent == NULL || OSSL_PROVIDER_load(ctx->pub_libctx, "default") == NULL ||
-        (ctx->sha256 = EVP_MD_fetch(ctx->pub_libctx, "SHA256", NULL)) == NULL) {
+    if (ctx->libctx == NULL || ctx->pub_libctx == NULL || ctx->agent == NULL || (ctx->pub_default = OSSL_PROVIDER_load(ctx->pub_libctx, "default")) == NULL) {
         akv_teardown(ctx);
         return 0;
     }
