@@ -2,7 +2,7 @@
  * Runs the emulator in the foreground for `akv emulator`: starts the server, announces it (the
  * ready file `DIR/emulator.json` and one stdout line), and shuts down cleanly on SIGTERM/SIGINT.
  */
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AkvError } from '../errors.js';
 import { EmulatorServer, type EmulatorOptions } from './server.js';
@@ -28,9 +28,31 @@ async function writeReadyFile(path: string, ready: ReadyFile): Promise<void> {
   await rename(temp, path);
 }
 
+/** Two emulators on one state directory would overwrite each other's keys. */
+async function refuseIfInUse(readyPath: string): Promise<void> {
+  let pid: unknown;
+  try {
+    pid = (JSON.parse(await readFile(readyPath, 'utf8')) as Partial<ReadyFile>).pid;
+  } catch {
+    return; // absent or unreadable: nobody announced themselves
+  }
+  if (typeof pid !== 'number' || pid === process.pid) return;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return; // left by a process that is gone
+  }
+  throw new AkvError(
+    'UNAVAILABLE',
+    `another emulator (pid ${pid}) is running on this state directory (${readyPath})`,
+    'stop it first, use another --state-dir, or delete the file if that process is not an emulator',
+  );
+}
+
 export async function runEmulator(options: EmulatorOptions): Promise<number> {
   await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
   const readyPath = join(options.stateDir, READY_FILE);
+  await refuseIfInUse(readyPath);
   // A file left by a killed emulator must not be taken for this one being ready.
   await rm(readyPath, { force: true });
   let server: EmulatorServer;

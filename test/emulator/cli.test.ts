@@ -91,3 +91,22 @@ test('a busy port is reported with a hint, exit 1', async () => {
     await emu.stop();
   }
 });
+
+test('a second emulator on the same state directory is refused', async () => {
+  const emu = await startEmulator();
+  try {
+    const r = run('emulator', '--listen', '127.0.0.1:0', '--state-dir', emu.stateDir);
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      new RegExp(`another emulator \\(pid ${emu.pid}\\) is running on this state directory`),
+    );
+    assert.equal(
+      (await emu.request('GET', '/keys?api-version=7.4')).status,
+      200,
+      'the first one is undisturbed',
+    );
+  } finally {
+    await emu.stop();
+  }
+});

@@ -1,0 +1,48 @@
+/**
+ * The RSA building blocks the emulator implements itself: PKCS#1 v1.5 encryption unpadding
+ * (every malformed block is refused) and PSS encoding (checked against Node's verifier).
+ */
+import assert from 'node:assert/strict';
+import { constants, createHash, generateKeyPairSync, verify } from 'node:crypto';
+import { test } from 'node:test';
+import { signPss, unpadPkcs1Type2, verifyPss } from '../../src/emulator/crypto/rsa.js';
+
+function block(parts: number[][]): Buffer {
+  return Buffer.from(parts.flat());
+}
+
+test('PKCS#1 v1.5 type 2 unpadding accepts only well-formed blocks', () => {
+  const ps = Array(8).fill(0x55) as number[];
+  const message = [1, 2, 3];
+  assert.deepEqual(unpadPkcs1Type2(block([[0, 2], ps, [0], message])), Buffer.from(message));
+  assert.deepEqual(unpadPkcs1Type2(block([[0, 2], ps, [0]])), Buffer.alloc(0), 'empty message');
+  const cases: [string, Buffer][] = [
+    ['first byte not zero', block([[1, 2], ps, [0], message])],
+    ['block type 1', block([[0, 1], ps, [0], message])],
+    ['padding of 7 bytes', block([[0, 2], ps.slice(1), [0], message])],
+    ['no separator', block([[0, 2], ps, message])],
+    ['zero inside the first 8 padding bytes', block([[0, 2, 9, 9, 0], ps, [0], message])],
+  ];
+  for (const [why, bad] of cases) assert.equal(unpadPkcs1Type2(bad), undefined, why);
+});
+
+test('PSS signatures verify with Node (salt = hash length) and fail for another digest', () => {
+  for (const bits of [2048, 3072]) {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+    for (const hash of ['sha256', 'sha384', 'sha512'] as const) {
+      const data = Buffer.from(`pss ${bits} ${hash}`);
+      const digest = createHash(hash).update(data).digest();
+      const signature = signPss(privateKey, hash, digest);
+      assert.equal(signature.length, bits / 8);
+      const options = {
+        key: publicKey,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: digest.length,
+      };
+      assert.ok(verify(hash, data, options, signature), `${bits} ${hash} verifies with Node`);
+      assert.ok(verifyPss(publicKey, hash, digest, signature));
+      const other = createHash(hash).update('other').digest();
+      assert.equal(verifyPss(publicKey, hash, other, signature), false);
+    }
+  }
+});
