@@ -133,9 +133,11 @@ for type in $types; do
       issue_leaf "$role" "$type" "$dir" "$subject"
       say "$type: $role.pem issued (CSR signed by $(key_uri "$role" "$type"), certificate by $(key_uri ca "$type"))"
     fi
-    "$AKV" keyref "$(key_uri "$role" "$type")" --out "$dir/$role.keyref.pem" >/dev/null ||
+    if ! "$AKV" keyref "$(key_uri "$role" "$type")" --out "$dir/$role.keyref.pem" >/dev/null 2>"$dir/keyref.log"; then
+      cat "$dir/keyref.log" >&2
       die "could not write the key reference $dir/$role.keyref.pem" "run: bin/akv keyref $(key_uri "$role" "$type") --out FILE"
+    fi
   done
-  rm -f "$dir"/*.csr "$dir"/*.x509.log
+  rm -f "$dir"/*.csr "$dir"/*.x509.log "$dir/keyref.log"
 done
 say "certificates and key references are in $GRPC_DEMO_DIR/certs/"

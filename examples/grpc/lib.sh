@@ -10,6 +10,7 @@
 #   GRPC_KEY_PREFIX    HSM key names are <prefix>-ca-<type>, <prefix>-server-<type>,
 #                      <prefix>-client-<type> (default: grpc)
 #   GRPC_WORKER_USER   user of the nginx workers when nginx is started as root (default: www-data)
+#   GRPC_EMULATOR_LATENCY_MS  added to every emulator request, to imitate the network to Azure
 
 EXAMPLE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$EXAMPLE_DIR/../.." && pwd)
@@ -127,7 +128,9 @@ make_traversable() {
 ensure_akv_env() {
   if [ "$GRPC_USE_EMULATOR" = 1 ]; then
     local out
-    out=$("$AKV" dev up --dir "$DEV_DIR" --hsm-name "$AKV_HSM_NAME") ||
+    local latency=()
+    [ -z "${GRPC_EMULATOR_LATENCY_MS:-}" ] || latency=(--latency-ms "$GRPC_EMULATOR_LATENCY_MS")
+    out=$("$AKV" dev up --dir "$DEV_DIR" --hsm-name "$AKV_HSM_NAME" --quiet ${latency[@]+"${latency[@]}"}) ||
       die "could not start the HSM emulator and the agent (akv dev up --dir $DEV_DIR)" "see the logs in $DEV_DIR"
     printf '%s\n' "$out" | grep '^export ' >"$AKV_ENV_FILE"
     # shellcheck disable=SC1090
@@ -261,11 +264,20 @@ free_port() {
   node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
 }
 
+# proc_running PID: the process exists and is not a zombie (an exited daemon stays a zombie
+# until init reaps it, which can take a second or two in containers).
+proc_running() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat:0:1}" != Z ]
+}
+
 # read_pid PIDFILE: prints the pid in PIDFILE when that process runs; fails otherwise.
 read_pid() {
   local pid
   pid=$(cat "$1" 2>/dev/null) || return 1
-  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && printf '%s' "$pid"
+  [[ "$pid" =~ ^[0-9]+$ ]] && proc_running "$pid" && printf '%s' "$pid"
 }
 
 # pid_matches PID WORD: the process's command line contains WORD (so a recycled pid of an
@@ -283,11 +295,11 @@ stop_pid() {
   local pid _
   if pid=$(read_pid "$1") && pid_matches "$pid" "$2"; then
     kill "-${3:-TERM}" "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
+    for _ in $(seq 100); do
+      proc_running "$pid" || break
+      sleep 0.05
     done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    if proc_running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$1"
 }

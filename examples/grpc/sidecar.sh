@@ -80,8 +80,9 @@ sidecar_running() { pid_alive "$1/nginx.pid" nginx; }
 stop_sidecar() {
   local p=$1
   if sidecar_running "$p"; then
-    # QUIT lets workers finish the calls in flight; stop_pid falls back to KILL after 5 s.
-    stop_pid "$p/nginx.pid" nginx QUIT
+    # TERM: nginx's fast shutdown. (QUIT would wait for the kept-alive HTTP/2 connections
+    # between the sidecars to go idle and close, which takes seconds.)
+    stop_pid "$p/nginx.pid" nginx TERM
     say "stopped sidecar $(basename "$p")"
   fi
   rm -f "$p/nginx.pid"

@@ -1,0 +1,84 @@
+/**
+ * examples/grpc started by an ordinary user: no `user` directive, nginx workers and the agent
+ * run as that user, sockets owner-only. CI runs as root, so this file runs the whole example
+ * again as `nobody` (via runuser); run by an ordinary user, grpc-mtls.test.ts already covers it.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chownSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const example = join(repo, 'examples', 'grpc');
+const USER = 'nobody';
+
+function userIds(name: string): { uid: number; gid: number } | undefined {
+  const r = spawnSync('id', ['-u', name], { encoding: 'utf8' });
+  const g = spawnSync('id', ['-g', name], { encoding: 'utf8' });
+  if (r.status !== 0 || g.status !== 0) return undefined;
+  return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
+}
+
+const isRoot = process.getuid?.() === 0;
+const ids = isRoot ? userIds(USER) : undefined;
+const hasRunuser = spawnSync('runuser', ['--help'], { encoding: 'utf8' }).status === 0;
+const skip = !isRoot
+  ? 'not root: grpc-mtls.test.ts runs the example as this ordinary user'
+  : !ids || !hasRunuser
+    ? `no '${USER}' user or no runuser on this system`
+    : false;
+
+/** Runs an example script as the ordinary user, with only the settings this test chooses. */
+function asUser(dir: string, scriptName: string, args: string[], timeoutMs = 180_000) {
+  const env = [
+    `PATH=${process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
+    `HOME=${dir}`,
+    `GRPC_DEMO_DIR=${join(dir, 'demo')}`,
+    'AKV_HSM_NAME=grpcuser',
+    'GRPC_USE_EMULATOR=1',
+    'GRPC_KEY_PREFIX=grpc',
+    'GRPC_KEY_TYPE=ec',
+  ];
+  const r = spawnSync(
+    'runuser',
+    ['-u', USER, '--', 'env', '-i', ...env, join(example, scriptName), ...args],
+    {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: timeoutMs,
+    },
+  );
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? String(r.error ?? '') };
+}
+
+let dir = '';
+
+before(() => {
+  if (skip) return;
+  dir = mkdtempSync(join(tmpdir(), 'akv-grpc-user-'));
+  chownSync(dir, ids!.uid, ids!.gid);
+});
+
+after(() => {
+  if (!dir) return;
+  asUser(dir, 'stop-demo.sh', []);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('examples/grpc run-all.sh works for an ordinary user (EC keys)', { skip }, () => {
+  const r = asUser(dir, 'run-all.sh', ['--latency', '10']);
+  assert.equal(
+    r.status,
+    0,
+    `run-all.sh as ${USER} failed (exit ${r.status}):\n${r.stdout}\n${r.stderr}`,
+  );
+  assert.match(r.stdout, /Hello, akv/);
+  assert.match(r.stdout, /grpc-client-ec: \d+ signatures? in the HSM \(ES256\)/);
+  // Owner-only sockets: the server's socket directory is not opened to any group.
+  const serverRun = join(dir, 'demo', 'run', 'server');
+  assert.equal(statSync(serverRun).mode & 0o077, 0, `${serverRun} is open to others`);
+  assert.equal(statSync(serverRun).uid, ids!.uid);
+});
