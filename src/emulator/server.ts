@@ -130,6 +130,8 @@ export class EmulatorServer {
 
   private async handleApi(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const { stats, faults } = this.admin;
+    // Every API request pays the latency, challenges included, as a far-away HSM would cost.
+    if (this.admin.latencyMs > 0) await sleep(this.admin.latencyMs);
     const token = bearerToken(req.headers.authorization);
     if (token === undefined) {
       stats.count('challenge');
@@ -153,7 +155,6 @@ export class EmulatorServer {
       throw err;
     }
     stats.count(apiRoute.operation);
-    if (this.admin.latencyMs > 0) await sleep(this.admin.latencyMs);
     const fault = faults.take(apiRoute.operation);
     if (fault) return this.applyFault(fault, req, res);
 
