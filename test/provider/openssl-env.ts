@@ -1,0 +1,141 @@
+/**
+ * Shared set-up of the provider integration tests: a real emulator and agent from
+ * `bin/akv dev up`, keys made with `bin/akv key create`, and the real `openssl` command run with
+ * the exported environment, exactly as a person would type it.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cleanAkvEnv, devDown, devUp } from '../helpers/dev.js';
+import { AKV_BIN, REPO_ROOT } from '../helpers/emulator.js';
+
+/** `-provider akv_provider -provider default`, as the design's examples write it. */
+export const PROVIDERS = ['-provider', 'akv_provider', '-provider', 'default'];
+export const PROVIDER_DIR = join(REPO_ROOT, 'provider');
+
+export interface Run {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  out: Buffer;
+}
+
+export interface ProviderEnv {
+  hsm: string;
+  /** Temporary directory for files the test writes (dev environment lives in `dir/dev`). */
+  dir: string;
+  env: NodeJS.ProcessEnv;
+  /** Path of a file inside `dir`. */
+  file(name: string): string;
+  /** Runs `openssl ARGS` (synchronously; the agent and emulator are other processes). */
+  openssl(args: string[], options?: { input?: Buffer | string; env?: NodeJS.ProcessEnv }): Run;
+  /** Like openssl() but asserts exit status 0. */
+  opensslOk(args: string[], options?: { input?: Buffer | string; env?: NodeJS.ProcessEnv }): Run;
+  /** Runs `bin/akv ARGS` and asserts success. */
+  akv(args: string[]): Run;
+  /** `akv key create` with the HSM name filled in; returns the key's URI. */
+  createKey(name: string, ...args: string[]): string;
+  /** An openssl.cnf activating default then akv_provider (agent_socket from the environment). */
+  writeOpensslCnf(name?: string): string;
+  down(): Promise<void>;
+}
+
+function runSync(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string, input?: Buffer | string): Run {
+  const r = spawnSync(cmd, args, { env, cwd, input, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
+  return {
+    status: r.status,
+    signal: r.signal,
+    stdout: r.stdout?.toString() ?? '',
+    stderr: r.stderr?.toString() ?? '',
+    out: r.stdout ?? Buffer.alloc(0),
+  };
+}
+
+/** Starts a dev environment (emulator + agent) for one test file. */
+export async function startProviderEnv(prefix: string, hsm: string): Promise<ProviderEnv> {
+  const dir = mkdtempSync(join(tmpdir(), `akv-${prefix}-`));
+  const devDir = join(dir, 'dev');
+  const vars = await devUp(devDir, hsm);
+  const env: NodeJS.ProcessEnv = { ...cleanAkvEnv(), ...vars };
+  delete env.OPENSSL_CONF;
+  const self: ProviderEnv = {
+    hsm,
+    dir,
+    env,
+    file: (name) => join(dir, name),
+    openssl(args, options = {}) {
+      return runSync('openssl', args, options.env ?? env, dir, options.input);
+    },
+    opensslOk(args, options = {}) {
+      const r = self.openssl(args, options);
+      assert.equal(r.status, 0, `openssl ${args.join(' ')} failed (${r.status} ${r.signal}):\n${r.stderr}`);
+      return r;
+    },
+    akv(args) {
+      const r = runSync(AKV_BIN, args, env, dir);
+      assert.equal(r.status, 0, `akv ${args.join(' ')} failed (${r.status}):\n${r.stderr}${r.stdout}`);
+      return r;
+    },
+    createKey(name, ...args) {
+      self.akv(['key', 'create', '--hsm-name', hsm, '--name', name, ...args]);
+      return `managedhsm:${hsm}:${name}`;
+    },
+    writeOpensslCnf(name = 'openssl.cnf') {
+      const path = join(dir, name);
+      writeFileSync(
+        path,
+        [
+          'openssl_conf = openssl_init',
+          '[openssl_init]',
+          'providers = provider_sect',
+          '[provider_sect]',
+          'default = default_sect',
+          'akv_provider = akv_sect',
+          '[default_sect]',
+          'activate = 1',
+          '[akv_sect]',
+          'activate = 1',
+          `agent_socket = ${env.AKV_AGENT_SOCKET ?? ''}`,
+          '',
+        ].join('\n'),
+      );
+      return path;
+    },
+    async down() {
+      await devDown(devDir);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return self;
+}
+
+/** Asserts a failed run: non-zero exit, no signal (no crash / core dump), and a message. */
+export function assertCleanFailure(r: Run, pattern: RegExp, what: string): void {
+  assert.notEqual(r.status, 0, `${what}: expected failure, got exit 0\n${r.stdout}`);
+  assert.equal(r.signal, null, `${what}: killed by ${r.signal} (crash?)\n${r.stderr}`);
+  assert.ok(r.status !== null && r.status < 128, `${what}: exit status ${r.status} looks like a crash`);
+  assert.match(r.stderr, pattern, `${what}: stderr lacks ${pattern}:\n${r.stderr}`);
+}
+
+/** Runs `make -s -C provider TARGET` once per process (the build is idempotent). */
+export function makeProvider(target: string): Run {
+  const r = runSync('make', ['-s', '-C', PROVIDER_DIR, target], process.env, REPO_ROOT);
+  assert.equal(r.status, 0, `make ${target} failed:\n${r.stdout}${r.stderr}`);
+  return r;
+}
+
+/** A free TCP port on 127.0.0.1 (bound and released; the caller binds it right after). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
