@@ -41,7 +41,7 @@ fi
 rm -f "$SERVER_APP_PID" "$GRPC_DEMO_DIR/demo.env"
 stop_worker_agent
 if [ "$GRPC_USE_EMULATOR" = 1 ] && [ "$keep_hsm" = 0 ] && [ -d "$DEV_DIR" ] && [ -f "$REPO_DIR/dist/src/cli/main.js" ]; then
-  if "$AKV" dev down --dir "$DEV_DIR" >/dev/null; then
+  if "$AKV" dev down --dir "$DEV_DIR" --quiet >/dev/null; then
     say "stopped the HSM emulator and the agent"
   else
     warn "akv dev down --dir $DEV_DIR failed"
