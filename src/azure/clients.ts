@@ -25,7 +25,7 @@ export interface AzureHooks {
 interface VaultClients {
   endpoint: VaultEndpoint;
   keyClient: KeyClient;
-  crypto: Map<string, CryptographyClient>;
+  crypto: Map<string, { client: CryptographyClient; createdAt: number }>;
 }
 
 /** Upper bound of cached CryptographyClients per vault (oldest dropped first). */
@@ -58,21 +58,32 @@ export class AzureClients {
     return this.vault(vaultType, vault).keyClient;
   }
 
+  /**
+   * The CryptographyClient of a key. It fetches the key once and then runs public operations
+   * (RSA wrap/encrypt) locally and checks key_ops and dates against that copy, so it is renewed
+   * after keyCacheTtlMs: a rotated or changed key is seen as soon as the agent's own cache sees it.
+   */
   cryptoClient(ref: KeyRef): CryptographyClient {
     const v = this.vault(ref.vaultType, ref.vault);
     const id = `${ref.name.toLowerCase()}/${ref.version?.toLowerCase() ?? ''}`;
-    let client = v.crypto.get(id);
-    if (!client) {
-      client = v.keyClient.getCryptographyClient(
-        ref.name,
-        ref.version ? { keyVersion: ref.version } : undefined,
-      );
-      if (v.crypto.size >= MAX_CRYPTO_CLIENTS) {
-        const oldest = v.crypto.keys().next().value;
-        if (oldest !== undefined) v.crypto.delete(oldest);
-      }
-      v.crypto.set(id, client);
+    const now = Date.now();
+    const cached = v.crypto.get(id);
+    if (
+      cached &&
+      (ref.version !== undefined || now - cached.createdAt < this.config.keyCacheTtlMs)
+    ) {
+      return cached.client;
     }
+    const client = v.keyClient.getCryptographyClient(
+      ref.name,
+      ref.version ? { keyVersion: ref.version } : undefined,
+    );
+    v.crypto.delete(id);
+    if (v.crypto.size >= MAX_CRYPTO_CLIENTS) {
+      const oldest = v.crypto.keys().next().value;
+      if (oldest !== undefined) v.crypto.delete(oldest);
+    }
+    v.crypto.set(id, { client, createdAt: now });
     return client;
   }
 

@@ -26,7 +26,6 @@ const HSM = 'gwtest';
 let emulator: RunningEmulator;
 let gateway: HsmGateway;
 let retries: FailureKind[] = [];
-let tokenRefreshes = 0;
 
 const silent = pino(
   { level: 'debug' },
@@ -55,14 +54,7 @@ function makeGateway(overrides: Record<string, unknown> = {}, hooks?: AzureHooks
     'gateway test config',
     {},
   );
-  return createGateway(
-    config,
-    silent,
-    hooks ?? {
-      onRetry: (kind) => retries.push(kind),
-      onTokenRefresh: () => tokenRefreshes++,
-    },
-  );
+  return createGateway(config, silent, hooks ?? { onRetry: (kind) => retries.push(kind) });
 }
 
 const ref = (name: string, version?: string): KeyRef =>
@@ -217,6 +209,32 @@ describe('private-key operations', () => {
     );
   });
 
+  it('sees a rotated key once the key cache TTL has passed (RSA wrap runs on the new version)', async () => {
+    const fresh = makeGateway({ keyCacheTtlMs: 0 }, {});
+    try {
+      const kc = emulator.keyClient();
+      await kc.createKey('rsawrap', 'RSA-HSM', { keySize: 2048 });
+      const secret = randomBytes(32);
+      const before = await fresh.wrapKey(ref('rsawrap'), 'RSA-OAEP-256', secret);
+      const rotated = await kc.createKey('rsawrap', 'RSA-HSM', { keySize: 2048 });
+      const after = await fresh.wrapKey(ref('rsawrap'), 'RSA-OAEP-256', secret);
+      assert.notEqual(after.version, before.version);
+      assert.equal(after.version, rotated.properties.version);
+      assert.deepEqual(
+        (await fresh.unwrapKey(ref('rsawrap'), 'RSA-OAEP-256', after.output)).output,
+        secret,
+      );
+      const old = await fresh.unwrapKey(
+        ref('rsawrap', before.version),
+        'RSA-OAEP-256',
+        before.output,
+      );
+      assert.deepEqual(old.output, secret);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('decrypts what the public key encrypted', async () => {
     const d = await gateway.describe(ref('rsa'));
     const secret = randomBytes(32);
@@ -248,9 +266,16 @@ describe('private-key operations', () => {
   });
 
   it('asks the credential once for many operations', async () => {
-    const digest = randomBytes(32);
-    await Promise.all(Array.from({ length: 30 }, () => gateway.sign(ref('ec'), 'ES256', digest)));
-    assert.equal(tokenRefreshes, 1);
+    let refreshes = 0;
+    const counted = makeGateway({}, { onTokenRefresh: () => refreshes++ });
+    try {
+      const digest = randomBytes(32);
+      await Promise.all(Array.from({ length: 30 }, () => counted.sign(ref('ec'), 'ES256', digest)));
+      await counted.describe(ref('rsa'));
+      assert.equal(refreshes, 1);
+    } finally {
+      await counted.close();
+    }
   });
 });
 
