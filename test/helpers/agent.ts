@@ -142,7 +142,12 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   const extraEnv = options.env ?? {};
 
   let proc = spawnAgent(configFile, extraEnv);
-  await waitForReady(proc);
+  try {
+    await waitForReady(proc);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   const clients = new Set<AgentClient>();
 
   const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
