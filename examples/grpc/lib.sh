@@ -231,13 +231,25 @@ key_name() { printf '%s-%s-%s' "$GRPC_KEY_PREFIX" "$1" "$2"; } # role type
 key_uri() { printf 'managedhsm:%s:%s' "$AKV_HSM_NAME" "$(key_name "$1" "$2")"; }
 certs_dir() { printf '%s/certs/%s' "$GRPC_DEMO_DIR" "$1"; }
 
-# nginx >= 1.29 reads "store:" URIs in ssl_certificate_key; older ones need a key-reference PEM.
-nginx_reads_store_uris() {
-  local v major minor
-  v=$(nginx -v 2>&1 | sed -n 's|.*nginx/\([0-9][0-9]*\)\.\([0-9][0-9]*\).*|\1 \2|p')
-  read -r major minor <<<"$v"
-  [ -n "$major" ] && { [ "$major" -gt 1 ] || { [ "$major" = 1 ] && [ "$minor" -ge 29 ]; }; }
+# nginx_version_at_least MAJOR MINOR PATCH
+nginx_version_at_least() {
+  local v
+  v=$(nginx -v 2>&1 | sed -n 's|.*nginx/\([0-9][0-9.]*\).*|\1|p')
+  [ -n "$v" ] && [ "$(printf '%s\n%s.%s.%s\n' "$v" "$1" "$2" "$3" | sort -V | head -n1)" = "$1.$2.$3" ]
 }
+
+# HTTP/2 is a listen parameter before nginx 1.25.1 and a directive ("http2 on") from then on.
+http2_template_values() {
+  if nginx_version_at_least 1 25 1; then
+    R_LISTEN_HTTP2="" R_HTTP2_LINE="        http2 on;"
+  else
+    R_LISTEN_HTTP2=" http2" R_HTTP2_LINE="        # (HTTP/2: the listen parameter above; nginx >= 1.25.1 says \"http2 on;\")"
+  fi
+  export R_LISTEN_HTTP2 R_HTTP2_LINE
+}
+
+# nginx >= 1.29 reads "store:" URIs in ssl_certificate_key; older ones need a key-reference PEM.
+nginx_reads_store_uris() { nginx_version_at_least 1 29 0; }
 
 # What to write after ssl_certificate_key / grpc_ssl_certificate_key for the HSM key of a role.
 nginx_key_for() { # role type
@@ -254,7 +266,7 @@ nginx_key_for() { # role type
 # set, even if empty: a forgotten placeholder is an error, not an empty string in a config).
 render() {
   local tmp="$2.tmp.$$"
-  perl -pe 's/\@([A-Z_]+)\@/exists $ENV{"R_$1"} ? $ENV{"R_$1"} : die "placeholder \@$1\@ has no value\n"/ge' \
+  perl -pe 's/\@([A-Z][A-Z0-9_]*)\@/exists $ENV{"R_$1"} ? $ENV{"R_$1"} : die "placeholder \@$1\@ has no value\n"/ge' \
     "$1" >"$tmp" || { rm -f "$tmp"; die "cannot render $1"; }
   mv "$tmp" "$2"
 }

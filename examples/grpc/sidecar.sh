@@ -126,6 +126,7 @@ fi
 mkdir -p "$prefix/logs" "$prefix/temp"
 export R_PREFIX=$prefix R_USER_LINE R_WORKERS=2 R_CA=$ca
 R_USER_LINE=$(nginx_user_line)
+http2_template_values
 if [ "$role" = server ]; then
   [ -n "$app_socket" ] || usage_error "--app-socket is required for a server sidecar"
   if [ -z "$port" ] && sidecar_running "$prefix" && [ -f "$prefix/sidecar.env" ]; then
