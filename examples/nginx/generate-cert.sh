@@ -54,7 +54,7 @@ issue() {
   local keyref="$CERT_DIR/$kind.keyref.pem" pub="$CERT_DIR/$kind.hsm-pub.pem"
   local csr="$CERT_DIR/$kind.csr" crt="$CERT_DIR/$kind.crt"
 
-  akv keyref "$uri" --out "$keyref.tmp" >/dev/null || die "bin/akv keyref $uri failed" "see the message above; is the key in the HSM? (./start-agent.sh creates it)"
+  akv keyref "$uri" --out "$keyref.tmp" >/dev/null 2>"$LOG_DIR/keyref.err" || { cat "$LOG_DIR/keyref.err" >&2; false; } || die "bin/akv keyref $uri failed" "see the message above; is the key in the HSM? (./start-agent.sh creates it)"
   chmod 0644 "$keyref.tmp"
   mv -f "$keyref.tmp" "$keyref"
 

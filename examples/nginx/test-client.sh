@@ -44,7 +44,7 @@ https_get() {
 handshake() {
   local port=$1 version=$2 ca=$3
   openssl_plain s_client -connect "127.0.0.1:$port" -servername localhost "-$version" -CAfile "$ca" \
-    -verify_return_error -verify_hostname localhost -brief -showcerts </dev/null >"$tmp/handshake" 2>&1
+    -verify_return_error -verify_hostname localhost -brief </dev/null >"$tmp/handshake" 2>&1
 }
 
 check_server() {
@@ -87,9 +87,12 @@ check_server() {
     handshakes=$((handshakes + 1))
   done
 
-  # The certificate nginx serves (from the last handshake) against the HSM key's public key.
+  # The certificate nginx serves against the HSM key's public key.
   : >"$tmp/err"
-  sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' "$tmp/handshake" | sed '/-----END CERTIFICATE-----/q' >"$tmp/served.pem"
+  openssl_plain s_client -connect "127.0.0.1:$port" -servername localhost </dev/null 2>>"$tmp/err" \
+    | sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' >"$tmp/served.pem" || true
+  handshakes=$((handshakes + 1))
+  : >"$tmp/err"
   local served hsm_pub
   served=$(openssl_plain x509 -in "$tmp/served.pem" -noout -pubkey 2>>"$tmp/err" | openssl_plain pkey -pubin -outform DER 2>>"$tmp/err" | openssl_plain dgst -sha256 -r | cut -d' ' -f1) || served=""
   hsm_pub=$(openssl_hsm pkey -in "$uri" -pubout 2>>"$tmp/err" | openssl_plain pkey -pubin -outform DER 2>>"$tmp/err" | openssl_plain dgst -sha256 -r | cut -d' ' -f1) || hsm_pub=""

@@ -52,7 +52,7 @@ describe('nginx with HSM keys (4 workers)', { skip: missingPrerequisite() }, () 
     const st = settings();
     for (const [port, ca, sigAlg] of [
       [st.rsaPort, st.rsaCert, /RSA-PSS|RSA-SHA/],
-      [st.ecPort, st.ecCert, /ECDSA-SECP256R1/],
+      [st.ecPort, st.ecCert, /ECDSA-(SECP256R1-)?SHA256/],
     ] as const) {
       for (const priority of ['NORMAL', 'NORMAL:-VERS-TLS1.3']) {
         const r = spawnSync('gnutls-cli', ['--x509cafile', ca, '--port', String(port), '--priority', priority, '127.0.0.1'], {
@@ -145,5 +145,13 @@ describe('nginx with HSM keys (4 workers)', { skip: missingPrerequisite() }, () 
       await eventually(() => loggedSignatures(st, st.rsaKey) + loggedSignatures(st, st.ecKey) - signedBefore >= 16, 10000),
       'the restarted agent did not log the signatures',
     );
+    // The master's own connection (it loads the keys again on reload) also recovers.
+    const r = nginxSignal(st, 'reload');
+    assert.equal(r.status, 0, `nginx -s reload after the agent restart failed: ${r.stderr}`);
+    assert.ok(
+      await eventually(() => childPids(master).every((p) => !workers.includes(p)) && childPids(master).length === WORKERS, 30000),
+      'nginx did not reload after the agent restart',
+    );
+    assert.equal((await httpsGet(st.ecPort, ecCa)).status, 200);
   });
 });
