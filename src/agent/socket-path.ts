@@ -2,8 +2,9 @@
  * The agent socket's place in the file system and its permissions (docs/agent.md, "Who may use
  * the agent"): the socket is 0600 in a directory only the owner can enter (0700), or, when the
  * config names a `socketGroup`, 0660 in a 0750 directory, both with that group. A dedicated
- * directory (one the agent creates, or one named `akv` like the defaults) gets its mode and group
- * enforced; a shared one (e.g. /tmp) is left alone and the socket's own mode does the guarding.
+ * directory (one the agent creates, or one named `akv` / `akv-*` like the defaults) gets its mode
+ * and group enforced; a shared one (e.g. /tmp) is left alone and the socket's own mode does the
+ * guarding. A directory another user controls is refused: they could replace the socket.
  */
 import { execFileSync } from 'node:child_process';
 import {
@@ -94,10 +95,26 @@ export function prepareSocketDirectory(socketPath: string, modes: SocketModes): 
       'choose another socket path',
     );
   }
-  const dedicated = created || basename(dir) === 'akv';
+  const uid = process.getuid?.() ?? 0;
+  // Whoever controls the directory can swap the socket for their own: it must be ours or root's,
+  // and not writable by everyone unless sticky (like /tmp).
+  if (st.uid !== uid && st.uid !== 0) {
+    throw new AkvError(
+      'FORBIDDEN',
+      `the agent socket's directory ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}) or root`,
+      'remove it, or choose a socket path in a directory you own',
+    );
+  }
+  if (st.mode & 0o002 && !(st.mode & 0o1000)) {
+    throw new AkvError(
+      'FORBIDDEN',
+      `the agent socket's directory ${dir} is writable by everyone`,
+      'choose a socket path in a directory only you can write to',
+    );
+  }
+  const dedicated = created || /^akv(-|$)/.test(basename(dir));
   if (!dedicated) return;
-  const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid) {
+  if (st.uid !== uid) {
     throw new AkvError(
       'FORBIDDEN',
       `the agent socket's directory ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid})`,

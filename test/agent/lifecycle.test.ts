@@ -6,8 +6,19 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, createPublicKey, verify } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { AKV_BIN, startEmulator, type RunningEmulator } from '../helpers/emulator.js';
 import { startAgent, type RunningAgent } from '../helpers/agent.js';
 
@@ -81,6 +92,34 @@ test('an unknown socketGroup stops the agent with a message naming the group', a
     startAgent({ emulator, hsmName: HSM, extraConfig: { socketGroup: 'no-such-group-akv' } }),
     /socketGroup "no-such-group-akv" is not a group/,
   );
+});
+
+test('a socket directory that another user could write to is refused', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'akv-perm-'));
+  try {
+    const open = join(base, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o777); // world-writable, no sticky bit
+    await assert.rejects(
+      startAgent({ emulator, hsmName: HSM, extraConfig: { socket: join(open, 'agent.sock') } }),
+      /is writable by everyone/,
+    );
+    if (process.getuid!() === 0) {
+      const foreign = join(base, 'foreign');
+      mkdirSync(foreign);
+      chownSync(foreign, 65534, 65534);
+      await assert.rejects(
+        startAgent({
+          emulator,
+          hsmName: HSM,
+          extraConfig: { socket: join(foreign, 'agent.sock') },
+        }),
+        /belongs to uid 65534/,
+      );
+    }
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
 });
 
 test('a second agent on the same socket refuses to start, and the first keeps serving', async () => {
