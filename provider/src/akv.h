@@ -79,8 +79,9 @@ typedef struct akv_key {
     int refcount;
     AKV_PROV_CTX *prov;
     int type;         /* AKV_KEYTYPE_RSA / _EC / _AES */
-    char *uri;        /* NULL for a public-only key */
-    char *version;    /* version describe resolved; operations use `uri` (a pin applies there) */
+    char *uri;        /* as the user wrote it; NULL for a public-only key */
+    char *op_uri;     /* what operations send: `uri` pinned to the version describe resolved */
+    char *version;    /* version describe resolved */
     char *key_ops;    /* comma-separated, as the agent reports */
     unsigned bits;
     char curve[16];   /* Azure name: P-256, P-256K, P-384, P-521 */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +39,7 @@ void akv_key_free(AKV_KEY *key)
     if (key == NULL || __atomic_sub_fetch(&key->refcount, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     free(key->uri);
+    free(key->op_uri);
     free(key->version);
     free(key->key_ops);
     EVP_PKEY_free(key->pub);
@@ -210,6 +212,26 @@ static char *field_strdup(const akv_field *f)
     return s;
 }
 
+/*
+ * The URI operations use: the loaded key is the version describe saw, so that a rotation between
+ * load and use can never make the HSM sign with a key whose public half we do not hold (a TLS
+ * server would then present a certificate that no longer matches its signatures).
+ */
+static char *pin_uri(const char *uri, const char *version)
+{
+    int akv_form = strncasecmp(uri, "akv:", 4) == 0;
+    int plain = version != NULL && *version != '\0';
+    for (const char *c = version; plain && *c != '\0'; c++)
+        plain = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z');
+    if (!plain || strstr(uri, "version=") != NULL)
+        return strdup(uri);
+    size_t len = strlen(uri) + strlen(version) + 16;
+    char *pinned = malloc(len);
+    if (pinned != NULL)
+        snprintf(pinned, len, "%s%s%s", uri, akv_form ? ",version=" : "?version=", version);
+    return pinned;
+}
+
 AKV_KEY *akv_describe(AKV_PROV_CTX *prov, const char *uri)
 {
     akv_buf req;
@@ -244,6 +266,8 @@ AKV_KEY *akv_describe(AKV_PROV_CTX *prov, const char *uri)
     key->bits = bits;
     key->version = field_strdup(akv_frame_get(f, AKV_TAG_KEY_VERSION));
     key->key_ops = field_strdup(akv_frame_get(f, AKV_TAG_KEY_OPS));
+    if ((key->op_uri = pin_uri(uri, key->version)) == NULL)
+        goto nomem;
     const akv_field *curve = akv_frame_get(f, AKV_TAG_CURVE);
     if (curve != NULL && curve->len < sizeof(key->curve)) {
         memcpy(key->curve, curve->value, curve->len);
@@ -305,7 +329,7 @@ int akv_key_operation(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const char
     }
     akv_buf_init(&req);
     akv_frame_begin(&req, (uint8_t)op, 0);
-    akv_frame_put_str(&req, AKV_TAG_URI, key->uri);
+    akv_frame_put_str(&req, AKV_TAG_URI, key->op_uri != NULL ? key->op_uri : key->uri);
     akv_frame_put_str(&req, AKV_TAG_ALG, alg);
     akv_frame_put_bytes(&req, AKV_TAG_INPUT, in, inlen);
     akv_frame_put_u32(&req, AKV_TAG_CLIENT_PID, (uint32_t)getpid());

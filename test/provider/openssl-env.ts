@@ -37,6 +37,8 @@ export interface ProviderEnv {
   opensslOk(args: string[], options?: { input?: Buffer | string; env?: NodeJS.ProcessEnv }): Run;
   /** Runs `bin/akv ARGS` and asserts success. */
   akv(args: string[]): Run;
+  /** Runs `bin/akv ARGS` whatever the outcome. */
+  akvRun(args: string[]): Run;
   /** `akv key create` with the HSM name filled in; returns the key's URI. */
   createKey(name: string, ...args: string[]): string;
   /** An openssl.cnf activating default then akv_provider (agent_socket from the environment). */
@@ -74,6 +76,9 @@ export async function startProviderEnv(prefix: string, hsm: string): Promise<Pro
       const r = self.openssl(args, options);
       assert.equal(r.status, 0, `openssl ${args.join(' ')} failed (${r.status} ${r.signal}):\n${r.stderr}`);
       return r;
+    },
+    akvRun(args) {
+      return runSync(AKV_BIN, args, env, dir);
     },
     akv(args) {
       const r = runSync(AKV_BIN, args, env, dir);
