@@ -401,7 +401,8 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
     const { run, result } = callVia(dir, join(socketDir, 'greeter.sock'));
     assert.equal(run.status, 1);
     assert.ok(!result.ok);
-    assert.notEqual(result.failure.code, grpc.status.OK);
+    assert.equal(result.failure.codeName, 'UNAVAILABLE', JSON.stringify(result));
+    assert.match(result.failure.details, /no mutual TLS connection to the server sidecar/);
     const errorLog = readFileSync(join(dir, 'nginx', 'distrust', 'logs', 'error.log'), 'utf8');
     assert.match(errorLog, /upstream SSL certificate verify error/);
   });

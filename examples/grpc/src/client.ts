@@ -114,16 +114,16 @@ function parseOptions(argv: string[]): ClientOptions | 'help' {
 function hintFor(failure: CallFailure, socket: string): string {
   switch (failure.code) {
     case grpc.status.UNAVAILABLE:
-      return `nothing usable answers on ${socket}, or the sidecar could not reach the server: is the demo running (examples/grpc/start-demo.sh)? The sidecars' logs/error.log say more`;
+      return failure.details.includes('client sidecar:')
+        ? "the client sidecar could not complete mutual TLS with the server sidecar (server not running, certificate not trusted, or the HSM agent unreachable): see the client sidecar's logs/error.log"
+        : `nothing answers on ${socket}: is the demo running (examples/grpc/start-demo.sh)?`;
     case grpc.status.UNAUTHENTICATED:
       return 'the server sidecar refused this client: it must present a certificate issued by the demo CA';
     case grpc.status.DEADLINE_EXCEEDED:
       return 'no answer in time: check that the agent and the HSM (or emulator) respond (bin/akv doctor)';
     case grpc.status.INTERNAL:
     case grpc.status.UNKNOWN:
-      return /HTTP status code 50[0-9]/.test(failure.details)
-        ? 'the client sidecar could not complete TLS with the server sidecar (untrusted certificate, or the HSM agent is unreachable): see the client sidecar logs/error.log'
-        : "see the sidecars' logs/error.log";
+      return "see the sidecars' logs/error.log";
     default:
       return '';
   }
