@@ -1,0 +1,146 @@
+/**
+ * Issue 7, item 5 (and the "under load" half of item 6): how many signatures per second one
+ * agent sustains to the emulator with many concurrent clients, and what each costs the agent in
+ * CPU. EC P-256 keeps the emulator's arithmetic cheap. The clients are akv-sign-bench threads
+ * going through akv_provider (its connection pool), i.e. the real path of a threaded server.
+ */
+import { cpuSeconds, processTree, RssSampler, rssKiB } from '../lib/proc.js';
+import { runSignBench } from '../lib/drivers.js';
+import { median } from '../lib/stats.js';
+import { formatRate, formatUs, type BenchContext, type ScenarioResult } from '../lib/result.js';
+
+const TARGET_OPS = 3000;
+/** Managed HSM scaling guidance: RSA-2048 sign 900/s per partition, three partitions. */
+const MANAGED_HSM_RSA2048_MAX = 2700;
+
+export interface CapacityTrial {
+  opsPerSecond: number;
+  ops: number;
+  cpuPerOpUs: { agent: number; emulator: number; loadGenerator: number };
+  cores: { agent: number; emulator: number; loadGenerator: number };
+  agentRssPeakKiB: number;
+}
+
+export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
+  const { agent, emulator, profile } = ctx;
+  const key = ctx.keys.ec256;
+  const threads = profile.capacityThreads;
+  await emulator.setLatency(0);
+  const agentIdleKiB = rssKiB(agent.pid);
+  const trials: CapacityTrial[] = [];
+  for (let t = 0; t < profile.trials; t++) {
+    ctx.log(`agent capacity: EC P-256, ${threads} threads, trial ${t + 1}/${profile.trials}`);
+    const agentPids = processTree(agent.pid);
+    const emulatorPids = processTree(emulator.pid);
+    const [a0, e0] = await Promise.all([cpuSeconds(agentPids), cpuSeconds(emulatorPids)]);
+    const rss = new RssSampler(agent.pid);
+    const r = await runSignBench({
+      key: key.uri,
+      providers: ['akv_provider'],
+      threads,
+      durationMs: profile.loadMs,
+      warmup: 5,
+      env: agent.providerEnv(),
+    });
+    const peak = rss.stop().peakKiB;
+    const [a1, e1] = await Promise.all([cpuSeconds(agentPids), cpuSeconds(emulatorPids)]);
+    const seconds = r.elapsed_us / 1e6;
+    const ops = Math.max(1, r.ops);
+    const gen = (r.cpu_user_us + r.cpu_sys_us) / 1e6;
+    trials.push({
+      opsPerSecond: r.ops / seconds,
+      ops: r.ops,
+      cpuPerOpUs: {
+        agent: ((a1 - a0) / ops) * 1e6,
+        emulator: ((e1 - e0) / ops) * 1e6,
+        loadGenerator: (gen / ops) * 1e6,
+      },
+      cores: {
+        agent: (a1 - a0) / seconds,
+        emulator: (e1 - e0) / seconds,
+        loadGenerator: gen / seconds,
+      },
+      agentRssPeakKiB: peak,
+    });
+  }
+  const m = (f: (t: CapacityTrial) => number): number => median(trials.map(f));
+  const rate = m((t) => t.opsPerSecond);
+  const agentCpu = m((t) => t.cpuPerOpUs.agent);
+  const agentOnlyCeiling = 1e6 / agentCpu;
+  const findings = [
+    `One agent sustained ${formatRate(rate)} EC P-256 signatures with ${threads} concurrent client threads; the agent used ${m((t) => t.cores.agent).toFixed(2)} cores (${formatUs(agentCpu)} CPU per signature), the emulator ${m((t) => t.cores.emulator).toFixed(2)} cores (${formatUs(m((t) => t.cpuPerOpUs.emulator))} per signature) and the load generator ${m((t) => t.cores.loadGenerator).toFixed(2)} cores (${formatUs(m((t) => t.cpuPerOpUs.loadGenerator))}).`,
+    `At ${formatUs(agentCpu)} of CPU per signature, the agent alone on one core would top out near ${formatRate(agentOnlyCeiling)} (the agent's JavaScript runs on one thread); on this machine it shares the cores with the emulator and the clients.`,
+  ];
+  return {
+    id: 'capacity',
+    title: '5. Agent capacity',
+    method: `\`akv-sign-bench\` with ${threads} threads signing through akv_provider (its pooled connections to the agent) with the EC P-256 key for ${profile.loadMs / 1000} s per trial, ${profile.trials} trial(s), median; emulator without added latency. CPU of the agent and of the emulator (all threads) from /proc/<pid>/stat before and after; the load generator's from getrusage.`,
+    findings,
+    tables: [
+      {
+        title: 'Signatures per second through one agent',
+        columns: [
+          'signatures/s',
+          'agent CPU/op',
+          'agent cores',
+          'emulator CPU/op',
+          'emulator cores',
+          'load generator CPU/op',
+          'load generator cores',
+        ],
+        rows: [
+          [
+            formatRate(rate),
+            formatUs(agentCpu),
+            m((t) => t.cores.agent).toFixed(2),
+            formatUs(m((t) => t.cpuPerOpUs.emulator)),
+            m((t) => t.cores.emulator).toFixed(2),
+            formatUs(m((t) => t.cpuPerOpUs.loadGenerator)),
+            m((t) => t.cores.loadGenerator).toFixed(2),
+          ],
+        ],
+      },
+    ],
+    charts: [
+      {
+        file: 'capacity.svg',
+        title: 'Signatures per second through one agent (EC P-256)',
+        unit: 'signatures/s',
+        groups: [
+          {
+            label: 'this machine',
+            bars: [
+              { label: 'measured', value: Math.round(rate) },
+              {
+                label: 'agent-only ceiling (1 core / agent CPU per op)',
+                value: Math.round(agentOnlyCeiling),
+              },
+            ],
+          },
+          {
+            label: 'Managed HSM',
+            bars: [
+              { label: 'published max, RSA 2048, 3 partitions', value: MANAGED_HSM_RSA2048_MAX },
+            ],
+          },
+        ],
+        reference: { value: TARGET_OPS, label: `target ${TARGET_OPS}/s` },
+      },
+    ],
+    targets: [
+      {
+        name: 'signatures/s through one agent (EC P-256)',
+        goal: `≥ ${formatRate(TARGET_OPS)}`,
+        value: formatRate(rate),
+        met: rate >= TARGET_OPS,
+      },
+    ],
+    data: {
+      threads,
+      trials,
+      agentIdleKiB,
+      agentOnlyCeiling,
+      managedHsmRsa2048Max: MANAGED_HSM_RSA2048_MAX,
+    },
+  };
+}

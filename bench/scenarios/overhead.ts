@@ -1,0 +1,176 @@
+/**
+ * Issue 7, item 1: what the provider and the agent add to one signature. The same sign, one at a
+ * time from a warm client, along three paths to the emulator (no added latency):
+ *   direct  - a keep-alive HTTPS client straight to the REST API (the floor)
+ *   agent   - the agent socket from Node (AgentClient): agent + SDK, no provider
+ *   provider- akv-sign-bench (C, one process): provider + socket + agent + SDK
+ * and, for scale, the same key from a local PEM file in the C driver.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { AgentClient } from '../../src/client/agent-client.js';
+import { runSignBench } from '../lib/drivers.js';
+import { DirectSigner } from '../lib/rest-client.js';
+import { distribution, medianDistribution, round, type Distribution } from '../lib/stats.js';
+import { keyLabel, type BenchKey } from '../lib/services.js';
+import { formatUs, type BenchContext, type ScenarioResult, type Target } from '../lib/result.js';
+
+const PATHS = ['direct', 'agent', 'provider', 'local'] as const;
+type Path = (typeof PATHS)[number];
+
+const PATH_LABELS: Record<Path, string> = {
+  direct: 'REST API direct (keep-alive)',
+  agent: 'agent socket (Node client)',
+  provider: 'provider + agent (C)',
+  local: 'local PEM key (C, in-process)',
+};
+
+const P50_TARGET_US = 300;
+const P99_TARGET_US = 1000;
+
+async function agentLoop(
+  client: AgentClient,
+  key: BenchKey,
+  ops: number,
+  warmup: number,
+): Promise<number[]> {
+  const digest = createHash('sha256').update('akv bench').digest();
+  for (let i = 0; i < warmup; i++) await client.sign(key.uri, key.alg, digest);
+  const out: number[] = [];
+  for (let i = 0; i < ops; i++) {
+    const start = process.hrtime.bigint();
+    await client.sign(key.uri, key.alg, digest);
+    out.push(Number(process.hrtime.bigint() - start) / 1000);
+  }
+  return out;
+}
+
+export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
+  const { profile, keys, agent } = ctx;
+  await ctx.emulator.setLatency(0);
+  const direct = new DirectSigner(ctx.emulator, 'bench-token');
+  const client = new AgentClient(agent.socket);
+  const ops = profile.overheadOps;
+  const warmup = 20;
+  const perKey: Record<string, Record<Path, Distribution>> = {};
+  try {
+    for (const key of [keys.rsa2048, keys.rsa3072, keys.ec256]) {
+      const label = keyLabel(key.spec);
+      const trials: Record<Path, Distribution[]> = {
+        direct: [],
+        agent: [],
+        provider: [],
+        local: [],
+      };
+      for (let t = 0; t < profile.trials; t++) {
+        ctx.log(`overhead: ${label}, trial ${t + 1}/${profile.trials}`);
+        // Interleaved, so that a change in background load hits every path alike.
+        trials.direct.push(distribution(await direct.loop(key, ops, warmup)));
+        trials.agent.push(distribution(await agentLoop(client, key, ops, warmup)));
+        const viaProvider = await runSignBench({
+          key: key.uri,
+          providers: ['akv_provider'],
+          threads: 1,
+          ops,
+          warmup,
+          env: agent.providerEnv(),
+          latencyFile: join(ctx.dir, 'latencies.txt'),
+        });
+        trials.provider.push(distribution(viaProvider.latenciesUs));
+        const local = await runSignBench({
+          key: key.pemFile,
+          providers: [],
+          threads: 1,
+          ops,
+          warmup,
+          env: agent.providerEnv(),
+          latencyFile: join(ctx.dir, 'latencies.txt'),
+        });
+        trials.local.push(distribution(local.latenciesUs));
+      }
+      perKey[label] = {
+        direct: medianDistribution(trials.direct),
+        agent: medianDistribution(trials.agent),
+        provider: medianDistribution(trials.provider),
+        local: medianDistribution(trials.local),
+      };
+    }
+  } finally {
+    direct.close();
+    await client.close();
+  }
+
+  const targets: Target[] = [];
+  const rows: Array<Array<string | number>> = [];
+  const findings: string[] = [];
+  for (const [label, d] of Object.entries(perKey)) {
+    const p50Over = d.provider.p50 - d.direct.p50;
+    const p99Over = d.provider.p99 - d.direct.p99;
+    const agentShare = d.agent.p50 - d.direct.p50;
+    for (const path of PATHS) {
+      const x = d[path];
+      rows.push([label, PATH_LABELS[path], formatUs(x.p50), formatUs(x.p90), formatUs(x.p99), x.n]);
+    }
+    rows.push([
+      label,
+      '**overhead (provider − direct)**',
+      `**${formatUs(p50Over)}**`,
+      formatUs(d.provider.p90 - d.direct.p90),
+      `**${formatUs(p99Over)}**`,
+      '',
+    ]);
+    targets.push(
+      {
+        name: `p50 overhead, ${label}`,
+        goal: `< ${formatUs(P50_TARGET_US)}`,
+        value: formatUs(p50Over),
+        met: p50Over < P50_TARGET_US,
+      },
+      {
+        name: `p99 overhead, ${label}`,
+        goal: `< ${formatUs(P99_TARGET_US)}`,
+        value: formatUs(p99Over),
+        met: p99Over < P99_TARGET_US,
+      },
+    );
+    findings.push(
+      `${label}: the provider path adds ${formatUs(p50Over)} at p50 and ${formatUs(p99Over)} at p99 over the direct REST call; of the p50, ${formatUs(agentShare)} is the agent (Node client → agent → SDK) and ${formatUs(d.provider.p50 - d.agent.p50)} the C provider and its socket round trip.`,
+    );
+  }
+
+  return {
+    id: 'overhead',
+    title: '1. Overhead per signature',
+    method: `One signature at a time (SHA-256 digest), ${profile.overheadOps} per trial and path after ${warmup} warm-up signatures, ${profile.trials} trial(s) interleaved across the paths; figures are the median across trials of each trial's p50/p90/p99. Emulator with no added latency. The provider path is \`bench/driver/akv-sign-bench\`: one long-lived C process that opens \`managedhsm:…\` through OSSL_STORE and calls \`EVP_DigestSign\` in a loop. The direct path is a Node HTTPS client with one keep-alive socket sending the same \`POST /keys/{name}/{version}/sign\`. Overhead = provider − direct, per percentile.`,
+    findings,
+    tables: [
+      {
+        title: 'Latency of one signature',
+        columns: ['key', 'path', 'p50', 'p90', 'p99', 'n'],
+        rows,
+      },
+    ],
+    charts: [
+      {
+        file: 'overhead-p50.svg',
+        title: 'One signature, p50 latency by path',
+        unit: 'µs',
+        groups: Object.entries(perKey).map(([label, d]) => ({
+          label,
+          bars: PATHS.map((p) => ({ label: PATH_LABELS[p], value: round(d[p].p50) })),
+        })),
+      },
+      {
+        file: 'overhead-p99.svg',
+        title: 'One signature, p99 latency by path',
+        unit: 'µs',
+        groups: Object.entries(perKey).map(([label, d]) => ({
+          label,
+          bars: PATHS.map((p) => ({ label: PATH_LABELS[p], value: round(d[p].p99) })),
+        })),
+      },
+    ],
+    targets,
+    data: { perKey, opsPerTrial: ops, trials: profile.trials },
+  };
+}
