@@ -112,6 +112,46 @@ describe('akv dev up', () => {
     await devDown(dirB);
   });
 
+  it('adds another HSM name to a running environment', async () => {
+    const env2 = await devUp(dirA, 'second-hsm');
+    assert.equal(env2.AKV_HSM_NAME, 'second-hsm');
+    assert.equal(env2.AKV_CONFIG, env.AKV_CONFIG);
+    await ok(
+      ['key', 'create', '--hsm-name', 'second-hsm', '--name', 'k2', '--kty', 'EC-HSM'],
+      env2,
+    );
+    writeFileSync(join(work, 'second.txt'), 'second');
+    await ok(
+      [
+        'sign',
+        '--key',
+        'managedhsm:second-hsm:k2',
+        '--alg',
+        'ES256',
+        '--in',
+        'second.txt',
+        '--out',
+        'second.sig',
+      ],
+      env2,
+    );
+    const v = await ok(
+      [
+        'verify',
+        '--key',
+        'managedhsm:second-hsm:k2',
+        '--alg',
+        'ES256',
+        '--in',
+        'second.txt',
+        '--signature',
+        'second.sig',
+      ],
+      env2,
+    );
+    assert.match(v.stdout, /Verified OK/);
+  });
+
   it('refuses bad input with a usage error', async () => {
     const r = await akv(['dev', 'up', '--dir', dirA], {});
     assert.equal(r.code, 2);

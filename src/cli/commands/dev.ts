@@ -255,6 +255,30 @@ async function startAgent(p: Paths, progress: Progress): Promise<DevState['agent
   );
 }
 
+/** SIGHUP, then wait until the agent's log says it reloaded, so the new name works at once. */
+async function reloadAgent(p: Paths, pid: number): Promise<void> {
+  const logStart = fileSize(p.agentLog);
+  process.kill(pid, 'SIGHUP');
+  const until = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < until) {
+    const text = tail(p.agentLog, 50, logStart);
+    if (text.includes('SIGHUP: configuration reloaded')) return;
+    if (text.includes('SIGHUP: the new config is not valid')) {
+      throw new AkvError(
+        'INTERNAL',
+        `the agent refused the new config ${p.config}; ${p.agentLog} says:\n${tail(p.agentLog, 5, logStart)}`,
+        'run `akv dev down` and `akv dev up` again',
+      );
+    }
+    await sleep(50);
+  }
+  throw new AkvError(
+    'TIMEOUT',
+    `the agent did not confirm the config reload within ${START_TIMEOUT_MS / 1000} s`,
+    `see ${p.agentLog}`,
+  );
+}
+
 function fileSize(file: string): number {
   try {
     return statSync(file).size;
@@ -337,7 +361,7 @@ async function up(argv: string[]): Promise<number> {
   if (configChanged) writeConfig(p, emulator, hsmNames);
   if (agentUp && agentPid !== undefined && configChanged) {
     progress.say(`adding ${hsmName} to the running agent (SIGHUP)`);
-    process.kill(agentPid, 'SIGHUP');
+    await reloadAgent(p, agentPid);
   }
   if (!agentUp || agentPid === undefined) {
     if (agentPid !== undefined && isAlive(agentPid) && isOurProcess(agentPid, agentMarkers(p)))
