@@ -313,6 +313,54 @@ function setLatency(emulator: DevState['emulator'], ms: number): Promise<void> {
   });
 }
 
+function pidFromFile(p: Paths, file: string): number | undefined {
+  try {
+    const n = Number(readFileSync(join(p.dir, file), 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Serialises `dev up` / `dev down` on one DIR (a lock file holding the owner's pid). */
+async function withLock<T>(p: Paths, fn: () => Promise<T>): Promise<T> {
+  const lock = join(p.dir, 'dev.lock');
+  const until = Date.now() + 2 * START_TIMEOUT_MS;
+  for (;;) {
+    try {
+      writeFileSync(lock, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let text: string;
+      try {
+        text = readFileSync(lock, 'utf8').trim();
+      } catch {
+        continue; // released meanwhile
+      }
+      const owner = Number(text);
+      // An empty file is a lock being written right now, not a stale one.
+      if (text !== '' && !isAlive(owner)) {
+        rmSync(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > until) {
+        throw new AkvError(
+          'TIMEOUT',
+          `another \`akv dev\` (pid ${owner}) holds ${lock}`,
+          'wait for it to finish, or remove the lock file if that process is not akv',
+        );
+      }
+      await sleep(100);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
 async function up(argv: string[]): Promise<number> {
   const opts = parseOptions('dev up', argv, {
     dir: { type: 'string' },
@@ -336,8 +384,26 @@ async function up(argv: string[]): Promise<number> {
     throw new UsageError(`dev up: ${MAIN_JS} is missing: run \`npm run build\` first`);
   const progress = new Progress(!flag(opts, 'quiet') && process.stderr.isTTY === true);
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+  return withLock(p, () => upLocked(p, hsmName, latencyMs, progress));
+}
 
+async function upLocked(
+  p: Paths,
+  hsmName: string,
+  latencyMs: number | undefined,
+  progress: Progress,
+): Promise<number> {
   const previous = readState(p);
+  if (!previous) {
+    // A `dev up` that died half-way leaves pid files but no state: stop what it started.
+    for (const [file, markers] of [
+      ['agent.pid', agentMarkers(p)],
+      ['emulator.pid', emulatorMarkers(p)],
+    ] as const) {
+      const pid = pidFromFile(p, file);
+      if (pid !== undefined && isOurProcess(pid, markers)) await stopProcess(pid);
+    }
+  }
   let emulator = previous?.emulator;
   const hsmNames = [...new Set([...(previous?.hsmNames ?? []), hsmName])];
   const emulatorUp = emulator !== undefined && isOurProcess(emulator.pid, emulatorMarkers(p));
@@ -391,15 +457,16 @@ async function down(argv: string[]): Promise<number> {
   const say = (msg: string): void => {
     if (!quiet) process.stderr.write(`akv dev: ${msg}\n`);
   };
+  if (!existsSync(p.dir)) {
+    say(`nothing was running in ${p.dir}`);
+    return 0;
+  }
+  return withLock(p, () => downLocked(p, say));
+}
+
+async function downLocked(p: Paths, say: (msg: string) => void): Promise<number> {
   const state = readState(p);
-  const pidFrom = (file: string): number | undefined => {
-    try {
-      const n = Number(readFileSync(join(p.dir, file), 'utf8').trim());
-      return Number.isInteger(n) && n > 0 ? n : undefined;
-    } catch {
-      return undefined;
-    }
-  };
+  const pidFrom = (file: string): number | undefined => pidFromFile(p, file);
   const targets: [string, number | undefined, string[]][] = [
     ['agent', state?.agent.pid ?? pidFrom('agent.pid'), agentMarkers(p)],
     ['emulator', state?.emulator.pid ?? pidFrom('emulator.pid'), emulatorMarkers(p)],
