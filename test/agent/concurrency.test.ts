@@ -16,6 +16,7 @@ const AES = `managedhsm:${HSM}:conc-aes`;
 
 let emulator: RunningEmulator;
 let agent: RunningAgent;
+let hangAgent: RunningAgent;
 let ecPub: KeyObject;
 let rsaPub: KeyObject;
 
@@ -27,8 +28,10 @@ before(async () => {
     keys.createKey('conc-rsa', 'RSA-HSM', { keySize: 2048 }),
     keys.createKey('conc-aes', 'oct-HSM', { keySize: 256 }),
   ]);
-  // A short deadline: the parallelism test lets requests hang until it passes.
-  agent = await startAgent({ emulator, hsmName: HSM, extraConfig: { deadlineMs: 3000 } });
+  // A generous deadline for the load test (CI machines are slow and shared); a short one for the
+  // agent whose requests are left hanging on purpose.
+  agent = await startAgent({ emulator, hsmName: HSM, extraConfig: { deadlineMs: 60_000 } });
+  hangAgent = await startAgent({ emulator, hsmName: HSM, extraConfig: { deadlineMs: 4000 } });
   const c = agent.client();
   const spki = async (uri: string): Promise<KeyObject> =>
     createPublicKey({ key: (await c.describe(uri)).publicKey!, format: 'der', type: 'spki' });
@@ -38,6 +41,7 @@ before(async () => {
 
 after(async () => {
   await agent?.stop();
+  await hangAgent?.stop();
   await emulator?.stop();
 });
 
@@ -123,14 +127,14 @@ async function arriveTogether(
 }
 
 test('requests on one connection reach the HSM in parallel', async () => {
-  const client = agent.client();
+  const client = hangAgent.client();
   await client.sign(EC, 'ES256', Buffer.alloc(32, 1)); // warm: SDK challenge and key fetch done
   await arriveTogether((digest) => client.sign(EC, 'ES256', digest), 8);
 });
 
 test('requests from different connections reach the HSM in parallel', async () => {
   const clients = await Promise.all(
-    Array.from({ length: 6 }, () => AgentClient.connect(agent.socket)),
+    Array.from({ length: 6 }, () => AgentClient.connect(hangAgent.socket)),
   );
   try {
     let next = 0;
@@ -144,7 +148,7 @@ test('requests from different connections reach the HSM in parallel', async () =
 });
 
 test('a hung HSM call ends with TIMEOUT at the deadline, and the agent keeps serving', async () => {
-  const client = agent.client();
+  const client = hangAgent.client();
   await emulator.setFaults({ mode: 'hang', count: 1, operations: ['sign'] });
   await assert.rejects(client.sign(EC, 'ES256', Buffer.alloc(32, 2)), { code: 'TIMEOUT' });
   await emulator.clearFaults();
