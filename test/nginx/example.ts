@@ -21,7 +21,9 @@ export const EXAMPLE_DIR = join(REPO_DIR, 'examples', 'nginx');
 export function missingPrerequisite(): string | undefined {
   const needed = [
     join(REPO_DIR, 'provider', 'build', 'akv_provider.so'),
-    ...['agent', 'emulator', 'key', 'keyref'].map((c) => join(REPO_DIR, 'dist', 'src', 'cli', 'commands', `${c}.js`)),
+    ...['agent', 'emulator', 'key', 'keyref'].map((c) =>
+      join(REPO_DIR, 'dist', 'src', 'cli', 'commands', `${c}.js`),
+    ),
   ];
   const missing = needed.find((f) => !existsSync(f));
   return missing ? `not built: ${missing} (run npm run build)` : undefined;
@@ -54,22 +56,39 @@ export interface ExampleSettings {
 /** Environment for the scripts: nothing from the developer's shell that would redirect them. */
 function scriptEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  for (const name of ['AKV_CONFIG', 'AKV_AGENT_SOCKET', 'AKV_LOG_FILE', 'AKV_LOG_LEVEL', 'OPENSSL_CONF', 'OPENSSL_MODULES', 'AKV_NGINX_ENV']) {
+  for (const name of [
+    'AKV_CONFIG',
+    'AKV_AGENT_SOCKET',
+    'AKV_LOG_FILE',
+    'AKV_LOG_LEVEL',
+    'OPENSSL_CONF',
+    'OPENSSL_MODULES',
+    'AKV_NGINX_ENV',
+  ]) {
     if (!(name in extra)) delete env[name];
   }
   return env;
 }
 
 /** Runs one script of examples/nginx (asynchronously, so a test's own servers keep running). */
-export function runScript(script: string, args: string[], extraEnv: Record<string, string> = {}): Promise<ScriptResult> {
+export function runScript(
+  script: string,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<ScriptResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(join(EXAMPLE_DIR, script), args, { cwd: EXAMPLE_DIR, env: scriptEnv(extraEnv) });
+    const child = spawn(join(EXAMPLE_DIR, script), args, {
+      cwd: EXAMPLE_DIR,
+      env: scriptEnv(extraEnv),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ status: code ?? (signal ? 128 : 1), stdout, stderr }));
+    child.on('close', (code, signal) =>
+      resolve({ status: code ?? (signal ? 128 : 1), stdout, stderr }),
+    );
   });
 }
 
@@ -77,7 +96,9 @@ export function runScript(script: string, args: string[], extraEnv: Record<strin
 export async function runStep(script: string, args: string[]): Promise<ScriptResult> {
   const r = await runScript(script, args);
   if (r.status !== 0) {
-    throw new Error(`${script} ${args.join(' ')} exited ${r.status}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+    throw new Error(
+      `${script} ${args.join(' ')} exited ${r.status}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`,
+    );
   }
   return r;
 }
@@ -129,7 +150,14 @@ export function uniqueHsmName(label: string): string {
 export async function startExample(label: string, workers: number): Promise<ExampleSettings> {
   const dir = makeTestDir(label);
   const envFile = join(dir, '.env');
-  await runStep('setup-env.sh', ['--env-file', envFile, '--hsm-name', uniqueHsmName(label), '--workers', String(workers)]);
+  await runStep('setup-env.sh', [
+    '--env-file',
+    envFile,
+    '--hsm-name',
+    uniqueHsmName(label),
+    '--workers',
+    String(workers),
+  ]);
   const settings = readSettings(envFile);
   for (const script of ['start-agent.sh', 'generate-cert.sh', 'start-server.sh']) {
     await runStep(script, ['--env-file', envFile]);
@@ -178,10 +206,21 @@ export function childPids(parent: number): number[] {
 
 /** Runs nginx on the example's prefix and configuration with extra arguments (e.g. -s reload). */
 export function nginxSignal(settings: ExampleSettings, signal: string): ScriptResult {
-  const nginx = spawnSync('sh', ['-c', 'command -v nginx || echo /usr/sbin/nginx'], { encoding: 'utf8' }).stdout.trim();
+  const nginx = spawnSync('sh', ['-c', 'command -v nginx || echo /usr/sbin/nginx'], {
+    encoding: 'utf8',
+  }).stdout.trim();
   const r = spawnSync(
     nginx,
-    ['-p', settings.nginxPrefix, '-c', join(settings.nginxPrefix, 'nginx.conf'), '-e', join(settings.nginxPrefix, 'logs', 'error.log'), '-s', signal],
+    [
+      '-p',
+      settings.nginxPrefix,
+      '-c',
+      join(settings.nginxPrefix, 'nginx.conf'),
+      '-e',
+      join(settings.nginxPrefix, 'logs', 'error.log'),
+      '-s',
+      signal,
+    ],
     { encoding: 'utf8', env: scriptEnv({ OPENSSL_CONF: settings.opensslCnf }) },
   );
   return { status: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
@@ -189,9 +228,13 @@ export function nginxSignal(settings: ExampleSettings, signal: string): ScriptRe
 
 /** How many successful signatures the agent logged for one key (examples/nginx/lib/agent-log.mjs). */
 export function loggedSignatures(settings: ExampleSettings, keyName: string): number {
-  const r = spawnSync(process.execPath, [join(EXAMPLE_DIR, 'lib', 'agent-log.mjs'), settings.agentLog, settings.hsmName, keyName], {
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    process.execPath,
+    [join(EXAMPLE_DIR, 'lib', 'agent-log.mjs'), settings.agentLog, settings.hsmName, keyName],
+    {
+      encoding: 'utf8',
+    },
+  );
   if (r.status !== 0) throw new Error(`agent-log.mjs failed: ${r.stderr}`);
   return Number(r.stdout.trim());
 }
@@ -214,8 +257,16 @@ export function httpsGet(
   versions: { minVersion?: tls.SecureVersion; maxVersion?: tls.SecureVersion } = {},
 ): Promise<HttpsAnswer> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ...versions });
-    socket.setTimeout(20000, () => socket.destroy(new Error(`no answer from 127.0.0.1:${port} within 20 s`)));
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      ca,
+      ...versions,
+    });
+    socket.setTimeout(20000, () =>
+      socket.destroy(new Error(`no answer from 127.0.0.1:${port} within 20 s`)),
+    );
     let data = '';
     let protocol = '';
     let cipher = '';
@@ -229,7 +280,12 @@ export function httpsGet(
     socket.on('error', reject);
     socket.on('end', () => {
       const m = /^HTTP\/1\.1 (\d{3})[^\r]*\r\n[\s\S]*?\r\n\r\n([\s\S]*)$/.exec(data);
-      if (!m) return reject(new Error(`not an HTTP answer from 127.0.0.1:${port}: ${JSON.stringify(data.slice(0, 200))}`));
+      if (!m)
+        return reject(
+          new Error(
+            `not an HTTP answer from 127.0.0.1:${port}: ${JSON.stringify(data.slice(0, 200))}`,
+          ),
+        );
       resolve({ status: Number(m[1]), body: m[2] as string, protocol, cipher });
     });
   });

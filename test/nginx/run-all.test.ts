@@ -3,35 +3,62 @@
  * keys (RSA 3072 and EC P-256), the client checks, then the clean-up.
  */
 import assert from 'node:assert/strict';
-import { existsSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { makeTestDir, missingPrerequisite, readSettings, runScript, uniqueHsmName } from './example.js';
+import {
+  EXAMPLE_DIR,
+  makeTestDir,
+  missingPrerequisite,
+  readSettings,
+  runScript,
+  uniqueHsmName,
+} from './example.js';
 
-test('run-all.sh passes every step on the emulator with an RSA and an EC key, then cleans up', { skip: missingPrerequisite() }, async () => {
-  const dir = makeTestDir('runall');
-  const envFile = join(dir, '.env');
-  try {
-    const r = await runScript('run-all.sh', ['--env-file', envFile, '--hsm-name', uniqueHsmName('runall')]);
-    const output = `${r.stdout}\n${r.stderr}`;
-    assert.equal(r.status, 0, `run-all.sh failed:\n${output}`);
-    assert.match(r.stdout, /run-all: every step passed/);
-    assert.doesNotMatch(r.stdout, /^FAIL/m);
-    // Both servers went through every check of test-client.sh.
-    for (const label of ['RSA', 'EC ']) {
-      for (const check of ['GET /health', 's_client -tls1_3', 's_client -tls1_2', 'public key', 'agent log', 'refuses the server']) {
-        assert.ok(r.stdout.split('\n').some((l) => l.startsWith(`PASS  ${label}`) && l.includes(check)), `no PASS line for ${label} ${check}:\n${r.stdout}`);
+test(
+  'run-all.sh passes every step on the emulator with an RSA and an EC key, then cleans up',
+  { skip: missingPrerequisite() },
+  async () => {
+    const dir = makeTestDir('runall');
+    const envFile = join(dir, '.env');
+    try {
+      const r = await runScript('run-all.sh', [
+        '--env-file',
+        envFile,
+        '--hsm-name',
+        uniqueHsmName('runall'),
+      ]);
+      const output = `${r.stdout}\n${r.stderr}`;
+      assert.equal(r.status, 0, `run-all.sh failed:\n${output}`);
+      assert.match(r.stdout, /run-all: every step passed/);
+      assert.doesNotMatch(r.stdout, /^FAIL/m);
+      // Both servers went through every check of test-client.sh.
+      for (const label of ['RSA', 'EC ']) {
+        for (const check of [
+          'GET /health',
+          's_client -tls1_3',
+          's_client -tls1_2',
+          'public key',
+          'agent log',
+          'refuses the server',
+        ]) {
+          assert.ok(
+            r.stdout.split('\n').some((l) => l.startsWith(`PASS  ${label}`) && l.includes(check)),
+            `no PASS line for ${label} ${check}:\n${r.stdout}`,
+          );
+        }
       }
+      assert.match(r.stdout, /test-client\.sh: \d+ passed, 0 failed/);
+      // The clean-up removed the state directory (and with it the emulator's keys).
+      const settings = readSettings(envFile);
+      assert.equal(existsSync(settings.stateDir), false, `${settings.stateDir} is still there`);
+    } finally {
+      if (existsSync(envFile)) await runScript('cleanup.sh', ['--env-file', envFile, '--all']);
+      rmSync(dir, { recursive: true, force: true });
     }
-    assert.match(r.stdout, /test-client\.sh: \d+ passed, 0 failed/);
-    // The clean-up removed the state directory (and with it the emulator's keys).
-    const settings = readSettings(envFile);
-    assert.equal(existsSync(settings.stateDir), false, `${settings.stateDir} is still there`);
-  } finally {
-    if (existsSync(envFile)) await runScript('cleanup.sh', ['--env-file', envFile, '--all']);
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 test('the step scripts refuse to run without settings, with a message that says what to run', async () => {
   const dir = makeTestDir('nosettings');
@@ -40,7 +67,12 @@ test('the step scripts refuse to run without settings, with a message that says 
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /no settings file at .*missing\.env/);
     assert.match(r.stderr, /run \.\/setup-env\.sh first/);
-    const bad = await runScript('setup-env.sh', ['--env-file', join(dir, '.env'), '--mode', 'cloud']);
+    const bad = await runScript('setup-env.sh', [
+      '--env-file',
+      join(dir, '.env'),
+      '--mode',
+      'cloud',
+    ]);
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /AKV_MODE must be 'emulator' or 'azure'/);
     const help = await runScript('test-client.sh', ['--help']);
@@ -50,3 +82,61 @@ test('the step scripts refuse to run without settings, with a message that says 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/**
+ * As root (CI), also run the example as an ordinary user: nginx cannot switch users then, so its
+ * workers run as that user and the agent socket stays owner-only. Skipped where no such run is
+ * possible (not root, or the checkout is not readable by `nobody`).
+ */
+function whyNoUserRun(): string | undefined {
+  const missing = missingPrerequisite();
+  if (missing) return missing;
+  if (process.getuid?.() !== 0) return 'runs only as root (it switches to the user nobody)';
+  const probe = spawnSync('runuser', [
+    '-u',
+    'nobody',
+    '--',
+    'test',
+    '-x',
+    `${EXAMPLE_DIR}/run-all.sh`,
+  ]);
+  if (probe.status !== 0)
+    return `the user nobody cannot run ${EXAMPLE_DIR}/run-all.sh (checkout not readable by others)`;
+  return undefined;
+}
+
+test(
+  'run-all.sh also passes when started by an ordinary user (nobody)',
+  { skip: whyNoUserRun() },
+  async () => {
+    const dir = makeTestDir('user');
+    chmodSync(dir, 0o777);
+    const envFile = `${dir}/.env`;
+    const asNobody = (args: string[]) =>
+      spawnSync('runuser', ['-u', 'nobody', '--', 'env', 'HOME=/tmp', ...args], {
+        encoding: 'utf8',
+        timeout: 180_000,
+      });
+    try {
+      const r = asNobody([
+        `${EXAMPLE_DIR}/run-all.sh`,
+        '--env-file',
+        envFile,
+        '--hsm-name',
+        uniqueHsmName('user'),
+      ]);
+      assert.equal(r.status, 0, `run-all.sh as nobody failed:\n${r.stdout}\n${r.stderr}`);
+      assert.match(
+        r.stdout,
+        /workers: auto\)/,
+        'nginx should not switch users when started by an ordinary user',
+      );
+      assert.match(r.stdout, /test-client\.sh: \d+ passed, 0 failed/);
+      assert.match(r.stdout, /run-all: every step passed/);
+    } finally {
+      if (existsSync(envFile))
+        asNobody([`${EXAMPLE_DIR}/cleanup.sh`, '--env-file', envFile, '--all']);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -55,11 +55,15 @@ describe('nginx with HSM keys (4 workers)', { skip: missingPrerequisite() }, () 
       [st.ecPort, st.ecCert, /ECDSA-(SECP256R1-)?SHA256/],
     ] as const) {
       for (const priority of ['NORMAL', 'NORMAL:-VERS-TLS1.3']) {
-        const r = spawnSync('gnutls-cli', ['--x509cafile', ca, '--port', String(port), '--priority', priority, '127.0.0.1'], {
-          input: '',
-          encoding: 'utf8',
-          timeout: 30000,
-        });
+        const r = spawnSync(
+          'gnutls-cli',
+          ['--x509cafile', ca, '--port', String(port), '--priority', priority, '127.0.0.1'],
+          {
+            input: '',
+            encoding: 'utf8',
+            timeout: 30000,
+          },
+        );
         const out = `${r.stdout}\n${r.stderr}`;
         assert.equal(r.status, 0, `gnutls-cli ${priority} on port ${port} failed:\n${out}`);
         assert.match(out, /Handshake was completed/);
@@ -79,17 +83,26 @@ describe('nginx with HSM keys (4 workers)', { skip: missingPrerequisite() }, () 
       ...Array.from({ length: 200 }, () => httpsGet(st.rsaPort, rsaCa)),
       ...Array.from({ length: 200 }, () => httpsGet(st.ecPort, ecCa)),
     ]);
-    const failures = answers.filter((a) => a.status === 'rejected').map((a) => String((a as PromiseRejectedResult).reason));
+    const failures = answers
+      .filter((a) => a.status === 'rejected')
+      .map((a) => String((a as PromiseRejectedResult).reason));
     assert.deepEqual(failures, [], `${failures.length} of 400 handshakes failed`);
-    const served = answers.map((a) => (a as PromiseFulfilledResult<Awaited<ReturnType<typeof httpsGet>>>).value);
+    const served = answers.map(
+      (a) => (a as PromiseFulfilledResult<Awaited<ReturnType<typeof httpsGet>>>).value,
+    );
     assert.ok(served.every((a) => a.status === 200 && a.body.includes('protocol=TLSv1.3')));
     const workers = new Set(served.map((a) => /worker=(\d+)/.exec(a.body)?.[1]));
     // Every answer came from one of the forked workers, none of which crashed or was replaced.
-    for (const w of workers) assert.ok(workersBefore.includes(Number(w)), `answer from unknown worker ${String(w)}`);
+    for (const w of workers)
+      assert.ok(workersBefore.includes(Number(w)), `answer from unknown worker ${String(w)}`);
     assert.deepEqual(childPids(master), workersBefore);
     // And the agent made (at least) one signature per handshake.
     assert.ok(
-      await eventually(() => loggedSignatures(st, st.rsaKey) + loggedSignatures(st, st.ecKey) - signedBefore >= 400, 10000),
+      await eventually(
+        () =>
+          loggedSignatures(st, st.rsaKey) + loggedSignatures(st, st.ecKey) - signedBefore >= 400,
+        10000,
+      ),
       'the agent log does not show 400 new signatures',
     );
   });
@@ -109,14 +122,22 @@ describe('nginx with HSM keys (4 workers)', { skip: missingPrerequisite() }, () 
     );
     const signedBefore = loggedSignatures(st, st.rsaKey);
     for (let i = 0; i < 8; i++) {
-      const a = await httpsGet(st.rsaPort, rsaCa, '/', { maxVersion: i % 2 ? 'TLSv1.2' : 'TLSv1.3' });
+      const a = await httpsGet(st.rsaPort, rsaCa, '/', {
+        maxVersion: i % 2 ? 'TLSv1.2' : 'TLSv1.3',
+      });
       assert.equal(a.status, 200);
       assert.match(a.body, /worker=\d+/);
-      assert.ok(!oldWorkers.includes(Number(/worker=(\d+)/.exec(a.body)?.[1])), 'served by a worker from before the reload');
+      assert.ok(
+        !oldWorkers.includes(Number(/worker=(\d+)/.exec(a.body)?.[1])),
+        'served by a worker from before the reload',
+      );
     }
     const e = await httpsGet(st.ecPort, ecCa, '/health');
     assert.equal(JSON.parse(e.body).type, 'EC');
-    assert.ok(await eventually(() => loggedSignatures(st, st.rsaKey) - signedBefore >= 8, 10000), 'no HSM signatures after the reload');
+    assert.ok(
+      await eventually(() => loggedSignatures(st, st.rsaKey) - signedBefore >= 8, 10000),
+      'no HSM signatures after the reload',
+    );
     assert.equal(readPid(st.nginxPidFile), master);
   });
 
@@ -128,28 +149,45 @@ describe('nginx with HSM keys (4 workers)', { skip: missingPrerequisite() }, () 
 
     await runStep('stop-agent.sh', ['--env-file', st.envFile, '--agent-only']);
     for (let i = 0; i < 8; i++) {
-      await assert.rejects(httpsGet(i % 2 ? st.ecPort : st.rsaPort, i % 2 ? ecCa : rsaCa), 'a handshake succeeded without the agent');
+      await assert.rejects(
+        httpsGet(i % 2 ? st.ecPort : st.rsaPort, i % 2 ? ecCa : rsaCa),
+        'a handshake succeeded without the agent',
+      );
     }
     assert.ok(processAlive(master));
-    assert.deepEqual(childPids(master), workers, 'nginx lost or replaced a worker while the agent was down');
+    assert.deepEqual(
+      childPids(master),
+      workers,
+      'nginx lost or replaced a worker while the agent was down',
+    );
 
     await runStep('start-agent.sh', ['--env-file', st.envFile]);
     const signedBefore = loggedSignatures(st, st.rsaKey) + loggedSignatures(st, st.ecKey);
     // Enough handshakes that every worker's stale connection to the old agent is exercised.
     const answers = await Promise.all(
-      Array.from({ length: 16 }, (_, i) => httpsGet(i % 2 ? st.ecPort : st.rsaPort, i % 2 ? ecCa : rsaCa, '/health')),
+      Array.from({ length: 16 }, (_, i) =>
+        httpsGet(i % 2 ? st.ecPort : st.rsaPort, i % 2 ? ecCa : rsaCa, '/health'),
+      ),
     );
     assert.ok(answers.every((a) => a.status === 200 && JSON.parse(a.body).status === 'healthy'));
     assert.deepEqual(childPids(master), workers, 'nginx lost or replaced a worker');
     assert.ok(
-      await eventually(() => loggedSignatures(st, st.rsaKey) + loggedSignatures(st, st.ecKey) - signedBefore >= 16, 10000),
+      await eventually(
+        () => loggedSignatures(st, st.rsaKey) + loggedSignatures(st, st.ecKey) - signedBefore >= 16,
+        10000,
+      ),
       'the restarted agent did not log the signatures',
     );
     // The master's own connection (it loads the keys again on reload) also recovers.
     const r = nginxSignal(st, 'reload');
     assert.equal(r.status, 0, `nginx -s reload after the agent restart failed: ${r.stderr}`);
     assert.ok(
-      await eventually(() => childPids(master).every((p) => !workers.includes(p)) && childPids(master).length === WORKERS, 30000),
+      await eventually(
+        () =>
+          childPids(master).every((p) => !workers.includes(p)) &&
+          childPids(master).length === WORKERS,
+        30000,
+      ),
       'nginx did not reload after the agent restart',
     );
     assert.equal((await httpsGet(st.ecPort, ecCa)).status, 200);
