@@ -13,7 +13,7 @@ For each key type (default: both), makes sure these HSM keys exist (creates the 
   $(key_name ca TYPE)      the demo CA           RSA-HSM 2048 / EC-HSM P-256
   $(key_name server TYPE)  the server sidecar's key
   $(key_name client TYPE)  the client sidecar's key
-and writes to DIR/certs/TYPE/ (DIR: \$GRPC_DEMO_DIR, default examples/grpc/.demo):
+and writes to DIR/certs/TYPE/ (DIR: \$GRPC_DEMO_DIR, default tmp/grpc-demo in the repository):
   ca.pem                 self-signed CA certificate   (openssl req -x509 -key managedhsm:...)
   server.pem, client.pem issued by the CA             (openssl x509 -req -CAkey managedhsm:...)
   server.keyref.pem, client.keyref.pem   key references for nginx (akv keyref): no key material

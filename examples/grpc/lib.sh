@@ -2,7 +2,7 @@
 #
 # Settings, in order of precedence: command-line options, environment variables, the file
 # examples/grpc/.env (copy .env.example), built-in defaults:
-#   GRPC_DEMO_DIR      where everything the demo makes lives (default: examples/grpc/.demo)
+#   GRPC_DEMO_DIR      where everything the demo makes lives (default: tmp/grpc-demo in the repository)
 #   GRPC_USE_EMULATOR  1 = start the local HSM emulator + agent with `akv dev up` (default)
 #                      0 = use the agent you run (AKV_CONFIG / AKV_AGENT_SOCKET set) and a real HSM
 #   AKV_HSM_NAME       Managed HSM name (default: grpcdemo)
@@ -45,7 +45,7 @@ load_dotenv() {
 }
 
 load_dotenv
-GRPC_DEMO_DIR=${GRPC_DEMO_DIR:-$EXAMPLE_DIR/.demo}
+GRPC_DEMO_DIR=${GRPC_DEMO_DIR:-$REPO_DIR/tmp/grpc-demo} # tmp/ is git- and prettier-ignored
 GRPC_USE_EMULATOR=${GRPC_USE_EMULATOR:-1}
 AKV_HSM_NAME=${AKV_HSM_NAME:-grpcdemo}
 GRPC_KEY_TYPE=${GRPC_KEY_TYPE:-rsa}

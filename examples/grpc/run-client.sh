@@ -9,7 +9,7 @@ usage() {
 Usage: $SCRIPT_NAME [--dir DIR] [--direct] [client options]
 
 Runs the gRPC client (dist/examples/grpc/src/client.js) against the demo that start-demo.sh
-started in DIR (\$GRPC_DEMO_DIR, default examples/grpc/.demo): by default on the client
+started in DIR (\$GRPC_DEMO_DIR, default tmp/grpc-demo in the repository): by default on the client
 sidecar's socket, so the call crosses both sidecars and mutual TLS with the HSM-held keys.
 
   --direct   call the server's own socket instead (no sidecars, no TLS; as root only root and

@@ -28,7 +28,7 @@ on --listen-socket (plaintext gRPC, HTTP/2) and originates mutual TLS to 127.0.0
   --no-client-cert   client sidecar that presents no certificate (to show it is refused)
   --no-reuse         client sidecar that makes a new connection with a full TLS handshake for
                      every call (no keep-alive, no session resumption): measures the handshake
-  --dir DIR          demo directory (default: \$GRPC_DEMO_DIR or examples/grpc/.demo)
+  --dir DIR          demo directory (default: \$GRPC_DEMO_DIR or tmp/grpc-demo in the repository)
 
 If GRPC_DEMO_DIR/openssl.cnf exists (written by generate-certs.sh / start-demo.sh), nginx runs
 with it as OPENSSL_CONF, so HSM keys work through the akv provider. Starting a sidecar that runs

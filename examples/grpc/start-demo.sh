@@ -11,7 +11,7 @@ Usage: $SCRIPT_NAME [--dir DIR] [--hsm-name NAME] [--key-type rsa|ec]
 
   gRPC client --(unix socket)--> client sidecar ==mutual TLS==> server sidecar --(unix socket)--> gRPC server
 
-Starts, in DIR (\$GRPC_DEMO_DIR, default examples/grpc/.demo):
+Starts, in DIR (\$GRPC_DEMO_DIR, default tmp/grpc-demo in the repository):
   the HSM emulator and the agent   (GRPC_USE_EMULATOR=1, default; bin/akv dev up)
   the gRPC server                  DIR/run/server/greeter.sock   log: DIR/logs/server-app.log
   the server sidecar (nginx)       127.0.0.1:<free port>         DIR/nginx/server/

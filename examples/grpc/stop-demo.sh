@@ -7,7 +7,7 @@ usage() {
   cat <<EOF
 Usage: $SCRIPT_NAME [--dir DIR] [--keep-hsm] [--clean]
 
-Stops, in DIR (\$GRPC_DEMO_DIR, default examples/grpc/.demo): every sidecar (nginx) under
+Stops, in DIR (\$GRPC_DEMO_DIR, default tmp/grpc-demo in the repository): every sidecar (nginx) under
 DIR/nginx/, the gRPC server, and (GRPC_USE_EMULATOR=1) the HSM emulator and the agent.
 
   --keep-hsm   leave the emulator and the agent running (faster next start)
