@@ -106,26 +106,39 @@ export function processTree(pid: number): number[] {
   return all;
 }
 
-function cpuTicks(pid: number): number {
+function cpuTicks(pid: number): { user: number; sys: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may contain spaces) start after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after "pid (comm) ".
-    return Number(fields[11]) + Number(fields[12]);
+    return { user: Number(fields[11]), sys: Number(fields[12]) };
   } catch {
-    return 0;
+    return { user: 0, sys: 0 };
   }
 }
 
 /**
- * CPU seconds (user + system, all threads) used so far by each process in `pids` together.
+ * CPU seconds (user and system, all threads) used so far by the processes in `pids` together.
  * Processes that end between two readings lose their share; the bench's processes live across
  * a measurement, so that does not happen for them.
  */
-export async function cpuSeconds(pids: readonly number[]): Promise<number> {
+export async function cpuUserSys(pids: readonly number[]): Promise<{ user: number; sys: number }> {
   const hz = await ticksPerSecond();
-  return pids.reduce((sum, pid) => sum + cpuTicks(pid), 0) / hz;
+  let user = 0;
+  let sys = 0;
+  for (const pid of pids) {
+    const t = cpuTicks(pid);
+    user += t.user;
+    sys += t.sys;
+  }
+  return { user: user / hz, sys: sys / hz };
+}
+
+/** CPU seconds (user + system) used so far by the processes in `pids` together. */
+export async function cpuSeconds(pids: readonly number[]): Promise<number> {
+  const t = await cpuUserSys(pids);
+  return t.user + t.sys;
 }
 
 /** Resident set size of a process in KiB (VmRSS), 0 when it is gone. */

@@ -24,6 +24,7 @@ const FOREIGN_ENV = [
   'AZURE_CLI_ACCESS_TOKEN',
   'OPENSSL_CONF',
   'OPENSSL_MODULES',
+  'NODE_EXTRA_CA_CERTS',
 ];
 
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -167,6 +168,12 @@ export interface AgentOptions {
   credential?: { type: 'static'; token: string } | { type: 'default' };
   /** Extra environment (PATH for a fake az, AZURE_CLI_ACCESS_TOKEN). */
   env?: Record<string, string>;
+  /**
+   * How the agent trusts the emulator's CA. `env` (default): NODE_EXTRA_CA_CERTS, so the SDK runs
+   * with its default TLS settings, as against Azure. `config`: the vault's `caFile`, as
+   * `akv dev up` writes it (the SDK then gets its own TLS options; see docs/performance.md).
+   */
+  caVia?: 'env' | 'config';
 }
 
 export class Agent {
@@ -174,6 +181,8 @@ export class Agent {
     readonly daemon: Daemon,
     readonly socket: string,
     readonly configFile: string,
+    /** What a CLI process needs to reach the emulator with this agent's config. */
+    private readonly trustEnv: Record<string, string>,
   ) {}
 
   static async start(dir: string, emulator: Emulator, options: AgentOptions): Promise<Agent> {
@@ -181,12 +190,13 @@ export class Agent {
     mkdirSync(home, { recursive: true, mode: 0o700 });
     const socket = join(home, 'sock', 'agent.sock');
     const configFile = join(home, 'akv.json');
+    const caVia = options.caVia ?? 'env';
     const config = {
       socket,
       vaults: {
         [options.hsmName]: {
           endpoint: emulator.url,
-          caFile: emulator.caFile,
+          ...(caVia === 'config' ? { caFile: emulator.caFile } : {}),
           disableChallengeResourceVerification: true,
         },
       },
@@ -198,10 +208,10 @@ export class Agent {
     const { daemon } = await startDaemon(
       ['agent', '--config', configFile],
       /^akv agent listening on /m,
-      cleanEnv(options.env),
+      cleanEnv({ ...caEnv(emulator, caVia), ...options.env }),
       `the agent (${options.label})`,
     );
-    return new Agent(daemon, socket, configFile);
+    return new Agent(daemon, socket, configFile, caEnv(emulator, caVia));
   }
 
   get pid(): number {
@@ -211,6 +221,7 @@ export class Agent {
   /** Environment that makes `openssl -provider akv_provider` reach this agent. */
   providerEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     return cleanEnv({
+      ...this.trustEnv,
       OPENSSL_MODULES: PROVIDER_DIR,
       AKV_AGENT_SOCKET: this.socket,
       AKV_CONFIG: this.configFile,
@@ -221,6 +232,10 @@ export class Agent {
   stop(): Promise<void> {
     return this.daemon.stop();
   }
+}
+
+function caEnv(emulator: Emulator, caVia: 'env' | 'config'): Record<string, string> {
+  return caVia === 'env' ? { NODE_EXTRA_CA_CERTS: emulator.caFile } : {};
 }
 
 export type KeySpec =
@@ -271,7 +286,7 @@ export async function importKey(
       'sign',
       'verify',
     ],
-    { env: cleanEnv({ AKV_CONFIG: agent.configFile }) },
+    { env: agent.providerEnv() },
   );
   const kid = /"kid":\s*"([^"]+)"/.exec(imported.stdout)?.[1] ?? '';
   const version = kid.split('/').pop() ?? '';

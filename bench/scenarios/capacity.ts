@@ -4,7 +4,7 @@
  * CPU. EC P-256 keeps the emulator's arithmetic cheap. The clients are akv-sign-bench threads
  * going through akv_provider (its connection pool), i.e. the real path of a threaded server.
  */
-import { cpuSeconds, processTree, RssSampler, rssKiB } from '../lib/proc.js';
+import { cpuSeconds, cpuUserSys, processTree, RssSampler, rssKiB } from '../lib/proc.js';
 import { runSignBench } from '../lib/drivers.js';
 import { median } from '../lib/stats.js';
 import { formatRate, formatUs, type BenchContext, type ScenarioResult } from '../lib/result.js';
@@ -18,6 +18,8 @@ export interface CapacityTrial {
   ops: number;
   cpuPerOpUs: { agent: number; emulator: number; loadGenerator: number };
   cores: { agent: number; emulator: number; loadGenerator: number };
+  /** Share of the agent's CPU spent in the kernel (socket writes and wake-ups). */
+  agentSystemShare: number;
   agentRssPeakKiB: number;
 }
 
@@ -32,18 +34,20 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
     ctx.log(`agent capacity: EC P-256, ${threads} threads, trial ${t + 1}/${profile.trials}`);
     const agentPids = processTree(agent.pid);
     const emulatorPids = processTree(emulator.pid);
-    const [a0, e0] = await Promise.all([cpuSeconds(agentPids), cpuSeconds(emulatorPids)]);
+    const [agent0, e0] = await Promise.all([cpuUserSys(agentPids), cpuSeconds(emulatorPids)]);
+    const a0 = agent0.user + agent0.sys;
     const rss = new RssSampler(agent.pid);
     const r = await runSignBench({
       key: key.uri,
       providers: ['akv_provider'],
       threads,
       durationMs: profile.loadMs,
-      warmup: 5,
+      warmup: 20,
       env: agent.providerEnv(),
     });
     const peak = rss.stop().peakKiB;
-    const [a1, e1] = await Promise.all([cpuSeconds(agentPids), cpuSeconds(emulatorPids)]);
+    const [agent1, e1] = await Promise.all([cpuUserSys(agentPids), cpuSeconds(emulatorPids)]);
+    const a1 = agent1.user + agent1.sys;
     const seconds = r.elapsed_us / 1e6;
     const ops = Math.max(1, r.ops);
     const gen = (r.cpu_user_us + r.cpu_sys_us) / 1e6;
@@ -60,6 +64,7 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
         emulator: (e1 - e0) / seconds,
         loadGenerator: gen / seconds,
       },
+      agentSystemShare: (agent1.sys - agent0.sys) / Math.max(1e-9, a1 - a0),
       agentRssPeakKiB: peak,
     });
   }
@@ -68,7 +73,7 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
   const agentCpu = m((t) => t.cpuPerOpUs.agent);
   const agentOnlyCeiling = 1e6 / agentCpu;
   const findings = [
-    `One agent sustained ${formatRate(rate)} EC P-256 signatures with ${threads} concurrent client threads; the agent used ${m((t) => t.cores.agent).toFixed(2)} cores (${formatUs(agentCpu)} CPU per signature), the emulator ${m((t) => t.cores.emulator).toFixed(2)} cores (${formatUs(m((t) => t.cpuPerOpUs.emulator))} per signature) and the load generator ${m((t) => t.cores.loadGenerator).toFixed(2)} cores (${formatUs(m((t) => t.cpuPerOpUs.loadGenerator))}).`,
+    `One agent sustained ${formatRate(rate)} EC P-256 signatures with ${threads} concurrent client threads; the agent used ${m((t) => t.cores.agent).toFixed(2)} cores (${formatUs(agentCpu)} CPU per signature, ${Math.round(m((t) => t.agentSystemShare) * 100)} % of it in the kernel), the emulator ${m((t) => t.cores.emulator).toFixed(2)} cores (${formatUs(m((t) => t.cpuPerOpUs.emulator))} per signature) and the load generator ${m((t) => t.cores.loadGenerator).toFixed(2)} cores (${formatUs(m((t) => t.cpuPerOpUs.loadGenerator))}).`,
     `At ${formatUs(agentCpu)} of CPU per signature, the agent alone on one core would top out near ${formatRate(agentOnlyCeiling)} (the agent's JavaScript runs on one thread); on this machine it shares the cores with the emulator and the clients.`,
   ];
   return {
@@ -82,6 +87,7 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
         columns: [
           'signatures/s',
           'agent CPU/op',
+          'agent CPU in kernel',
           'agent cores',
           'emulator CPU/op',
           'emulator cores',
@@ -92,6 +98,7 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
           [
             formatRate(rate),
             formatUs(agentCpu),
+            `${Math.round(m((t) => t.agentSystemShare) * 100)} %`,
             m((t) => t.cores.agent).toFixed(2),
             formatUs(m((t) => t.cpuPerOpUs.emulator)),
             m((t) => t.cores.emulator).toFixed(2),

@@ -12,15 +12,16 @@ import { AgentClient } from '../../src/client/agent-client.js';
 import { runSignBench } from '../lib/drivers.js';
 import { DirectSigner } from '../lib/rest-client.js';
 import { distribution, medianDistribution, round, type Distribution } from '../lib/stats.js';
-import { keyLabel, type BenchKey } from '../lib/services.js';
+import { Agent, keyLabel, type BenchKey } from '../lib/services.js';
 import { formatUs, type BenchContext, type ScenarioResult, type Target } from '../lib/result.js';
 
-const PATHS = ['direct', 'agent', 'provider', 'local'] as const;
+const PATHS = ['direct', 'agent', 'agentCaFile', 'provider', 'local'] as const;
 type Path = (typeof PATHS)[number];
 
 const PATH_LABELS: Record<Path, string> = {
   direct: 'REST API direct (keep-alive)',
   agent: 'agent socket (Node client)',
+  agentCaFile: 'agent socket, caFile config',
   provider: 'provider + agent (C)',
   local: 'local PEM key (C, in-process)',
 };
@@ -50,6 +51,14 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
   await ctx.emulator.setLatency(0);
   const direct = new DirectSigner(ctx.emulator, 'bench-token');
   const client = new AgentClient(agent.socket);
+  // The same agent configured with the vault's caFile (as `akv dev up` writes it) instead of
+  // NODE_EXTRA_CA_CERTS: the SDK then carries its own TLS options on every request.
+  const caFileAgent = await Agent.start(ctx.dir, ctx.emulator, {
+    label: 'cafile',
+    hsmName: ctx.hsmName,
+    caVia: 'config',
+  });
+  const caFileClient = new AgentClient(caFileAgent.socket);
   const ops = profile.overheadOps;
   const warmup = 20;
   const perKey: Record<string, Record<Path, Distribution>> = {};
@@ -59,6 +68,7 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
       const trials: Record<Path, Distribution[]> = {
         direct: [],
         agent: [],
+        agentCaFile: [],
         provider: [],
         local: [],
       };
@@ -67,6 +77,7 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
         // Interleaved, so that a change in background load hits every path alike.
         trials.direct.push(distribution(await direct.loop(key, ops, warmup)));
         trials.agent.push(distribution(await agentLoop(client, key, ops, warmup)));
+        trials.agentCaFile.push(distribution(await agentLoop(caFileClient, key, ops, warmup)));
         const viaProvider = await runSignBench({
           key: key.uri,
           providers: ['akv_provider'],
@@ -91,6 +102,7 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
       perKey[label] = {
         direct: medianDistribution(trials.direct),
         agent: medianDistribution(trials.agent),
+        agentCaFile: medianDistribution(trials.agentCaFile),
         provider: medianDistribution(trials.provider),
         local: medianDistribution(trials.local),
       };
@@ -98,6 +110,8 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
   } finally {
     direct.close();
     await client.close();
+    await caFileClient.close();
+    await caFileAgent.stop();
   }
 
   const targets: Target[] = [];
@@ -134,14 +148,14 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
       },
     );
     findings.push(
-      `${label}: the provider path adds ${formatUs(p50Over)} at p50 and ${formatUs(p99Over)} at p99 over the direct REST call; of the p50, ${formatUs(agentShare)} is the agent (Node client → agent → SDK) and ${formatUs(d.provider.p50 - d.agent.p50)} the C provider and its socket round trip.`,
+      `${label}: the provider path adds ${formatUs(p50Over)} at p50 and ${formatUs(p99Over)} at p99 over the direct REST call; of the p50, ${formatUs(agentShare)} is the agent (Node client → agent → SDK) and ${formatUs(d.provider.p50 - d.agent.p50)} the C provider and its socket round trip. The agent configured with \`caFile\` instead of NODE_EXTRA_CA_CERTS takes ${formatUs(d.agentCaFile.p50 - d.agent.p50)} more at p50.`,
     );
   }
 
   return {
     id: 'overhead',
     title: '1. Overhead per signature',
-    method: `One signature at a time (SHA-256 digest), ${profile.overheadOps} per trial and path after ${warmup} warm-up signatures, ${profile.trials} trial(s) interleaved across the paths; figures are the median across trials of each trial's p50/p90/p99. Emulator with no added latency. The provider path is \`bench/driver/akv-sign-bench\`: one long-lived C process that opens \`managedhsm:…\` through OSSL_STORE and calls \`EVP_DigestSign\` in a loop. The direct path is a Node HTTPS client with one keep-alive socket sending the same \`POST /keys/{name}/{version}/sign\`. Overhead = provider − direct, per percentile.`,
+    method: `One signature at a time (SHA-256 digest), ${profile.overheadOps} per trial and path after ${warmup} warm-up signatures, ${profile.trials} trial(s) interleaved across the paths; figures are the median across trials of each trial's p50/p90/p99. Emulator with no added latency. The provider path is \`bench/driver/akv-sign-bench\`: one long-lived C process that opens \`managedhsm:…\` through OSSL_STORE and calls \`EVP_DigestSign\` in a loop. The direct path is a Node HTTPS client with one keep-alive socket sending the same \`POST /keys/{name}/{version}/sign\`. Overhead = provider − direct, per percentile. The agents trust the emulator's CA through NODE_EXTRA_CA_CERTS, so the SDK runs with its default TLS settings as it does against Azure; a second agent with the vault's \`caFile\` in its config (what \`akv dev up\` writes) is measured alongside.`,
     findings,
     tables: [
       {
