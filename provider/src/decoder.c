@@ -58,12 +58,24 @@ static int pem_to_der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL
     if (in == NULL)
         return 1;
     if (PEM_read_bio(in, &name, &header, &der, &der_len) > 0 && strcmp(name, AKV_KEYREF_PEM_LABEL) == 0) {
+        /* Our label: a malformed body is an error to report here, not a reason to try other decoders. */
+        const char *why = NULL;
+        char *uri = akv_keyref_parse(der, (size_t)der_len, &why);
+        if (uri == NULL) {
+            akv_raise(ctx->prov, AKV_R_BAD_KEY_REFERENCE,
+                      "AKV KEY REFERENCE block is malformed (%s): write it again with `bin/akv keyref URI --out FILE`",
+                      why);
+            ret = 0;
+            goto end;
+        }
+        free(uri);
         OSSL_PARAM params[] = {
             OSSL_PARAM_octet_string(OSSL_OBJECT_PARAM_DATA, der, (size_t)der_len),
             OSSL_PARAM_utf8_string(OSSL_OBJECT_PARAM_DATA_STRUCTURE, (char *)AKV_KEYREF_STRUCTURE, 0),
             OSSL_PARAM_END};
         ret = data_cb(params, data_cbarg);
     }
+end:
     OPENSSL_free(name);
     OPENSSL_free(header);
     OPENSSL_free(der);
