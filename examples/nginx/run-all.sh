@@ -25,7 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 step() {
   local script=$1
   shift
-  printf '\n==> %s\n' "$script $*"
+  printf '\n==> %s\n' "$(printf '%s' "$script $*" | sed 's/ *$//')"
   "$here/$script" --env-file "$ENV_FILE" "$@"
 }
 

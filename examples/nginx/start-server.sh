@@ -82,7 +82,7 @@ if ! run_nginx -t -q 2>"$NGINX_PREFIX/logs/nginx-t.log"; then
   die "nginx -t rejected $NGINX_CONF" "read the message above; './generate-cert.sh' and './start-agent.sh' must have run"
 fi
 
-worker_pids() { pgrep -P "$1" 2>/dev/null | tr '\n' ' '; }
+worker_pids() { pgrep -P "$1" 2>/dev/null | paste -sd' ' -; }
 
 if [ -n "$running_pid" ]; then
   old_workers=$(worker_pids "$running_pid")
