@@ -155,3 +155,17 @@ test('a hung HSM call ends with TIMEOUT at the deadline, and the agent keeps ser
   const { output } = await client.sign(EC, 'ES256', Buffer.alloc(32, 3));
   assert.equal(output.length, 64);
 });
+
+test('a client-side timeout fails that request only; its late answer is ignored', async () => {
+  const client = new AgentClient(hangAgent.socket, { timeoutMs: 300 });
+  await client.ping();
+  await emulator.setFaults({ mode: 'hang', count: 1, operations: ['sign'] });
+  await assert.rejects(client.sign(EC, 'ES256', Buffer.alloc(32, 4)), {
+    code: 'TIMEOUT',
+    message: /did not answer SIGN within 300 ms/,
+  });
+  await emulator.clearFaults();
+  await client.ping();
+  assert.equal(client.inFlight, 0);
+  await client.close();
+});
