@@ -111,6 +111,15 @@ export async function runAgent(opts: AgentOptions = {}): Promise<number> {
     }
   }
 
+  // A bug must leave a trace in the agent's own log before the process dies (and is restarted).
+  const die = (what: string) => (err: unknown) => {
+    logger.fatal({ err }, `bug: ${what}, exiting`);
+    removeSocket(socketPath, socketIno);
+    process.exit(70);
+  };
+  process.on('uncaughtException', die('uncaught exception'));
+  process.on('unhandledRejection', die('unhandled promise rejection'));
+
   logger.info(
     {
       socket: socketPath,
