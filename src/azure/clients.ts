@@ -3,7 +3,8 @@
  * pipeline holds the authentication challenge state and a keep-alive connection pool), plus one
  * CryptographyClient per key (and pinned version) that shares the KeyClient's pipeline.
  */
-import { rootCertificates } from 'node:tls';
+import { Agent as HttpsAgent } from 'node:https';
+import { createSecureContext, rootCertificates } from 'node:tls';
 import { KeyClient, type CryptographyClient, type KeyClientOptions } from '@azure/keyvault-keys';
 import type { Logger } from 'pino';
 import type { AkvConfig, RetryConfig, VaultType } from '../config/types.js';
@@ -25,6 +26,8 @@ export interface AzureHooks {
 interface VaultClients {
   endpoint: VaultEndpoint;
   keyClient: KeyClient;
+  /** Our own keep-alive pool when the endpoint has an extra CA (otherwise the SDK's). */
+  httpsAgent?: HttpsAgent;
   crypto: Map<string, { client: CryptographyClient; createdAt: number }>;
 }
 
@@ -142,6 +145,7 @@ export class AzureClients {
   }
 
   close(): void {
+    for (const v of this.vaults.values()) v.httpsAgent?.destroy();
     this.vaults.clear();
   }
 
@@ -155,13 +159,22 @@ export class AzureClients {
         retryOptions: { maxRetries: 0 },
         disableChallengeResourceVerification: endpoint.disableChallengeResourceVerification,
       };
-      // The extra CA is added to the public ones, so a corporate CA does not lock Azure out.
-      if (endpoint.caPem) options.tlsOptions = { ca: [...rootCertificates, endpoint.caPem] };
+      // The extra CA is added to the public ones, so a corporate CA does not lock Azure out. It
+      // goes in as a ready-made secure context on our own keep-alive agent: passed as
+      // `tlsOptions.ca`, Node would turn the ~150 root certificates into the pool key of every
+      // request (measured: ~1 ms of CPU per operation, half the client's cost).
+      let httpsAgent: HttpsAgent | undefined;
+      if (endpoint.caPem) {
+        const secureContext = createSecureContext({ ca: [...rootCertificates, endpoint.caPem] });
+        httpsAgent = new HttpsAgent({ keepAlive: true, secureContext });
+        options.agent = httpsAgent;
+      }
       v = {
         endpoint,
         keyClient: new KeyClient(endpoint.url, this.credential, options),
         crypto: new Map(),
       };
+      if (httpsAgent) v.httpsAgent = httpsAgent;
       this.vaults.set(id, v);
     }
     return v;

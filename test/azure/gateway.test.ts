@@ -12,6 +12,10 @@ import {
   randomBytes,
   verify,
 } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
@@ -348,6 +352,52 @@ describe('errors that are never retried', () => {
       await wrong.close();
     } finally {
       await strict.stop();
+    }
+  });
+
+  it('an untrusted certificate or a closed port is UNAVAILABLE with the fix', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'akv-gw-ca-'));
+    try {
+      const otherCa = join(dir, 'other-ca.pem');
+      const made = spawnSync('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-subj',
+        '/CN=not the emulator CA',
+        '-days',
+        '1',
+        '-keyout',
+        join(dir, 'k.pem'),
+        '-out',
+        otherCa,
+      ]);
+      assert.equal(made.status, 0, made.stderr?.toString());
+      const untrusted = makeGateway({
+        vaults: {
+          [HSM]: {
+            endpoint: emulator.url,
+            caFile: otherCa,
+            disableChallengeResourceVerification: true,
+          },
+        },
+      });
+      await expectAkvError(untrusted.describe(ref('ec')), 'UNAVAILABLE', 'not trusted', 'caFile');
+      await untrusted.close();
+      const closed = makeGateway({
+        vaults: {
+          [HSM]: { endpoint: 'https://127.0.0.1:1', disableChallengeResourceVerification: true },
+        },
+      });
+      await expectAkvError(closed.describe(ref('ec')), 'UNAVAILABLE', 'ECONNREFUSED', 'endpoint');
+      await closed.close();
+      assert.deepEqual(retries, []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
