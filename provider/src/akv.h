@@ -8,6 +8,7 @@
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,13 @@ typedef struct akv_prov_ctx {
     OSSL_LIB_CTX *pub_libctx; /* private context with the default provider, for public-key math */
     OSSL_PROVIDER *pub_default; /* the default provider loaded into pub_libctx */
     AKV_AGENT *agent;
+    /* The key the decoder described last: OpenSSL tries a key-reference file with each of our
+     * decoders (RSA, EC, AES) and may retry chains, so one file load would otherwise cost
+     * several DESCRIBE round trips. Keys are immutable, so sharing is safe. */
+    pthread_mutex_t recent_lock;
+    char *recent_uri;
+    struct akv_key *recent_key;
+    long long recent_at_ms;
     OSSL_FUNC_core_new_error_fn *core_new_error;
     OSSL_FUNC_core_set_error_debug_fn *core_set_error_debug;
     OSSL_FUNC_core_vset_error_fn *core_vset_error;
@@ -99,6 +107,9 @@ size_t akv_curve_order_bytes(const char *curve);
 
 /* One DESCRIBE round trip: builds the key for `uri`. Raises an error and returns NULL on failure. */
 AKV_KEY *akv_describe(AKV_PROV_CTX *prov, const char *uri);
+/* akv_describe, reusing the decoder's last answer for the same URI for up to 2 seconds. */
+AKV_KEY *akv_describe_recent(AKV_PROV_CTX *prov, const char *uri);
+void akv_recent_clear(AKV_PROV_CTX *prov);
 /*
  * SIGN / DECRYPT / WRAP / UNWRAP round trip. On success returns 1 and *out (malloc'ed, free with
  * akv_secure_free) holds the OUTPUT field. `opname` names the operation in errors ("sign").

@@ -104,7 +104,7 @@ static int keyref_decode(AKV_DECODER_CTX *ctx, int type, OSSL_CORE_BIO *cin, OSS
                   "AKV KEY REFERENCE block is malformed (%s): write it again with `bin/akv keyref URI --out FILE`", why);
         return 0;
     }
-    AKV_KEY *key = akv_describe(ctx->prov, uri);
+    AKV_KEY *key = akv_describe_recent(ctx->prov, uri);
     free(uri);
     if (key == NULL)
         return 0;

@@ -313,6 +313,42 @@ err:
     return NULL;
 }
 
+#define AKV_RECENT_MS 2000
+
+AKV_KEY *akv_describe_recent(AKV_PROV_CTX *prov, const char *uri)
+{
+    long long now = now_ms();
+    pthread_mutex_lock(&prov->recent_lock);
+    if (prov->recent_key != NULL && strcmp(prov->recent_uri, uri) == 0 && now - prov->recent_at_ms < AKV_RECENT_MS) {
+        AKV_KEY *key = akv_key_ref(prov->recent_key);
+        pthread_mutex_unlock(&prov->recent_lock);
+        return key;
+    }
+    pthread_mutex_unlock(&prov->recent_lock);
+    AKV_KEY *key = akv_describe(prov, uri);
+    char *copy = key != NULL ? strdup(uri) : NULL;
+    if (copy == NULL)
+        return key;
+    pthread_mutex_lock(&prov->recent_lock);
+    akv_key_free(prov->recent_key);
+    free(prov->recent_uri);
+    prov->recent_key = akv_key_ref(key);
+    prov->recent_uri = copy;
+    prov->recent_at_ms = now_ms();
+    pthread_mutex_unlock(&prov->recent_lock);
+    return key;
+}
+
+void akv_recent_clear(AKV_PROV_CTX *prov)
+{
+    pthread_mutex_lock(&prov->recent_lock);
+    akv_key_free(prov->recent_key);
+    free(prov->recent_uri);
+    prov->recent_key = NULL;
+    prov->recent_uri = NULL;
+    pthread_mutex_unlock(&prov->recent_lock);
+}
+
 int akv_key_operation(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const char *alg, const unsigned char *in,
                       size_t inlen, unsigned char **out, size_t *outlen)
 {

@@ -109,6 +109,8 @@ static void akv_teardown(void *provctx)
     AKV_PROV_CTX *ctx = provctx;
     if (ctx == NULL)
         return;
+    akv_recent_clear(ctx);
+    pthread_mutex_destroy(&ctx->recent_lock);
     akv_agent_free(ctx->agent);
     if (ctx->pub_default != NULL)
         OSSL_PROVIDER_unload(ctx->pub_default);
@@ -136,6 +138,10 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in, 
     if (ctx == NULL)
         return 0;
     ctx->handle = handle;
+    if (pthread_mutex_init(&ctx->recent_lock, NULL) != 0) {
+        free(ctx);
+        return 0;
+    }
     const OSSL_DISPATCH *core_in = in;
     for (; in != NULL && in->function_id != 0; in++) {
         switch (in->function_id) {

@@ -121,6 +121,30 @@ describe('openssl pkeyutl -sign on a precomputed digest', () => {
   });
 });
 
+describe('round trips and the debug log (AKV_LOG_FILE)', () => {
+  it('one DESCRIBE to load a key, one SIGN per signature, one log line each, no key material', () => {
+    const log = pe.file('provider.log');
+    const env = { ...pe.env, AKV_LOG_FILE: log, AKV_LOG_LEVEL: 'info' };
+    const sig = pe.file('logged.sig');
+    pe.opensslOk(['dgst', '-sha256', ...PROVIDERS, '-sign', uriOf('ec256'), '-out', sig, pe.file('data.txt')], { env });
+    const ref = pe.file('ec256.ref.pem');
+    pe.akv(['keyref', uriOf('ec256'), '--out', ref]);
+    pe.opensslOk(['pkey', ...PROVIDERS, '-in', ref, '-pubout'], { env });
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    const ops = lines.map((l) => /op=(\w+)/.exec(l)?.[1]);
+    assert.deepEqual(ops, ['describe', 'sign', 'describe'], lines.join('\n'));
+    for (const line of lines) {
+      assert.match(line, /^\d{4}-\d\d-\d\dT[\d:.]+Z akv_provider pid=\d+ info op=\w+ key=managedhsm:signhsm:ec256/);
+      assert.match(line, /result=ok ms=\d+$/);
+    }
+    // Neither the signature nor the digest appears in the log.
+    const text = readFileSync(log, 'utf8');
+    const digestHex = pe.opensslOk(['dgst', '-sha256', '-hex', '-r', pe.file('data.txt')]).stdout.split(' ')[0] ?? '';
+    assert.equal(text.includes(digestHex), false);
+    assert.equal(text.includes(readFileSync(sig).toString('hex').slice(0, 32)), false);
+  });
+});
+
 describe('threads and fork', () => {
   before(() => makeProvider('drivers'));
 
