@@ -21,7 +21,12 @@ function namesKey(uri) {
     return rest === '' || rest.startsWith('?');
   }
   if (u.startsWith('akv:')) {
-    const parts = Object.fromEntries(u.slice(4).split(',').map((p) => p.split('=')));
+    const parts = Object.fromEntries(
+      u
+        .slice(4)
+        .split(',')
+        .map((p) => p.split('=')),
+    );
     return parts.vault === h && parts.name === k;
   }
   return false;
