@@ -109,16 +109,15 @@ worker_can_reach() {
   runuser -u "$GRPC_WORKER_USER" -- test -w "$1" 2>/dev/null
 }
 
-# Makes each directory from / down to $1 enterable by others (o+x) if it is not: nginx workers
-# (another user when started as root) must traverse to the sockets under GRPC_DEMO_DIR.
-make_traversable() {
-  local d=$1
-  while [ "$d" != / ] && [ -n "$d" ]; do
-    if [ "$(stat -c %u "$d")" = "$(id -u)" ] && [ $(($(stat -c 0%a "$d") & 1)) = 0 ]; then
-      chmod o+x "$d" || die "cannot make $d enterable for the nginx workers"
-    fi
-    d=$(dirname "$d")
-  done
+# As root, nginx workers (GRPC_WORKER_USER) must walk down to the sockets in GRPC_DEMO_DIR.
+# The demo directory is ours to open for traversal (o+x: enter, not list); its parents are the
+# user's, so they are only checked, never changed.
+ensure_workers_can_enter_demo_dir() {
+  is_root || return 0
+  chmod o+x "$GRPC_DEMO_DIR" || die "cannot open $GRPC_DEMO_DIR for traversal"
+  runuser -u "$GRPC_WORKER_USER" -- test -x "$GRPC_DEMO_DIR" 2>/dev/null ||
+    die "the nginx workers ($GRPC_WORKER_USER) cannot enter $GRPC_DEMO_DIR: a parent directory is closed to others" \
+      "choose a demo directory others may traverse to (--dir /var/tmp/akv-grpc-demo), or open the parent: chmod o+x PARENT"
 }
 
 # --- the HSM side: emulator + agent, or the agent the user runs ----------------------------
@@ -168,7 +167,7 @@ ensure_worker_agent() {
   sock="$dir/agent.sock"
   cfg="$GRPC_DEMO_DIR/worker-agent.json"
   mkdir -p "$LOG_DIR"
-  make_traversable "$GRPC_DEMO_DIR"
+  ensure_workers_can_enter_demo_dir
   # The same settings with absolute paths (they are relative to the file that holds them).
   new=$(SRC="$AKV_CONFIG" SOCK="$sock" GROUP="$group" LOG="$LOG_DIR/agent-audit.log" node -e '
     const fs = require("fs"), path = require("path"), e = process.env;

@@ -54,7 +54,7 @@ mkdir -p "$RUN_DIR/server" "$RUN_DIR/client" "$LOG_DIR"
 chmod 0711 "$GRPC_DEMO_DIR" "$RUN_DIR"
 chmod 0700 "$RUN_DIR/client"
 if is_root; then
-  make_traversable "$GRPC_DEMO_DIR"
+  ensure_workers_can_enter_demo_dir
   chgrp "$(worker_group)" "$RUN_DIR/server"
   chmod 2750 "$RUN_DIR/server" # setgid: the socket is created group-owned by the workers' group
   worker_can_reach "$AKV_AGENT_SOCKET" ||
