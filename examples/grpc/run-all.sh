@@ -38,20 +38,20 @@ step() { printf '\n== %s\n' "$*"; }
 stop_on_exit() { [ "$keep" = 1 ] || "$EXAMPLE_DIR/stop-demo.sh" "${opts[@]}" || true; }
 trap stop_on_exit EXIT
 
-step "1/4 keys and certificates ($GRPC_KEY_TYPE)"
+step "1/5 keys and certificates ($GRPC_KEY_TYPE)"
 "$EXAMPLE_DIR/generate-certs.sh" "${opts[@]}" --key-type "$GRPC_KEY_TYPE"
-step "2/4 start the gRPC server and the two sidecars"
+step "2/5 start the gRPC server and the two sidecars"
 "$EXAMPLE_DIR/start-demo.sh" "${opts[@]}"
-step "3/4 unary and streaming calls through mutual TLS"
+step "3/5 unary and streaming calls through mutual TLS"
 "$EXAMPLE_DIR/run-client.sh" "${opts[@]}"
-step "3b/4 the HSM signed the handshakes (agent audit log)"
+step "4/5 the HSM signed the handshakes (agent audit log)"
 load_akv_env_if_any
 log=$(agent_log_file)
 [ -n "$log" ] || die "cannot tell where the agent logs" "set AKV_LOG_FILE or log.file in the agent config"
 node "$REPO_DIR/dist/examples/grpc/src/audit-log.js" --require --log "$log" \
   "$(key_uri server "$GRPC_KEY_TYPE")" "$(key_uri client "$GRPC_KEY_TYPE")"
 if [ "$latency" -gt 0 ]; then
-  step "4/4 latency of $latency unary calls"
+  step "5/5 latency of $latency unary calls"
   printf 'direct (no sidecars): '
   "$EXAMPLE_DIR/run-client.sh" "${opts[@]}" --direct --latency "$latency"
   printf 'through mutual TLS:   '
