@@ -128,6 +128,9 @@ export function isRetryable(c: Classified, idempotent: boolean): boolean {
   return c.status === 429 || c.status === 503;
 }
 
+/** 403 answers about the key's state rather than the caller's rights. */
+const KEY_UNUSABLE =
+  /disabled key|key is disabled|expired key|key has expired|activation date|not yet valid/i;
 const KEY_OPS_REFUSAL =
   /not (allowed|permitted|supported) (on|by|for)|key_ops|keyops|operation .* is not (allowed|permitted|supported)/i;
 
@@ -170,6 +173,14 @@ export function toAkvError(
         retries,
       );
     case 403:
+      if (KEY_UNUSABLE.test(c.message)) {
+        return new AkvError(
+          'KEY_DISABLED',
+          `key ${ctx.target} cannot be used now (403 ${c.serviceCode ?? 'Forbidden'})${said}`,
+          'enable the key (`az keyvault key set-attributes --enabled true ...`), fix its activation/expiry dates, or use another version',
+          retries,
+        );
+      }
       if (KEY_OPS_REFUSAL.test(c.message) && ctx.keyOp) return keyOpRefused(ctx, retries);
       return new AkvError(
         'FORBIDDEN',

@@ -355,6 +355,27 @@ describe('errors that are never retried', () => {
     }
   });
 
+  it('403 for a disabled or expired key is KEY_DISABLED', async () => {
+    const kc = emulator.keyClient();
+    await kc.createKey('disabledkey', 'EC-HSM', { curve: 'P-256', enabled: false });
+    await expectAkvError(
+      gateway.sign(ref('disabledkey'), 'ES256', randomBytes(32)),
+      'KEY_DISABLED',
+      'managedhsm:gwtest:disabledkey',
+      'enable',
+    );
+    const expiring = await kc.createKey('expiredkey', 'EC-HSM', { curve: 'P-256' });
+    await kc.updateKeyProperties('expiredkey', expiring.properties.version ?? '', {
+      expiresOn: new Date(Date.now() - 60_000),
+    });
+    await expectAkvError(
+      gateway.sign(ref('expiredkey'), 'ES256', randomBytes(32)),
+      'KEY_DISABLED',
+      'expired',
+    );
+    assert.deepEqual(retries, []);
+  });
+
   it('an untrusted certificate or a closed port is UNAVAILABLE with the fix', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'akv-gw-ca-'));
     try {
