@@ -188,13 +188,17 @@ start_daemon() {
   printf '%s\n' "$!" >"$pidfile"
 }
 
-# Sends SIGTERM to the process in PIDFILE and waits for it to exit (SIGKILL after 10 s).
+# Sends SIGTERM to the process in PIDFILE and waits for it to exit; SIGKILL after 20 s (the agent
+# lets operations in flight finish first: up to its deadline, 10 s by default, plus 5 s).
 stop_daemon() {
   local pidfile=$1 pid
   pid=$(daemon_pid "$pidfile")
   if [ -n "$pid" ]; then
     kill -TERM "$pid" 2>/dev/null || true
-    wait_until 10 bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+    if ! wait_until 20 bash -c "! kill -0 $pid"; then
+      warn "process $pid did not stop within 20 s of SIGTERM: sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
   fi
   rm -f "$pidfile"
 }
