@@ -132,10 +132,16 @@ export async function runAgent(opts: AgentOptions = {}): Promise<number> {
   out(`akv agent listening on ${socketPath}`);
 
   const reload = (): void => {
+    // Build everything new first; only when all of it works does it replace the old.
     let next: AkvConfig;
+    let nextLogger: Logger | undefined;
+    let nextGateway: HsmGateway;
     try {
       next = readConfig(opts);
+      nextLogger = createLogger(next.log);
+      nextGateway = newGateway(next, nextLogger);
     } catch (err) {
+      if (nextLogger) closeLogger(nextLogger);
       metrics.configReloads.inc({ result: 'error' });
       logger.error(
         { error: (err as Error).message },
@@ -145,13 +151,15 @@ export async function runAgent(opts: AgentOptions = {}): Promise<number> {
     }
     for (const field of ['socket', 'socketGroup', 'metricsListen'] as const) {
       if (next[field] !== config[field]) {
-        logger.warn({ field }, `SIGHUP: a change of ${field} takes effect only after a restart`);
+        nextLogger.warn(
+          { field },
+          `SIGHUP: a change of ${field} takes effect only after a restart`,
+        );
       }
     }
-    const oldLogger = logger;
-    logger = createLogger(next.log);
-    if (oldLogger !== logger) closeLogger(oldLogger);
-    gateways.replace(newGateway(next, logger));
+    closeLogger(logger);
+    logger = nextLogger;
+    gateways.replace(nextGateway);
     cache.setTtl(next.keyCacheTtlMs);
     cache.clear();
     config = next;

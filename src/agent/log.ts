@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { AkvConfig } from '../config/types.js';
+import { AkvError } from '../errors.js';
 
 export type { Logger } from 'pino';
 
@@ -34,8 +35,17 @@ const REDACT_PATHS = [
  * and a test or an operator reading the file sees every completed operation.
  */
 export function createLogger(cfg: AkvConfig['log']): Logger {
-  if (cfg.file) mkdirSync(dirname(cfg.file), { recursive: true });
-  const destination = pino.destination({ dest: cfg.file ?? 2, sync: true, append: true });
+  let destination: ReturnType<typeof pino.destination>;
+  try {
+    if (cfg.file) mkdirSync(dirname(cfg.file), { recursive: true });
+    destination = pino.destination({ dest: cfg.file ?? 2, sync: true, append: true });
+  } catch (err) {
+    throw new AkvError(
+      'BAD_REQUEST',
+      `cannot open the log file ${cfg.file}: ${(err as Error).message}`,
+      'fix log.file in the config (or AKV_LOG_FILE), or make its directory writable for the agent user',
+    );
+  }
   return pino(
     {
       level: cfg.level,

@@ -230,19 +230,20 @@ export class AgentClient {
    * thrown as AkvError carrying the agent's status name, message and RETRIES.
    */
   async request(op: number, fields: Field[], timeoutMs = this.timeoutMs): Promise<Frame> {
-    const bytes = (id: number): Buffer => {
-      try {
-        return encodeFrame(op, id, fields, MAX_REQUEST_BODY);
-      } catch (err) {
-        throw new AkvError(
-          'BAD_PARAMETER',
-          `request too large for the agent protocol: ${(err as Error).message}`,
-        );
-      }
-    };
-    bytes(0); // refuse an oversized request before touching the socket
+    // Encoded once, before touching the socket (an oversized request is refused here); the id
+    // is patched in when it is allocated.
+    let bytes: Buffer;
+    try {
+      bytes = encodeFrame(op, 0, fields, MAX_REQUEST_BODY);
+    } catch (err) {
+      throw new AkvError(
+        'BAD_PARAMETER',
+        `request too large for the agent protocol: ${(err as Error).message}`,
+      );
+    }
     const socket = await this.ensureConnected();
     const id = this.allocateId();
+    bytes.writeUInt32BE(id, 4);
     const frame = await new Promise<Frame>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
@@ -266,7 +267,7 @@ export class AgentClient {
         );
         return;
       }
-      socket.write(bytes(id));
+      socket.write(bytes);
     });
     const status = requireU32(frame, Tag.STATUS);
     if (status !== 0) {

@@ -249,6 +249,18 @@ test('SIGHUP reloads the config; an invalid config is refused and the old one ke
   lines = await agent.logLines();
   assert.ok(lines.some((l) => typeof l.msg === 'string' && l.msg.includes('keeping the old one')));
   await client.sign(KEY, 'ES256', digest('after a bad reload'));
+  // Valid JSON, but a log file that cannot be opened: also refused, the old log keeps working.
+  const before = (await agent.logLines()).length;
+  writeFileSync(
+    agent.configFile,
+    JSON.stringify({ ...config, log: { file: join(agent.configFile, 'agent.log') } }),
+  );
+  await agent.reload();
+  lines = (await agent.logLines()).slice(before);
+  assert.ok(
+    lines.some((l) => typeof l.error === 'string' && l.error.includes('cannot open the log file')),
+  );
+  await client.sign(KEY, 'ES256', digest('after a second bad reload'));
   writeFileSync(agent.configFile, JSON.stringify(config));
 });
 
