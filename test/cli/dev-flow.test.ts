@@ -5,7 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash, createPublicKey, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
+import {
+  createDecipheriv,
+  createHash,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  verify,
+} from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -296,6 +303,44 @@ describe('akv key', () => {
         sig,
       ),
     );
+  });
+
+  it('imports an AES key from a JWK file; its wraps unwrap with the same key locally', async () => {
+    const k = randomBytes(32);
+    writeFileSync(
+      join(work, 'aes.jwk'),
+      JSON.stringify({ kty: 'oct', k: k.toString('base64url'), key_ops: ['wrapKey', 'unwrapKey'] }),
+    );
+    const r = JSON.parse(
+      (
+        await ok(
+          ['key', 'import', '--hsm-name', HSM, '--name', 'imported-aes', '--jwk-file', 'aes.jwk'],
+          env,
+        )
+      ).stdout,
+    ) as {
+      key: { kty: string; k?: string };
+    };
+    assert.equal(r.key.kty, 'oct-HSM');
+    assert.equal(r.key.k, undefined, 'no key material in the output');
+    const dek = randomBytes(32);
+    const wrapped = await ok(
+      [
+        'wrap',
+        '--key',
+        `managedhsm:${HSM}:imported-aes`,
+        '--alg',
+        'A256KW',
+        '--in',
+        '-',
+        '--out',
+        '-',
+      ],
+      env,
+      dek,
+    );
+    const decipher = createDecipheriv('id-aes256-wrap', k, Buffer.from('a6a6a6a6a6a6a6a6', 'hex'));
+    assert.deepEqual(Buffer.concat([decipher.update(wrapped.out), decipher.final()]), dek);
   });
 
   it('deletes a key', async () => {
