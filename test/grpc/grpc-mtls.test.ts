@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadGreeter, type HelloReply } from '../../examples/grpc/src/greeter.js';
 import { readAuditLog, signaturesBy } from '../../examples/grpc/src/audit-log.js';
+import { callHello, connectGreeter } from '../../examples/grpc/src/calls.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const example = join(repo, 'examples', 'grpc');
@@ -405,6 +406,67 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
     assert.match(result.failure.details, /no mutual TLS connection to the server sidecar/);
     const errorLog = readFileSync(join(dir, 'nginx', 'distrust', 'logs', 'error.log'), 'utf8');
     assert.match(errorLog, /upstream SSL certificate verify error/);
+  });
+
+  test('40 concurrent calls, each with its own mutual TLS handshake signed in the HSM, all succeed', async () => {
+    // A client sidecar without keep-alive or session resumption: every call is a new TLS
+    // connection, so both sidecars' workers sign concurrently through the agent.
+    const socketDir = join(dir, 'run', 'concurrent');
+    mkdirSync(socketDir, { recursive: true, mode: 0o700 });
+    const certs = join(dir, 'certs', 'rsa');
+    ok(
+      script(dir, 'sidecar.sh', [
+        'start',
+        'client',
+        '--name',
+        'concurrent',
+        '--no-reuse',
+        '--cert',
+        join(certs, 'client.pem'),
+        '--key',
+        join(certs, 'client.keyref.pem'),
+        '--ca',
+        caRsa,
+        '--listen-socket',
+        join(socketDir, 'greeter.sock'),
+        '--server-port',
+        serverPort,
+      ]),
+      'sidecar.sh start client --no-reuse',
+    );
+    const log = auditLogFile(dir);
+    const clientKey = `managedhsm:${HSM}:grpc-client-rsa`;
+    const serverKey = `managedhsm:${HSM}:grpc-server-rsa`;
+    const before = readAuditLog(log);
+    const client = connectGreeter(join(socketDir, 'greeter.sock'));
+    try {
+      const replies = await Promise.allSettled(
+        Array.from({ length: 40 }, (_, i) =>
+          callHello(client, `caller-${i}`, new grpc.Metadata(), 30_000),
+        ),
+      );
+      const failed = replies.filter((r) => r.status === 'rejected');
+      assert.equal(
+        failed.length,
+        0,
+        `failed calls: ${failed.map((f) => String((f as PromiseRejectedResult).reason)).join('; ')}`,
+      );
+    } finally {
+      client.close();
+    }
+    const after = readAuditLog(log);
+    const newClientSigs =
+      signaturesBy(after, clientKey).count - signaturesBy(before, clientKey).count;
+    const newServerSigs =
+      signaturesBy(after, serverKey).count - signaturesBy(before, serverKey).count;
+    assert.ok(
+      newClientSigs >= 40,
+      `expected >= 40 new client-key signatures, saw ${newClientSigs}`,
+    );
+    assert.ok(
+      newServerSigs >= 40,
+      `expected >= 40 new server-key signatures, saw ${newServerSigs}`,
+    );
   });
 
   test('EC keys: start-demo.sh --key-type ec switches the sidecars and calls still succeed', () => {
