@@ -74,7 +74,7 @@ describe('nginx with HSM keys (4 workers)', { skip: missingPrerequisite() }, () 
     }
   });
 
-  test('200 concurrent full handshakes per server, spread over the workers, all succeed', async () => {
+  test('200 concurrent full handshakes per server, spread over the workers, all succeed', async (t) => {
     const st = settings();
     const master = readPid(st.nginxPidFile);
     const workersBefore = childPids(master);
@@ -92,6 +92,12 @@ describe('nginx with HSM keys (4 workers)', { skip: missingPrerequisite() }, () 
     );
     assert.ok(served.every((a) => a.status === 200 && a.body.includes('protocol=TLSv1.3')));
     const workers = new Set(served.map((a) => /worker=(\d+)/.exec(a.body)?.[1]));
+    const perWorker = new Map<string, number>();
+    for (const a of served) {
+      const w = /worker=(\d+)/.exec(a.body)?.[1] ?? '?';
+      perWorker.set(w, (perWorker.get(w) ?? 0) + 1);
+    }
+    t.diagnostic(`answers per worker pid: ${JSON.stringify(Object.fromEntries(perWorker))}`);
     // Every answer came from one of the forked workers, none of which crashed or was replaced.
     for (const w of workers)
       assert.ok(workersBefore.includes(Number(w)), `answer from unknown worker ${String(w)}`);
