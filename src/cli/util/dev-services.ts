@@ -1,0 +1,202 @@
+/**
+ * Starting the background services of `akv dev`: the emulator and the agent as detached
+ * processes with logs in DIR, waiting until each is ready; config reloads and latency changes.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AgentClient } from '../../client/agent-client.js';
+import { AkvError } from '../../errors.js';
+import {
+  START_TIMEOUT_MS,
+  writeJsonAtomic,
+  type DevState,
+  type Paths,
+  type Progress,
+} from './dev-state.js';
+import { sleep, spawnDetached, stopProcess, tail } from './processes.js';
+
+/** Repository root: this file runs as dist/src/cli/util/dev-services.js. */
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+export const MAIN_JS = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+export const PROVIDER_MODULES_DIR = join(REPO_ROOT, 'provider', 'build');
+
+/** Env for the background processes: the caller's akv overrides must not redirect them. */
+export function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.AKV_CONFIG;
+  delete env.AKV_AGENT_SOCKET;
+  delete env.AKV_LOG_FILE;
+  return env;
+}
+
+export async function startEmulator(
+  p: Paths,
+  latencyMs: number | undefined,
+  progress: Progress,
+): Promise<DevState['emulator']> {
+  mkdirSync(p.emulatorDir, { recursive: true, mode: 0o700 });
+  rmSync(p.emulatorJson, { force: true });
+  const args = [MAIN_JS, 'emulator', '--listen', '127.0.0.1:0', '--state-dir', p.emulatorDir];
+  if (latencyMs !== undefined) args.push('--latency-ms', String(latencyMs));
+  const logStart = fileSize(p.emulatorLog);
+  progress.say('starting the emulator ...');
+  const child = spawnDetached(args, p.emulatorLog, childEnv());
+  writeFileSync(join(p.dir, 'emulator.pid'), `${child.pid}\n`);
+  const until = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < until) {
+    const exit = child.exited();
+    if (exit) {
+      throw new AkvError(
+        'UNAVAILABLE',
+        `the emulator ${exit} before it was ready; ${p.emulatorLog} says:\n${tail(p.emulatorLog, 8, logStart)}`,
+        'fix the problem above (is `npm run build` done?), then run `akv dev up` again',
+      );
+    }
+    try {
+      const ready = JSON.parse(readFileSync(p.emulatorJson, 'utf8')) as {
+        url: string;
+        pid: number;
+        ca: string;
+      };
+      if (ready.pid === child.pid) {
+        progress.say(`emulator listening on ${ready.url} (pid ${child.pid})`);
+        return { pid: child.pid, url: ready.url, ca: ready.ca, stateDir: p.emulatorDir };
+      }
+    } catch {
+      // not written yet
+    }
+    await sleep(50);
+  }
+  await stopProcess(child.pid, 1000);
+  throw new AkvError(
+    'TIMEOUT',
+    `the emulator did not become ready within ${START_TIMEOUT_MS / 1000} s; ${p.emulatorLog} says:\n${tail(p.emulatorLog, 8, logStart)}`,
+    'see the log above',
+  );
+}
+
+export function writeConfig(p: Paths, emulator: DevState['emulator'], hsmNames: string[]): void {
+  const vaults: Record<string, unknown> = {};
+  for (const name of hsmNames) {
+    vaults[name] = {
+      endpoint: emulator.url,
+      caFile: emulator.ca,
+      disableChallengeResourceVerification: true,
+    };
+  }
+  writeJsonAtomic(p.config, {
+    socket: p.socket,
+    vaults,
+    credential: { type: 'static', token: 'dev' },
+    log: { level: 'info' },
+  });
+}
+
+export async function agentAnswers(socket: string): Promise<boolean> {
+  if (!existsSync(socket)) return false;
+  const client = new AgentClient(socket, { timeoutMs: 2000 });
+  try {
+    await client.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}
+
+export async function startAgent(p: Paths, progress: Progress): Promise<DevState['agent']> {
+  const logStart = fileSize(p.agentLog);
+  progress.say('starting the agent ...');
+  const child = spawnDetached(
+    [MAIN_JS, 'agent', '--config', p.config, '--socket', p.socket],
+    p.agentLog,
+    childEnv(),
+  );
+  writeFileSync(join(p.dir, 'agent.pid'), `${child.pid}\n`);
+  const until = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < until) {
+    const exit = child.exited();
+    if (exit) {
+      throw new AkvError(
+        'UNAVAILABLE',
+        `the agent ${exit} before it was ready; ${p.agentLog} says:\n${tail(p.agentLog, 8, logStart)}`,
+        'fix the problem above, then run `akv dev up` again',
+      );
+    }
+    if (
+      tail(p.agentLog, 50, logStart).includes(`akv agent listening on ${p.socket}`) &&
+      (await agentAnswers(p.socket))
+    ) {
+      progress.say(`agent listening on ${p.socket} (pid ${child.pid})`);
+      return { pid: child.pid, socket: p.socket };
+    }
+    await sleep(50);
+  }
+  await stopProcess(child.pid, 1000);
+  throw new AkvError(
+    'TIMEOUT',
+    `the agent did not become ready within ${START_TIMEOUT_MS / 1000} s; ${p.agentLog} says:\n${tail(p.agentLog, 8, logStart)}`,
+    'see the log above',
+  );
+}
+
+/** SIGHUP, then wait until the agent's log says it reloaded, so the new name works at once. */
+export async function reloadAgent(p: Paths, pid: number): Promise<void> {
+  const logStart = fileSize(p.agentLog);
+  process.kill(pid, 'SIGHUP');
+  const until = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < until) {
+    const text = tail(p.agentLog, 50, logStart);
+    if (text.includes('SIGHUP: configuration reloaded')) return;
+    if (text.includes('SIGHUP: the new config is not valid')) {
+      throw new AkvError(
+        'INTERNAL',
+        `the agent refused the new config ${p.config}; ${p.agentLog} says:\n${tail(p.agentLog, 5, logStart)}`,
+        'run `akv dev down` and `akv dev up` again',
+      );
+    }
+    await sleep(50);
+  }
+  throw new AkvError(
+    'TIMEOUT',
+    `the agent did not confirm the config reload within ${START_TIMEOUT_MS / 1000} s`,
+    `see ${p.agentLog}`,
+  );
+}
+
+export function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Sets the running emulator's latency through its admin API. */
+export function setLatency(emulator: DevState['emulator'], ms: number): Promise<void> {
+  const url = new URL('/_emulator/latency', emulator.url);
+  const body = JSON.stringify({ ms });
+  return new Promise((resolveDone, reject) => {
+    const req = httpsRequest(
+      url,
+      {
+        method: 'POST',
+        ca: readFileSync(emulator.ca),
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 200 || res.statusCode === 204
+            ? resolveDone()
+            : reject(new Error(`the emulator answered ${res.statusCode} to a latency change`)),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}

@@ -1,0 +1,116 @@
+/**
+ * The files of an `akv dev` environment (DIR/dev.json, pid files, the config) and a lock that
+ * serialises `dev up` / `dev down` on one DIR.
+ */
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { AkvError } from '../../errors.js';
+import { isAlive, sleep } from './processes.js';
+
+/** How long a start, a reload or a lock may take. */
+export const START_TIMEOUT_MS = 30_000;
+
+export interface DevState {
+  hsmNames: string[];
+  emulator: { pid: number; url: string; ca: string; stateDir: string };
+  agent: { pid: number; socket: string };
+  config: string;
+}
+
+export interface Paths {
+  dir: string;
+  state: string;
+  config: string;
+  socket: string;
+  emulatorDir: string;
+  emulatorJson: string;
+  emulatorLog: string;
+  agentLog: string;
+}
+
+export function paths(dir: string): Paths {
+  const abs = resolve(dir);
+  return {
+    dir: abs,
+    state: join(abs, 'dev.json'),
+    config: join(abs, 'akv.json'),
+    socket: join(abs, 'agent.sock'),
+    emulatorDir: join(abs, 'emulator'),
+    emulatorJson: join(abs, 'emulator', 'emulator.json'),
+    emulatorLog: join(abs, 'emulator.log'),
+    agentLog: join(abs, 'agent.log'),
+  };
+}
+
+export function readState(p: Paths): DevState | undefined {
+  try {
+    const s = JSON.parse(readFileSync(p.state, 'utf8')) as DevState;
+    return Array.isArray(s.hsmNames) && s.emulator && s.agent ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeJsonAtomic(file: string, value: unknown, mode = 0o600): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode });
+  renameSync(tmp, file);
+}
+
+export class Progress {
+  constructor(private readonly enabled: boolean) {}
+  say(msg: string): void {
+    if (this.enabled) process.stderr.write(`akv dev: ${msg}\n`);
+  }
+}
+
+export const emulatorMarkers = (p: Paths): string[] => ['emulator', p.emulatorDir];
+export const agentMarkers = (p: Paths): string[] => ['agent', p.config];
+
+export function pidFromFile(p: Paths, file: string): number | undefined {
+  try {
+    const n = Number(readFileSync(join(p.dir, file), 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Serialises `dev up` / `dev down` on one DIR (a lock file holding the owner's pid). */
+export async function withLock<T>(p: Paths, fn: () => Promise<T>): Promise<T> {
+  const lock = join(p.dir, 'dev.lock');
+  const until = Date.now() + 2 * START_TIMEOUT_MS;
+  for (;;) {
+    try {
+      writeFileSync(lock, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let text: string;
+      try {
+        text = readFileSync(lock, 'utf8').trim();
+      } catch {
+        continue; // released meanwhile
+      }
+      const owner = Number(text);
+      // An empty file is a lock being written right now, not a stale one.
+      if (text !== '' && !isAlive(owner)) {
+        rmSync(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > until) {
+        throw new AkvError(
+          'TIMEOUT',
+          `another \`akv dev\` (pid ${owner}) holds ${lock}`,
+          'wait for it to finish, or remove the lock file if that process is not akv',
+        );
+      }
+      await sleep(100);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
