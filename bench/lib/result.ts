@@ -85,7 +85,7 @@ export const PROFILES: Record<Profile['name'], Profile> = {
   full: {
     name: 'full',
     trials: 3,
-    overheadOps: 1000,
+    overheadOps: 800,
     loadMs: 8000,
     blockingClients: [32, 64],
     tlsClients: 32,

@@ -4,7 +4,7 @@
  * emulator's admin API (latency, request counts) and key import through `bin/akv key import`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -181,6 +181,7 @@ export class Agent {
     readonly daemon: Daemon,
     readonly socket: string,
     readonly configFile: string,
+    readonly logFile: string,
     /** What a CLI process needs to reach the emulator with this agent's config. */
     private readonly trustEnv: Record<string, string>,
   ) {}
@@ -211,11 +212,45 @@ export class Agent {
       cleanEnv({ ...caEnv(emulator, caVia), ...options.env }),
       `the agent (${options.label})`,
     );
-    return new Agent(daemon, socket, configFile, caEnv(emulator, caVia));
+    return new Agent(daemon, socket, configFile, join(home, 'agent.log'), caEnv(emulator, caVia));
   }
 
   get pid(): number {
     return this.daemon.pid;
+  }
+
+  /** Current size of the agent's log file, to read only what a measurement adds. */
+  logSize(): number {
+    try {
+      return statSync(this.logFile).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * Handler latencies (µs) of the sign operations the agent's audit log recorded after byte
+   * `offset`: the time from a parsed request to its answer, HSM call included, socket I/O not.
+   */
+  auditedSignLatenciesUs(offset: number): number[] {
+    let text = '';
+    try {
+      text = readFileSync(this.logFile).subarray(offset).toString('utf8');
+    } catch {
+      return [];
+    }
+    const out: number[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.includes('"audit":true')) continue;
+      try {
+        const entry = JSON.parse(line) as { op?: string; latency_ms?: number };
+        if (entry.op === 'sign' && typeof entry.latency_ms === 'number')
+          out.push(entry.latency_ms * 1000);
+      } catch {
+        // a line still being written
+      }
+    }
+    return out;
   }
 
   /** Environment that makes `openssl -provider akv_provider` reach this agent. */

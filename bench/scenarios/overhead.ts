@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { AgentClient } from '../../src/client/agent-client.js';
 import { runSignBench } from '../lib/drivers.js';
+import { sleep } from '../lib/proc.js';
 import { DirectSigner } from '../lib/rest-client.js';
 import { distribution, medianDistribution, round, type Distribution } from '../lib/stats.js';
 import { Agent, keyLabel, type BenchKey } from '../lib/services.js';
@@ -62,6 +63,8 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
   const ops = profile.overheadOps;
   const warmup = 20;
   const perKey: Record<string, Record<Path, Distribution>> = {};
+  /** The agent's own view (audit log) of the provider-path signs: request parsed → answer ready. */
+  const handlerByKey: Record<string, Distribution> = {};
   try {
     for (const key of [keys.rsa2048, keys.rsa3072, keys.ec256]) {
       const label = keyLabel(key.spec);
@@ -72,12 +75,14 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
         provider: [],
         local: [],
       };
+      const handlerTrials: Distribution[] = [];
       for (let t = 0; t < profile.trials; t++) {
         ctx.log(`overhead: ${label}, trial ${t + 1}/${profile.trials}`);
         // Interleaved, so that a change in background load hits every path alike.
         trials.direct.push(distribution(await direct.loop(key, ops, warmup)));
         trials.agent.push(distribution(await agentLoop(client, key, ops, warmup)));
         trials.agentCaFile.push(distribution(await agentLoop(caFileClient, key, ops, warmup)));
+        const logOffset = agent.logSize();
         const viaProvider = await runSignBench({
           key: key.uri,
           providers: ['akv_provider'],
@@ -88,6 +93,8 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
           latencyFile: join(ctx.dir, 'latencies.txt'),
         });
         trials.provider.push(distribution(viaProvider.latenciesUs));
+        await sleep(300); // the audit log is written asynchronously
+        handlerTrials.push(distribution(agent.auditedSignLatenciesUs(logOffset).slice(-ops)));
         const local = await runSignBench({
           key: key.pemFile,
           providers: [],
@@ -106,6 +113,7 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
         provider: medianDistribution(trials.provider),
         local: medianDistribution(trials.local),
       };
+      handlerByKey[label] = medianDistribution(handlerTrials);
     }
   } finally {
     direct.close();
@@ -117,7 +125,17 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
   const targets: Target[] = [];
   const rows: Array<Array<string | number>> = [];
   const findings: string[] = [];
+  const split: Array<Array<string | number>> = [];
   for (const [label, d] of Object.entries(perKey)) {
+    const handler = handlerByKey[label]?.p50 ?? Number.NaN;
+    split.push([
+      label,
+      formatUs(d.direct.p50),
+      formatUs(handler),
+      formatUs(handler - d.direct.p50),
+      formatUs(d.provider.p50),
+      formatUs(d.provider.p50 - handler),
+    ]);
     const p50Over = d.provider.p50 - d.direct.p50;
     const p99Over = d.provider.p99 - d.direct.p99;
     const agentShare = d.agent.p50 - d.direct.p50;
@@ -159,6 +177,18 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
     findings,
     tables: [
       {
+        title: 'Where the p50 goes: the agent audit log times each request from parsed to answered',
+        columns: [
+          'key',
+          'REST direct',
+          'agent handler (audit log)',
+          '→ agent + SDK over REST',
+          'provider path (C)',
+          '→ provider, socket, agent I/O',
+        ],
+        rows: split,
+      },
+      {
         title: 'Latency of one signature',
         columns: ['key', 'path', 'p50', 'p90', 'p99', 'n'],
         rows,
@@ -185,6 +215,6 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
       },
     ],
     targets,
-    data: { perKey, opsPerTrial: ops, trials: profile.trials },
+    data: { perKey, handlerByKey, opsPerTrial: ops, trials: profile.trials },
   };
 }
