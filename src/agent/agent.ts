@@ -177,6 +177,7 @@ export async function runAgent(opts: AgentOptions = {}): Promise<number> {
       void server.shutdown(config.deadlineMs + 5000).then(async (inTime) => {
         if (!inTime) logger.warn('some requests did not finish in time and were cut');
         metricsServer?.close();
+        metricsServer?.closeAllConnections(); // a scraper's keep-alive connection must not hold the exit
         removeSocket(socketPath, socketIno);
         await gateways.close();
         logger.info('akv agent stopped');
