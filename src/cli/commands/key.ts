@@ -7,11 +7,18 @@ import type { JsonWebKey, KeyClient, KeyVaultKey } from '@azure/keyvault-keys';
 import type { Command } from '../command.js';
 import { UsageError, wantsHelp } from '../command.js';
 import { loadConfig } from '../../config/load.js';
-import type { AkvConfig, VaultType } from '../../config/types.js';
+import type { AkvConfig } from '../../config/types.js';
 import { AkvError } from '../../errors.js';
 import { AzureClients } from '../../azure/clients.js';
-import { parseKeyUri } from '../../uri/index.js';
-import { flag, int, list, parseOptions, str, type Parsed } from '../util/args.js';
+import { flag, parseOptions, str, type Parsed } from '../util/args.js';
+import {
+  createSpec,
+  keyOps,
+  tags,
+  target,
+  type CreateSpec,
+  type Target,
+} from '../util/key-options.js';
 import {
   keyBundleJson,
   keyListEntryJson,
@@ -19,21 +26,6 @@ import {
   sdkJwkFromJson,
   sdkJwkFromPem,
 } from '../util/key-bundle.js';
-
-const KTYS = ['RSA-HSM', 'EC-HSM', 'oct-HSM', 'RSA', 'EC', 'oct'] as const;
-const CURVES = ['P-256', 'P-256K', 'P-384', 'P-521'] as const;
-const KEY_OPS = [
-  'sign',
-  'verify',
-  'encrypt',
-  'decrypt',
-  'wrapKey',
-  'unwrapKey',
-  'import',
-  'export',
-] as const;
-const RSA_SIZES = [2048, 3072, 4096];
-const OCT_SIZES = [128, 192, 256];
 
 const usage = `Usage: akv key <create|import|list|show|rotate|delete> [options]
 
@@ -75,111 +67,6 @@ const OPTIONS = {
   'jwk-file': { type: 'string' },
   'include-versions': { type: 'boolean' },
 } as const;
-
-interface Target {
-  vaultType: VaultType;
-  vault: string;
-  name?: string;
-  version?: string;
-}
-
-function target(p: Parsed, sub: string, needName: boolean): Target {
-  const id = str(p, 'id');
-  if (id !== undefined) {
-    if (str(p, 'hsm-name') || str(p, 'vault-name') || str(p, 'name'))
-      throw new UsageError(
-        `key ${sub}: give either --id or --hsm-name/--vault-name with --name, not both`,
-      );
-    const ref = parseKeyUri(id);
-    return ref.version
-      ? { ...ref }
-      : { vaultType: ref.vaultType, vault: ref.vault, name: ref.name };
-  }
-  const hsm = str(p, 'hsm-name');
-  const kv = str(p, 'vault-name');
-  if (hsm && kv) throw new UsageError(`key ${sub}: give --hsm-name or --vault-name, not both`);
-  if (!hsm && !kv)
-    throw new UsageError(
-      `key ${sub}: --hsm-name NAME (Managed HSM) or --vault-name NAME (Key Vault) is required`,
-    );
-  const vault = (hsm ?? kv) as string;
-  if (!/^[A-Za-z0-9-]{3,24}$/.test(vault))
-    throw new UsageError(
-      `key ${sub}: ${JSON.stringify(vault)} is not a valid HSM/vault name (3-24 letters, digits, hyphens)`,
-    );
-  const name = str(p, 'name');
-  if (needName && !name) throw new UsageError(`key ${sub}: --name KEY is required`);
-  if (name !== undefined && !/^[A-Za-z0-9-]{1,127}$/.test(name))
-    throw new UsageError(
-      `key ${sub}: ${JSON.stringify(name)} is not a valid key name (1-127 letters, digits, hyphens)`,
-    );
-  const version = str(p, 'version');
-  if (version !== undefined && !/^[0-9a-fA-F]{32}$/.test(version))
-    throw new UsageError(`key ${sub}: --version must be 32 hex characters`);
-  const t: Target = { vaultType: hsm ? 'managedhsm' : 'keyvault', vault };
-  if (name !== undefined) t.name = name;
-  if (version !== undefined) t.version = version;
-  return t;
-}
-
-function keyOps(p: Parsed, sub: string): string[] | undefined {
-  const ops = list(p, 'ops');
-  if (ops.length === 0) return undefined;
-  for (const op of ops) {
-    if (!(KEY_OPS as readonly string[]).includes(op))
-      throw new UsageError(
-        `key ${sub}: unknown operation ${JSON.stringify(op)} in --ops (use ${KEY_OPS.slice(0, 6).join(', ')})`,
-      );
-  }
-  return [...new Set(ops)];
-}
-
-function tags(p: Parsed, sub: string): Record<string, string> | undefined {
-  const pairs = list(p, 'tags');
-  if (pairs.length === 0) return undefined;
-  const out: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0)
-      throw new UsageError(`key ${sub}: --tags takes KEY=VALUE pairs, got ${JSON.stringify(pair)}`);
-    out[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return out;
-}
-
-interface CreateSpec {
-  kty: string;
-  size?: number;
-  curve?: string;
-}
-
-function createSpec(p: Parsed, t: Target, sub: string, fallback?: CreateSpec): CreateSpec {
-  const kty = str(p, 'kty') ?? fallback?.kty;
-  if (!kty) throw new UsageError(`key ${sub}: --kty is required (${KTYS.join(', ')})`);
-  if (!(KTYS as readonly string[]).includes(kty))
-    throw new UsageError(
-      `key ${sub}: --kty must be one of ${KTYS.join(', ')}, got ${JSON.stringify(kty)}`,
-    );
-  if (t.vaultType === 'managedhsm' && !kty.endsWith('-HSM')) {
-    throw new UsageError(`key ${sub}: Managed HSM keys are HSM keys: use --kty ${kty}-HSM`);
-  }
-  const base = kty.replace(/-HSM$/, '');
-  let size = int(p, `key ${sub}`, 'size');
-  const curve = str(p, 'curve') ?? (base === 'EC' ? (fallback?.curve ?? 'P-256') : undefined);
-  if (base === 'EC') {
-    if (size !== undefined) throw new UsageError(`key ${sub}: EC keys take --curve, not --size`);
-    if (!(CURVES as readonly string[]).includes(curve ?? ''))
-      throw new UsageError(`key ${sub}: --curve must be one of ${CURVES.join(', ')}`);
-    return { kty, curve: curve as string };
-  }
-  if (str(p, 'curve') !== undefined)
-    throw new UsageError(`key ${sub}: --curve applies to EC keys only`);
-  size ??= fallback?.size ?? (base === 'RSA' ? 2048 : 256);
-  const allowed = base === 'RSA' ? RSA_SIZES : OCT_SIZES;
-  if (!allowed.includes(size))
-    throw new UsageError(`key ${sub}: --size for ${kty} must be one of ${allowed.join(', ')}`);
-  return { kty, size };
-}
 
 function print(value: unknown): void {
   console.log(JSON.stringify(value, null, 2));
