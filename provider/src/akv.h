@@ -94,6 +94,7 @@ typedef struct akv_key {
     unsigned bits;
     char curve[16];   /* Azure name: P-256, P-256K, P-384, P-521 */
     EVP_PKEY *pub;    /* public half in pub_libctx; NULL for AES */
+    int local_private; /* a software key (keygen.c): `pub` holds its private part too */
 } AKV_KEY;
 
 AKV_KEY *akv_key_new(AKV_PROV_CTX *prov, int type);

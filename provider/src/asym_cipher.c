@@ -65,7 +65,7 @@ static int rsa_cipher_init(AKV_RSA_CIPHER_CTX *ctx, AKV_KEY *key, const OSSL_PAR
         akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "RSA encryption needs an RSA key");
         return 0;
     }
-    if (decrypting && key->uri == NULL) {
+    if (decrypting && key->uri == NULL && !key->local_private) {
         akv_raise(ctx->prov, AKV_R_NO_PRIVATE_KEY, "this RSA key is public only: it can encrypt but not decrypt");
         return 0;
     }
@@ -89,28 +89,37 @@ static int rsa_decrypt_init(void *vctx, void *provkey, const OSSL_PARAM params[]
     return rsa_cipher_init(vctx, provkey, params, 1);
 }
 
-static int rsa_encrypt(void *vctx, unsigned char *out, size_t *outlen, size_t outsize, const unsigned char *in,
-                       size_t inlen)
+/* Encryption (any key) and decryption with a software key run in the default provider. */
+static int rsa_local(AKV_RSA_CIPHER_CTX *ctx, int decrypting, unsigned char *out, size_t *outlen, size_t outsize,
+                     const unsigned char *in, size_t inlen)
 {
-    AKV_RSA_CIPHER_CTX *ctx = vctx;
     EVP_PKEY_CTX *e = EVP_PKEY_CTX_new_from_pkey(ctx->prov->pub_libctx, ctx->key->pub, NULL);
-    int ok = e != NULL && EVP_PKEY_encrypt_init(e) > 0 && EVP_PKEY_CTX_set_rsa_padding(e, ctx->pad_mode) > 0;
+    int ok = e != NULL && (decrypting ? EVP_PKEY_decrypt_init(e) : EVP_PKEY_encrypt_init(e)) > 0 &&
+             EVP_PKEY_CTX_set_rsa_padding(e, ctx->pad_mode) > 0;
     if (ok && ctx->pad_mode == RSA_PKCS1_OAEP_PADDING) {
         if (ctx->oaep_md != NULL)
             ok = EVP_PKEY_CTX_set_rsa_oaep_md(e, ctx->oaep_md) > 0;
         if (ok && ctx->mgf1_md != NULL)
             ok = EVP_PKEY_CTX_set_rsa_mgf1_md(e, ctx->mgf1_md) > 0;
     }
+    if (ok && ctx->has_label) {
+        /* The HSM cannot decrypt with a label, so encrypting with one would make unusable data. */
+        akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "OAEP labels are not supported: encrypt without a label");
+        ok = 0;
+    }
     if (ok) {
         size_t len = outsize;
-        if (out == NULL)
-            ok = EVP_PKEY_encrypt(e, NULL, &len, in, inlen) > 0;
-        else
-            ok = EVP_PKEY_encrypt(e, out, &len, in, inlen) > 0;
+        ok = (decrypting ? EVP_PKEY_decrypt(e, out, &len, in, inlen) : EVP_PKEY_encrypt(e, out, &len, in, inlen)) > 0;
         *outlen = len;
     }
     EVP_PKEY_CTX_free(e);
     return ok;
+}
+
+static int rsa_encrypt(void *vctx, unsigned char *out, size_t *outlen, size_t outsize, const unsigned char *in,
+                       size_t inlen)
+{
+    return rsa_local(vctx, 0, out, outlen, outsize, in, inlen);
 }
 
 static const char *rsa_decrypt_alg(AKV_RSA_CIPHER_CTX *ctx)
@@ -146,6 +155,8 @@ static int rsa_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
 {
     AKV_RSA_CIPHER_CTX *ctx = vctx;
     size_t modlen = (size_t)EVP_PKEY_get_size(ctx->key->pub);
+    if (ctx->key->uri == NULL)
+        return rsa_local(ctx, 1, out, outlen, outsize, in, inlen);
     if (out == NULL) {
         *outlen = modlen;
         return 1;

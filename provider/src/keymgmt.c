@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "akv.h"
+#include "keygen.h"
 
 static void *rsa_new(void *provctx)
 {
@@ -63,7 +64,7 @@ static int key_has(const void *keydata, int selection)
     if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0)
         ok = ok && key->pub != NULL;
     if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0)
-        ok = ok && key->uri != NULL;
+        ok = ok && (key->uri != NULL || key->local_private);
     if ((selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0 && key->type == AKV_KEYTYPE_EC)
         ok = ok && key->pub != NULL;
     return ok;
@@ -154,8 +155,9 @@ static const OSSL_PARAM *ec_types(int selection)
 }
 
 /*
- * Builds a public-only key from another provider's export (certificate keys being matched
- * against ours, keys being verified with our signature code).
+ * Builds a key from another provider's export: usually a public key (a certificate's key being
+ * matched against ours, a key being verified with our signature code); a private key given to us
+ * becomes a software key (keygen.c) that signs and decrypts locally.
  */
 static int key_import(void *keydata, int selection, const OSSL_PARAM params[])
 {
@@ -163,7 +165,11 @@ static int key_import(void *keydata, int selection, const OSSL_PARAM params[])
     int evp_selection;
     if (key == NULL || key->pub != NULL)
         return 0;
-    if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
+    int has_private = OSSL_PARAM_locate_const(params, key->type == AKV_KEYTYPE_RSA ? OSSL_PKEY_PARAM_RSA_D
+                                                                                    : OSSL_PKEY_PARAM_PRIV_KEY) != NULL;
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 && has_private)
+        evp_selection = EVP_PKEY_KEYPAIR;
+    else if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
         evp_selection = EVP_PKEY_PUBLIC_KEY;
     else if ((selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0 && key->type == AKV_KEYTYPE_EC)
         evp_selection = EVP_PKEY_KEY_PARAMETERS;
@@ -173,8 +179,10 @@ static int key_import(void *keydata, int selection, const OSSL_PARAM params[])
     int ok = ctx != NULL && EVP_PKEY_fromdata_init(ctx) > 0 &&
              EVP_PKEY_fromdata(ctx, &key->pub, evp_selection, (OSSL_PARAM *)params) > 0;
     EVP_PKEY_CTX_free(ctx);
-    if (ok)
+    if (ok) {
         key->bits = (unsigned)EVP_PKEY_get_bits(key->pub);
+        key->local_private = evp_selection == EVP_PKEY_KEYPAIR;
+    }
     return ok;
 }
 
@@ -190,15 +198,25 @@ static int key_export(void *keydata, int selection, OSSL_CALLBACK *param_cb, voi
                   key->uri);
         return 0;
     }
-    int public_selection = selection & (OSSL_KEYMGMT_SELECT_PUBLIC_KEY | OSSL_KEYMGMT_SELECT_ALL_PARAMETERS);
-    if (public_selection == 0)
+    /* Software keys export whole (the default provider's key exchange and encoders need that). */
+    int allowed = key->local_private
+                      ? selection
+                      : selection & (OSSL_KEYMGMT_SELECT_PUBLIC_KEY | OSSL_KEYMGMT_SELECT_ALL_PARAMETERS);
+    if (allowed == 0)
         return 0;
-    return EVP_PKEY_export(key->pub, public_selection, param_cb, cbarg);
+    return EVP_PKEY_export(key->pub, allowed, param_cb, cbarg);
 }
 
 static const char *ec_query_operation_name(int operation_id)
 {
-    return operation_id == OSSL_OP_SIGNATURE ? "ECDSA" : NULL;
+    switch (operation_id) {
+    case OSSL_OP_SIGNATURE:
+        return "ECDSA";
+    case OSSL_OP_KEYEXCH:
+        return "ECDH"; /* software keys only (TLS ECDHE), run by the default provider */
+    default:
+        return NULL;
+    }
 }
 
 static const char *rsa_query_operation_name(int operation_id)
@@ -221,6 +239,12 @@ static int key_validate(const void *keydata, int selection, int checktype)
         {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))key_get_params},                                              \
         {OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))key_import}, {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))key_export}
 
+#define KEYGEN_COMMON                                                                                               \
+    {OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (void (*)(void))akv_gen_set_params},                                         \
+        {OSSL_FUNC_KEYMGMT_GEN_SET_TEMPLATE, (void (*)(void))akv_gen_set_template},                                 \
+        {OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))akv_gen}, {OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))akv_gen_cleanup}, \
+        {OSSL_FUNC_KEYMGMT_SET_PARAMS, (void (*)(void))akv_key_set_params}
+
 const OSSL_DISPATCH akv_rsa_keymgmt_functions[] = {
     KEYMGMT_COMMON,
     {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))rsa_new},
@@ -229,6 +253,10 @@ const OSSL_DISPATCH akv_rsa_keymgmt_functions[] = {
     {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))rsa_types},
     {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))rsa_types},
     {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, (void (*)(void))rsa_query_operation_name},
+    {OSSL_FUNC_KEYMGMT_GEN_INIT, (void (*)(void))akv_rsa_gen_init},
+    {OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS, (void (*)(void))akv_rsa_gen_settable_params},
+    {OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS, (void (*)(void))akv_rsa_settable_params},
+    KEYGEN_COMMON,
     {0, NULL}};
 
 const OSSL_DISPATCH akv_ec_keymgmt_functions[] = {
@@ -239,4 +267,8 @@ const OSSL_DISPATCH akv_ec_keymgmt_functions[] = {
     {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))ec_types},
     {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))ec_types},
     {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, (void (*)(void))ec_query_operation_name},
+    {OSSL_FUNC_KEYMGMT_GEN_INIT, (void (*)(void))akv_ec_gen_init},
+    {OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS, (void (*)(void))akv_ec_gen_settable_params},
+    {OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS, (void (*)(void))akv_ec_settable_params},
+    KEYGEN_COMMON,
     {0, NULL}};

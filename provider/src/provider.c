@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "akv.h"
+#include "keygen.h"
 
 #define PROPS "provider=akv_provider"
 
@@ -125,6 +126,7 @@ static const OSSL_DISPATCH provider_functions[] = {
     {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))akv_gettable_params},
     {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))akv_get_params},
     {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))akv_get_reason_strings},
+    {OSSL_FUNC_PROVIDER_GET_CAPABILITIES, (void (*)(void))akv_get_capabilities},
     {0, NULL}};
 
 __attribute__((visibility("default"))) int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,

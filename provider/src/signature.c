@@ -125,7 +125,7 @@ static int sig_init(AKV_SIG_CTX *ctx, void *provkey, const OSSL_PARAM params[], 
                       akv_key_type_name(key), ctx->is_rsa ? "RSA" : "ECDSA");
             return 0;
         }
-        if (signing && key->uri == NULL) {
+        if (signing && key->uri == NULL && !key->local_private) {
             akv_raise(ctx->prov, AKV_R_NO_PRIVATE_KEY,
                       "this key is public only (not an akv URI or key reference): it can verify but not sign");
             return 0;
@@ -184,6 +184,9 @@ static int check_pss(AKV_SIG_CTX *ctx)
     return 0;
 }
 
+static int local_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t sigsize, const unsigned char *tbs,
+                      size_t tbslen);
+
 static size_t max_sig_size(const AKV_SIG_CTX *ctx)
 {
     return (size_t)EVP_PKEY_get_size(ctx->key->pub);
@@ -200,6 +203,8 @@ static int do_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t 
     size_t outlen = 0;
     int ok = 0;
 
+    if (ctx->key->uri == NULL)
+        return local_sign(ctx, sig, siglen, sigsize, tbs, tbslen);
     if (ctx->is_rsa) {
         if (ctx->md == NULL) {
             akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT,
@@ -293,25 +298,46 @@ static int sig_sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsi
     return do_sign(ctx, sig, siglen, sigsize, tbs, tbslen);
 }
 
+/* Applies this context's padding, salt and digests to a default-provider context. */
+static int configure_local(AKV_SIG_CTX *ctx, EVP_PKEY_CTX *c)
+{
+    int ok = 1;
+    if (ctx->is_rsa) {
+        ok = EVP_PKEY_CTX_set_rsa_padding(c, ctx->pad_mode) > 0;
+        if (ok && ctx->pad_mode == RSA_PKCS1_PSS_PADDING) {
+            int saltlen = ctx->saltlen_set ? ctx->saltlen : (ctx->signing ? RSA_PSS_SALTLEN_DIGEST : RSA_PSS_SALTLEN_AUTO);
+            ok = EVP_PKEY_CTX_set_rsa_pss_saltlen(c, saltlen) > 0;
+            if (ok && ctx->mgf1_md != NULL)
+                ok = EVP_PKEY_CTX_set_rsa_mgf1_md(c, ctx->mgf1_md) > 0;
+        }
+    }
+    if (ok && ctx->md != NULL)
+        ok = EVP_PKEY_CTX_set_signature_md(c, ctx->md) > 0;
+    return ok;
+}
+
 /* Verifies locally with the public key, through the default provider in our library context. */
 static int do_verify(AKV_SIG_CTX *ctx, const unsigned char *sig, size_t siglen, const unsigned char *tbs,
                      size_t tbslen)
 {
     EVP_PKEY_CTX *v = EVP_PKEY_CTX_new_from_pkey(ctx->prov->pub_libctx, ctx->key->pub, NULL);
-    int ok = v != NULL && EVP_PKEY_verify_init(v) > 0;
-    if (ok && ctx->is_rsa) {
-        ok = EVP_PKEY_CTX_set_rsa_padding(v, ctx->pad_mode) > 0;
-        if (ok && ctx->pad_mode == RSA_PKCS1_PSS_PADDING) {
-            ok = EVP_PKEY_CTX_set_rsa_pss_saltlen(v, ctx->saltlen_set ? ctx->saltlen : RSA_PSS_SALTLEN_AUTO) > 0;
-            if (ok && ctx->mgf1_md != NULL)
-                ok = EVP_PKEY_CTX_set_rsa_mgf1_md(v, ctx->mgf1_md) > 0;
-        }
-    }
-    if (ok && ctx->md != NULL)
-        ok = EVP_PKEY_CTX_set_signature_md(v, ctx->md) > 0;
-    if (ok)
-        ok = EVP_PKEY_verify(v, sig, siglen, tbs, tbslen) == 1;
+    int ok = v != NULL && EVP_PKEY_verify_init(v) > 0 && configure_local(ctx, v) &&
+             EVP_PKEY_verify(v, sig, siglen, tbs, tbslen) == 1;
     EVP_PKEY_CTX_free(v);
+    return ok;
+}
+
+/* Signs with a software key (keygen.c), never an HSM key. */
+static int local_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t sigsize, const unsigned char *tbs,
+                      size_t tbslen)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(ctx->prov->pub_libctx, ctx->key->pub, NULL);
+    size_t len = sigsize;
+    int ok = c != NULL && EVP_PKEY_sign_init(c) > 0 && configure_local(ctx, c) &&
+             EVP_PKEY_sign(c, sig, &len, tbs, tbslen) > 0;
+    EVP_PKEY_CTX_free(c);
+    if (ok)
+        *siglen = len;
     return ok;
 }
 

@@ -3,12 +3,12 @@
  * reads PEM key files) signs its handshakes in the HSM, and `openssl s_client` completes TLS 1.3
  * and TLS 1.2 handshakes that verify against the server's certificate. Runs with the providers
  * activated in an openssl.cnf (default first, then akv_provider), as nginx is configured, and with
- * `-provider default -provider akv_provider` on the command line.
+ * `-provider` options on the command line in either order.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { freePort, startProviderEnv, type ProviderEnv } from './openssl-env.js';
+import { freePort, PROVIDERS, startProviderEnv, type ProviderEnv } from './openssl-env.js';
 
 let pe: ProviderEnv;
 let cnfEnv: NodeJS.ProcessEnv;
@@ -60,7 +60,7 @@ async function startServer(key: string, env: NodeJS.ProcessEnv, extra: string[])
 
 function handshake(port: number, key: string, version: '-tls1_3' | '-tls1_2'): string {
   const r = pe.openssl(
-    ['s_client', '-connect', `127.0.0.1:${port}`, version, '-CAfile', pe.file(`${key}.crt`), '-verify_hostname',
+    ['s_client', '-connect', `127.0.0.1:${port}`, version, '-groups', version === '-tls1_2' ? 'P-256' : 'P-384:X25519', '-CAfile', pe.file(`${key}.crt`), '-verify_hostname',
       'localhost', '-verify_return_error', '-brief'],
     { input: '' },
   );
@@ -72,9 +72,9 @@ function handshake(port: number, key: string, version: '-tls1_3' | '-tls1_2'): s
 describe('TLS handshakes signed in the HSM (s_server -key <keyref.pem>)', () => {
   for (const [label, envOf, extra] of [
     ['openssl.cnf activates default and akv_provider', (): NodeJS.ProcessEnv => cnfEnv, [] as string[]],
-    // default first, as in openssl.cnf: TLS takes its EC groups from the provider that is first
-    // for "EC" (docs/provider.md, known limitations).
     ['-provider default -provider akv_provider', (): NodeJS.ProcessEnv => pe.env, DEFAULT_FIRST],
+    // akv_provider first: TLS then takes the NIST groups and ECDHE keys from akv_provider's keymgmt.
+    ['-provider akv_provider -provider default', (): NodeJS.ProcessEnv => pe.env, PROVIDERS],
   ] as const) {
     for (const key of ['tls-rsa', 'tls-ec']) {
       it(`${key}: TLS 1.3 and TLS 1.2 handshakes verify (${label})`, async () => {
@@ -87,6 +87,9 @@ describe('TLS handshakes signed in the HSM (s_server -key <keyref.pem>)', () => 
         assert.match(tls12, /Protocol version: TLSv1\.2/);
         assert.match(tls12, /Verification: OK/);
         assert.match(tls12, key === 'tls-ec' ? /Ciphersuite: ECDHE-ECDSA-/ : /Ciphersuite: ECDHE-RSA-/);
+        // NIST-curve ECDHE: the ephemeral keys come from whichever provider is first for "EC".
+        assert.match(tls12, /Server Temp Key: ECDH, prime256v1/);
+        assert.match(tls13, /Server Temp Key: ECDH, secp384r1/);
         await exited;
         servers.delete(proc);
       });

@@ -86,6 +86,30 @@ describe('openssl req and x509 with HSM keys', () => {
   });
 });
 
+describe('software keys next to HSM keys (akv_provider loaded first)', () => {
+  it('genpkey and req -newkey still make ordinary keys, which sign and decrypt locally', () => {
+    const ec = pe.file('soft-ec.pem');
+    pe.opensslOk(['genpkey', ...PROVIDERS, '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', ec]);
+    assert.match(readFileSync(ec, 'utf8'), /BEGIN PRIVATE KEY/);
+    const rsa = pe.file('soft-rsa.pem');
+    pe.opensslOk(['genpkey', ...PROVIDERS, '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', rsa]);
+    const crt = pe.file('soft.crt');
+    pe.opensslOk([
+      'req', ...PROVIDERS, '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes',
+      '-keyout', pe.file('soft-new.pem'), '-subj', '/CN=soft', '-x509', '-days', '1', '-out', crt,
+    ]);
+    verifyCert(crt, crt);
+    const data = pe.file('soft.txt');
+    writeFileSync(data, 'software key');
+    const sig = pe.file('soft.sig');
+    pe.opensslOk(['dgst', '-sha256', ...PROVIDERS, '-sign', ec, '-out', sig, data]);
+    pe.opensslOk(['dgst', '-sha256', '-prverify', ec, '-signature', sig, data]);
+    const ct = pe.file('soft.ct');
+    pe.opensslOk(['pkeyutl', ...PROVIDERS, '-encrypt', '-inkey', rsa, '-in', data, '-out', ct]);
+    assert.equal(pe.opensslOk(['pkeyutl', ...PROVIDERS, '-decrypt', '-inkey', rsa, '-in', ct]).stdout, 'software key');
+  });
+});
+
 describe('key-reference files (akv keyref)', () => {
   it('akv keyref writes a PEM that openssl reads as the HSM key', () => {
     const ref = pe.file('ec.ref.pem');
