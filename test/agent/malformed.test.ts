@@ -218,3 +218,50 @@ test('a client that hangs up in the middle of a frame does no harm; the agent co
   assert.ok(count('missing-field') >= 2);
   assert.equal(count('short-header'), 1);
 });
+
+test('300 connections of random and mutated frames leave the agent serving', async () => {
+  let seed = 12345;
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const seeds = [
+    ping(1),
+    encodeFrame(Op.DESCRIBE, 2, [stringField(Tag.URI, `managedhsm:${HSM}:k`)]),
+    encodeFrame(Op.SIGN, 3, [
+      stringField(Tag.URI, `managedhsm:${HSM}:k`),
+      stringField(Tag.ALG, 'ES256'),
+      { tag: Tag.INPUT, value: Buffer.alloc(32, 9) },
+    ]),
+    encodeFrame(Op.LIST, 4, [stringField(Tag.VAULT_NAME, HSM)]),
+  ];
+  const mutate = (): Buffer => {
+    const b = Buffer.from(seeds[rand(seeds.length)]!);
+    switch (rand(4)) {
+      case 0:
+        for (let k = 0; k < 1 + rand(3); k++) b[rand(b.length)] = rand(256);
+        return b;
+      case 1:
+        return b.subarray(0, rand(b.length));
+      case 2:
+        return Buffer.concat([b, Buffer.from(Array.from({ length: rand(20) }, () => rand(256)))]);
+      default:
+        return Buffer.from(Array.from({ length: rand(40) }, () => rand(256)));
+    }
+  };
+  for (let batch = 0; batch < 15; batch++) {
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const raw = await Raw.open(agent.socket);
+        raw.send(mutate());
+        raw.socket.end();
+        await raw.until(() => raw.closed);
+        // Whatever came back is well-formed frames (the Raw decoder would have thrown otherwise).
+        for (const f of raw.frames) assert.ok(f.op === Op.ERROR || f.op & 0x80);
+      }),
+    );
+  }
+  await agent.client().ping();
+  const sig = await agent.client().sign(`managedhsm:${HSM}:k`, 'ES256', Buffer.alloc(32, 1));
+  assert.equal(sig.output.length, 64);
+});
