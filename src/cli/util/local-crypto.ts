@@ -15,10 +15,11 @@ import {
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { AkvError } from '../../errors.js';
+import { derEcdsaToRaw } from './ecdsa-der.js';
+import { HASH_LEN, verifyPss, type HashName } from './rsa-pss.js';
 
-export type HashName = 'sha256' | 'sha384' | 'sha512';
-
-const HASH_LEN: Record<HashName, number> = { sha256: 32, sha384: 48, sha512: 64 };
+export { derEcdsaToRaw, rawEcdsaToDer } from './ecdsa-der.js';
+export type { HashName } from './rsa-pss.js';
 
 /** DER DigestInfo prefixes (RFC 8017 §9.2 note 1). */
 const DIGEST_INFO: Record<HashName, string> = {
@@ -107,56 +108,6 @@ function curveOf(key: KeyObject): string {
   }
 }
 
-/** ECDSA r||s → DER SEQUENCE { INTEGER r, INTEGER s } (what OpenSSL reads). */
-export function rawEcdsaToDer(raw: Buffer): Buffer {
-  const half = raw.length / 2;
-  const int = (b: Buffer): Buffer => {
-    let i = 0;
-    while (i < b.length - 1 && b[i] === 0) i++;
-    let v = b.subarray(i);
-    if ((v[0] ?? 0) & 0x80) v = Buffer.concat([Buffer.from([0]), v]);
-    return Buffer.concat([Buffer.from([0x02]), derLength(v.length), v]);
-  };
-  const body = Buffer.concat([int(raw.subarray(0, half)), int(raw.subarray(half))]);
-  return Buffer.concat([Buffer.from([0x30]), derLength(body.length), body]);
-}
-
-function derLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  if (n < 0x100) return Buffer.from([0x81, n]);
-  return Buffer.from([0x82, n >> 8, n & 0xff]);
-}
-
-/** DER ECDSA signature → r||s with each half `size` bytes; undefined when it is not DER. */
-export function derEcdsaToRaw(der: Buffer, size: number): Buffer | undefined {
-  try {
-    let p = 0;
-    const readLen = (): number => {
-      const first = der[p++] ?? 0;
-      if (first < 0x80) return first;
-      const count = first & 0x7f;
-      let n = 0;
-      for (let i = 0; i < count; i++) n = (n << 8) | (der[p++] ?? 0);
-      return n;
-    };
-    if (der[p++] !== 0x30) return undefined;
-    if (readLen() + p !== der.length) return undefined;
-    const parts: Buffer[] = [];
-    for (let k = 0; k < 2; k++) {
-      if (der[p++] !== 0x02) return undefined;
-      const len = readLen();
-      let v = der.subarray(p, p + len);
-      p += len;
-      while (v.length > size && v[0] === 0) v = v.subarray(1);
-      if (v.length > size) return undefined;
-      parts.push(Buffer.concat([Buffer.alloc(size - v.length), v]));
-    }
-    return p === der.length ? Buffer.concat(parts) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 const EC_SIZE: Record<string, number> = { 'P-256': 32, 'P-256K': 32, 'P-384': 48, 'P-521': 66 };
 
 /**
@@ -214,53 +165,6 @@ export function verifyDigest(
     return decoded.length === expected.length && timingSafeEqual(decoded, expected);
   }
   return verifyPss(key, hash, digest, signature);
-}
-
-/** EMSA-PSS-VERIFY (RFC 8017 §9.1.2) with MGF1 over the same hash and salt length = hash length. */
-function verifyPss(key: KeyObject, hash: HashName, mHash: Buffer, signature: Buffer): boolean {
-  const modBits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-  let em: Buffer;
-  try {
-    em = publicDecrypt({ key, padding: constants.RSA_NO_PADDING }, signature);
-  } catch {
-    return false;
-  }
-  const emBits = modBits - 1;
-  const emLen = Math.ceil(emBits / 8);
-  if (em.length > emLen) {
-    if (em[0] !== 0) return false;
-    em = em.subarray(em.length - emLen);
-  }
-  const hLen = HASH_LEN[hash];
-  const sLen = hLen;
-  if (emLen < hLen + sLen + 2 || em[emLen - 1] !== 0xbc) return false;
-  const maskedDb = em.subarray(0, emLen - hLen - 1);
-  const h = em.subarray(emLen - hLen - 1, emLen - 1);
-  const zeroBits = 8 * emLen - emBits;
-  if (((maskedDb[0] ?? 0) & (0xff << (8 - zeroBits)) & 0xff) !== 0) return false;
-  const dbMask = mgf1(hash, h, emLen - hLen - 1);
-  const db = Buffer.alloc(maskedDb.length);
-  for (let i = 0; i < db.length; i++) db[i] = (maskedDb[i] ?? 0) ^ (dbMask[i] ?? 0);
-  db[0] = (db[0] ?? 0) & (0xff >> zeroBits);
-  const psLen = emLen - hLen - sLen - 2;
-  for (let i = 0; i < psLen; i++) if (db[i] !== 0) return false;
-  if (db[psLen] !== 0x01) return false;
-  const salt = db.subarray(db.length - sLen);
-  const hPrime = createHash(hash).update(Buffer.alloc(8)).update(mHash).update(salt).digest();
-  return timingSafeEqual(h, hPrime);
-}
-
-function mgf1(hash: HashName, seed: Buffer, length: number): Buffer {
-  const out: Buffer[] = [];
-  let total = 0;
-  for (let counter = 0; total < length; counter++) {
-    const c = Buffer.alloc(4);
-    c.writeUInt32BE(counter);
-    const block = createHash(hash).update(seed).update(c).digest();
-    out.push(block);
-    total += block.length;
-  }
-  return Buffer.concat(out).subarray(0, length);
 }
 
 export const ENCRYPT_ALGORITHMS = ['RSA-OAEP', 'RSA-OAEP-256', 'RSA1_5'] as const;
