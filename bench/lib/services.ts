@@ -14,6 +14,7 @@ import { runChecked } from './proc.js';
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const AKV_BIN = join(REPO_ROOT, 'bin', 'akv');
 export const PROVIDER_DIR = join(REPO_ROOT, 'provider', 'build');
+const CLI_MAIN = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
 /** Environment variables from the caller's shell that would point the bench elsewhere. */
 const FOREIGN_ENV = [
@@ -40,12 +41,13 @@ export interface Daemon {
 }
 
 function startDaemon(
+  command: string,
   args: string[],
   readyLine: RegExp,
   env: NodeJS.ProcessEnv,
   what: string,
 ): Promise<{ daemon: Daemon; match: RegExpExecArray }> {
-  const child: ChildProcess = spawn(AKV_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -95,6 +97,7 @@ export class Emulator {
   static async start(dir: string): Promise<Emulator> {
     const stateDir = join(dir, 'emulator');
     const { daemon, match } = await startDaemon(
+      AKV_BIN,
       ['emulator', '--listen', '127.0.0.1:0', '--state-dir', stateDir],
       /^akv emulator listening on (https:\/\/\S+)$/m,
       cleanEnv(),
@@ -174,6 +177,8 @@ export interface AgentOptions {
    * `akv dev up` writes it (the SDK then gets its own TLS options; see docs/performance.md).
    */
   caVia?: 'env' | 'config';
+  /** Options for node itself, e.g. ['--cpu-prof', '--cpu-prof-dir=DIR']. */
+  nodeArgs?: string[];
 }
 
 export class Agent {
@@ -206,8 +211,12 @@ export class Agent {
       log: { level: 'info', file: join(home, 'agent.log') },
     };
     writeFileSync(configFile, JSON.stringify(config, null, 2));
+    // With node options (a CPU profile), node runs the CLI directly instead of through bin/akv.
     const { daemon } = await startDaemon(
-      ['agent', '--config', configFile],
+      options.nodeArgs ? process.execPath : AKV_BIN,
+      options.nodeArgs
+        ? [...options.nodeArgs, CLI_MAIN, 'agent', '--config', configFile]
+        : ['agent', '--config', configFile],
       /^akv agent listening on /m,
       cleanEnv({ ...caEnv(emulator, caVia), ...options.env }),
       `the agent (${options.label})`,

@@ -5,7 +5,11 @@
  * going through akv_provider (its connection pool), i.e. the real path of a threaded server.
  */
 import { cpuSeconds, cpuUserSys, processTree, RssSampler, rssKiB } from '../lib/proc.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { readProfileFrom, summariseProfile, type ProfileShares } from '../lib/cpu-profile.js';
 import { runSignBench } from '../lib/drivers.js';
+import { Agent } from '../lib/services.js';
 import { median } from '../lib/stats.js';
 import { formatRate, formatUs, type BenchContext, type ScenarioResult } from '../lib/result.js';
 
@@ -21,6 +25,39 @@ export interface CapacityTrial {
   /** Share of the agent's CPU spent in the kernel (socket writes and wake-ups). */
   agentSystemShare: number;
   agentRssPeakKiB: number;
+}
+
+/**
+ * One more load run against a fresh agent started with `node --cpu-prof` ,
+ * kept apart from the measured trials because profiling slows the agent a little.
+ */
+async function profiledRun(ctx: BenchContext, threads: number): Promise<ProfileShares> {
+  const profDir = join(ctx.dir, 'agent-profile');
+  mkdirSync(profDir, { recursive: true });
+  const agent = await Agent.start(ctx.dir, ctx.emulator, {
+    label: 'profiled',
+    hsmName: ctx.hsmName,
+    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
+  });
+  ctx.log(`agent capacity: one more run with a CPU-profiled agent`);
+  try {
+    await runSignBench({
+      key: ctx.keys.ec256.uri,
+      providers: ['akv_provider'],
+      threads,
+      durationMs: Math.min(ctx.profile.loadMs, 4000),
+      warmup: 20,
+      env: agent.providerEnv(),
+    });
+  } finally {
+    await agent.stop();
+  }
+  try {
+    return summariseProfile(readProfileFrom(profDir));
+  } catch (err) {
+    ctx.log(`agent capacity: no profile: ${(err as Error).message}`);
+    return { busyMs: 0, shares: [], topFunctions: [] };
+  }
 }
 
 export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
@@ -69,6 +106,10 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
     });
   }
   const m = (f: (t: CapacityTrial) => number): number => median(trials.map(f));
+  const profileShares = await profiledRun(ctx, threads).catch((err: Error) => {
+    ctx.log(`agent capacity: the profiled run failed: ${err.message}`);
+    return { busyMs: 0, shares: [], topFunctions: [] } as ProfileShares;
+  });
   const rate = m((t) => t.opsPerSecond);
   const agentCpu = m((t) => t.cpuPerOpUs.agent);
   const agentOnlyCeiling = 1e6 / agentCpu;
@@ -76,6 +117,15 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
     `One agent sustained ${formatRate(rate)} EC P-256 signatures with ${threads} concurrent client threads; the agent used ${m((t) => t.cores.agent).toFixed(2)} cores (${formatUs(agentCpu)} CPU per signature, ${Math.round(m((t) => t.agentSystemShare) * 100)} % of it in the kernel), the emulator ${m((t) => t.cores.emulator).toFixed(2)} cores (${formatUs(m((t) => t.cpuPerOpUs.emulator))} per signature) and the load generator ${m((t) => t.cores.loadGenerator).toFixed(2)} cores (${formatUs(m((t) => t.cpuPerOpUs.loadGenerator))}).`,
     `At ${formatUs(agentCpu)} of CPU per signature, the agent alone on one core would top out near ${formatRate(agentOnlyCeiling)} (the agent's JavaScript runs on one thread); on this machine it shares the cores with the emulator and the clients.`,
   ];
+  if (profileShares.shares.length > 0) {
+    const top = profileShares.shares
+      .slice(0, 4)
+      .map((x) => `${x.part} ${Math.round(x.share * 100)} %`)
+      .join(', ');
+    findings.push(
+      `A CPU profile of a separate agent under the same load puts its busy time in: ${top} (the table lists all parts and the heaviest functions).`,
+    );
+  }
   return {
     id: 'capacity',
     title: '5. Agent capacity',
@@ -106,6 +156,16 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
             m((t) => t.cores.loadGenerator).toFixed(2),
           ],
         ],
+      },
+      {
+        title: 'Where the agent spends its CPU under this load (V8 profile, busy time only)',
+        columns: ['part of the agent', 'share'],
+        rows: profileShares.shares.map((x) => [x.part, `${(x.share * 100).toFixed(1)} %`]),
+      },
+      {
+        title: 'Heaviest functions (self time)',
+        columns: ['function', 'share'],
+        rows: profileShares.topFunctions.map((x) => [x.name, `${(x.share * 100).toFixed(1)} %`]),
       },
     ],
     charts: [
@@ -147,6 +207,7 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
       trials,
       agentIdleKiB,
       agentOnlyCeiling,
+      agentProfile: profileShares,
       managedHsmRsa2048Max: MANAGED_HSM_RSA2048_MAX,
     },
   };
