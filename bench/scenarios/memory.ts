@@ -59,15 +59,13 @@ export async function memory(ctx: BenchContext): Promise<ScenarioResult> {
   const sig = join(ctx.dir, 'memory.sig');
   const variants = {
     local: localSignArgs(key, data, sig),
-    // default first: with akv_provider first, the provider takes the PEM key and cannot sign
-    // with it (reported to the provider's owner; see docs/performance.md).
     localWithProvider: [
       'dgst',
       '-sha256',
       '-provider',
-      'default',
-      '-provider',
       'akv_provider',
+      '-provider',
+      'default',
       '-sign',
       key.pemFile,
       '-out',
@@ -97,7 +95,7 @@ export async function memory(ctx: BenchContext): Promise<ScenarioResult> {
   return {
     id: 'memory',
     title: '6. Memory',
-    method: `A fresh agent (its own process, same config as the others): RSS right after start, idle after one key has been described and used (1 s later), peak while ${ctx.profile.capacityThreads} threads sign through it for ${ctx.profile.loadMs / 1000} s (sampled every 50 ms), and 2 s after the load. Provider cost per process: peak RSS (\`wait4\` ru_maxrss) of \`openssl dgst -sha256 -sign\` with the local EC P-256 key, the same command with \`-provider default -provider akv_provider\`, and with the HSM key; ${runs} runs each, median.`,
+    method: `A fresh agent (its own process, same config as the others): RSS right after start, idle after one key has been described and used (1 s later), peak while ${ctx.profile.capacityThreads} threads sign through it for ${ctx.profile.loadMs / 1000} s (sampled every 50 ms), and 2 s after the load. Provider cost per process: peak RSS (\`wait4\` ru_maxrss) of \`openssl dgst -sha256 -sign\` with the local EC P-256 key, the same command with \`-provider akv_provider -provider default\`, and with the HSM key; ${runs} runs each, median.`,
     findings: [
       `The agent holds ${mib(agentFigures.idleKiB)} idle and peaks at ${mib(agentFigures.loadPeakKiB)} under load (${mib(agentFigures.afterLoadKiB)} 2 s after).`,
       `Loading akv_provider adds ${withProvider - local} KiB to an \`openssl\` process; signing with the HSM key instead of the local key: ${hsm - local >= 0 ? '+' : ''}${hsm - local} KiB in total.`,
