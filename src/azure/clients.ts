@@ -149,6 +149,13 @@ export class AzureClients {
     this.vaults.clear();
   }
 
+  /*
+   * The SDK's challenge handling has a race: while the first request of a pipeline is out without
+   * a token (its body held back), a concurrent request with a body can complete the challenge,
+   * and the first one is then re-sent with an empty body (400). Every operation here starts with
+   * a body-less GET (getKey, list, or CryptographyClient's key fetch), and a GET that finishes has
+   * completed the challenge, so no body-carrying request is sent before that. Keep it so.
+   */
   private vault(vaultType: VaultType, vault: string): VaultClients {
     const id = vaultId(vaultType, vault);
     let v = this.vaults.get(id);

@@ -262,6 +262,24 @@ describe('private-key operations', () => {
     assert.deepEqual(unwrapped.output, secret);
   });
 
+  it('a fresh gateway serves many different first requests at once', async () => {
+    const fresh = makeGateway({}, {});
+    try {
+      const digest = randomBytes(32);
+      const secret = randomBytes(16);
+      const results = await Promise.all([
+        ...Array.from({ length: 10 }, () => fresh.sign(ref('ec'), 'ES256', digest)),
+        ...Array.from({ length: 10 }, () => fresh.wrapKey(ref('aes'), 'A192KW', secret)),
+        ...Array.from({ length: 5 }, () => fresh.sign(ref('rsa'), 'RS256', digest)),
+        fresh.describe(ref('k1')),
+        fresh.listKeys('managedhsm', HSM),
+      ]);
+      assert.equal(results.length, 27);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('lists the keys, sorted', async () => {
     const names = await gateway.listKeys('managedhsm', HSM);
     for (const n of ['aes', 'ec', 'k1', 'rsa'])
