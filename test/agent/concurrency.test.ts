@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
 import { AgentClient } from '../../src/client/agent-client.js';
-import { startEmulator, type RunningEmulator } from '../helpers/emulator.js';
+import { settleChallenge, startEmulator, type RunningEmulator } from '../helpers/emulator.js';
 import { startAgent, type RunningAgent } from '../helpers/agent.js';
 
 const HSM = 'conchsm';
@@ -23,6 +23,7 @@ let rsaPub: KeyObject;
 before(async () => {
   emulator = await startEmulator();
   const keys = emulator.keyClient();
+  await settleChallenge(keys);
   await Promise.all([
     keys.createKey('conc-ec', 'EC-HSM', { curve: 'P-256' }),
     keys.createKey('conc-rsa', 'RSA-HSM', { keySize: 2048 }),

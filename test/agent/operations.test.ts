@@ -17,7 +17,7 @@ import {
 import type { KeyVaultKey } from '@azure/keyvault-keys';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import type { AgentClient } from '../../src/client/agent-client.js';
-import { startEmulator, type RunningEmulator } from '../helpers/emulator.js';
+import { settleChallenge, startEmulator, type RunningEmulator } from '../helpers/emulator.js';
 import { startAgent, type RunningAgent } from '../helpers/agent.js';
 
 const HSM = 'opshsm';
@@ -39,6 +39,7 @@ before(async () => {
   client = agent.client();
   const keys = emulator.keyClient();
   const allOps = ['sign', 'verify', 'encrypt', 'decrypt', 'wrapKey', 'unwrapKey'] as const;
+  await settleChallenge(keys);
   // Keys are made once per file, in parallel (RSA 4096 generation is the slow part).
   await Promise.all([
     ...RSA_SIZES.map(async (size) =>

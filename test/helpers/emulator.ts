@@ -243,3 +243,13 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     kill,
   };
 }
+
+/**
+ * Settles a fresh KeyClient's authentication challenge with one body-less request. The SDK holds
+ * back request bodies until the 401 challenge is answered, and several concurrent first requests
+ * on a fresh client can go out with an empty body; call this before creating keys in parallel.
+ */
+export async function settleChallenge(keys: KeyClient): Promise<void> {
+  const page = keys.listPropertiesOfKeys().byPage({ maxPageSize: 1 });
+  await page.next();
+}
