@@ -26,7 +26,9 @@ const PACKAGES = {
 };
 
 function hasCommand(name) {
-  const r = spawnSync('sh', ['-c', `command -v ${name} || test -x /usr/sbin/${name}`], { stdio: 'ignore' });
+  const r = spawnSync('sh', ['-c', `command -v ${name} || test -x /usr/sbin/${name}`], {
+    stdio: 'ignore',
+  });
   return r.status === 0;
 }
 function pkgConfigHas(lib) {

@@ -29,7 +29,10 @@ async function loadCommand(name: string): Promise<Command | undefined> {
     const mod = (await import(`./commands/${file}.js`)) as { default: Command };
     return mod.default;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes(`/commands/${file}.js`)) {
+    if (
+      (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' &&
+      String(err).includes(`/commands/${file}.js`)
+    ) {
       return undefined;
     }
     throw err;
