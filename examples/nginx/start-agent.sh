@@ -40,7 +40,9 @@ if [ "$AKV_MODE" = emulator ]; then
     say "starting the akv emulator (log: $LOG_DIR/emulator.log)"
     start_daemon "$RUN_DIR/emulator.pid" "$LOG_DIR/emulator.log" \
       "$AKV_BIN" emulator --listen 127.0.0.1:0 --state-dir "$EMULATOR_DIR"
-    emulator_ready() { [ -s "$EMULATOR_DIR/emulator.json" ] || { [ -n "$(daemon_pid "$RUN_DIR/emulator.pid")" ] || return 2; false; }; }
+    # (Just started: its command line may still be this script's until it execs, so only ask
+    # whether it is alive.)
+    emulator_ready() { [ -s "$EMULATOR_DIR/emulator.json" ] || { pid_alive "$(pid_from "$RUN_DIR/emulator.pid")" || return 2; false; }; }
     if ! wait_until 30 emulator_ready; then
       tail -n 20 "$LOG_DIR/emulator.log" >&2 || true
       die "the akv emulator did not start" "read $LOG_DIR/emulator.log"
@@ -99,7 +101,7 @@ if [ -z "$(daemon_pid "$RUN_DIR/agent.pid")" ]; then
   # Ready when it printed its ready line (a socket file alone may be a stale one).
   agent_ready() {
     grep -q "^akv agent listening on" "$LOG_DIR/agent-stdout.log" && [ -S "$AGENT_SOCKET" ] \
-      || { [ -n "$(daemon_pid "$RUN_DIR/agent.pid")" ] || return 2; false; }
+      || { pid_alive "$(pid_from "$RUN_DIR/agent.pid")" || return 2; false; }
   }
   if ! wait_until 30 agent_ready; then
     tail -n 20 "$LOG_DIR/agent-stdout.log" >&2 || true
