@@ -7,13 +7,17 @@
  *
  *   akv-sign-bench --key REF [--provider NAME]... [--pss] [--threads N]
  *                  (--ops N | --duration-ms MS) [--warmup N] [--latency-file PATH]
+ *                  [--watch-pid PID]...
  *
- * Prints one JSON object on stdout: ops, errors, elapsed_us, cpu_user_us, cpu_sys_us, maxrss_kb.
+ * Prints one JSON object on stdout: ops, errors, elapsed_us, cpu_user_us, cpu_sys_us, maxrss_kb,
+ * and watched_cpu_us: the CPU time each --watch-pid process (the agent, the emulator) used in
+ * exactly the measured window, warm-up excluded.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -25,6 +29,7 @@
 #include "common.h"
 
 #define MAX_PROVIDERS 4
+#define MAX_WATCHED 64
 #define MESSAGE "akv bench: the message every signature covers"
 
 typedef struct {
@@ -143,10 +148,32 @@ static void check_key(EVP_PKEY *pkey, int pss, const char *ref)
     }
 }
 
+/* utime + stime of a whole process (all threads) in microseconds; 0 when it cannot be read. */
+static uint64_t process_cpu_us(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields after the command name (which may hold spaces) start after the last ')'. */
+    char *p = strrchr(buf, ')');
+    unsigned long long utime = 0, stime = 0;
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+        return 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    return (uint64_t)(utime + stime) * 1000000u / (uint64_t)(hz > 0 ? hz : 100);
+}
+
 static void usage(void)
 {
     fputs("usage: akv-sign-bench --key REF [--provider NAME]... [--pss] [--threads N]\n"
           "                      (--ops N | --duration-ms MS) [--warmup N] [--latency-file PATH]\n"
+          "                      [--watch-pid PID]...\n"
           "REF is a key URI (managedhsm:H:k, with --provider akv_provider) or a PEM file path.\n"
           "Prints one JSON object: ops, errors, elapsed_us, cpu_user_us, cpu_sys_us, maxrss_kb.\n",
           stderr);
@@ -155,7 +182,9 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     const char *key_ref = NULL, *latency_file = NULL, *providers[MAX_PROVIDERS];
-    size_t nproviders = 0;
+    size_t nproviders = 0, nwatched = 0;
+    long watched[MAX_WATCHED];
+    uint64_t watched_start[MAX_WATCHED];
     long threads = 1;
     shared_state s = {.warmup = 10};
 
@@ -189,7 +218,11 @@ int main(int argc, char **argv)
             s.warmup = bench_parse_long(a, v, 0, 1000000);
         else if (strcmp(a, "--latency-file") == 0)
             latency_file = v;
-        else {
+        else if (strcmp(a, "--watch-pid") == 0) {
+            if (nwatched == MAX_WATCHED)
+                bench_die(2, "at most %d --watch-pid options", MAX_WATCHED);
+            watched[nwatched++] = bench_parse_long(a, v, 1, 4194304);
+        } else {
             usage();
             bench_die(2, "unknown option %s", a);
         }
@@ -232,6 +265,8 @@ int main(int argc, char **argv)
     uint64_t user0, sys0, user1, sys1;
     long rss;
     bench_self_usage(&user0, &sys0, &rss);
+    for (size_t i = 0; i < nwatched; i++)
+        watched_start[i] = process_cpu_us(watched[i]);
     uint64_t start = bench_now_ns();
     s.deadline_ns = start + (uint64_t)s.duration_ms * 1000000u;
     pthread_barrier_wait(&s.go);
@@ -239,6 +274,11 @@ int main(int argc, char **argv)
         pthread_join(tids[i], NULL);
     uint64_t elapsed = bench_now_ns() - start;
     bench_self_usage(&user1, &sys1, &rss);
+    uint64_t watched_used[MAX_WATCHED];
+    for (size_t i = 0; i < nwatched; i++) {
+        uint64_t now = process_cpu_us(watched[i]);
+        watched_used[i] = now > watched_start[i] ? now - watched_start[i] : 0;
+    }
 
     long ops = 0, errors = 0;
     const char *first_error = "";
@@ -257,10 +297,13 @@ int main(int argc, char **argv)
     if (errors > 0)
         fprintf(stderr, "akv bench: %ld signatures failed; first: %s\n", errors, first_error);
     printf("{\"ops\":%ld,\"errors\":%ld,\"threads\":%ld,\"elapsed_us\":%llu,\"cpu_user_us\":%llu,"
-           "\"cpu_sys_us\":%llu,\"maxrss_kb\":%ld,\"key_bits\":%d}\n",
+           "\"cpu_sys_us\":%llu,\"maxrss_kb\":%ld,\"key_bits\":%d,\"watched_cpu_us\":[",
            ops, errors, threads, (unsigned long long)(elapsed / 1000),
            (unsigned long long)(user1 - user0), (unsigned long long)(sys1 - sys0), rss,
            EVP_PKEY_get_bits(s.pkey));
+    for (size_t i = 0; i < nwatched; i++)
+        printf("%s%llu", i ? "," : "", (unsigned long long)watched_used[i]);
+    printf("]}\n");
     for (long i = 0; i < threads; i++)
         bench_samples_free(&ts[i].samples);
     free(all);

@@ -45,6 +45,8 @@ export interface SignRunOptions {
   env: NodeJS.ProcessEnv;
   /** Where the driver writes per-operation latencies (µs); omitted = not recorded. */
   latencyFile?: string;
+  /** Processes whose CPU time the driver reads at the start and end of the measured window. */
+  watchPids?: number[];
 }
 
 export interface SignRunResult {
@@ -55,6 +57,8 @@ export interface SignRunResult {
   cpu_user_us: number;
   cpu_sys_us: number;
   maxrss_kb: number;
+  /** CPU µs each watchPids process used in the measured window (warm-up excluded). */
+  watched_cpu_us: number[];
   /** Per-operation latencies in µs (when latencyFile was given). */
   latenciesUs: number[];
 }
@@ -65,6 +69,7 @@ export async function runSignBench(o: SignRunOptions): Promise<SignRunResult> {
   if (o.ops !== undefined) args.push('--ops', String(o.ops));
   if (o.durationMs !== undefined) args.push('--duration-ms', String(o.durationMs));
   if (o.latencyFile) args.push('--latency-file', o.latencyFile);
+  for (const pid of o.watchPids ?? []) args.push('--watch-pid', String(pid));
   const r = await run(join(BUILD_DIR, 'akv-sign-bench'), args, { env: o.env });
   const result = parseJsonLine<Omit<SignRunResult, 'latenciesUs'>>(
     'akv-sign-bench',

@@ -4,7 +4,7 @@
  * CPU. EC P-256 keeps the emulator's arithmetic cheap. The clients are akv-sign-bench threads
  * going through akv_provider (its connection pool), i.e. the real path of a threaded server.
  */
-import { cpuSeconds, cpuUserSys, processTree, RssSampler, rssKiB } from '../lib/proc.js';
+import { cpuUserSys, processTree, RssSampler, rssKiB } from '../lib/proc.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readProfileFrom, summariseProfile, type ProfileShares } from '../lib/cpu-profile.js';
@@ -28,7 +28,7 @@ export interface CapacityTrial {
 }
 
 /**
- * One more load run against a fresh agent started with `node --cpu-prof` ,
+ * One more load run against a fresh agent started with `node --cpu-prof`,
  * kept apart from the measured trials because profiling slows the agent a little.
  */
 async function profiledRun(ctx: BenchContext, threads: number): Promise<ProfileShares> {
@@ -71,8 +71,9 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
     ctx.log(`agent capacity: EC P-256, ${threads} threads, trial ${t + 1}/${profile.trials}`);
     const agentPids = processTree(agent.pid);
     const emulatorPids = processTree(emulator.pid);
-    const [agent0, e0] = await Promise.all([cpuUserSys(agentPids), cpuSeconds(emulatorPids)]);
-    const a0 = agent0.user + agent0.sys;
+    // The kernel share comes from /proc around the whole run (a share, so the warm-up does not
+    // skew it); the CPU per operation from the driver, read in exactly the measured window.
+    const agent0 = await cpuUserSys(agentPids);
     const rss = new RssSampler(agent.pid);
     const r = await runSignBench({
       key: key.uri,
@@ -81,27 +82,31 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
       durationMs: profile.loadMs,
       warmup: 20,
       env: agent.providerEnv(),
+      watchPids: [...agentPids, ...emulatorPids],
     });
     const peak = rss.stop().peakKiB;
-    const [agent1, e1] = await Promise.all([cpuUserSys(agentPids), cpuSeconds(emulatorPids)]);
-    const a1 = agent1.user + agent1.sys;
+    const agent1 = await cpuUserSys(agentPids);
+    const sum = (xs: number[]): number => xs.reduce((x, y) => x + y, 0) / 1e6;
+    const agentCpu = sum(r.watched_cpu_us.slice(0, agentPids.length));
+    const emulatorCpu = sum(r.watched_cpu_us.slice(agentPids.length));
     const seconds = r.elapsed_us / 1e6;
     const ops = Math.max(1, r.ops);
     const gen = (r.cpu_user_us + r.cpu_sys_us) / 1e6;
+    const agentAll = agent1.user + agent1.sys - (agent0.user + agent0.sys);
     trials.push({
       opsPerSecond: r.ops / seconds,
       ops: r.ops,
       cpuPerOpUs: {
-        agent: ((a1 - a0) / ops) * 1e6,
-        emulator: ((e1 - e0) / ops) * 1e6,
+        agent: (agentCpu / ops) * 1e6,
+        emulator: (emulatorCpu / ops) * 1e6,
         loadGenerator: (gen / ops) * 1e6,
       },
       cores: {
-        agent: (a1 - a0) / seconds,
-        emulator: (e1 - e0) / seconds,
+        agent: agentCpu / seconds,
+        emulator: emulatorCpu / seconds,
         loadGenerator: gen / seconds,
       },
-      agentSystemShare: (agent1.sys - agent0.sys) / Math.max(1e-9, a1 - a0),
+      agentSystemShare: (agent1.sys - agent0.sys) / Math.max(1e-9, agentAll),
       agentRssPeakKiB: peak,
     });
   }
