@@ -31,6 +31,38 @@ export interface CapacityTrial {
  * One more load run against a fresh agent started with `node --cpu-prof`,
  * kept apart from the measured trials because profiling slows the agent a little.
  */
+/** One trial against an agent configured with the vault's caFile (as `akv dev up` writes it). */
+async function caFileRun(
+  ctx: BenchContext,
+  threads: number,
+): Promise<{ opsPerSecond: number; agentCpuPerOpUs: number }> {
+  const agent = await Agent.start(ctx.dir, ctx.emulator, {
+    label: 'capacity-cafile',
+    hsmName: ctx.hsmName,
+    caVia: 'config',
+  });
+  ctx.log(`agent capacity: one more run with an agent configured with caFile`);
+  try {
+    const agentPids = processTree(agent.pid);
+    const r = await runSignBench({
+      key: ctx.keys.ec256.uri,
+      providers: ['akv_provider'],
+      threads,
+      durationMs: ctx.profile.loadMs,
+      warmup: 20,
+      env: agent.providerEnv(),
+      watchPids: agentPids,
+    });
+    const cpu = r.watched_cpu_us.reduce((x, y) => x + y, 0);
+    return {
+      opsPerSecond: r.ops / (r.elapsed_us / 1e6),
+      agentCpuPerOpUs: cpu / Math.max(1, r.ops),
+    };
+  } finally {
+    await agent.stop();
+  }
+}
+
 async function profiledRun(ctx: BenchContext, threads: number): Promise<ProfileShares> {
   const profDir = join(ctx.dir, 'agent-profile');
   mkdirSync(profDir, { recursive: true });
@@ -111,6 +143,7 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
     });
   }
   const m = (f: (t: CapacityTrial) => number): number => median(trials.map(f));
+  const caFile = await caFileRun(ctx, threads);
   const profileShares = await profiledRun(ctx, threads).catch((err: Error) => {
     ctx.log(`agent capacity: the profiled run failed: ${err.message}`);
     return { busyMs: 0, shares: [], topFunctions: [] } as ProfileShares;
@@ -122,6 +155,9 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
     `One agent sustained ${formatRate(rate)} EC P-256 signatures with ${threads} concurrent client threads; the agent used ${m((t) => t.cores.agent).toFixed(2)} cores (${formatUs(agentCpu)} CPU per signature, ${Math.round(m((t) => t.agentSystemShare) * 100)} % of it in the kernel), the emulator ${m((t) => t.cores.emulator).toFixed(2)} cores (${formatUs(m((t) => t.cpuPerOpUs.emulator))} per signature) and the load generator ${m((t) => t.cores.loadGenerator).toFixed(2)} cores (${formatUs(m((t) => t.cpuPerOpUs.loadGenerator))}).`,
     `At ${formatUs(agentCpu)} of CPU per signature, the agent alone on one core would top out near ${formatRate(agentOnlyCeiling)} (the agent's JavaScript runs on one thread); on this machine it shares the cores with the emulator and the clients.`,
   ];
+  findings.push(
+    `The same load against an agent configured with the vault's \`caFile\` (what \`akv dev up\` writes) instead of NODE_EXTRA_CA_CERTS: ${formatRate(caFile.opsPerSecond)} at ${formatUs(caFile.agentCpuPerOpUs)} of agent CPU per signature (one trial).`,
+  );
   if (profileShares.shares.length > 0) {
     const top = profileShares.shares
       .slice(0, 4)
@@ -161,6 +197,11 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
             m((t) => t.cores.loadGenerator).toFixed(2),
           ],
         ],
+      },
+      {
+        title: 'The same load, agent configured with caFile (one trial)',
+        columns: ['signatures/s', 'agent CPU/op'],
+        rows: [[formatRate(caFile.opsPerSecond), formatUs(caFile.agentCpuPerOpUs)]],
       },
       {
         title: 'Where the agent spends its CPU under this load (V8 profile, busy time only)',
@@ -213,6 +254,7 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
       agentIdleKiB,
       agentOnlyCeiling,
       agentProfile: profileShares,
+      caFile,
       managedHsmRsa2048Max: MANAGED_HSM_RSA2048_MAX,
     },
   };

@@ -138,7 +138,6 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
     ]);
     const p50Over = d.provider.p50 - d.direct.p50;
     const p99Over = d.provider.p99 - d.direct.p99;
-    const agentShare = d.agent.p50 - d.direct.p50;
     for (const path of PATHS) {
       const x = d[path];
       rows.push([label, PATH_LABELS[path], formatUs(x.p50), formatUs(x.p90), formatUs(x.p99), x.n]);
@@ -166,14 +165,14 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioResult> {
       },
     );
     findings.push(
-      `${label}: the provider path adds ${formatUs(p50Over)} at p50 and ${formatUs(p99Over)} at p99 over the direct REST call; of the p50, ${formatUs(agentShare)} is the agent (Node client → agent → SDK) and ${formatUs(d.provider.p50 - d.agent.p50)} the C provider and its socket round trip. The agent configured with \`caFile\` instead of NODE_EXTRA_CA_CERTS takes ${formatUs(d.agentCaFile.p50 - d.agent.p50)} more at p50.`,
+      `${label}: the provider path adds ${formatUs(p50Over)} at p50 and ${formatUs(p99Over)} at p99 over the direct REST call. By the agent's audit log, ${formatUs(handler - d.direct.p50)} of the p50 is the agent's handler with the SDK (request parsed → answer ready, minus the direct call) and ${formatUs(d.provider.p50 - handler)} the provider, the Unix socket and the agent's frame I/O.`,
     );
   }
 
   return {
     id: 'overhead',
     title: '1. Overhead per signature',
-    method: `One signature at a time (SHA-256 digest), ${profile.overheadOps} per trial and path after ${warmup} warm-up signatures, ${profile.trials} trial(s) interleaved across the paths; figures are the median across trials of each trial's p50/p90/p99. Emulator with no added latency. The provider path is \`bench/driver/akv-sign-bench\`: one long-lived C process that opens \`managedhsm:…\` through OSSL_STORE and calls \`EVP_DigestSign\` in a loop. The direct path is a Node HTTPS client with one keep-alive socket sending the same \`POST /keys/{name}/{version}/sign\`. Overhead = provider − direct, per percentile. The agents trust the emulator's CA through NODE_EXTRA_CA_CERTS, so the SDK runs with its default TLS settings as it does against Azure; a second agent with the vault's \`caFile\` in its config (what \`akv dev up\` writes) is measured alongside.`,
+    method: `One signature at a time (SHA-256 digest), ${profile.overheadOps} per trial and path after ${warmup} warm-up signatures, ${profile.trials} trial(s) interleaved across the paths; figures are the median across trials of each trial's p50/p90/p99. Emulator with no added latency. The provider path is \`bench/driver/akv-sign-bench\`: one long-lived C process that opens \`managedhsm:…\` through OSSL_STORE and calls \`EVP_DigestSign\` in a loop. The direct path is a Node HTTPS client with one keep-alive socket sending the same \`POST /keys/{name}/{version}/sign\`. Overhead = provider − direct, per percentile. The agents trust the emulator's CA through NODE_EXTRA_CA_CERTS, so the SDK runs with its default TLS settings as it does against Azure; a second agent with the vault's \`caFile\` in its config (what \`akv dev up\` writes) is measured alongside. The two "agent socket" rows use a Node client (\`AgentClient\`), whose own event loop adds latency: they compare the agent's two configurations, while the split of the overhead comes from the agent's audit log.`,
     findings,
     tables: [
       {
