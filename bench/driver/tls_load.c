@@ -1,15 +1,16 @@
 /*
  * akv-tls-load: a TLS load generator that makes only full handshakes. Each of N threads connects,
  * completes a handshake (no session ticket, no session cache, so nothing is resumed and every
- * handshake costs the server one signature), sends close_notify, closes, and starts again, until
- * the duration is over. It does not verify the server's certificate: the client's own work stays
+ * handshake costs the server one signature; each thread reuses one SSL object, cleared and with
+ * its session dropped between connections, and counts any resumed handshake), sends close_notify,
+ * closes, and starts again, until the duration is over. It does not verify the server's certificate: the client's own work stays
  * small (an ECDHE share and a signature check), so the server is what limits the figure; its CPU
  * is reported so that can be checked.
  *
  *   akv-tls-load --connect HOST:PORT --threads N --duration-ms MS [--tls12] [--latency-file PATH]
  *
- * Prints one JSON object on stdout: handshakes, errors, elapsed_us, cpu_user_us, cpu_sys_us,
- * protocol, cipher and the server's signature algorithm of the last handshake.
+ * Prints one JSON object on stdout: handshakes, resumed (must stay 0), errors, elapsed_us,
+ * cpu_user_us, cpu_sys_us, protocol, cipher and the server's signature algorithm.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -36,8 +37,10 @@ typedef struct {
 
 typedef struct {
     shared_state *shared;
+    SSL *ssl; /* reused across connections (SSL_clear): saves OpenSSL 3's per-object set-up */
     bench_samples samples;
     long errors;
+    long resumed;
     char first_error[256];
     char protocol[32];
     char cipher[64];
@@ -67,15 +70,15 @@ static int handshake_once(thread_state *t)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    SSL *ssl = NULL;
+    SSL *ssl = t->ssl;
     if (connect(fd, (const struct sockaddr *)&s->addr, sizeof(s->addr)) != 0) {
         record_error(t, "connect()");
         goto done;
     }
-    ssl = SSL_new(s->ctx);
-    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
+    /* A cleared SSL keeps its last session: drop it, so the handshake cannot resume. */
+    if (SSL_clear(ssl) != 1 || SSL_set_session(ssl, NULL) != 1 || SSL_set_fd(ssl, fd) != 1 ||
         SSL_set_tlsext_host_name(ssl, "localhost") != 1) {
-        record_error(t, "SSL_new");
+        record_error(t, "SSL_clear");
         goto done;
     }
     if (SSL_connect(ssl) != 1) {
@@ -83,6 +86,8 @@ static int handshake_once(thread_state *t)
         goto done;
     }
     ok = 1;
+    if (SSL_session_reused(ssl))
+        t->resumed++;
     if (t->protocol[0] == '\0') {
         int nid = NID_undef;
         snprintf(t->protocol, sizeof(t->protocol), "%s", SSL_get_version(ssl));
@@ -96,7 +101,6 @@ static int handshake_once(thread_state *t)
     }
     SSL_shutdown(ssl);
 done:
-    SSL_free(ssl);
     close(fd);
     return ok;
 }
@@ -104,6 +108,9 @@ done:
 static void *worker(void *arg)
 {
     thread_state *t = arg;
+    t->ssl = SSL_new(t->shared->ctx);
+    if (t->ssl == NULL)
+        bench_die(1, "cannot create a TLS connection object");
     pthread_barrier_wait(&t->shared->go);
     for (;;) {
         uint64_t start = bench_now_ns();
@@ -112,6 +119,7 @@ static void *worker(void *arg)
         if (handshake_once(t))
             bench_samples_add(&t->samples, bench_now_ns() - start);
     }
+    SSL_free(t->ssl);
     return NULL;
 }
 
@@ -213,7 +221,7 @@ int main(int argc, char **argv)
     uint64_t elapsed = bench_now_ns() - start;
     bench_self_usage(&user1, &sys1, &rss);
 
-    long handshakes = 0, errors = 0;
+    long handshakes = 0, errors = 0, resumed = 0;
     const thread_state *first_failed = NULL, *described = NULL;
     bench_samples *all = calloc((size_t)threads, sizeof(*all));
     if (all == NULL)
@@ -225,6 +233,7 @@ int main(int argc, char **argv)
         if (ts[i].protocol[0] != '\0' && described == NULL)
             described = &ts[i];
         errors += ts[i].errors;
+        resumed += ts[i].resumed;
         all[i] = ts[i].samples;
     }
     if (latency_file != NULL && bench_samples_write(all, (size_t)threads, latency_file) != 0)
@@ -232,10 +241,10 @@ int main(int argc, char **argv)
     if (first_failed != NULL)
         fprintf(stderr, "akv bench: %ld handshakes failed; first: %s\n", errors,
                 first_failed->first_error);
-    printf("{\"handshakes\":%ld,\"errors\":%ld,\"threads\":%ld,\"elapsed_us\":%llu,"
+    printf("{\"handshakes\":%ld,\"resumed\":%ld,\"errors\":%ld,\"threads\":%ld,\"elapsed_us\":%llu,"
            "\"cpu_user_us\":%llu,\"cpu_sys_us\":%llu,\"maxrss_kb\":%ld,"
            "\"protocol\":\"%s\",\"cipher\":\"%s\",\"server_sigalg\":\"%s\"}\n",
-           handshakes, errors, threads, (unsigned long long)(elapsed / 1000),
+           handshakes, resumed, errors, threads, (unsigned long long)(elapsed / 1000),
            (unsigned long long)(user1 - user0), (unsigned long long)(sys1 - sys0), rss,
            described ? described->protocol : "", described ? described->cipher : "",
            described ? described->sigalg : "");

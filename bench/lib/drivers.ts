@@ -91,6 +91,8 @@ export interface TlsRunOptions {
 
 export interface TlsRunResult {
   handshakes: number;
+  /** Handshakes the client saw resumed: must be 0, every handshake is a full one. */
+  resumed: number;
   errors: number;
   threads: number;
   elapsed_us: number;
@@ -119,6 +121,11 @@ export async function runTlsLoad(o: TlsRunOptions): Promise<TlsRunResult> {
     r.stderr,
   );
   if (r.status !== 0) throw new Error(`akv-tls-load ${args.join(' ')}: ${r.stderr.trim()}`);
+  if (result.resumed > 0) {
+    throw new Error(
+      `akv-tls-load: ${result.resumed} handshakes were resumed; the measurement needs full handshakes only`,
+    );
+  }
   // A few failed handshakes in a long run are reported, not fatal; many mean a broken setup.
   if (result.errors > Math.max(5, result.handshakes / 100)) {
     throw new Error(
