@@ -1,9 +1,9 @@
 import type { Command } from '../command.js';
 import { wantsHelp } from '../command.js';
 import { AkvError } from '../../errors.js';
-import { parseKeyUri } from '../../uri/index.js';
-import { connectAgent } from '../util/agent.js';
-import { parseOptions, requireStr, str } from '../util/args.js';
+import { withAgent } from '../util/agent.js';
+import { parseOptions, str } from '../util/args.js';
+import { KEY_OP_OPTIONS, requireKeyAndAlg } from '../util/key-args.js';
 import { readInput, writeOutput } from '../util/io.js';
 import { ENCRYPT_ALGORITHMS, encryptLocally } from '../util/local-crypto.js';
 
@@ -30,24 +30,10 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    const p = parseOptions('encrypt', argv, {
-      key: { type: 'string' },
-      alg: { type: 'string' },
-      in: { type: 'string' },
-      out: { type: 'string' },
-      socket: { type: 'string' },
-    });
-    const uri = requireStr(p, 'encrypt', 'key', '(the key URI)');
-    parseKeyUri(uri);
-    const alg = requireStr(p, 'encrypt', 'alg', `(${ENCRYPT_ALGORITHMS.join(', ')})`);
+    const p = parseOptions('encrypt', argv, { ...KEY_OP_OPTIONS, out: { type: 'string' } });
+    const { uri, alg } = requireKeyAndAlg(p, 'encrypt', `(${ENCRYPT_ALGORITHMS.join(', ')})`);
     const input = await readInput('encrypt', str(p, 'in'), 'plaintext');
-    const client = await connectAgent(str(p, 'socket'));
-    let info;
-    try {
-      info = await client.describe(uri);
-    } finally {
-      await client.close();
-    }
+    const info = await withAgent(str(p, 'socket'), (client) => client.describe(uri));
     if (!info.publicKey)
       throw new AkvError(
         'UNSUPPORTED',

@@ -1,8 +1,8 @@
 import type { Command } from '../command.js';
 import { UsageError, wantsHelp } from '../command.js';
-import { parseKeyUri } from '../../uri/index.js';
-import { connectAgent } from '../util/agent.js';
-import { flag, parseOptions, requireStr, str } from '../util/args.js';
+import { withAgent } from '../util/agent.js';
+import { flag, parseOptions, str } from '../util/args.js';
+import { inputIsDigest, KEY_OP_OPTIONS, requireKeyAndAlg } from '../util/key-args.js';
 import { readInput, writeOutput } from '../util/io.js';
 import { checkDigestLength, digestOf, rawEcdsaToDer } from '../util/local-crypto.js';
 
@@ -35,32 +35,23 @@ const command: Command = {
       return 0;
     }
     const p = parseOptions('sign', argv, {
-      key: { type: 'string' },
-      alg: { type: 'string' },
-      in: { type: 'string' },
+      ...KEY_OP_OPTIONS,
       out: { type: 'string' },
       data: { type: 'boolean' },
       digest: { type: 'boolean' },
       der: { type: 'boolean' },
-      socket: { type: 'string' },
     });
-    const uri = requireStr(p, 'sign', 'key', '(the key URI)');
-    parseKeyUri(uri);
-    const alg = requireStr(p, 'sign', 'alg', '(RS256, PS256, ES256, ...)');
-    if (flag(p, 'data') && flag(p, 'digest'))
-      throw new UsageError('sign: give either --data or --digest, not both');
+    const { uri, alg } = requireKeyAndAlg(p, 'sign', '(RS256, PS256, ES256, ...)');
+    const isDigest = inputIsDigest(p, 'sign');
     if (flag(p, 'der') && !alg.startsWith('ES'))
       throw new UsageError('sign: --der applies to EC signatures (ES*) only');
-    const input = await readInput('sign', str(p, 'in'), flag(p, 'digest') ? 'digest' : 'data');
-    const digest = flag(p, 'digest') ? input : digestOf(alg, input);
+    const input = await readInput('sign', str(p, 'in'), isDigest ? 'digest' : 'data');
+    const digest = isDigest ? input : digestOf(alg, input);
     checkDigestLength(alg, digest);
-    const client = await connectAgent(str(p, 'socket'));
-    try {
+    await withAgent(str(p, 'socket'), async (client) => {
       const { output } = await client.sign(uri, alg, digest);
       await writeOutput('sign', str(p, 'out'), flag(p, 'der') ? rawEcdsaToDer(output) : output);
-    } finally {
-      await client.close();
-    }
+    });
     return 0;
   },
 };

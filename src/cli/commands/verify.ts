@@ -1,9 +1,9 @@
 import type { Command } from '../command.js';
 import { UsageError, wantsHelp } from '../command.js';
 import { AkvError } from '../../errors.js';
-import { parseKeyUri } from '../../uri/index.js';
-import { connectAgent } from '../util/agent.js';
-import { flag, parseOptions, requireStr, str } from '../util/args.js';
+import { withAgent } from '../util/agent.js';
+import { parseOptions, requireStr, str } from '../util/args.js';
+import { inputIsDigest, KEY_OP_OPTIONS, requireKeyAndAlg } from '../util/key-args.js';
 import { readInput } from '../util/io.js';
 import { digestOf, verifyDigest } from '../util/local-crypto.js';
 
@@ -34,32 +34,20 @@ const command: Command = {
       return 0;
     }
     const p = parseOptions('verify', argv, {
-      key: { type: 'string' },
-      alg: { type: 'string' },
-      in: { type: 'string' },
+      ...KEY_OP_OPTIONS,
       signature: { type: 'string' },
       data: { type: 'boolean' },
       digest: { type: 'boolean' },
-      socket: { type: 'string' },
     });
-    const uri = requireStr(p, 'verify', 'key', '(the key URI)');
-    parseKeyUri(uri);
-    const alg = requireStr(p, 'verify', 'alg', '(RS256, PS256, ES256, ...)');
+    const { uri, alg } = requireKeyAndAlg(p, 'verify', '(RS256, PS256, ES256, ...)');
     const sigFile = requireStr(p, 'verify', 'signature', 'FILE');
-    if (flag(p, 'data') && flag(p, 'digest'))
-      throw new UsageError('verify: give either --data or --digest, not both');
+    const isDigest = inputIsDigest(p, 'verify');
     if (str(p, 'in') === undefined && sigFile === '-')
       throw new UsageError('verify: the data and the signature cannot both come from stdin');
     const signature = await readInput('verify', sigFile, 'signature');
     const input = await readInput('verify', str(p, 'in'), 'data');
-    const digest = flag(p, 'digest') ? input : digestOf(alg, input);
-    const client = await connectAgent(str(p, 'socket'));
-    let info;
-    try {
-      info = await client.describe(uri);
-    } finally {
-      await client.close();
-    }
+    const digest = isDigest ? input : digestOf(alg, input);
+    const info = await withAgent(str(p, 'socket'), (client) => client.describe(uri));
     if (!info.publicKey)
       throw new AkvError(
         'UNSUPPORTED',

@@ -12,3 +12,16 @@ export function agentSocketPath(explicit?: string): string {
 export function connectAgent(explicit?: string): Promise<AgentClient> {
   return AgentClient.connect(agentSocketPath(explicit), { clientName: 'akv-cli' });
 }
+
+/** Connects to the agent, runs `use` with the client, and closes the connection however it ends. */
+export async function withAgent<T>(
+  explicit: string | undefined,
+  use: (client: AgentClient) => Promise<T>,
+): Promise<T> {
+  const client = await connectAgent(explicit);
+  try {
+    return await use(client);
+  } finally {
+    await client.close();
+  }
+}

@@ -4,11 +4,21 @@
  */
 import type { Command } from '../command.js';
 import { wantsHelp } from '../command.js';
-import { parseKeyUri } from '../../uri/index.js';
 import type { AgentClient } from '../../client/agent-client.js';
-import { connectAgent } from './agent.js';
-import { parseOptions, requireStr, str } from './args.js';
+import { withAgent } from './agent.js';
+import { parseOptions, str } from './args.js';
 import { readInput, writeOutput } from './io.js';
+import { KEY_OP_OPTIONS, requireKeyAndAlg } from './key-args.js';
+
+/** What `akv wrap` and `akv unwrap` accept: AES key wrap with an AES key, or RSA. */
+export const KEY_WRAP_ALGORITHMS = [
+  'A256KW',
+  'A192KW',
+  'A128KW',
+  'RSA-OAEP-256',
+  'RSA-OAEP',
+  'RSA1_5',
+] as const;
 
 export interface PrivateOpSpec {
   name: 'decrypt' | 'wrap' | 'unwrap';
@@ -41,24 +51,14 @@ Example:
         console.log(usage);
         return 0;
       }
-      const p = parseOptions(spec.name, argv, {
-        key: { type: 'string' },
-        alg: { type: 'string' },
-        in: { type: 'string' },
-        out: { type: 'string' },
-        socket: { type: 'string' },
-      });
-      const uri = requireStr(p, spec.name, 'key', '(the key URI)');
-      parseKeyUri(uri); // a bad URI is reported here, before anything else happens
-      const alg = requireStr(p, spec.name, 'alg', `(${spec.algorithms.join(', ')})`);
+      const p = parseOptions(spec.name, argv, { ...KEY_OP_OPTIONS, out: { type: 'string' } });
+      const algHint = `(${spec.algorithms.join(', ')})`;
+      const { uri, alg } = requireKeyAndAlg(p, spec.name, algHint);
       const input = await readInput(spec.name, str(p, 'in'), spec.inputWhat);
-      const client = await connectAgent(str(p, 'socket'));
-      try {
+      await withAgent(str(p, 'socket'), async (client) => {
         const { output } = await spec.call(client, uri, alg, input);
         await writeOutput(spec.name, str(p, 'out'), output);
-      } finally {
-        await client.close();
-      }
+      });
       return 0;
     },
   };
