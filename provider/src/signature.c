@@ -192,6 +192,33 @@ static size_t max_sig_size(const AKV_SIG_CTX *ctx)
     return (size_t)EVP_PKEY_get_size(ctx->key->pub);
 }
 
+/* With a digest chosen, the input to sign must be exactly that digest's length. */
+static int check_input_is_digest(AKV_SIG_CTX *ctx, size_t tbslen)
+{
+    if (ctx->md == NULL || tbslen == (size_t)EVP_MD_get_size(ctx->md))
+        return 1;
+    akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "input is %zu bytes but a %s digest is %d bytes", tbslen,
+              EVP_MD_get0_name(ctx->md), EVP_MD_get_size(ctx->md));
+    return 0;
+}
+
+enum sig_buffer { SIG_SIZE_ANSWERED, SIG_BUFFER_TOO_SMALL, SIG_BUFFER_OK };
+
+/* Both sign paths: sig == NULL asks for the signature size; else the buffer must hold the largest. */
+static enum sig_buffer check_sig_buffer(AKV_SIG_CTX *ctx, const unsigned char *sig, size_t *siglen, size_t sigsize)
+{
+    if (sig == NULL) {
+        *siglen = max_sig_size(ctx);
+        return SIG_SIZE_ANSWERED;
+    }
+    if (sigsize < max_sig_size(ctx)) {
+        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "signature buffer of %zu bytes is too small (need %zu)", sigsize,
+                  max_sig_size(ctx));
+        return SIG_BUFFER_TOO_SMALL;
+    }
+    return SIG_BUFFER_OK;
+}
+
 static int do_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t sigsize, const unsigned char *tbs,
                    size_t tbslen)
 {
@@ -212,11 +239,8 @@ static int do_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t 
                       "sha512) to sign a precomputed digest");
             return 0;
         }
-        if (tbslen != (size_t)EVP_MD_get_size(ctx->md)) {
-            akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "input is %zu bytes but a %s digest is %d bytes", tbslen,
-                      EVP_MD_get0_name(ctx->md), EVP_MD_get_size(ctx->md));
+        if (!check_input_is_digest(ctx, tbslen))
             return 0;
-        }
         if (ctx->pad_mode == RSA_PKCS1_PSS_PADDING) {
             if (!check_pss(ctx))
                 return 0;
@@ -236,11 +260,8 @@ static int do_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t 
                       ctx->key->uri);
             return 0;
         }
-        if (ctx->md != NULL && tbslen != (size_t)EVP_MD_get_size(ctx->md)) {
-            akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "input is %zu bytes but a %s digest is %d bytes", tbslen,
-                      EVP_MD_get0_name(ctx->md), EVP_MD_get_size(ctx->md));
+        if (!check_input_is_digest(ctx, tbslen))
             return 0;
-        }
         if (tbslen == 0 || tbslen > sizeof(digest)) {
             akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "ECDSA input must be a digest of 1 to 64 bytes, not %zu",
                       tbslen);
@@ -286,15 +307,9 @@ static int sig_sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsi
     AKV_SIG_CTX *ctx = vctx;
     if (ctx->key == NULL)
         return 0;
-    if (sig == NULL) {
-        *siglen = max_sig_size(ctx);
-        return 1;
-    }
-    if (sigsize < max_sig_size(ctx)) {
-        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "signature buffer of %zu bytes is too small (need %zu)", sigsize,
-                  max_sig_size(ctx));
-        return 0;
-    }
+    enum sig_buffer buffer = check_sig_buffer(ctx, sig, siglen, sigsize);
+    if (buffer != SIG_BUFFER_OK)
+        return buffer == SIG_SIZE_ANSWERED;
     return do_sign(ctx, sig, siglen, sigsize, tbs, tbslen);
 }
 
@@ -389,15 +404,9 @@ static int digest_sign_final(void *vctx, unsigned char *sig, size_t *siglen, siz
     unsigned int dlen = 0;
     if (ctx->mdctx == NULL || ctx->key == NULL)
         return 0;
-    if (sig == NULL) {
-        *siglen = max_sig_size(ctx);
-        return 1;
-    }
-    if (sigsize < max_sig_size(ctx)) {
-        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "signature buffer of %zu bytes is too small (need %zu)", sigsize,
-                  max_sig_size(ctx));
-        return 0;
-    }
+    enum sig_buffer buffer = check_sig_buffer(ctx, sig, siglen, sigsize);
+    if (buffer != SIG_BUFFER_OK)
+        return buffer == SIG_SIZE_ANSWERED;
     if (!EVP_DigestFinal_ex(ctx->mdctx, digest, &dlen))
         return 0;
     return do_sign(ctx, sig, siglen, sigsize, digest, dlen);
@@ -415,24 +424,49 @@ static int digest_verify_final(void *vctx, const unsigned char *sig, size_t sigl
 
 /* ---- parameters ---- */
 
+/* The names OpenSSL gives RSA padding modes and PSS salt lengths in string parameters. */
+typedef struct {
+    const char *name;
+    int value;
+} NAMED_INT;
+
+static const NAMED_INT pad_mode_names[] = {{OSSL_PKEY_RSA_PAD_MODE_PKCSV15, RSA_PKCS1_PADDING},
+                                           {OSSL_PKEY_RSA_PAD_MODE_PSS, RSA_PKCS1_PSS_PADDING},
+                                           {OSSL_PKEY_RSA_PAD_MODE_NONE, RSA_NO_PADDING},
+                                           {OSSL_PKEY_RSA_PAD_MODE_X931, RSA_X931_PADDING},
+                                           {NULL, 0}};
+static const NAMED_INT saltlen_names[] = {{OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST, RSA_PSS_SALTLEN_DIGEST},
+                                          {OSSL_PKEY_RSA_PSS_SALT_LEN_MAX, RSA_PSS_SALTLEN_MAX},
+                                          {OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO, RSA_PSS_SALTLEN_AUTO},
+                                          {NULL, 0}};
+
+/* Looks a name up (compared with `same`, strcmp or strcasecmp); 1 and *value if found. */
+static int value_of_name(const NAMED_INT *names, int (*same)(const char *, const char *), const char *name,
+                         int *value)
+{
+    for (; names->name != NULL; names++) {
+        if (same(name, names->name) == 0) {
+            *value = names->value;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The name of a value, NULL if it has none. */
+static const char *name_of_value(const NAMED_INT *names, int value)
+{
+    for (; names->name != NULL; names++) {
+        if (names->value == value)
+            return names->name;
+    }
+    return NULL;
+}
+
 static int get_pad_mode_param(const OSSL_PARAM *p, int *mode)
 {
-    if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-        const char *s = p->data;
-        if (s == NULL)
-            return 0;
-        if (strcasecmp(s, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0)
-            *mode = RSA_PKCS1_PADDING;
-        else if (strcasecmp(s, OSSL_PKEY_RSA_PAD_MODE_PSS) == 0)
-            *mode = RSA_PKCS1_PSS_PADDING;
-        else if (strcasecmp(s, OSSL_PKEY_RSA_PAD_MODE_NONE) == 0)
-            *mode = RSA_NO_PADDING;
-        else if (strcasecmp(s, OSSL_PKEY_RSA_PAD_MODE_X931) == 0)
-            *mode = RSA_X931_PADDING;
-        else
-            return 0;
-        return 1;
-    }
+    if (p->data_type == OSSL_PARAM_UTF8_STRING)
+        return p->data != NULL && value_of_name(pad_mode_names, strcasecmp, p->data, mode);
     return OSSL_PARAM_get_int(p, mode);
 }
 
@@ -442,13 +476,7 @@ static int get_saltlen_param(const OSSL_PARAM *p, int *saltlen)
         const char *s = p->data;
         if (s == NULL)
             return 0;
-        if (strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST) == 0)
-            *saltlen = RSA_PSS_SALTLEN_DIGEST;
-        else if (strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_MAX) == 0)
-            *saltlen = RSA_PSS_SALTLEN_MAX;
-        else if (strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO) == 0)
-            *saltlen = RSA_PSS_SALTLEN_AUTO;
-        else {
+        if (!value_of_name(saltlen_names, strcmp, s, saltlen)) {
             char *end;
             long v = strtol(s, &end, 10);
             if (*s == '\0' || *end != '\0' || v < -3 || v > 100000)
@@ -553,8 +581,8 @@ static int sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
         return 1;
     if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PAD_MODE)) != NULL) {
         if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-            if (!OSSL_PARAM_set_utf8_string(p, ctx->pad_mode == RSA_PKCS1_PSS_PADDING ? OSSL_PKEY_RSA_PAD_MODE_PSS
-                                                                                       : OSSL_PKEY_RSA_PAD_MODE_PKCSV15))
+            /* set_ctx_params keeps pad_mode at pkcs1 or pss, both named */
+            if (!OSSL_PARAM_set_utf8_string(p, name_of_value(pad_mode_names, ctx->pad_mode)))
                 return 0;
         } else if (!OSSL_PARAM_set_int(p, ctx->pad_mode)) {
             return 0;
@@ -563,10 +591,7 @@ static int sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
     if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN)) != NULL) {
         if (p->data_type == OSSL_PARAM_UTF8_STRING) {
             char buf[16];
-            const char *s = ctx->saltlen == RSA_PSS_SALTLEN_DIGEST ? OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST
-                            : ctx->saltlen == RSA_PSS_SALTLEN_MAX  ? OSSL_PKEY_RSA_PSS_SALT_LEN_MAX
-                            : ctx->saltlen == RSA_PSS_SALTLEN_AUTO ? OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO
-                                                                   : NULL;
+            const char *s = name_of_value(saltlen_names, ctx->saltlen);
             if (s == NULL) {
                 snprintf(buf, sizeof(buf), "%d", ctx->saltlen);
                 s = buf;
