@@ -4,32 +4,12 @@
  * verification runs locally on the public key. Init functions only check parameters (OpenSSL's
  * TLS code probes keys with trial inits) and never talk to the agent.
  */
-#include <openssl/core_names.h>
-#include <openssl/ec.h>
-#include <openssl/params.h>
 #include <openssl/rsa.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "akv.h"
-#include "sigalg.h"
-
-typedef struct {
-    AKV_PROV_CTX *prov;
-    AKV_KEY *key;
-    int is_rsa;
-    int signing;           /* 1 sign, 0 verify */
-    EVP_MD *md;            /* NULL until a digest is chosen */
-    EVP_MD_CTX *mdctx;     /* running hash of digest-sign / digest-verify */
-    int pad_mode;          /* RSA_PKCS1_PADDING or RSA_PKCS1_PSS_PADDING */
-    int saltlen;           /* RSA_PSS_SALTLEN_* or an explicit byte count */
-    int saltlen_set;       /* the application chose a salt length */
-    EVP_MD *mgf1_md;       /* NULL = same as md */
-    unsigned char aid[AKV_MAX_ALGORITHM_ID];
-    size_t aid_len;
-} AKV_SIG_CTX;
+#include "signature.h"
 
 static void *sig_newctx(void *provctx, const char *propq, int is_rsa)
 {
@@ -90,30 +70,6 @@ static void *sig_dupctx(void *vctx)
     return dst;
 }
 
-/* Fetches a digest for signing or verifying; refuses what the HSM cannot sign. */
-static EVP_MD *fetch_md(AKV_SIG_CTX *ctx, const char *name, const char *props)
-{
-    EVP_MD *md = EVP_MD_fetch(ctx->prov->pub_libctx, name, props);
-    if (md == NULL) {
-        akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "unknown digest '%s'", name);
-        return NULL;
-    }
-    if (ctx->signing && akv_hsm_digest_bits(md) == 0) {
-        if (EVP_MD_is_a(md, "SHA1"))
-            akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
-                      "SHA-1 signatures are refused (weak and not offered by the HSM): use SHA-256, SHA-384 or "
-                      "SHA-512 (e.g. openssl dgst -sha256)");
-        else
-            akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
-                      "digest %s is not supported by the HSM: use SHA-256, SHA-384 or SHA-512", name);
-        EVP_MD_free(md);
-        return NULL;
-    }
-    return md;
-}
-
-static int sig_set_ctx_params(void *vctx, const OSSL_PARAM params[]);
-
 static int sig_init(AKV_SIG_CTX *ctx, void *provkey, const OSSL_PARAM params[], int signing)
 {
     AKV_KEY *key = provkey;
@@ -142,7 +98,7 @@ static int sig_init(AKV_SIG_CTX *ctx, void *provkey, const OSSL_PARAM params[], 
         akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "no key given to the signature operation");
         return 0;
     }
-    return sig_set_ctx_params(ctx, params);
+    return akv_sig_set_ctx_params(ctx, params);
 }
 
 static int sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
@@ -155,34 +111,6 @@ static int verify_init(void *vctx, void *provkey, const OSSL_PARAM params[])
     return sig_init(vctx, provkey, params, 0);
 }
 
-/* Checks that the PSS settings are the one combination the HSM implements. */
-static int check_pss(AKV_SIG_CTX *ctx)
-{
-    int mdsize = EVP_MD_get_size(ctx->md);
-    if (ctx->mgf1_md != NULL && !EVP_MD_is_a(ctx->mgf1_md, EVP_MD_get0_name(ctx->md))) {
-        akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
-                  "RSA-PSS with MGF1 digest %s and message digest %s is not supported: the HSM uses MGF1 with the "
-                  "message digest",
-                  EVP_MD_get0_name(ctx->mgf1_md), EVP_MD_get0_name(ctx->md));
-        return 0;
-    }
-    if (ctx->saltlen == RSA_PSS_SALTLEN_DIGEST || ctx->saltlen == mdsize)
-        return 1;
-    const char *what = ctx->saltlen == RSA_PSS_SALTLEN_MAX    ? "max"
-                       : ctx->saltlen == RSA_PSS_SALTLEN_AUTO ? "auto (= max when signing)"
-                                                              : NULL;
-    if (what != NULL)
-        akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
-                  "RSA-PSS salt length %s is not supported: the HSM always uses a salt as long as the digest (%d "
-                  "bytes); use -sigopt rsa_pss_saltlen:digest",
-                  what, mdsize);
-    else
-        akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
-                  "RSA-PSS salt length %d is not supported: the HSM always uses a salt as long as the digest (%d "
-                  "bytes); use -sigopt rsa_pss_saltlen:digest",
-                  ctx->saltlen, mdsize);
-    return 0;
-}
 
 static int local_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t sigsize, const unsigned char *tbs,
                       size_t tbslen);
@@ -242,7 +170,7 @@ static int do_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t 
         if (!check_input_is_digest(ctx, tbslen))
             return 0;
         if (ctx->pad_mode == RSA_PKCS1_PSS_PADDING) {
-            if (!check_pss(ctx))
+            if (!akv_sig_check_pss(ctx))
                 return 0;
         } else if (ctx->pad_mode != RSA_PKCS1_PADDING) {
             akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
@@ -369,7 +297,7 @@ static int digest_init(AKV_SIG_CTX *ctx, const char *mdname, void *provkey, cons
     ctx->signing = signing;
     if (mdname == NULL || *mdname == '\0')
         mdname = "SHA256";
-    EVP_MD *md = fetch_md(ctx, mdname, NULL);
+    EVP_MD *md = akv_sig_fetch_md(ctx, mdname, NULL);
     if (md == NULL)
         return 0;
     EVP_MD_free(ctx->md);
@@ -422,241 +350,7 @@ static int digest_verify_final(void *vctx, const unsigned char *sig, size_t sigl
     return do_verify(ctx, sig, siglen, digest, dlen);
 }
 
-/* ---- parameters ---- */
-
-/* The names OpenSSL gives RSA padding modes and PSS salt lengths in string parameters. */
-typedef struct {
-    const char *name;
-    int value;
-} NAMED_INT;
-
-static const NAMED_INT pad_mode_names[] = {{OSSL_PKEY_RSA_PAD_MODE_PKCSV15, RSA_PKCS1_PADDING},
-                                           {OSSL_PKEY_RSA_PAD_MODE_PSS, RSA_PKCS1_PSS_PADDING},
-                                           {OSSL_PKEY_RSA_PAD_MODE_NONE, RSA_NO_PADDING},
-                                           {OSSL_PKEY_RSA_PAD_MODE_X931, RSA_X931_PADDING},
-                                           {NULL, 0}};
-static const NAMED_INT saltlen_names[] = {{OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST, RSA_PSS_SALTLEN_DIGEST},
-                                          {OSSL_PKEY_RSA_PSS_SALT_LEN_MAX, RSA_PSS_SALTLEN_MAX},
-                                          {OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO, RSA_PSS_SALTLEN_AUTO},
-                                          {NULL, 0}};
-
-/* Looks a name up (compared with `same`, strcmp or strcasecmp); 1 and *value if found. */
-static int value_of_name(const NAMED_INT *names, int (*same)(const char *, const char *), const char *name,
-                         int *value)
-{
-    for (; names->name != NULL; names++) {
-        if (same(name, names->name) == 0) {
-            *value = names->value;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* The name of a value, NULL if it has none. */
-static const char *name_of_value(const NAMED_INT *names, int value)
-{
-    for (; names->name != NULL; names++) {
-        if (names->value == value)
-            return names->name;
-    }
-    return NULL;
-}
-
-static int get_pad_mode_param(const OSSL_PARAM *p, int *mode)
-{
-    if (p->data_type == OSSL_PARAM_UTF8_STRING)
-        return p->data != NULL && value_of_name(pad_mode_names, strcasecmp, p->data, mode);
-    return OSSL_PARAM_get_int(p, mode);
-}
-
-static int get_saltlen_param(const OSSL_PARAM *p, int *saltlen)
-{
-    if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-        const char *s = p->data;
-        if (s == NULL)
-            return 0;
-        if (!value_of_name(saltlen_names, strcmp, s, saltlen)) {
-            char *end;
-            long v = strtol(s, &end, 10);
-            if (*s == '\0' || *end != '\0' || v < -3 || v > 100000)
-                return 0;
-            *saltlen = (int)v;
-        }
-        return 1;
-    }
-    return OSSL_PARAM_get_int(p, saltlen);
-}
-
-static int sig_set_ctx_params(void *vctx, const OSSL_PARAM params[])
-{
-    AKV_SIG_CTX *ctx = vctx;
-    const OSSL_PARAM *p;
-    if (params == NULL)
-        return 1;
-    ctx->aid_len = 0;
-    if ((p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_DIGEST)) != NULL) {
-        const char *name = NULL;
-        const OSSL_PARAM *pp = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PROPERTIES);
-        const char *props = NULL;
-        if (!OSSL_PARAM_get_utf8_string_ptr(p, &name))
-            return 0;
-        if (pp != NULL && !OSSL_PARAM_get_utf8_string_ptr(pp, &props))
-            return 0;
-        if (ctx->mdctx != NULL && ctx->md != NULL && !EVP_MD_is_a(ctx->md, name)) {
-            akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "the digest cannot change in the middle of a digest-sign");
-            return 0;
-        }
-        EVP_MD *md = fetch_md(ctx, name, NULL);
-        if (md == NULL)
-            return 0;
-        EVP_MD_free(ctx->md);
-        ctx->md = md;
-    }
-    if (!ctx->is_rsa)
-        return 1;
-    if ((p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PAD_MODE)) != NULL) {
-        int mode;
-        if (!get_pad_mode_param(p, &mode))
-            return 0;
-        if (mode != RSA_PKCS1_PADDING && mode != RSA_PKCS1_PSS_PADDING) {
-            akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
-                      "RSA padding mode %d is not supported: use pkcs1 or pss (rsa_padding_mode:pss)", mode);
-            return 0;
-        }
-        ctx->pad_mode = mode;
-    }
-    if ((p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN)) != NULL) {
-        if (!get_saltlen_param(p, &ctx->saltlen))
-            return 0;
-        ctx->saltlen_set = 1;
-    }
-    if ((p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST)) != NULL) {
-        const char *name = NULL;
-        if (!OSSL_PARAM_get_utf8_string_ptr(p, &name))
-            return 0;
-        EVP_MD *md = EVP_MD_fetch(ctx->prov->pub_libctx, name, NULL);
-        if (md == NULL) {
-            akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "unknown MGF1 digest '%s'", name);
-            return 0;
-        }
-        EVP_MD_free(ctx->mgf1_md);
-        ctx->mgf1_md = md;
-    }
-    return 1;
-}
-
-static int sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
-{
-    AKV_SIG_CTX *ctx = vctx;
-    OSSL_PARAM *p;
-
-    if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_ALGORITHM_ID)) != NULL) {
-        if (ctx->md == NULL)
-            return 0;
-        if (ctx->aid_len == 0) {
-            int saltlen = EVP_MD_get_size(ctx->md);
-            if (ctx->is_rsa && ctx->pad_mode == RSA_PKCS1_PSS_PADDING && ctx->signing && !check_pss(ctx))
-                return 0;
-            if (ctx->is_rsa && ctx->pad_mode == RSA_PKCS1_PSS_PADDING && !ctx->signing && ctx->saltlen >= 0)
-                saltlen = ctx->saltlen;
-            ctx->aid_len = akv_algorithm_id(ctx->is_rsa, ctx->is_rsa && ctx->pad_mode == RSA_PKCS1_PSS_PADDING,
-                                            akv_hsm_digest_bits(ctx->md), saltlen, ctx->aid, sizeof(ctx->aid));
-            if (ctx->aid_len == 0) {
-                akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "no X.509 algorithm identifier for %s with %s",
-                          ctx->is_rsa ? "RSA" : "ECDSA", EVP_MD_get0_name(ctx->md));
-                return 0;
-            }
-        }
-        if (!OSSL_PARAM_set_octet_string(p, ctx->aid, ctx->aid_len))
-            return 0;
-    }
-    if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST)) != NULL &&
-        !OSSL_PARAM_set_utf8_string(p, ctx->md != NULL ? EVP_MD_get0_name(ctx->md) : ""))
-        return 0;
-    if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST_SIZE)) != NULL &&
-        !OSSL_PARAM_set_size_t(p, ctx->md != NULL ? (size_t)EVP_MD_get_size(ctx->md) : 0))
-        return 0;
-    if (!ctx->is_rsa)
-        return 1;
-    if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PAD_MODE)) != NULL) {
-        if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-            /* set_ctx_params keeps pad_mode at pkcs1 or pss, both named */
-            if (!OSSL_PARAM_set_utf8_string(p, name_of_value(pad_mode_names, ctx->pad_mode)))
-                return 0;
-        } else if (!OSSL_PARAM_set_int(p, ctx->pad_mode)) {
-            return 0;
-        }
-    }
-    if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN)) != NULL) {
-        if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-            char buf[16];
-            const char *s = name_of_value(saltlen_names, ctx->saltlen);
-            if (s == NULL) {
-                snprintf(buf, sizeof(buf), "%d", ctx->saltlen);
-                s = buf;
-            }
-            if (!OSSL_PARAM_set_utf8_string(p, s))
-                return 0;
-        } else if (!OSSL_PARAM_set_int(p, ctx->saltlen)) {
-            return 0;
-        }
-    }
-    if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST)) != NULL) {
-        const EVP_MD *m = ctx->mgf1_md != NULL ? ctx->mgf1_md : ctx->md;
-        if (!OSSL_PARAM_set_utf8_string(p, m != NULL ? EVP_MD_get0_name(m) : ""))
-            return 0;
-    }
-    return 1;
-}
-
-static const OSSL_PARAM rsa_gettable_ctx[] = {
-    OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
-    OSSL_PARAM_size_t(OSSL_SIGNATURE_PARAM_DIGEST_SIZE, NULL),
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL, 0),
-    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, NULL, 0),
-    OSSL_PARAM_END};
-static const OSSL_PARAM ecdsa_gettable_ctx[] = {OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, NULL, 0),
-                                                OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
-                                                OSSL_PARAM_size_t(OSSL_SIGNATURE_PARAM_DIGEST_SIZE, NULL),
-                                                OSSL_PARAM_END};
-static const OSSL_PARAM rsa_settable_ctx[] = {OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
-                                              OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
-                                              OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, NULL, 0),
-                                              OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL, 0),
-                                              OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, NULL, 0),
-                                              OSSL_PARAM_END};
-static const OSSL_PARAM ecdsa_settable_ctx[] = {OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
-                                                OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
-                                                OSSL_PARAM_END};
-
-static const OSSL_PARAM *rsa_gettable_ctx_params(void *vctx, void *provctx)
-{
-    (void)vctx;
-    (void)provctx;
-    return rsa_gettable_ctx;
-}
-static const OSSL_PARAM *ecdsa_gettable_ctx_params(void *vctx, void *provctx)
-{
-    (void)vctx;
-    (void)provctx;
-    return ecdsa_gettable_ctx;
-}
-static const OSSL_PARAM *rsa_settable_ctx_params(void *vctx, void *provctx)
-{
-    (void)vctx;
-    (void)provctx;
-    return rsa_settable_ctx;
-}
-static const OSSL_PARAM *ecdsa_settable_ctx_params(void *vctx, void *provctx)
-{
-    (void)vctx;
-    (void)provctx;
-    return ecdsa_settable_ctx;
-}
-
+/* Parameters live in signature_params.c; everything else here. */
 #define SIGNATURE_COMMON                                                                                             \
     {OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))sig_freectx},                                                     \
         {OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))sig_dupctx},                                                   \
@@ -669,19 +363,19 @@ static const OSSL_PARAM *ecdsa_settable_ctx_params(void *vctx, void *provctx)
         {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT, (void (*)(void))digest_verify_init},                               \
         {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE, (void (*)(void))digest_update},                                  \
         {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL, (void (*)(void))digest_verify_final},                             \
-        {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void))sig_get_ctx_params},                                   \
-        {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))sig_set_ctx_params}
+        {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void))akv_sig_get_ctx_params},                               \
+        {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))akv_sig_set_ctx_params}
 
 const OSSL_DISPATCH akv_rsa_signature_functions[] = {
     SIGNATURE_COMMON,
     {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))rsa_newctx},
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))rsa_gettable_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))rsa_settable_ctx_params},
+    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))akv_rsa_gettable_sig_params},
+    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))akv_rsa_settable_sig_params},
     {0, NULL}};
 
 const OSSL_DISPATCH akv_ecdsa_signature_functions[] = {
     SIGNATURE_COMMON,
     {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))ecdsa_newctx},
-    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))ecdsa_gettable_ctx_params},
-    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))ecdsa_settable_ctx_params},
+    {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))akv_ecdsa_gettable_sig_params},
+    {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))akv_ecdsa_settable_sig_params},
     {0, NULL}};
