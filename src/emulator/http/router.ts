@@ -22,6 +22,20 @@ export type ApiOperation =
   | 'rng'
   | CryptoOp;
 
+/** The key operations the HSM runs (`POST /keys/{name}[/{version}]/{op}`). */
+const CRYPTO_OPS: readonly CryptoOp[] = [
+  'sign',
+  'verify',
+  'encrypt',
+  'decrypt',
+  'wrapkey',
+  'unwrapkey',
+];
+
+function isCryptoOp(segment: string): segment is CryptoOp {
+  return (CRYPTO_OPS as readonly string[]).includes(segment);
+}
+
 export const API_OPERATIONS: readonly ApiOperation[] = [
   'create',
   'import',
@@ -36,21 +50,7 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   'purge',
   'recover',
   'rng',
-  'sign',
-  'verify',
-  'encrypt',
-  'decrypt',
-  'wrapkey',
-  'unwrapkey',
-];
-
-const CRYPTO_OPS: readonly string[] = [
-  'sign',
-  'verify',
-  'encrypt',
-  'decrypt',
-  'wrapkey',
-  'unwrapkey',
+  ...CRYPTO_OPS,
 ];
 
 export interface ApiRoute {
@@ -123,14 +123,12 @@ export function route(method: string, pathname: string): ApiRoute {
     if (method === 'GET' && third === 'versions') return { operation: 'versions', name };
     if (method === 'POST' && third === 'create') return { operation: 'create', name };
     if (method === 'POST' && third === 'rotate') return { operation: 'rotate', name };
-    if (method === 'POST' && CRYPTO_OPS.includes(third))
-      return { operation: third as CryptoOp, name };
+    if (method === 'POST' && isCryptoOp(third)) return { operation: third, name };
     if (method === 'GET') return { operation: 'get', name, version: third };
     if (method === 'PATCH') return { operation: 'update', name, version: third };
     return fail();
   }
-  if (method === 'POST' && CRYPTO_OPS.includes(c as string)) {
-    return { operation: c as CryptoOp, name, version: third };
-  }
+  const fourth = c as string;
+  if (method === 'POST' && isCryptoOp(fourth)) return { operation: fourth, name, version: third };
   return fail();
 }
