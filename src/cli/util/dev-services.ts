@@ -44,35 +44,58 @@ export async function startEmulator(
   progress.say('starting the emulator ...');
   const child = spawnDetached(args, p.emulatorLog, childEnv());
   writeFileSync(join(p.dir, 'emulator.pid'), `${child.pid}\n`);
+  const ready = await waitUntilReady(
+    'emulator',
+    child,
+    { file: p.emulatorLog, start: logStart },
+    'fix the problem above (is `npm run build` done?), then run `akv dev up` again',
+    () => {
+      try {
+        const written = JSON.parse(readFileSync(p.emulatorJson, 'utf8')) as {
+          url: string;
+          pid: number;
+          ca: string;
+        };
+        return written.pid === child.pid ? written : undefined;
+      } catch {
+        return undefined; // not written yet
+      }
+    },
+  );
+  progress.say(`emulator listening on ${ready.url} (pid ${child.pid})`);
+  return { pid: child.pid, url: ready.url, ca: ready.ca, stateDir: p.emulatorDir };
+}
+
+/**
+ * Polls `ready` every 50 ms until it gives a value. If the child exits first, that is
+ * UNAVAILABLE; after START_TIMEOUT_MS the child is stopped and it is TIMEOUT. Both errors quote
+ * what the child wrote to its log since `log.start`.
+ */
+async function waitUntilReady<T>(
+  what: string,
+  child: ReturnType<typeof spawnDetached>,
+  log: { file: string; start: number },
+  fixHint: string,
+  ready: () => T | undefined | Promise<T | undefined>,
+): Promise<T> {
   const until = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < until) {
     const exit = child.exited();
     if (exit) {
       throw new AkvError(
         'UNAVAILABLE',
-        `the emulator ${exit} before it was ready; ${p.emulatorLog} says:\n${tail(p.emulatorLog, 8, logStart)}`,
-        'fix the problem above (is `npm run build` done?), then run `akv dev up` again',
+        `the ${what} ${exit} before it was ready; ${log.file} says:\n${tail(log.file, 8, log.start)}`,
+        fixHint,
       );
     }
-    try {
-      const ready = JSON.parse(readFileSync(p.emulatorJson, 'utf8')) as {
-        url: string;
-        pid: number;
-        ca: string;
-      };
-      if (ready.pid === child.pid) {
-        progress.say(`emulator listening on ${ready.url} (pid ${child.pid})`);
-        return { pid: child.pid, url: ready.url, ca: ready.ca, stateDir: p.emulatorDir };
-      }
-    } catch {
-      // not written yet
-    }
+    const value = await ready();
+    if (value !== undefined) return value;
     await sleep(50);
   }
   await stopProcess(child.pid, 1000);
   throw new AkvError(
     'TIMEOUT',
-    `the emulator did not become ready within ${START_TIMEOUT_MS / 1000} s; ${p.emulatorLog} says:\n${tail(p.emulatorLog, 8, logStart)}`,
+    `the ${what} did not become ready within ${START_TIMEOUT_MS / 1000} s; ${log.file} says:\n${tail(log.file, 8, log.start)}`,
     'see the log above',
   );
 }
@@ -116,31 +139,19 @@ export async function startAgent(p: Paths, progress: Progress): Promise<DevState
     childEnv(),
   );
   writeFileSync(join(p.dir, 'agent.pid'), `${child.pid}\n`);
-  const until = Date.now() + START_TIMEOUT_MS;
-  while (Date.now() < until) {
-    const exit = child.exited();
-    if (exit) {
-      throw new AkvError(
-        'UNAVAILABLE',
-        `the agent ${exit} before it was ready; ${p.agentLog} says:\n${tail(p.agentLog, 8, logStart)}`,
-        'fix the problem above, then run `akv dev up` again',
-      );
-    }
-    if (
+  await waitUntilReady(
+    'agent',
+    child,
+    { file: p.agentLog, start: logStart },
+    'fix the problem above, then run `akv dev up` again',
+    async () =>
       tail(p.agentLog, 50, logStart).includes(`akv agent listening on ${p.socket}`) &&
       (await agentAnswers(p.socket))
-    ) {
-      progress.say(`agent listening on ${p.socket} (pid ${child.pid})`);
-      return { pid: child.pid, socket: p.socket };
-    }
-    await sleep(50);
-  }
-  await stopProcess(child.pid, 1000);
-  throw new AkvError(
-    'TIMEOUT',
-    `the agent did not become ready within ${START_TIMEOUT_MS / 1000} s; ${p.agentLog} says:\n${tail(p.agentLog, 8, logStart)}`,
-    'see the log above',
+        ? true
+        : undefined,
   );
+  progress.say(`agent listening on ${p.socket} (pid ${child.pid})`);
+  return { pid: child.pid, socket: p.socket };
 }
 
 /** SIGHUP, then wait until the agent's log says it reloaded, so the new name works at once. */
