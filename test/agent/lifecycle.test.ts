@@ -19,27 +19,27 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { AKV_BIN, startEmulator, type RunningEmulator } from '../helpers/emulator.js';
-import { startAgent, type RunningAgent } from '../helpers/agent.js';
+import { AKV_BIN, type RunningEmulator } from '../helpers/emulator.js';
+import {
+  startAgent,
+  startAgentWithEcKey,
+  type AgentWithEmulator,
+  type RunningAgent,
+} from '../helpers/agent.js';
 
 const HSM = 'lifehsm';
 const KEY = `managedhsm:${HSM}:life-ec`;
 let emulator: RunningEmulator;
 let agent: RunningAgent;
+let fixture: AgentWithEmulator | undefined;
 
 before(async () => {
-  emulator = await startEmulator();
-  await emulator.keyClient().createKey('life-ec', 'EC-HSM', { curve: 'P-256' });
-  agent = await startAgent({
-    emulator,
-    hsmName: HSM,
-    extraConfig: { metricsListen: '127.0.0.1:0' },
-  });
+  fixture = await startAgentWithEcKey(HSM, 'life-ec');
+  ({ emulator, agent } = fixture);
 });
 
 after(async () => {
-  await agent?.stop();
-  await emulator?.stop();
+  await fixture?.stop();
 });
 
 const mode = (path: string): number => statSync(path).mode & 0o777;

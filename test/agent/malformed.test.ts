@@ -17,26 +17,23 @@ import {
   u32Field,
   type Frame,
 } from '../../src/protocol/index.js';
-import { startEmulator, type RunningEmulator } from '../helpers/emulator.js';
-import { startAgent, type RunningAgent } from '../helpers/agent.js';
+import {
+  startAgentWithEcKey,
+  type AgentWithEmulator,
+  type RunningAgent,
+} from '../helpers/agent.js';
 
 const HSM = 'badframes';
-let emulator: RunningEmulator;
 let agent: RunningAgent;
+let fixture: AgentWithEmulator | undefined;
 
 before(async () => {
-  emulator = await startEmulator();
-  await emulator.keyClient().createKey('k', 'EC-HSM', { curve: 'P-256' });
-  agent = await startAgent({
-    emulator,
-    hsmName: HSM,
-    extraConfig: { metricsListen: '127.0.0.1:0' },
-  });
+  fixture = await startAgentWithEcKey(HSM, 'k');
+  ({ agent } = fixture);
 });
 
 after(async () => {
-  await agent?.stop();
-  await emulator?.stop();
+  await fixture?.stop();
 });
 
 /** A raw connection that collects every frame the agent sends and notices when it closes. */

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient, type AgentClientOptions } from '../../src/client/agent-client.js';
 import type { AkvConfig } from '../../src/config/types.js';
-import { AKV_BIN, type RunningEmulator } from './emulator.js';
+import { AKV_BIN, startEmulator, type RunningEmulator } from './emulator.js';
 
 export interface StartAgentOptions {
   emulator: RunningEmulator;
@@ -204,4 +204,43 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   const metrics = /^akv agent metrics on (\S+)$/m.exec(proc.out);
   if (metrics) agent.metricsUrl = metrics[1];
   return agent;
+}
+
+export interface AgentWithEmulator {
+  emulator: RunningEmulator;
+  agent: RunningAgent;
+  /** Stops the agent, then the emulator. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A fresh emulator holding one EC P-256 key, and an agent for it with metrics on a free port: the
+ * fixture of the agent tests that exercise the agent itself rather than the key operations. If the
+ * agent does not start, the emulator is stopped before the error is passed on.
+ */
+export async function startAgentWithEcKey(
+  hsmName: string,
+  keyName: string,
+): Promise<AgentWithEmulator> {
+  const emulator = await startEmulator();
+  let agent: RunningAgent;
+  try {
+    await emulator.keyClient().createKey(keyName, 'EC-HSM', { curve: 'P-256' });
+    agent = await startAgent({
+      emulator,
+      hsmName,
+      extraConfig: { metricsListen: '127.0.0.1:0' },
+    });
+  } catch (err) {
+    await emulator.stop();
+    throw err;
+  }
+  return {
+    emulator,
+    agent,
+    stop: async () => {
+      await agent.stop();
+      await emulator.stop();
+    },
+  };
 }
