@@ -6,7 +6,7 @@
  * non-zero exit status, no crash, and an error that says what to do.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { startAgent, type RunningAgent } from '../helpers/agent.js';
 import { cleanAkvEnv } from '../helpers/dev.js';
 import { startEmulator, type RunningEmulator } from '../helpers/emulator.js';
-import { assertCleanFailure, PROVIDER_DIR, PROVIDERS, type Run } from './openssl-env.js';
+import { assertCleanFailure, PROVIDER_DIR, PROVIDERS, runSync, type Run } from './openssl-env.js';
 
 const HSM = 'neghsm';
 let emulator: RunningEmulator;
@@ -48,14 +48,7 @@ after(async () => {
 });
 
 function openssl(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Run {
-  const r = spawnSync('openssl', args, { cwd: work, env: { ...env, ...extraEnv }, timeout: 60_000 });
-  return {
-    status: r.status,
-    signal: r.signal,
-    stdout: r.stdout?.toString() ?? '',
-    stderr: r.stderr?.toString() ?? '',
-    out: r.stdout ?? Buffer.alloc(0),
-  };
+  return runSync('openssl', args, { ...env, ...extraEnv }, work, undefined, 60_000);
 }
 
 const sign = (uri: string, extra: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Run =>

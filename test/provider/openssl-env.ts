@@ -46,8 +46,16 @@ export interface ProviderEnv {
   down(): Promise<void>;
 }
 
-function runSync(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string, input?: Buffer | string): Run {
-  const r = spawnSync(cmd, args, { env, cwd, input, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
+/** Runs a command to its end (killed after `timeoutMs`, 120 s by default) and keeps its output. */
+export function runSync(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  input?: Buffer | string,
+  timeoutMs = 120_000,
+): Run {
+  const r = spawnSync(cmd, args, { env, cwd, input, maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs });
   return {
     status: r.status,
     signal: r.signal,
