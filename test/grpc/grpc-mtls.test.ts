@@ -184,6 +184,15 @@ function makeImpostor(dir: string): { cert: string; key: string; ca: string } {
   return { cert: join(out, 'client.pem'), key: join(out, 'client.key'), ca: join(out, 'ca.pem') };
 }
 
+/** Calls through `socket` and asserts that the client failed with `codeName` and `details`. */
+function assertCallFails(dir: string, socket: string, codeName: string, details: RegExp): void {
+  const { run, result } = callVia(dir, socket);
+  assert.equal(run.status, 1);
+  assert.ok(!result.ok);
+  assert.equal(result.failure.codeName, codeName, JSON.stringify(result));
+  assert.match(result.failure.details, details);
+}
+
 function serverAppCalls(dir: string): number {
   const file = join(dir, 'logs', 'server-app.log');
   if (!existsSync(file)) return 0;
@@ -205,6 +214,31 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
     assert.match(serverPort, /^\d+$/);
     caRsa = join(dir, 'certs', 'rsa', 'ca.pem');
   });
+
+  /**
+   * Starts one more client sidecar called `name` with the given certificate options, listening
+   * on run/<name>/greeter.sock (directory 0700) and calling the server sidecar; returns the socket.
+   */
+  function startClientSidecar(name: string, options: string[], what: string): string {
+    const socketDir = join(dir, 'run', name);
+    mkdirSync(socketDir, { recursive: true, mode: 0o700 });
+    const socket = join(socketDir, 'greeter.sock');
+    ok(
+      script(dir, 'sidecar.sh', [
+        'start',
+        'client',
+        '--name',
+        name,
+        ...options,
+        '--listen-socket',
+        socket,
+        '--server-port',
+        serverPort,
+      ]),
+      what,
+    );
+    return socket;
+  }
 
   after(() => {
     if (!dir) return;
@@ -289,63 +323,26 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
 
   test('a client sidecar with a certificate from another CA is rejected', () => {
     const impostor = makeImpostor(dir);
-    const socketDir = join(dir, 'run', 'impostor');
-    mkdirSync(socketDir, { recursive: true, mode: 0o700 });
-    ok(
-      script(dir, 'sidecar.sh', [
-        'start',
-        'client',
-        '--name',
-        'impostor',
-        '--cert',
-        impostor.cert,
-        '--key',
-        impostor.key,
-        '--ca',
-        caRsa,
-        '--listen-socket',
-        join(socketDir, 'greeter.sock'),
-        '--server-port',
-        serverPort,
-      ]),
+    const socket = startClientSidecar(
+      'impostor',
+      ['--cert', impostor.cert, '--key', impostor.key, '--ca', caRsa],
       'sidecar.sh start client (impostor)',
     );
     const before = serverAppCalls(dir);
-    const { run, result } = callVia(dir, join(socketDir, 'greeter.sock'));
-    assert.equal(run.status, 1);
-    assert.ok(!result.ok);
-    assert.equal(result.failure.codeName, 'UNAUTHENTICATED', JSON.stringify(result));
-    assert.match(result.failure.details, /not trusted/);
+    assertCallFails(dir, socket, 'UNAUTHENTICATED', /not trusted/);
     assert.equal(serverAppCalls(dir), before, 'the call reached the gRPC server');
     const errorLog = readFileSync(join(dir, 'nginx', 'server', 'logs', 'error.log'), 'utf8');
     assert.match(errorLog, /client SSL certificate verify error/);
   });
 
   test('a client sidecar without a certificate is rejected', () => {
-    const socketDir = join(dir, 'run', 'nocert');
-    mkdirSync(socketDir, { recursive: true, mode: 0o700 });
-    ok(
-      script(dir, 'sidecar.sh', [
-        'start',
-        'client',
-        '--name',
-        'nocert',
-        '--no-client-cert',
-        '--ca',
-        caRsa,
-        '--listen-socket',
-        join(socketDir, 'greeter.sock'),
-        '--server-port',
-        serverPort,
-      ]),
+    const socket = startClientSidecar(
+      'nocert',
+      ['--no-client-cert', '--ca', caRsa],
       'sidecar.sh start client --no-client-cert',
     );
     const before = serverAppCalls(dir);
-    const { run, result } = callVia(dir, join(socketDir, 'greeter.sock'));
-    assert.equal(run.status, 1);
-    assert.ok(!result.ok);
-    assert.equal(result.failure.codeName, 'UNAUTHENTICATED', JSON.stringify(result));
-    assert.match(result.failure.details, /requires a client certificate/);
+    assertCallFails(dir, socket, 'UNAUTHENTICATED', /requires a client certificate/);
     assert.equal(serverAppCalls(dir), before, 'the call reached the gRPC server');
   });
 
@@ -377,33 +374,20 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
   test('a client sidecar that does not trust the server certificate refuses to call', () => {
     const impostorCa = join(dir, 'impostor', 'ca.pem');
     assert.ok(existsSync(impostorCa));
-    const socketDir = join(dir, 'run', 'distrust');
-    mkdirSync(socketDir, { recursive: true, mode: 0o700 });
     const certs = join(dir, 'certs', 'rsa');
-    ok(
-      script(dir, 'sidecar.sh', [
-        'start',
-        'client',
-        '--name',
-        'distrust',
+    const socket = startClientSidecar(
+      'distrust',
+      [
         '--cert',
         join(certs, 'client.pem'),
         '--key',
         join(certs, 'client.keyref.pem'),
         '--ca',
         impostorCa,
-        '--listen-socket',
-        join(socketDir, 'greeter.sock'),
-        '--server-port',
-        serverPort,
-      ]),
+      ],
       'sidecar.sh start client (distrusting CA)',
     );
-    const { run, result } = callVia(dir, join(socketDir, 'greeter.sock'));
-    assert.equal(run.status, 1);
-    assert.ok(!result.ok);
-    assert.equal(result.failure.codeName, 'UNAVAILABLE', JSON.stringify(result));
-    assert.match(result.failure.details, /no mutual TLS connection to the server sidecar/);
+    assertCallFails(dir, socket, 'UNAVAILABLE', /no mutual TLS connection to the server sidecar/);
     const errorLog = readFileSync(join(dir, 'nginx', 'distrust', 'logs', 'error.log'), 'utf8');
     assert.match(errorLog, /upstream SSL certificate verify error/);
   });
@@ -411,15 +395,10 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
   test('40 concurrent calls, each with its own mutual TLS handshake signed in the HSM, all succeed', async () => {
     // A client sidecar without keep-alive or session resumption: every call is a new TLS
     // connection, so both sidecars' workers sign concurrently through the agent.
-    const socketDir = join(dir, 'run', 'concurrent');
-    mkdirSync(socketDir, { recursive: true, mode: 0o700 });
     const certs = join(dir, 'certs', 'rsa');
-    ok(
-      script(dir, 'sidecar.sh', [
-        'start',
-        'client',
-        '--name',
-        'concurrent',
+    const socket = startClientSidecar(
+      'concurrent',
+      [
         '--no-reuse',
         '--cert',
         join(certs, 'client.pem'),
@@ -427,18 +406,14 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
         join(certs, 'client.keyref.pem'),
         '--ca',
         caRsa,
-        '--listen-socket',
-        join(socketDir, 'greeter.sock'),
-        '--server-port',
-        serverPort,
-      ]),
+      ],
       'sidecar.sh start client --no-reuse',
     );
     const log = auditLogFile(dir);
     const clientKey = `managedhsm:${HSM}:grpc-client-rsa`;
     const serverKey = `managedhsm:${HSM}:grpc-server-rsa`;
     const before = readAuditLog(log);
-    const client = connectGreeter(join(socketDir, 'greeter.sock'));
+    const client = connectGreeter(socket);
     try {
       const replies = await Promise.allSettled(
         Array.from({ length: 40 }, (_, i) =>
