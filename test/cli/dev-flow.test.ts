@@ -58,6 +58,11 @@ async function ok(
   return r;
 }
 
+/** Runs an akv command that must succeed and parses what it printed (JSON). */
+async function okJson<T>(args: string[], env: Record<string, string>): Promise<T> {
+  return JSON.parse((await ok(args, env)).stdout) as T;
+}
+
 const work = mkdtempSync(join(tmpdir(), 'akv-cli-'));
 const dirA = join(work, 'a');
 const dirB = join(work, 'b');
@@ -112,9 +117,7 @@ describe('akv dev up', () => {
       ['key', 'create', '--hsm-name', 'otherhsm', '--name', 'b-key', '--kty', 'EC-HSM'],
       envB,
     );
-    const listA = JSON.parse((await ok(['key', 'list', '--hsm-name', HSM], env)).stdout) as Array<{
-      name: string;
-    }>;
+    const listA = await okJson<Array<{ name: string }>>(['key', 'list', '--hsm-name', HSM], env);
     assert.ok(!listA.some((k) => k.name === 'b-key'), 'the environments do not share keys');
     await devDown(dirB);
   });
@@ -171,57 +174,47 @@ describe('akv dev up', () => {
 
 describe('akv key', () => {
   it('creates keys like az keyvault key create and prints the bundle without private parts', async () => {
-    const ec = JSON.parse(
-      (
-        await ok(
-          [
-            'key',
-            'create',
-            '--hsm-name',
-            HSM,
-            '--name',
-            'eckey',
-            '--kty',
-            'EC-HSM',
-            '--curve',
-            'P-384',
-            '--ops',
-            'sign',
-            'verify',
-          ],
-          env,
-        )
-      ).stdout,
-    ) as {
+    const ec = await okJson<{
       key: Record<string, unknown>;
       attributes: { enabled: boolean };
-    };
+    }>(
+      [
+        'key',
+        'create',
+        '--hsm-name',
+        HSM,
+        '--name',
+        'eckey',
+        '--kty',
+        'EC-HSM',
+        '--curve',
+        'P-384',
+        '--ops',
+        'sign',
+        'verify',
+      ],
+      env,
+    );
     assert.equal(ec.key.kty, 'EC-HSM');
     assert.equal(ec.key.crv, 'P-384');
     assert.deepEqual(ec.key.keyOps, ['sign', 'verify']);
     assert.equal(ec.key.d, undefined);
     assert.equal(ec.attributes.enabled, true);
-    const rsa = JSON.parse(
-      (
-        await ok(
-          [
-            'key',
-            'create',
-            '--hsm-name',
-            HSM,
-            '--name',
-            'rsakey',
-            '--kty',
-            'RSA-HSM',
-            '--size',
-            '3072',
-          ],
-          env,
-        )
-      ).stdout,
-    ) as {
-      key: { n: string };
-    };
+    const rsa = await okJson<{ key: { n: string } }>(
+      [
+        'key',
+        'create',
+        '--hsm-name',
+        HSM,
+        '--name',
+        'rsakey',
+        '--kty',
+        'RSA-HSM',
+        '--size',
+        '3072',
+      ],
+      env,
+    );
     assert.equal(Buffer.from(rsa.key.n, 'base64url').length, 384);
     await ok(
       ['key', 'create', '--hsm-name', HSM, '--name', 'aeskey', '--kty', 'oct-HSM', '--size', '128'],
@@ -230,54 +223,42 @@ describe('akv key', () => {
   });
 
   it('lists, shows and rotates', async () => {
-    const list = JSON.parse((await ok(['key', 'list', '--hsm-name', HSM], env)).stdout) as Array<{
-      name: string;
-    }>;
+    const list = await okJson<Array<{ name: string }>>(['key', 'list', '--hsm-name', HSM], env);
     assert.deepEqual(
       list.map((k) => k.name).filter((n) => ['aeskey', 'eckey', 'rsakey'].includes(n)),
       ['aeskey', 'eckey', 'rsakey'],
     );
-    const shown = JSON.parse(
-      (await ok(['key', 'show', '--id', `managedhsm:${HSM}:eckey`], env)).stdout,
-    ) as { key: { kid: string } };
-    const rotated = JSON.parse(
-      (await ok(['key', 'rotate', '--hsm-name', HSM, '--name', 'eckey'], env)).stdout,
-    ) as {
-      key: { kid: string; crv: string; keyOps: string[] };
-    };
+    const shown = await okJson<{ key: { kid: string } }>(
+      ['key', 'show', '--id', `managedhsm:${HSM}:eckey`],
+      env,
+    );
+    const rotated = await okJson<{ key: { kid: string; crv: string; keyOps: string[] } }>(
+      ['key', 'rotate', '--hsm-name', HSM, '--name', 'eckey'],
+      env,
+    );
     assert.notEqual(rotated.key.kid, shown.key.kid);
     assert.equal(rotated.key.crv, 'P-384');
     assert.deepEqual(rotated.key.keyOps, ['sign', 'verify']);
-    const versions = JSON.parse(
-      (await ok(['key', 'list', '--hsm-name', HSM, '--name', 'eckey', '--include-versions'], env))
-        .stdout,
-    ) as unknown[];
+    const versions = await okJson<unknown[]>(
+      ['key', 'list', '--hsm-name', HSM, '--name', 'eckey', '--include-versions'],
+      env,
+    );
     assert.equal(versions.length, 2);
     const oldVersion = shown.key.kid.split('/').pop() as string;
-    const old = JSON.parse(
-      (
-        await ok(
-          ['key', 'show', '--hsm-name', HSM, '--name', 'eckey', '--version', oldVersion],
-          env,
-        )
-      ).stdout,
-    ) as { key: { kid: string } };
+    const old = await okJson<{ key: { kid: string } }>(
+      ['key', 'show', '--hsm-name', HSM, '--name', 'eckey', '--version', oldVersion],
+      env,
+    );
     assert.equal(old.key.kid, shown.key.kid);
   });
 
   it('imports a PEM private key that then signs in the HSM', async () => {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     writeFileSync(join(work, 'imported.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    const r = JSON.parse(
-      (
-        await ok(
-          ['key', 'import', '--hsm-name', HSM, '--name', 'imported', '--pem-file', 'imported.pem'],
-          env,
-        )
-      ).stdout,
-    ) as {
-      key: { kty: string; x: string };
-    };
+    const r = await okJson<{ key: { kty: string; x: string } }>(
+      ['key', 'import', '--hsm-name', HSM, '--name', 'imported', '--pem-file', 'imported.pem'],
+      env,
+    );
     assert.equal(r.key.kty, 'EC-HSM');
     writeFileSync(join(work, 'msg.txt'), 'imported key message');
     await ok(
@@ -311,16 +292,10 @@ describe('akv key', () => {
       join(work, 'aes.jwk'),
       JSON.stringify({ kty: 'oct', k: k.toString('base64url'), key_ops: ['wrapKey', 'unwrapKey'] }),
     );
-    const r = JSON.parse(
-      (
-        await ok(
-          ['key', 'import', '--hsm-name', HSM, '--name', 'imported-aes', '--jwk-file', 'aes.jwk'],
-          env,
-        )
-      ).stdout,
-    ) as {
-      key: { kty: string; k?: string };
-    };
+    const r = await okJson<{ key: { kty: string; k?: string } }>(
+      ['key', 'import', '--hsm-name', HSM, '--name', 'imported-aes', '--jwk-file', 'aes.jwk'],
+      env,
+    );
     assert.equal(r.key.kty, 'oct-HSM');
     assert.equal(r.key.k, undefined, 'no key material in the output');
     const dek = randomBytes(32);
@@ -433,9 +408,10 @@ describe('akv sign / verify / encrypt / decrypt / wrap / unwrap', () => {
       digest,
     );
     writeFileSync(join(work, 'data.der.sig'), r.out);
-    const shown = JSON.parse((await ok(['key', 'show', '--id', uri], env)).stdout) as {
-      key: { x: string; y: string };
-    };
+    const shown = await okJson<{ key: { x: string; y: string } }>(
+      ['key', 'show', '--id', uri],
+      env,
+    );
     const pub = createPublicKey({
       key: { kty: 'EC', crv: 'P-384', x: shown.key.x, y: shown.key.y },
       format: 'jwk',
