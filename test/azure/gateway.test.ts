@@ -11,6 +11,7 @@ import {
   publicEncrypt,
   randomBytes,
   verify,
+  type KeyObject,
 } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,7 +21,12 @@ import { Writable } from 'node:stream';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
 import { parseConfigObject } from '../../src/config/load.js';
-import { createGateway, type AzureHooks, type HsmGateway } from '../../src/azure/gateway.js';
+import {
+  createGateway,
+  type AzureHooks,
+  type HsmGateway,
+  type KeyDescription,
+} from '../../src/azure/gateway.js';
 import type { FailureKind } from '../../src/azure/failures.js';
 import { AkvError } from '../../src/errors.js';
 import type { KeyRef } from '../../src/uri/index.js';
@@ -65,6 +71,14 @@ const ref = (name: string, version?: string): KeyRef =>
   version
     ? { vaultType: 'managedhsm', vault: HSM, name, version }
     : { vaultType: 'managedhsm', vault: HSM, name };
+
+/** The public key of a description (its DER SubjectPublicKeyInfo). */
+const publicKeyOf = (d: KeyDescription): KeyObject =>
+  createPublicKey({ key: d.spki as Buffer, format: 'der', type: 'spki' });
+
+/** Whether `signature`, raw r||s as the HSM gives it, is an ES256 signature of `data` by `d`. */
+const es256Verifies = (d: KeyDescription, data: Buffer, signature: Buffer): boolean =>
+  verify('sha256', data, { key: publicKeyOf(d), dsaEncoding: 'ieee-p1363' }, signature);
 
 async function expectAkvError(
   p: Promise<unknown>,
@@ -114,7 +128,7 @@ describe('describe', () => {
     assert.equal(d.kid, bundle.id);
     assert.equal(d.enabled, true);
     assert.ok(d.keyOps.includes('sign'));
-    const pub = createPublicKey({ key: d.spki as Buffer, format: 'der', type: 'spki' });
+    const pub = publicKeyOf(d);
     assert.equal(pub.asymmetricKeyType, 'rsa');
     assert.equal(pub.asymmetricKeyDetails?.modulusLength, 2048);
   });
@@ -122,18 +136,10 @@ describe('describe', () => {
   it('describes EC keys on P-256 and P-256K with their curve', async () => {
     const ec = await gateway.describe(ref('ec'));
     assert.deepEqual([ec.kty, ec.curve, ec.bits], ['EC', 'P-256', 256]);
-    assert.equal(
-      createPublicKey({ key: ec.spki as Buffer, format: 'der', type: 'spki' }).asymmetricKeyDetails
-        ?.namedCurve,
-      'prime256v1',
-    );
+    assert.equal(publicKeyOf(ec).asymmetricKeyDetails?.namedCurve, 'prime256v1');
     const k1 = await gateway.describe(ref('k1'));
     assert.deepEqual([k1.kty, k1.curve, k1.bits], ['EC', 'P-256K', 256]);
-    assert.equal(
-      createPublicKey({ key: k1.spki as Buffer, format: 'der', type: 'spki' }).asymmetricKeyDetails
-        ?.namedCurve,
-      'secp256k1',
-    );
+    assert.equal(publicKeyOf(k1).asymmetricKeyDetails?.namedCurve, 'secp256k1');
   });
 
   it('gives the size of an AES key although the bundle has none', async () => {
@@ -150,7 +156,7 @@ describe('private-key operations', () => {
     const r = await gateway.sign(ref('rsa'), 'PS256', digest);
     assert.equal(r.version, d.version);
     assert.equal(r.retries, 0);
-    const key = createPublicKey({ key: d.spki as Buffer, format: 'der', type: 'spki' });
+    const key = publicKeyOf(d);
     assert.ok(
       verify(
         'sha256',
@@ -161,17 +167,7 @@ describe('private-key operations', () => {
     );
     const ec = await gateway.sign(ref('ec'), 'ES256', digest);
     const ecd = await gateway.describe(ref('ec'));
-    assert.ok(
-      verify(
-        'sha256',
-        data,
-        {
-          key: createPublicKey({ key: ecd.spki as Buffer, format: 'der', type: 'spki' }),
-          dsaEncoding: 'ieee-p1363',
-        },
-        ec.output,
-      ),
-    );
+    assert.ok(es256Verifies(ecd, data, ec.output));
   });
 
   it('uses a pinned version for the operation, the current one otherwise', async () => {
@@ -184,33 +180,13 @@ describe('private-key operations', () => {
 
     const pinned = await gateway.sign(ref('rotating', first.properties.version), 'ES256', digest);
     assert.equal(pinned.version, first.properties.version);
-    assert.ok(
-      verify(
-        'sha256',
-        data,
-        {
-          key: createPublicKey({ key: firstDesc.spki as Buffer, format: 'der', type: 'spki' }),
-          dsaEncoding: 'ieee-p1363',
-        },
-        pinned.output,
-      ),
-    );
+    assert.ok(es256Verifies(firstDesc, data, pinned.output));
 
     const current = await gateway.sign(ref('rotating'), 'ES256', digest);
     assert.equal(current.version, second.properties.version);
     const secondDesc = await gateway.describe(ref('rotating'));
     assert.equal(secondDesc.version, second.properties.version);
-    assert.ok(
-      verify(
-        'sha256',
-        data,
-        {
-          key: createPublicKey({ key: secondDesc.spki as Buffer, format: 'der', type: 'spki' }),
-          dsaEncoding: 'ieee-p1363',
-        },
-        current.output,
-      ),
-    );
+    assert.ok(es256Verifies(secondDesc, data, current.output));
   });
 
   it('sees a rotated key once the key cache TTL has passed (RSA wrap runs on the new version)', async () => {
@@ -244,7 +220,7 @@ describe('private-key operations', () => {
     const secret = randomBytes(32);
     const ct = publicEncrypt(
       {
-        key: createPublicKey({ key: d.spki as Buffer, format: 'der', type: 'spki' }),
+        key: publicKeyOf(d),
         padding: constants.RSA_PKCS1_OAEP_PADDING,
         oaepHash: 'sha256',
       },
