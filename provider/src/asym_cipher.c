@@ -59,6 +59,26 @@ static void *rsa_cipher_dupctx(void *vctx)
 
 static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[]);
 
+/* Runs one HSM operation and copies its result to out, if it fits outsize; the result is wiped either way. */
+static int hsm_operation_into(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const char *alg, const unsigned char *in,
+                              size_t inlen, unsigned char *out, size_t *outlen, size_t outsize)
+{
+    unsigned char *res = NULL;
+    size_t reslen = 0;
+    if (!akv_key_operation(prov, key, op, alg, in, inlen, &res, &reslen))
+        return 0;
+    int ok = reslen <= outsize;
+    if (ok) {
+        memcpy(out, res, reslen);
+        *outlen = reslen;
+    } else {
+        akv_raise(prov, AKV_R_INVALID_ARGUMENT, "output buffer of %zu bytes is too small for %zu bytes", outsize,
+                  reslen);
+    }
+    akv_secure_free(res, reslen);
+    return ok;
+}
+
 static int rsa_cipher_init(AKV_RSA_CIPHER_CTX *ctx, AKV_KEY *key, const OSSL_PARAM params[], int decrypting)
 {
     if (key == NULL || key->type != AKV_KEYTYPE_RSA || key->pub == NULL) {
@@ -169,20 +189,7 @@ static int rsa_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
                   modlen);
         return 0;
     }
-    unsigned char *plain = NULL;
-    size_t plainlen = 0;
-    if (!akv_key_operation(ctx->prov, ctx->key, AKV_OP_DECRYPT, alg, in, inlen, &plain, &plainlen))
-        return 0;
-    int ok = plainlen <= outsize;
-    if (ok) {
-        memcpy(out, plain, plainlen);
-        *outlen = plainlen;
-    } else {
-        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "output buffer of %zu bytes is too small for %zu bytes", outsize,
-                  plainlen);
-    }
-    akv_secure_free(plain, plainlen);
-    return ok;
+    return hsm_operation_into(ctx->prov, ctx->key, AKV_OP_DECRYPT, alg, in, inlen, out, outlen, outsize);
 }
 
 static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
@@ -370,20 +377,7 @@ static int kw_run(AKV_KW_CTX *ctx, int op, unsigned char *out, size_t *outlen, s
     }
     char alg[16];
     snprintf(alg, sizeof(alg), "A%uKW", ctx->key->bits);
-    unsigned char *res = NULL;
-    size_t reslen = 0;
-    if (!akv_key_operation(ctx->prov, ctx->key, op, alg, in, inlen, &res, &reslen))
-        return 0;
-    int ok = reslen <= outsize;
-    if (ok) {
-        memcpy(out, res, reslen);
-        *outlen = reslen;
-    } else {
-        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "output buffer of %zu bytes is too small for %zu bytes", outsize,
-                  reslen);
-    }
-    akv_secure_free(res, reslen);
-    return ok;
+    return hsm_operation_into(ctx->prov, ctx->key, op, alg, in, inlen, out, outlen, outsize);
 }
 
 static int kw_encrypt(void *vctx, unsigned char *out, size_t *outlen, size_t outsize, const unsigned char *in,
