@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "akv.h"
+#include "param_names.h"
 
 typedef struct {
     AKV_PROV_CTX *prov;
@@ -192,6 +192,12 @@ static int rsa_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
     return hsm_operation_into(ctx->prov, ctx->key, AKV_OP_DECRYPT, alg, in, inlen, out, outlen, outsize);
 }
 
+/* The names OpenSSL gives the RSA padding modes in string parameters. */
+static const AKV_NAMED_INT pad_mode_names[] = {{OSSL_PKEY_RSA_PAD_MODE_OAEP, RSA_PKCS1_OAEP_PADDING},
+                                               {OSSL_PKEY_RSA_PAD_MODE_PKCSV15, RSA_PKCS1_PADDING},
+                                               {OSSL_PKEY_RSA_PAD_MODE_NONE, RSA_NO_PADDING},
+                                               {NULL, 0}};
+
 static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
     AKV_RSA_CIPHER_CTX *ctx = vctx;
@@ -200,21 +206,8 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         return 1;
     if ((p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_PAD_MODE)) != NULL) {
         int mode = 0;
-        if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-            const char *s = p->data;
-            if (s == NULL)
-                return 0;
-            if (strcasecmp(s, OSSL_PKEY_RSA_PAD_MODE_OAEP) == 0)
-                mode = RSA_PKCS1_OAEP_PADDING;
-            else if (strcasecmp(s, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0)
-                mode = RSA_PKCS1_PADDING;
-            else if (strcasecmp(s, OSSL_PKEY_RSA_PAD_MODE_NONE) == 0)
-                mode = RSA_NO_PADDING;
-            else
-                return 0;
-        } else if (!OSSL_PARAM_get_int(p, &mode)) {
+        if (!akv_get_named_int_param(p, pad_mode_names, &mode))
             return 0;
-        }
         if (mode != RSA_PKCS1_PADDING && mode != RSA_PKCS1_OAEP_PADDING) {
             akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "RSA padding mode %d is not supported: use oaep or pkcs1", mode);
             return 0;
@@ -253,8 +246,8 @@ static int rsa_cipher_get_ctx_params(void *vctx, OSSL_PARAM params[])
     OSSL_PARAM *p;
     if ((p = OSSL_PARAM_locate(params, OSSL_ASYM_CIPHER_PARAM_PAD_MODE)) != NULL) {
         if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-            if (!OSSL_PARAM_set_utf8_string(p, ctx->pad_mode == RSA_PKCS1_OAEP_PADDING ? OSSL_PKEY_RSA_PAD_MODE_OAEP
-                                                                                        : OSSL_PKEY_RSA_PAD_MODE_PKCSV15))
+            /* set_ctx_params keeps pad_mode at pkcs1 or oaep, both named */
+            if (!OSSL_PARAM_set_utf8_string(p, akv_name_of_value(pad_mode_names, ctx->pad_mode)))
                 return 0;
         } else if (!OSSL_PARAM_set_int(p, ctx->pad_mode)) {
             return 0;

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
+#include "param_names.h"
 #include "signature.h"
 
 EVP_MD *akv_sig_fetch_md(AKV_SIG_CTX *ctx, const char *name, const char *props)
@@ -63,50 +63,15 @@ int akv_sig_check_pss(AKV_SIG_CTX *ctx)
 }
 
 /* The names OpenSSL gives RSA padding modes and PSS salt lengths in string parameters. */
-typedef struct {
-    const char *name;
-    int value;
-} NAMED_INT;
-
-static const NAMED_INT pad_mode_names[] = {{OSSL_PKEY_RSA_PAD_MODE_PKCSV15, RSA_PKCS1_PADDING},
-                                           {OSSL_PKEY_RSA_PAD_MODE_PSS, RSA_PKCS1_PSS_PADDING},
-                                           {OSSL_PKEY_RSA_PAD_MODE_NONE, RSA_NO_PADDING},
-                                           {OSSL_PKEY_RSA_PAD_MODE_X931, RSA_X931_PADDING},
-                                           {NULL, 0}};
-static const NAMED_INT saltlen_names[] = {{OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST, RSA_PSS_SALTLEN_DIGEST},
-                                          {OSSL_PKEY_RSA_PSS_SALT_LEN_MAX, RSA_PSS_SALTLEN_MAX},
-                                          {OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO, RSA_PSS_SALTLEN_AUTO},
-                                          {NULL, 0}};
-
-/* Looks a name up (compared with `same`, strcmp or strcasecmp); 1 and *value if found. */
-static int value_of_name(const NAMED_INT *names, int (*same)(const char *, const char *), const char *name,
-                         int *value)
-{
-    for (; names->name != NULL; names++) {
-        if (same(name, names->name) == 0) {
-            *value = names->value;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* The name of a value, NULL if it has none. */
-static const char *name_of_value(const NAMED_INT *names, int value)
-{
-    for (; names->name != NULL; names++) {
-        if (names->value == value)
-            return names->name;
-    }
-    return NULL;
-}
-
-static int get_pad_mode_param(const OSSL_PARAM *p, int *mode)
-{
-    if (p->data_type == OSSL_PARAM_UTF8_STRING)
-        return p->data != NULL && value_of_name(pad_mode_names, strcasecmp, p->data, mode);
-    return OSSL_PARAM_get_int(p, mode);
-}
+static const AKV_NAMED_INT pad_mode_names[] = {{OSSL_PKEY_RSA_PAD_MODE_PKCSV15, RSA_PKCS1_PADDING},
+                                               {OSSL_PKEY_RSA_PAD_MODE_PSS, RSA_PKCS1_PSS_PADDING},
+                                               {OSSL_PKEY_RSA_PAD_MODE_NONE, RSA_NO_PADDING},
+                                               {OSSL_PKEY_RSA_PAD_MODE_X931, RSA_X931_PADDING},
+                                               {NULL, 0}};
+static const AKV_NAMED_INT saltlen_names[] = {{OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST, RSA_PSS_SALTLEN_DIGEST},
+                                              {OSSL_PKEY_RSA_PSS_SALT_LEN_MAX, RSA_PSS_SALTLEN_MAX},
+                                              {OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO, RSA_PSS_SALTLEN_AUTO},
+                                              {NULL, 0}};
 
 static int get_saltlen_param(const OSSL_PARAM *p, int *saltlen)
 {
@@ -114,7 +79,7 @@ static int get_saltlen_param(const OSSL_PARAM *p, int *saltlen)
         const char *s = p->data;
         if (s == NULL)
             return 0;
-        if (!value_of_name(saltlen_names, strcmp, s, saltlen)) {
+        if (!akv_value_of_name(saltlen_names, strcmp, s, saltlen)) {
             char *end;
             long v = strtol(s, &end, 10);
             if (*s == '\0' || *end != '\0' || v < -3 || v > 100000)
@@ -155,7 +120,7 @@ int akv_sig_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         return 1;
     if ((p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PAD_MODE)) != NULL) {
         int mode;
-        if (!get_pad_mode_param(p, &mode))
+        if (!akv_get_named_int_param(p, pad_mode_names, &mode))
             return 0;
         if (mode != RSA_PKCS1_PADDING && mode != RSA_PKCS1_PSS_PADDING) {
             akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
@@ -220,7 +185,7 @@ int akv_sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
     if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PAD_MODE)) != NULL) {
         if (p->data_type == OSSL_PARAM_UTF8_STRING) {
             /* set_ctx_params keeps pad_mode at pkcs1 or pss, both named */
-            if (!OSSL_PARAM_set_utf8_string(p, name_of_value(pad_mode_names, ctx->pad_mode)))
+            if (!OSSL_PARAM_set_utf8_string(p, akv_name_of_value(pad_mode_names, ctx->pad_mode)))
                 return 0;
         } else if (!OSSL_PARAM_set_int(p, ctx->pad_mode)) {
             return 0;
@@ -229,7 +194,7 @@ int akv_sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
     if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN)) != NULL) {
         if (p->data_type == OSSL_PARAM_UTF8_STRING) {
             char buf[16];
-            const char *s = name_of_value(saltlen_names, ctx->saltlen);
+            const char *s = akv_name_of_value(saltlen_names, ctx->saltlen);
             if (s == NULL) {
                 snprintf(buf, sizeof(buf), "%d", ctx->saltlen);
                 s = buf;
