@@ -117,6 +117,9 @@ void akv_recent_clear(AKV_PROV_CTX *prov);
  */
 int akv_key_operation(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const char *alg, const unsigned char *in,
                       size_t inlen, unsigned char **out, size_t *outlen);
+/* akv_key_operation, with the output copied to out if it fits outsize (else an error); wiped either way. */
+int akv_key_operation_into(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const char *alg, const unsigned char *in,
+                           size_t inlen, unsigned char *out, size_t *outlen, size_t outsize);
 /* LIST: the key names of one vault. Returns the count, or -1 after raising an error. */
 int akv_list_keys(AKV_PROV_CTX *prov, const char *vault, const char *vault_type, char ***names);
 void akv_free_names(char **names, int n);

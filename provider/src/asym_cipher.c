@@ -1,14 +1,11 @@
 /*
- * ASYM_CIPHER: RSA decryption in the HSM (RSA1_5, RSA-OAEP with SHA-1, RSA-OAEP-256; no OAEP
- * label) with encryption done locally on the public key; and AES key wrap / unwrap (RFC 3394,
- * A128KW/A192KW/A256KW by key size) in the HSM for `pkeyutl -encrypt/-decrypt -inkey <aes uri>`.
+ * ASYM_CIPHER for RSA: decryption in the HSM (RSA1_5, RSA-OAEP with SHA-1, RSA-OAEP-256; no OAEP
+ * label) with encryption done locally on the public key. AES key wrap is in asym_cipher_aes.c.
  */
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 #include <openssl/rsa.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "akv.h"
 #include "param_names.h"
@@ -58,26 +55,6 @@ static void *rsa_cipher_dupctx(void *vctx)
 }
 
 static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[]);
-
-/* Runs one HSM operation and copies its result to out, if it fits outsize; the result is wiped either way. */
-static int hsm_operation_into(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const char *alg, const unsigned char *in,
-                              size_t inlen, unsigned char *out, size_t *outlen, size_t outsize)
-{
-    unsigned char *res = NULL;
-    size_t reslen = 0;
-    if (!akv_key_operation(prov, key, op, alg, in, inlen, &res, &reslen))
-        return 0;
-    int ok = reslen <= outsize;
-    if (ok) {
-        memcpy(out, res, reslen);
-        *outlen = reslen;
-    } else {
-        akv_raise(prov, AKV_R_INVALID_ARGUMENT, "output buffer of %zu bytes is too small for %zu bytes", outsize,
-                  reslen);
-    }
-    akv_secure_free(res, reslen);
-    return ok;
-}
 
 static int rsa_cipher_init(AKV_RSA_CIPHER_CTX *ctx, AKV_KEY *key, const OSSL_PARAM params[], int decrypting)
 {
@@ -189,7 +166,7 @@ static int rsa_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
                   modlen);
         return 0;
     }
-    return hsm_operation_into(ctx->prov, ctx->key, AKV_OP_DECRYPT, alg, in, inlen, out, outlen, outsize);
+    return akv_key_operation_into(ctx->prov, ctx->key, AKV_OP_DECRYPT, alg, in, inlen, out, outlen, outsize);
 }
 
 /* The names OpenSSL gives the RSA padding modes in string parameters. */
@@ -289,134 +266,4 @@ const OSSL_DISPATCH akv_rsa_asym_cipher_functions[] = {
     {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS, (void (*)(void))rsa_cipher_ctx_params},
     {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS, (void (*)(void))rsa_cipher_set_ctx_params},
     {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS, (void (*)(void))rsa_cipher_ctx_params},
-    {0, NULL}};
-
-/* ---- AES key wrap ---- */
-
-typedef struct {
-    AKV_PROV_CTX *prov;
-    AKV_KEY *key;
-} AKV_KW_CTX;
-
-static void *kw_newctx(void *provctx)
-{
-    AKV_KW_CTX *ctx = calloc(1, sizeof(*ctx));
-    if (ctx != NULL)
-        ctx->prov = provctx;
-    return ctx;
-}
-
-static void kw_freectx(void *vctx)
-{
-    AKV_KW_CTX *ctx = vctx;
-    if (ctx != NULL) {
-        akv_key_free(ctx->key);
-        free(ctx);
-    }
-}
-
-static void *kw_dupctx(void *vctx)
-{
-    AKV_KW_CTX *src = vctx, *dst = malloc(sizeof(*dst));
-    if (dst != NULL) {
-        *dst = *src;
-        akv_key_ref(dst->key);
-    }
-    return dst;
-}
-
-static int kw_init(AKV_KW_CTX *ctx, AKV_KEY *key, const char *op)
-{
-    if (key == NULL || key->type != AKV_KEYTYPE_AES || key->uri == NULL) {
-        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "AES key wrap needs an AES (oct-HSM) key from an akv URI");
-        return 0;
-    }
-    if (!akv_key_allows(key, op)) {
-        akv_raise(ctx->prov, AKV_R_OPERATION_NOT_PERMITTED, "key %s does not allow %s (its key_ops: %s)", key->uri, op,
-                  key->key_ops);
-        return 0;
-    }
-    akv_key_free(ctx->key);
-    ctx->key = akv_key_ref(key);
-    return 1;
-}
-
-static int kw_encrypt_init(void *vctx, void *provkey, const OSSL_PARAM params[])
-{
-    (void)params;
-    return kw_init(vctx, provkey, "wrapKey");
-}
-
-static int kw_decrypt_init(void *vctx, void *provkey, const OSSL_PARAM params[])
-{
-    (void)params;
-    return kw_init(vctx, provkey, "unwrapKey");
-}
-
-static int kw_run(AKV_KW_CTX *ctx, int op, unsigned char *out, size_t *outlen, size_t outsize,
-                  const unsigned char *in, size_t inlen)
-{
-    int wrapping = op == AKV_OP_WRAP;
-    size_t min = wrapping ? 16 : 24;
-    if (out == NULL) {
-        *outlen = wrapping ? inlen + 8 : (inlen >= 8 ? inlen - 8 : 0);
-        return 1;
-    }
-    if (inlen < min || inlen % 8 != 0 || inlen > 4096) {
-        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT,
-                  "AES key wrap (RFC 3394) %s needs a multiple of 8 bytes, at least %zu (got %zu)",
-                  wrapping ? "input" : "ciphertext", min, inlen);
-        return 0;
-    }
-    char alg[16];
-    snprintf(alg, sizeof(alg), "A%uKW", ctx->key->bits);
-    return hsm_operation_into(ctx->prov, ctx->key, op, alg, in, inlen, out, outlen, outsize);
-}
-
-static int kw_encrypt(void *vctx, unsigned char *out, size_t *outlen, size_t outsize, const unsigned char *in,
-                      size_t inlen)
-{
-    return kw_run(vctx, AKV_OP_WRAP, out, outlen, outsize, in, inlen);
-}
-
-static int kw_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t outsize, const unsigned char *in,
-                      size_t inlen)
-{
-    return kw_run(vctx, AKV_OP_UNWRAP, out, outlen, outsize, in, inlen);
-}
-
-static int kw_set_ctx_params(void *vctx, const OSSL_PARAM params[])
-{
-    (void)vctx;
-    (void)params;
-    return 1;
-}
-
-static int kw_get_ctx_params(void *vctx, OSSL_PARAM params[])
-{
-    (void)vctx;
-    (void)params;
-    return 1;
-}
-
-static const OSSL_PARAM *kw_ctx_params(void *vctx, void *provctx)
-{
-    static const OSSL_PARAM none[] = {OSSL_PARAM_END};
-    (void)vctx;
-    (void)provctx;
-    return none;
-}
-
-const OSSL_DISPATCH akv_aes_kw_asym_cipher_functions[] = {
-    {OSSL_FUNC_ASYM_CIPHER_NEWCTX, (void (*)(void))kw_newctx},
-    {OSSL_FUNC_ASYM_CIPHER_FREECTX, (void (*)(void))kw_freectx},
-    {OSSL_FUNC_ASYM_CIPHER_DUPCTX, (void (*)(void))kw_dupctx},
-    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT_INIT, (void (*)(void))kw_encrypt_init},
-    {OSSL_FUNC_ASYM_CIPHER_ENCRYPT, (void (*)(void))kw_encrypt},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT_INIT, (void (*)(void))kw_decrypt_init},
-    {OSSL_FUNC_ASYM_CIPHER_DECRYPT, (void (*)(void))kw_decrypt},
-    {OSSL_FUNC_ASYM_CIPHER_GET_CTX_PARAMS, (void (*)(void))kw_get_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS, (void (*)(void))kw_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS, (void (*)(void))kw_set_ctx_params},
-    {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS, (void (*)(void))kw_ctx_params},
     {0, NULL}};

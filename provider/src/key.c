@@ -399,6 +399,25 @@ int akv_key_operation(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const char
     return 1;
 }
 
+int akv_key_operation_into(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const char *alg, const unsigned char *in,
+                           size_t inlen, unsigned char *out, size_t *outlen, size_t outsize)
+{
+    unsigned char *res = NULL;
+    size_t reslen = 0;
+    if (!akv_key_operation(prov, key, op, alg, in, inlen, &res, &reslen))
+        return 0;
+    int ok = reslen <= outsize;
+    if (ok) {
+        memcpy(out, res, reslen);
+        *outlen = reslen;
+    } else {
+        akv_raise(prov, AKV_R_INVALID_ARGUMENT, "output buffer of %zu bytes is too small for %zu bytes", outsize,
+                  reslen);
+    }
+    akv_secure_free(res, reslen);
+    return ok;
+}
+
 void akv_free_names(char **names, int n)
 {
     if (names == NULL)
