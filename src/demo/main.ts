@@ -7,14 +7,11 @@
  * stop everything (`--keep` leaves it running). It drives the scripts of examples/nginx, which a
  * person can also run one by one. Exit status 0 only when every step passed.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DemoRunner, runCommand, type StepOutcome } from './runner.js';
+import { mustPass, NginxExample } from './example.js';
+import { DemoRunner } from './runner.js';
 import { formatTable } from './table.js';
+import { checkTools, fetchSample } from './tools.js';
 
 const USAGE = `Usage: npm run demo [-- --keep] [-- --hsm-name NAME]
 
@@ -29,49 +26,17 @@ prints a summary and a sample response, and stops everything.
 
 The same steps, one by one: examples/nginx/README.md.`;
 
-/** The repository root: the nearest directory upwards with package.json. */
-function findRepoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the repository root (package.json)');
-    dir = up;
-  }
-  return dir;
-}
-
-const REPO = findRepoRoot();
-const EXAMPLE = join(REPO, 'examples', 'nginx');
 const STEPS = 10;
 
-interface Settings {
-  hsm: string;
-  rsaKey: string;
-  ecKey: string;
-  rsaPort: string;
-  ecPort: string;
-  stateDir: string;
+interface Options {
+  keep: boolean;
+  hsmName: string;
 }
 
-function readEnvFile(file: string): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
-    if (m) vars[m[1] as string] = m[2] as string;
-  }
-  return vars;
-}
-
-function firstLine(command: string, args: string[]): string | undefined {
-  const r = spawnSync(command, args, { encoding: 'utf8' });
-  if (r.error || r.status !== 0) return undefined;
-  return `${r.stdout}${r.stderr}`.split('\n').find((l) => l.trim() !== '');
-}
-
-async function main(argv: string[]): Promise<number> {
-  let values: { keep?: boolean; help?: boolean; 'hsm-name'?: string };
+/** The options, or the exit status when there is nothing to run (help, a usage error). */
+function parseOptions(argv: string[]): Options | number {
   try {
-    ({ values } = parseArgs({
+    const { values } = parseArgs({
       args: argv,
       options: {
         keep: { type: 'boolean' },
@@ -80,64 +45,40 @@ async function main(argv: string[]): Promise<number> {
       },
       strict: true,
       allowPositionals: false,
-    }));
+    });
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    return { keep: values.keep === true, hsmName: values['hsm-name'] ?? 'akvdemo' };
   } catch (err) {
     console.error(`demo: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const keep = values.keep === true;
-  const hsmName = values['hsm-name'] ?? 'akvdemo';
+}
 
-  const workDir = mkdtempSync(join(tmpdir(), 'akv-demo-'));
-  const envFile = join(workDir, '.env');
-  // The scripts must not follow a developer's own agent or OpenSSL configuration.
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of [
-    'AKV_CONFIG',
-    'AKV_AGENT_SOCKET',
-    'AKV_LOG_FILE',
-    'AKV_LOG_LEVEL',
-    'OPENSSL_CONF',
-    'OPENSSL_MODULES',
-    'AKV_NGINX_ENV',
-  ]) {
-    delete env[name];
-  }
-  const script = (name: string, ...args: string[]) =>
-    runCommand(join(EXAMPLE, name), ['--env-file', envFile, ...args], env, EXAMPLE, {
-      shown: ['examples/nginx/' + name, '--env-file', envFile, ...args].join(' '),
+/** One summary row per test-client.sh check: the gist (details stay in the progress output). */
+function checkRows(lines: string[]): Array<{ what: string; ok: boolean }> {
+  return lines
+    .map((l) => /^(PASS|FAIL)\s+(RSA|EC)\s+(.*)$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => {
+      const gist = (m[3] as string)
+        .replace(/ \(.*$/, '')
+        .replace(/ -> \{.*\}$/, ' -> the expected JSON');
+      return { what: `${m[2]}: ${gist}`, ok: m[1] === 'PASS' };
     });
-  // The key commands print the whole key bundle (JSON): the demo shows only the key id.
-  const akv = (...args: string[]) => {
-    const config = join(settings().stateDir, 'akv.json');
-    return runCommand(join(REPO, 'bin', 'akv'), args, { ...env, AKV_CONFIG: config }, REPO, {
-      shown: `AKV_CONFIG=${config} bin/akv ${args.join(' ')}`,
-      echo: false,
-    });
-  };
-  let current: Settings | undefined;
-  const settings = (): Settings => {
-    if (!current) throw new Error('the settings were not written');
-    return current;
-  };
-  /** Fails the step with the script's own error line and its suggested fix. */
-  const mustPass = (r: { status: number; lines: string[] }, what: string): void => {
-    if (r.status === 0) return;
-    const error = r.lines.find((l) => /: error: /.test(l))?.replace(/^.*?: error: /, '');
-    const fix = r.lines.find((l) => /: fix: /.test(l))?.replace(/^.*?: fix: /, '');
-    const failedCheck = r.lines.find((l) => l.startsWith('FAIL'));
-    const reason = error ?? failedCheck ?? `exit status ${r.status}`;
-    throw new Error(`${what} failed: ${reason.trim()}${fix ? ` (fix: ${fix.trim()})` : ''}`);
-  };
+}
 
+async function main(argv: string[]): Promise<number> {
+  const options = parseOptions(argv);
+  if (typeof options === 'number') return options;
+  const { keep, hsmName } = options;
+  const example = new NginxExample();
+  const run = new DemoRunner(STEPS);
   console.log(
     'akv demo: keyless TLS with nginx; the private keys live in a Managed HSM (the local emulator)',
   );
-  const run = new DemoRunner(STEPS);
 
   // Ctrl-C: stop what was started before leaving.
   let interrupted = false;
@@ -145,58 +86,21 @@ async function main(argv: string[]): Promise<number> {
     if (interrupted) return;
     interrupted = true;
     console.log('\ndemo: interrupted, stopping nginx, the agent and the emulator');
-    spawnSync(join(EXAMPLE, 'cleanup.sh'), ['--env-file', envFile, '--all'], {
-      stdio: 'inherit',
-      env,
-    });
-    rmSync(workDir, { recursive: true, force: true });
+    example.stopNow();
     process.exit(130);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  await run.step(
-    'tools',
-    'check the tools: nginx, openssl, curl, akv_provider.so',
-    async (): Promise<StepOutcome> => {
-      const missing: string[] = [];
-      const nginx = firstLine('sh', ['-c', 'nginx -v 2>&1 || /usr/sbin/nginx -v 2>&1']);
-      if (!nginx) missing.push('nginx (apt-get install -y nginx)');
-      const openssl = firstLine('openssl', ['version']);
-      if (!openssl) missing.push('openssl (apt-get install -y openssl)');
-      if (!firstLine('curl', ['--version'])) missing.push('curl (apt-get install -y curl)');
-      const provider = join(REPO, 'provider', 'build', 'akv_provider.so');
-      if (!existsSync(provider)) missing.push('provider/build/akv_provider.so (npm run build)');
-      if (missing.length) throw new Error(`missing: ${missing.join(', ')}`);
-      const list = spawnSync(
-        'openssl',
-        ['list', '-providers', '-provider', 'akv_provider', '-provider', 'default'],
-        {
-          encoding: 'utf8',
-          env: { ...env, OPENSSL_MODULES: dirname(provider) },
-        },
-      );
-      if (list.status !== 0)
-        throw new Error(`OpenSSL cannot load ${provider}: ${list.stderr.trim()}`);
-      return {
-        detail: `${nginx?.replace('nginx version: ', '')}, ${openssl?.split(' ').slice(0, 2).join(' ')}, akv_provider loads`,
-      };
-    },
-  );
+  await run.step('tools', 'check the tools: nginx, openssl, curl, akv_provider.so', async () => ({
+    detail: checkTools(example.repo, example.env),
+  }));
 
   await run.step('settings', 'write the settings: HSM name, key names, free ports', async () => {
-    mustPass(await script('setup-env.sh', '--hsm-name', hsmName), 'setup-env.sh');
-    const v = readEnvFile(envFile);
-    current = {
-      hsm: v.AKV_HSM_NAME ?? hsmName,
-      rsaKey: v.RSA_KEY_NAME ?? '',
-      ecKey: v.EC_KEY_NAME ?? '',
-      rsaPort: v.RSA_PORT ?? '',
-      ecPort: v.EC_PORT ?? '',
-      stateDir: v.STATE_DIR ?? '',
-    };
+    mustPass(await example.script('setup-env.sh', '--hsm-name', hsmName), 'setup-env.sh');
+    const s = example.loadSettings();
     return {
-      detail: `HSM ${current.hsm}, free ports ${current.rsaPort} (RSA) and ${current.ecPort} (EC), files in ${current.stateDir}`,
+      detail: `HSM ${s.hsm}, free ports ${s.rsaPort} (RSA) and ${s.ecPort} (EC), files in ${s.stateDir}`,
     };
   });
 
@@ -204,7 +108,8 @@ async function main(argv: string[]): Promise<number> {
     'emulator + agent',
     'start the Managed HSM emulator and the akv agent',
     async () => {
-      const r = await script('start-agent.sh', '--skip-keys');
+      // What `bin/akv dev up` does, plus socketGroup for nginx workers when running as root.
+      const r = await example.script('start-agent.sh', '--skip-keys');
       mustPass(r, 'start-agent.sh');
       const url = r.lines.map((l) => /emulator: (https:\S+)/.exec(l)?.[1]).find(Boolean);
       const socket = r.lines.map((l) => /socket (\/\S+)/.exec(l)?.[1]).find(Boolean);
@@ -217,15 +122,14 @@ async function main(argv: string[]): Promise<number> {
     ['EC P-256', 'ec', ['--kty', 'EC-HSM', '--curve', 'P-256']],
   ] as const) {
     await run.step(`${label} key`, `create the ${label} key in the HSM`, async () => {
-      const s = settings();
+      const s = example.settings;
       const name = kind === 'rsa' ? s.rsaKey : s.ecKey;
-      const r = await akv('key', 'create', '--hsm-name', s.hsm, '--name', name, ...args);
+      const r = await example.akv('key', 'create', '--hsm-name', s.hsm, '--name', name, ...args);
       mustPass(r, 'bin/akv key create');
       const kid = /"kid"\s*:\s*"([^"]+)"/.exec(r.lines.join('\n'))?.[1];
       if (kid) console.log(`    kid: ${kid}`);
-      return {
-        detail: `managedhsm:${s.hsm}:${name}, created in the HSM (version ${kid?.split('/').pop() ?? '?'})`,
-      };
+      const version = kid?.split('/').pop() ?? '?';
+      return { detail: `managedhsm:${s.hsm}:${name}, created in the HSM (version ${version})` };
     });
   }
 
@@ -233,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
     'certificates',
     'issue certificates with openssl through akv_provider (signed in the HSM)',
     async () => {
-      const r = await script('generate-cert.sh');
+      const r = await example.script('generate-cert.sh');
       mustPass(r, 'generate-cert.sh');
       const certs = r.lines.filter((l) => / certificate .*signed by/.test(l)).length;
       return {
@@ -243,62 +147,30 @@ async function main(argv: string[]): Promise<number> {
   );
 
   await run.step('nginx', 'start nginx with the HSM keys', async () => {
-    const r = await script('start-server.sh');
+    const r = await example.script('start-server.sh');
     mustPass(r, 'start-server.sh');
     const mode = /key mode: (\w+)/.exec(r.lines.join('\n'))?.[1];
     const how =
       mode === 'store'
         ? 'ssl_certificate_key "store:managedhsm:..."'
         : 'ssl_certificate_key <key-reference PEM>';
-    const s = settings();
+    const s = example.settings;
     return {
       detail: `https://localhost:${s.rsaPort} (RSA) and https://localhost:${s.ecPort} (EC), ${how}`,
     };
   });
 
   await run.step('client checks', 'check both servers as a client', async () => {
-    const r = await script('test-client.sh');
-    const rows = r.lines
-      .map((l) => /^(PASS|FAIL)\s+(RSA|EC)\s+(.*)$/.exec(l))
-      .filter((m): m is RegExpExecArray => m !== null)
-      // Parenthesised details and the JSON stay in the progress output; the table keeps the gist.
-      .map((m) => ({
-        what: `${m[2]}: ${(m[3] as string).replace(/ \(.*$/, '').replace(/ -> \{.*\}$/, ' -> the expected JSON')}`,
-        ok: m[1] === 'PASS',
-      }));
+    const r = await example.script('test-client.sh');
+    const rows = checkRows(r.lines);
+    if (r.status !== 0 && rows.every((x) => x.ok)) mustPass(r, 'test-client.sh');
     const summary = r.lines.find((l) => /passed, \d+ failed/.test(l)) ?? '';
-    if (r.status !== 0 && rows.every((x) => x.ok))
-      throw new Error(`test-client.sh failed: ${r.lines.at(-1) ?? ''}`);
     return { detail: summary.replace(/^test-client\.sh: /, '') || `${rows.length} checks`, rows };
   });
 
   let sample = '';
   await run.step('sample response', 'fetch a sample response with curl', async () => {
-    const s = settings();
-    const parts: string[] = [];
-    for (const [kind, port, path] of [
-      ['rsa', s.rsaPort, '/'],
-      ['ec', s.ecPort, '/health'],
-    ] as const) {
-      const cert = join(s.stateDir, 'certs', `${kind}.crt`);
-      const args = [
-        '--silent',
-        '--show-error',
-        '--noproxy',
-        '*',
-        '--cacert',
-        cert,
-        `https://localhost:${port}${path}`,
-      ];
-      const r = spawnSync('curl', ['--resolve', `localhost:${port}:127.0.0.1`, ...args], {
-        encoding: 'utf8',
-        env,
-      });
-      if (r.status !== 0)
-        throw new Error(`curl https://localhost:${port}${path} failed: ${r.stderr.trim()}`);
-      parts.push(`$ curl --cacert ${cert} https://localhost:${port}${path}\n${r.stdout.trimEnd()}`);
-    }
-    sample = parts.join('\n\n');
+    sample = fetchSample(example.settings, example.env);
     console.log(sample.replace(/^/gm, '    '));
     return { detail: 'GET / (RSA server) and GET /health (EC server) answered over TLS' };
   });
@@ -309,38 +181,28 @@ async function main(argv: string[]): Promise<number> {
       ? 'leave everything running (--keep)'
       : 'stop nginx, the agent and the emulator; remove the files',
     async () => {
-      if (keep)
-        return {
-          detail: `stop it with: ${join(EXAMPLE, 'cleanup.sh')} --env-file ${envFile} --all`,
-        };
-      mustPass(await script('cleanup.sh', '--all'), 'cleanup.sh');
-      rmSync(workDir, { recursive: true, force: true });
+      if (keep) return { detail: `stop it with: ${example.stopCommand}` };
+      mustPass(await example.script('cleanup.sh', '--all'), 'cleanup.sh');
+      example.removeWorkDir();
       return { detail: 'stopped, temporary files removed' };
     },
     true,
   );
 
   console.log('\nSummary\n');
-  console.log(
-    formatTable(
-      ['step', 'what happened', 'result'],
-      run.records.map((r) => [r.step, r.detail, r.result]),
-      64,
-    ),
-  );
+  const rows = run.records.map((r) => [r.step, r.detail, r.result]);
+  console.log(formatTable(['step', 'what happened', 'result'], rows, 64));
   if (sample) console.log(`\nSample response\n\n${sample}`);
   if (keep) {
-    const s = current;
     console.log('\nStill running (--keep):');
-    if (s) {
+    if (example.hasSettings) {
+      const s = example.settings;
+      console.log(`  curl --cacert ${s.stateDir}/certs/rsa.crt https://localhost:${s.rsaPort}/`);
       console.log(
-        `  curl --cacert ${join(s.stateDir, 'certs', 'rsa.crt')} https://localhost:${s.rsaPort}/`,
-      );
-      console.log(
-        `  curl --cacert ${join(s.stateDir, 'certs', 'ec.crt')} https://localhost:${s.ecPort}/health`,
+        `  curl --cacert ${s.stateDir}/certs/ec.crt https://localhost:${s.ecPort}/health`,
       );
     }
-    console.log(`  stop everything: ${join(EXAMPLE, 'cleanup.sh')} --env-file ${envFile} --all`);
+    console.log(`  stop everything: ${example.stopCommand}`);
   }
   const steps = run.records.filter((r) => r.step !== '').length;
   console.log(
