@@ -82,7 +82,7 @@ after(async () => {
 describe('akv dev up', () => {
   it('exports what the provider and the CLI need', async () => {
     assert.equal(env.AKV_CONFIG, join(dirA, 'akv.json'));
-    assert.equal(env.AKV_AGENT_SOCKET, join(dirA, 'agent.sock'));
+    assert.equal(env.AKV_AGENT_SOCKET, join(dirA, 'akv', 'agent.sock'));
     assert.equal(env.OPENSSL_MODULES, join(REPO_ROOT, 'provider', 'build'));
     assert.equal(env.AKV_HSM_NAME, HSM);
     assert.ok(existsSync(env.AKV_AGENT_SOCKET as string));

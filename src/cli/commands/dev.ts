@@ -3,7 +3,7 @@
  * configured for it, both in the background, with everything (config, socket, logs, pids, the
  * emulator's keys) inside DIR. `up` prints `export` lines for `eval`; it is idempotent.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from '../command.js';
 import { UsageError, wantsHelp } from '../command.js';
@@ -18,6 +18,11 @@ import {
   startEmulator,
   writeConfig,
 } from '../util/dev-services.js';
+import {
+  assertParentsTraversable,
+  prepareDevDir,
+  socketGroupId,
+} from '../util/dev-socket-group.js';
 import {
   Progress,
   agentMarkers,
@@ -35,22 +40,31 @@ import { isAlive, isOurProcess, stopProcess } from '../util/processes.js';
 /** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 
-const usage = `Usage: akv dev up --dir DIR --hsm-name NAME [--latency-ms N] [--quiet]
+const usage = `Usage: akv dev up --dir DIR --hsm-name NAME [--socket-group GROUP] [--latency-ms N] [--quiet]
        akv dev down --dir DIR
 
 up:   starts the Managed HSM emulator (keys kept in DIR/emulator) and an akv agent configured
       for it, both in the background (logs: DIR/emulator.log, DIR/agent.log), writes the config
-      DIR/akv.json, and prints POSIX shell export lines:
+      DIR/akv.json (agent socket: DIR/akv/agent.sock), and prints POSIX shell export lines:
           AKV_CONFIG, AKV_AGENT_SOCKET, OPENSSL_MODULES, AKV_HSM_NAME
       so that, after eval, \`openssl ... -provider akv_provider -provider default
       -key managedhsm:NAME:<key>\` and \`akv key ...\` work in that shell. Running it again
       prints the same lines (and starts whatever has stopped). Free ports are picked, so several
       DIRs can run side by side. Another --hsm-name on a running DIR adds that name.
+      Another --socket-group (or none where one was given) on a running DIR is refused:
+      the socket's group is set when the agent starts, so \`akv dev down\` first.
 down: stops the agent and the emulator of DIR (SIGTERM, then SIGKILL); exits 0 if nothing runs.
 
 Options:
   --dir DIR          directory for the environment (created if missing)
   --hsm-name NAME    the HSM name your key URIs use (3-24 letters, digits, hyphens)
+  --socket-group GROUP
+                     let the users of GROUP use the agent too (e.g. www-data, for nginx workers
+                     started by root): the config gets "socketGroup", the agent makes its socket
+                     0660 and DIR/akv 0750 in GROUP, and DIR becomes 0710 in GROUP. You must be
+                     root or in GROUP, and the directories above DIR must let GROUP through
+                     (DIR under /root does not: use e.g. /tmp); they are never changed for you.
+                     Without it the socket is the owner's only (0600 in a 0700 DIR/akv).
   --latency-ms N     emulator latency per request (simulates the network to Azure)
   --quiet            no progress messages on stderr
 
@@ -79,6 +93,7 @@ async function up(argv: string[]): Promise<number> {
     dir: { type: 'string' },
     'hsm-name': { type: 'string' },
     'latency-ms': { type: 'string' },
+    'socket-group': { type: 'string' },
     quiet: { type: 'boolean' },
   });
   const p = paths(requireStr(opts, 'dev up', 'dir', 'DIR'));
@@ -88,6 +103,10 @@ async function up(argv: string[]): Promise<number> {
       `dev up: --hsm-name ${JSON.stringify(hsmName)} is not a valid HSM name (3-24 letters, digits, hyphens)`,
     );
   const latencyMs = int(opts, 'dev up', 'latency-ms');
+  const socketGroup = opts.values['socket-group'] as string | undefined;
+  if (socketGroup === '')
+    throw new UsageError('dev up: --socket-group needs a group name (e.g. www-data)');
+  const gid = socketGroup === undefined ? undefined : socketGroupId(socketGroup);
   if (Buffer.byteLength(p.socket) > MAX_SOCKET_PATH) {
     throw new UsageError(
       `dev up: the agent socket ${p.socket} would be ${Buffer.byteLength(p.socket)} bytes long, over the ${MAX_SOCKET_PATH}-byte limit of Unix sockets: use a shorter --dir`,
@@ -96,14 +115,17 @@ async function up(argv: string[]): Promise<number> {
   if (!existsSync(MAIN_JS))
     throw new UsageError(`dev up: ${MAIN_JS} is missing: run \`npm run build\` first`);
   const progress = new Progress(!flag(opts, 'quiet') && process.stderr.isTTY === true);
-  mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-  return withLock(p, () => upLocked(p, hsmName, latencyMs, progress));
+  if (socketGroup !== undefined && gid !== undefined)
+    assertParentsTraversable(p.dir, socketGroup, gid);
+  prepareDevDir(p.dir, gid);
+  return withLock(p, () => upLocked(p, hsmName, latencyMs, socketGroup, progress));
 }
 
 async function upLocked(
   p: Paths,
   hsmName: string,
   latencyMs: number | undefined,
+  socketGroup: string | undefined,
   progress: Progress,
 ): Promise<number> {
   const previous = readState(p);
@@ -125,6 +147,12 @@ async function upLocked(
     agentPid !== undefined &&
     isOurProcess(agentPid, agentMarkers(p)) &&
     (await agentAnswers(p.socket));
+  if (agentUp && previous?.socketGroup !== socketGroup) {
+    const was = previous?.socketGroup;
+    throw new UsageError(
+      `dev up: the agent of ${p.dir} runs with ${was === undefined ? 'an owner-only socket' : `--socket-group ${was}`}, not ${socketGroup === undefined ? 'an owner-only one' : `--socket-group ${socketGroup}`}; a socket's group is set when the agent starts: run \`akv dev down --dir ${p.dir}\`, then this \`akv dev up\` again (or repeat ${was === undefined ? 'it without --socket-group' : `--socket-group ${was}`})`,
+    );
+  }
 
   if (!emulatorUp || !emulator) {
     if (agentPid !== undefined && isOurProcess(agentPid, agentMarkers(p)))
@@ -137,7 +165,7 @@ async function upLocked(
   }
 
   const configChanged = !agentUp || !previous || hsmNames.length !== previous.hsmNames.length;
-  if (configChanged) writeConfig(p, emulator, hsmNames);
+  if (configChanged) writeConfig(p, emulator, hsmNames, socketGroup);
   if (agentUp && agentPid !== undefined && configChanged) {
     progress.say(`adding ${hsmName} to the running agent (SIGHUP)`);
     await reloadAgent(p, agentPid);
@@ -155,6 +183,7 @@ async function upLocked(
     emulator,
     agent: { pid: agentPid, socket: p.socket },
     config: p.config,
+    ...(socketGroup === undefined ? {} : { socketGroup }),
   } satisfies DevState);
   console.log(exportLines(p, hsmName));
   return 0;

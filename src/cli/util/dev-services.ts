@@ -100,7 +100,12 @@ async function waitUntilReady<T>(
   );
 }
 
-export function writeConfig(p: Paths, emulator: DevState['emulator'], hsmNames: string[]): void {
+export function writeConfig(
+  p: Paths,
+  emulator: DevState['emulator'],
+  hsmNames: string[],
+  socketGroup: string | undefined,
+): void {
   const vaults: Record<string, unknown> = {};
   for (const name of hsmNames) {
     vaults[name] = {
@@ -111,6 +116,7 @@ export function writeConfig(p: Paths, emulator: DevState['emulator'], hsmNames: 
   }
   writeJsonAtomic(p.config, {
     socket: p.socket,
+    ...(socketGroup === undefined ? {} : { socketGroup }),
     vaults,
     credential: { type: 'static', token: 'dev' },
     log: { level: 'info' },

@@ -15,6 +15,8 @@ export interface DevState {
   emulator: { pid: number; url: string; ca: string; stateDir: string };
   agent: { pid: number; socket: string };
   config: string;
+  /** `--socket-group` the running agent was started with (absent: owner-only socket). */
+  socketGroup?: string;
 }
 
 export interface Paths {
@@ -34,7 +36,9 @@ export function paths(dir: string): Paths {
     dir: abs,
     state: join(abs, 'dev.json'),
     config: join(abs, 'akv.json'),
-    socket: join(abs, 'agent.sock'),
+    // In a directory of its own, named `akv`, whose mode and group the agent enforces (0700, or
+    // 0750 in --socket-group): DIR itself holds the config and logs, which stay the owner's.
+    socket: join(abs, 'akv', 'agent.sock'),
     emulatorDir: join(abs, 'emulator'),
     emulatorJson: join(abs, 'emulator', 'emulator.json'),
     emulatorLog: join(abs, 'emulator.log'),
