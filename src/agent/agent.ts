@@ -180,7 +180,7 @@ export async function runAgent(opts: AgentOptions = {}): Promise<number> {
         metricsServer?.closeAllConnections(); // a scraper's keep-alive connection must not hold the exit
         removeSocket(socketPath, socketIno);
         await gateways.close();
-        logger.info('akv agent stopped');
+        logger.info({ drained: inTime }, 'akv agent stopped');
         closeLogger(logger);
         process.off('SIGTERM', onTerm);
         process.off('SIGINT', onInt);

@@ -1,8 +1,9 @@
 /**
  * The agent's Unix-socket server. Each connection decodes frames as they arrive and runs every
  * request at once (responses go back in completion order, matched by id). A malformed frame gets
- * one protocol-error frame and closes only that connection. `shutdown()` stops accepting, lets
- * requests in flight finish and answer, then closes the connections (SIGTERM).
+ * one protocol-error frame and closes only that connection. `shutdown()` (SIGTERM) stops
+ * accepting and reading, closes idle connections at once and every other one as soon as its last
+ * request in flight is answered, without waiting for the peer to close its side.
  */
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -36,6 +37,8 @@ class Connection {
   /** Set by a malformed frame: sent, and the connection closed, once in-flight requests are answered. */
   private errorFrame: Buffer | undefined;
   private draining = false;
+  /** Set by shutdown: close fully once idle, not only our half (the peer may never close its). */
+  private closing = false;
   private paused = false;
   private ended = false;
 
@@ -149,9 +152,13 @@ class Connection {
     this.endIfIdle();
   }
 
-  /** Stops reading new requests; the connection closes once in-flight requests are answered. */
+  /**
+   * Shutdown: stops reading new requests; the connection closes (both directions) at once when
+   * nothing is in flight, else as soon as the last in-flight answer is written.
+   */
   drain(): void {
     this.draining = true;
+    this.closing = true;
     this.socket.pause();
     this.endIfIdle();
   }
@@ -163,7 +170,14 @@ class Connection {
       this.socket.end(this.errorFrame);
       // A peer that never reads must not keep the connection (and its buffers) alive.
       setTimeout(() => this.socket.destroy(), 5000).unref();
+    } else if (this.closing) {
+      // An idle client such as an nginx worker keeps its connection open for good: a half-close
+      // would leave it open (and the shutdown waiting) until the drain timeout. Flush the answers
+      // already written, then close our end for good.
+      this.ended = true;
+      this.socket.end(() => this.socket.destroy());
     } else if (this.draining) {
+      // The client half-closed: closing our half completes the close.
       this.ended = true;
       this.socket.end();
     }
@@ -219,8 +233,9 @@ export class AgentServer {
   }
 
   /**
-   * Stops accepting, lets in-flight requests finish and be answered, closes every connection.
-   * After `timeoutMs` the remaining connections are cut. Resolves true when all drained in time.
+   * Stops accepting, lets in-flight requests finish and be answered, closes every connection:
+   * idle ones at once, the others as their last answer is written. Resolves once all are closed;
+   * after `timeoutMs` the remaining connections are cut. Resolves true when all drained in time.
    */
   async shutdown(timeoutMs: number): Promise<boolean> {
     this.draining = true;

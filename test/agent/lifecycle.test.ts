@@ -5,6 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createConnection } from 'node:net';
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import {
   chmodSync,
@@ -19,6 +20,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Op, encodeFrame } from '../../src/protocol/index.js';
 import { AKV_BIN, type RunningEmulator } from '../helpers/emulator.js';
 import {
   startAgent,
@@ -226,6 +228,71 @@ test('SIGTERM lets requests in flight finish and answer, then the agent exits 0 
     await emulator.setLatency(0);
   }
   await agent.restart();
+});
+
+/**
+ * A connection like an nginx worker's: it stays open, and never closes its side when the agent
+ * closes its own (allowHalfOpen). Resolves once a PING is answered, so the agent holds it, idle.
+ */
+async function openIdleConnection(path: string): Promise<{ agentClosed: Promise<void> }> {
+  const socket = createConnection({ path, allowHalfOpen: true });
+  socket.on('error', () => undefined);
+  const agentClosed = new Promise<void>((resolve) => socket.once('end', resolve));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.on('data', () => resolve());
+    socket.write(encodeFrame(Op.PING, 1, []));
+  });
+  return { agentClosed };
+}
+
+test('SIGTERM closes idle connections at once and exits as soon as the request in flight is answered', async () => {
+  // deadlineMs bounds the request in flight; the drain timeout (deadlineMs + 5 s) comes later.
+  const deadlineMs = 3000;
+  const draining = await startAgent({ emulator, hsmName: HSM, extraConfig: { deadlineMs } });
+  try {
+    const idle = await openIdleConnection(draining.socket);
+    const client = draining.client();
+    await client.sign(KEY, 'ES256', digest('warm'));
+    await emulator.resetStats();
+    // The HSM holds the sign: it stays in flight until the agent's deadline answers it.
+    await emulator.setFaults({ mode: 'hang', count: 1, operations: ['sign'] });
+    const events: string[] = [];
+    void idle.agentClosed.then(() => events.push('idle connection closed'));
+    const inFlight = client.sign(KEY, 'ES256', digest('in flight')).then(
+      () => assert.fail('the hung sign succeeded'),
+      (err: unknown) => {
+        events.push('in-flight request answered');
+        return err as Error & { code?: string };
+      },
+    );
+    await until('the sign reached the HSM', async () => (await signCount()) >= 1);
+
+    const exited = draining.kill('SIGTERM');
+    await idle.agentClosed;
+    await until('the agent began stopping', async () =>
+      (await draining.logLines()).some((l) => l.msg === 'stopping: finishing requests in flight'),
+    );
+    // A request sent after SIGTERM on the busy connection is not started.
+    await assert.rejects(client.sign(KEY, 'ES256', digest('too late')), { code: 'UNAVAILABLE' });
+
+    const answer = await inFlight;
+    assert.equal(answer.code, 'TIMEOUT', 'the request in flight is answered, not dropped');
+    const { code } = await exited;
+    assert.equal(code, 0);
+    assert.deepEqual(events, ['idle connection closed', 'in-flight request answered']);
+    assert.equal(existsSync(draining.socket), false, 'the socket file is removed');
+    assert.equal(await signCount(), 1, 'the request sent after SIGTERM never reached the HSM');
+
+    // The idle connection did not hold the exit until the drain timeout cut it.
+    const lines = await draining.logLines();
+    const stopped = lines.find((l) => l.msg === 'akv agent stopped');
+    assert.equal(stopped?.drained, true, 'the agent drained rather than timed out');
+    assert.ok(!lines.some((l) => typeof l.msg === 'string' && l.msg.includes('were cut')));
+  } finally {
+    await emulator.clearFaults();
+    await draining.stop();
+  }
 });
 
 test('SIGHUP reloads the config; an invalid config is refused and the old one kept', async () => {
