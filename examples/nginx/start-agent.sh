@@ -3,12 +3,16 @@
 # HSM emulator) in the background and makes sure the RSA and EC keys exist.
 HELP="Usage: start-agent.sh [--env-file FILE] [--restart] [--skip-keys]
 
-Starts what the HSM keys need, in the background, logging to STATE_DIR/logs:
-  emulator mode: 'bin/akv emulator' on a free 127.0.0.1 port (keys kept in STATE_DIR/emulator)
-  both modes:    'bin/akv agent' with STATE_DIR/akv.json; its socket is STATE_DIR/agent/agent.sock
+Starts what the HSM keys need, in the background:
+  emulator mode: 'bin/akv dev up --dir STATE_DIR/dev --hsm-name AKV_HSM_NAME': the local Managed
+                 HSM emulator and an akv agent configured for it (config STATE_DIR/dev/akv.json,
+                 socket STATE_DIR/dev/akv/agent.sock, logs STATE_DIR/dev/{emulator,agent}.log)
+  azure mode:    'bin/akv agent' alone, with STATE_DIR/akv.json (socket STATE_DIR/agent/agent.sock,
+                 log STATE_DIR/logs/agent.log)
 then creates the RSA and EC keys named in the settings when they are missing (CREATE_KEYS=yes).
 When run as root, the socket is opened to the group of NGINX_USER (www-data), whose nginx
-workers sign, and to no one else. Running it again starts only what is not running.
+workers sign, and to no one else (emulator mode: 'bin/akv dev up --socket-group'). Running it
+again starts only what is not running.
 
   --restart     stop a running agent first and start it again (the emulator keeps running)
   --skip-keys   do not look at the keys (create them yourself: bin/akv key create ...)"
@@ -29,86 +33,78 @@ load_env
 require_akv_cli
 mkdir -p "$LOG_DIR" "$RUN_DIR"
 chmod 0700 "$RUN_DIR" "$LOG_DIR"
+# The agent socket's group when nginx workers drop to NGINX_USER (run as root); else empty.
+socket_group=$(worker_socket_group)
 
-emulator_url=""
-emulator_ca=""
-if [ "$AKV_MODE" = emulator ]; then
-  mkdir -p "$EMULATOR_DIR"
-  chmod 0700 "$EMULATOR_DIR"
-  if [ -z "$(daemon_pid "$RUN_DIR/emulator.pid")" ]; then
-    rm -f "$EMULATOR_DIR/emulator.json"
-    say "starting the akv emulator (log: $LOG_DIR/emulator.log)"
-    start_daemon "$RUN_DIR/emulator.pid" "$LOG_DIR/emulator.log" \
-      "$AKV_BIN" emulator --listen 127.0.0.1:0 --state-dir "$EMULATOR_DIR"
-    # (Just started: its command line may still be this script's until it execs, so only ask
-    # whether it is alive.)
-    emulator_ready() { [ -s "$EMULATOR_DIR/emulator.json" ] || { pid_alive "$(pid_from "$RUN_DIR/emulator.pid")" || return 2; false; }; }
-    if ! wait_until 30 emulator_ready; then
-      tail -n 20 "$LOG_DIR/emulator.log" >&2 || true
-      die "the akv emulator did not start" "read $LOG_DIR/emulator.log"
+# json_field FILE a.b: the value at that path in a JSON file (dev up's DEV_DIR/dev.json).
+json_field() {
+  node -e 'let v = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    for (const k of process.argv[2].split(".")) v = v?.[k];
+    console.log(v ?? "?")' "$1" "$2"
+}
+
+start_with_dev_up() {
+  if [ "$restart" = yes ] && [ -n "$(daemon_pid "$AGENT_PID_FILE")" ]; then
+    say "stopping the running agent"
+    stop_daemon "$AGENT_PID_FILE"
+  fi
+  local args=(dev up --dir "$DEV_DIR" --hsm-name "$AKV_HSM_NAME")
+  if [ -n "$socket_group" ]; then args+=(--socket-group "$socket_group"); fi
+  say "emulator and agent: bin/akv ${args[*]} (starts what is not running; logs: $DEV_DIR/emulator.log, $AGENT_LOG)"
+  local exports
+  exports=$(env -u AKV_CONFIG -u AKV_AGENT_SOCKET -u AKV_LOG_FILE -u AKV_LOG_LEVEL "$AKV_BIN" "${args[@]}") \
+    || die "bin/akv ${args[*]} failed" "read the message above (a running environment with another socket group: ./stop-agent.sh first)"
+  # dev up prints the exports the example relies on: the paths lib/common.sh expects.
+  grep -qxF "export AKV_AGENT_SOCKET='$AGENT_SOCKET'" <<<"$exports" \
+    || die "bin/akv dev up put the agent socket elsewhere than $AGENT_SOCKET" "report this bug; its exports were: $exports"
+  say "emulator: $(json_field "$DEV_DIR/dev.json" emulator.url)"
+  say "agent: running (pid $(json_field "$DEV_DIR/dev.json" agent.pid)), socket $AGENT_SOCKET"
+}
+
+start_own_agent() {
+  # The agent configuration (docs/configuration.md): the real HSM's endpoint, DefaultAzureCredential.
+  local config
+  config=$(
+    SOCKET="$AGENT_SOCKET" GROUP="$socket_group" LOG="$AGENT_LOG" node -e '
+      const e = process.env;
+      const c = { socket: e.SOCKET };
+      if (e.GROUP) c.socketGroup = e.GROUP;
+      c.credential = { type: "default" };
+      c.log = { level: "info", file: e.LOG };
+      console.log(JSON.stringify(c, null, 2));'
+  )
+  if [ ! -f "$AGENT_CONFIG" ] || [ "$config" != "$(cat "$AGENT_CONFIG")" ]; then
+    printf '%s\n' "$config" >"$AGENT_CONFIG.tmp"
+    chmod 0600 "$AGENT_CONFIG.tmp"
+    mv -f "$AGENT_CONFIG.tmp" "$AGENT_CONFIG"
+    # A running agent read the old file: start it again.
+    if [ -n "$(daemon_pid "$AGENT_PID_FILE")" ]; then restart=yes; fi
+  fi
+
+  if [ "$restart" = yes ]; then
+    say "stopping the running agent"
+    stop_daemon "$AGENT_PID_FILE"
+  fi
+  if [ -z "$(daemon_pid "$AGENT_PID_FILE")" ]; then
+    say "starting the akv agent (socket: $AGENT_SOCKET, log: $AGENT_LOG)"
+    : >"$LOG_DIR/agent-stdout.log"
+    start_daemon "$AGENT_PID_FILE" "$LOG_DIR/agent-stdout.log" \
+      env -u AKV_AGENT_SOCKET -u AKV_LOG_FILE -u AKV_LOG_LEVEL AKV_CONFIG="$AGENT_CONFIG" \
+      "$AKV_BIN" agent --config "$AGENT_CONFIG" --socket "$AGENT_SOCKET"
+    # Ready when it printed its ready line (a socket file alone may be a stale one).
+    agent_ready() {
+      grep -q "^akv agent listening on" "$LOG_DIR/agent-stdout.log" && [ -S "$AGENT_SOCKET" ] \
+        || { pid_alive "$(pid_from "$AGENT_PID_FILE")" || return 2; false; }
+    }
+    if ! wait_until 30 agent_ready; then
+      tail -n 20 "$LOG_DIR/agent-stdout.log" >&2 || true
+      die "the akv agent did not start" "read $LOG_DIR/agent-stdout.log and $AGENT_LOG"
     fi
   fi
-  [ -s "$EMULATOR_DIR/emulator.json" ] || die "the emulator is running but $EMULATOR_DIR/emulator.json is missing" "run ./cleanup.sh, then ./start-agent.sh"
-  emulator_url=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).url)' "$EMULATOR_DIR/emulator.json")
-  emulator_ca="$EMULATOR_DIR/ca.pem"
-  say "emulator: $emulator_url"
-fi
+  say "agent: running (pid $(pid_from "$AGENT_PID_FILE")), socket $AGENT_SOCKET"
+}
 
-# The agent configuration (docs/configuration.md).
-socket_group=""
-if is_root; then
-  id "$NGINX_USER" >/dev/null 2>&1 || die "the nginx worker user '$NGINX_USER' does not exist" "set NGINX_USER in $ENV_FILE to the user nginx workers run as"
-  socket_group=$(id -gn "$NGINX_USER")
-  # Workers must be able to walk down to the socket directory.
-  if ! runuser -u "$NGINX_USER" -- test -x "$STATE_DIR" 2>/dev/null; then
-    die "user $NGINX_USER cannot enter $STATE_DIR (nginx workers would not reach the agent socket)" \
-      "use a STATE_DIR whose parent directories others may traverse, e.g. ./setup-env.sh --force --state-dir /tmp/akv-nginx"
-  fi
-fi
-config=$(
-  MODE="$AKV_MODE" HSM="$AKV_HSM_NAME" SOCKET="$AGENT_SOCKET" GROUP="$socket_group" URL="$emulator_url" \
-    CA="$emulator_ca" LOG="$AGENT_LOG" node -e '
-    const e = process.env;
-    const c = { socket: e.SOCKET };
-    if (e.GROUP) c.socketGroup = e.GROUP;
-    if (e.MODE === "emulator") {
-      c.vaults = { [e.HSM]: { endpoint: e.URL, caFile: e.CA, disableChallengeResourceVerification: true } };
-      c.credential = { type: "static", token: "akv-nginx-example" };
-    } else {
-      c.credential = { type: "default" };
-    }
-    c.log = { level: "info", file: e.LOG };
-    console.log(JSON.stringify(c, null, 2));'
-)
-if [ ! -f "$AGENT_CONFIG" ] || [ "$config" != "$(cat "$AGENT_CONFIG")" ]; then
-  printf '%s\n' "$config" >"$AGENT_CONFIG.tmp"
-  chmod 0600 "$AGENT_CONFIG.tmp"
-  mv -f "$AGENT_CONFIG.tmp" "$AGENT_CONFIG"
-  # A running agent read the old file: start it again.
-  if [ -n "$(daemon_pid "$RUN_DIR/agent.pid")" ]; then restart=yes; fi
-fi
-
-if [ "$restart" = yes ]; then
-  say "stopping the running agent"
-  stop_daemon "$RUN_DIR/agent.pid"
-fi
-if [ -z "$(daemon_pid "$RUN_DIR/agent.pid")" ]; then
-  say "starting the akv agent (socket: $AGENT_SOCKET, log: $AGENT_LOG)"
-  : >"$LOG_DIR/agent-stdout.log"
-  start_daemon "$RUN_DIR/agent.pid" "$LOG_DIR/agent-stdout.log" \
-    env -u AKV_AGENT_SOCKET -u AKV_LOG_FILE -u AKV_LOG_LEVEL AKV_CONFIG="$AGENT_CONFIG" \
-    "$AKV_BIN" agent --config "$AGENT_CONFIG" --socket "$AGENT_SOCKET"
-  # Ready when it printed its ready line (a socket file alone may be a stale one).
-  agent_ready() {
-    grep -q "^akv agent listening on" "$LOG_DIR/agent-stdout.log" && [ -S "$AGENT_SOCKET" ] \
-      || { pid_alive "$(pid_from "$RUN_DIR/agent.pid")" || return 2; false; }
-  }
-  if ! wait_until 30 agent_ready; then
-    tail -n 20 "$LOG_DIR/agent-stdout.log" >&2 || true
-    die "the akv agent did not start" "read $LOG_DIR/agent-stdout.log and $AGENT_LOG"
-  fi
-fi
-say "agent: running (pid $(pid_from "$RUN_DIR/agent.pid")), socket $AGENT_SOCKET"
+if [ "$AKV_MODE" = emulator ]; then start_with_dev_up; else start_own_agent; fi
 
 # The keys.
 ensure_key() {

@@ -2,9 +2,9 @@
 # Stops the akv agent (and the emulator in emulator mode) started by start-agent.sh.
 HELP="Usage: stop-agent.sh [--env-file FILE] [--agent-only]
 
-Stops the akv agent started by start-agent.sh and, in emulator mode, the emulator (its keys stay
-in STATE_DIR/emulator, so start-agent.sh brings the same keys back). Does nothing when they are
-not running.
+Stops the akv agent started by start-agent.sh and, in emulator mode, the emulator
+('bin/akv dev down --dir STATE_DIR/dev'; its keys stay in STATE_DIR/dev/emulator, so
+start-agent.sh brings the same keys back). Does nothing when they are not running.
 
   --agent-only   stop the agent but leave the emulator running"
 # shellcheck source=lib/common.sh
@@ -20,14 +20,16 @@ while [ $# -gt 0 ]; do
 done
 load_env
 
-if [ -n "$(daemon_pid "$RUN_DIR/agent.pid")" ]; then
-  say "stopping the akv agent (pid $(pid_from "$RUN_DIR/agent.pid"))"
-fi
-stop_daemon "$RUN_DIR/agent.pid"
-if [ "$agent_only" = no ]; then
-  if [ -n "$(daemon_pid "$RUN_DIR/emulator.pid")" ]; then
-    say "stopping the akv emulator (pid $(pid_from "$RUN_DIR/emulator.pid"))"
+if [ "$AKV_MODE" = emulator ] && [ "$agent_only" = no ]; then
+  if [ -d "$DEV_DIR" ]; then
+    say "stopping the akv agent and emulator: bin/akv dev down --dir $DEV_DIR"
+    env -u AKV_CONFIG -u AKV_AGENT_SOCKET "$AKV_BIN" dev down --dir "$DEV_DIR" 2>&1 \
+      || die "bin/akv dev down --dir $DEV_DIR failed" "read the message above"
   fi
-  stop_daemon "$RUN_DIR/emulator.pid"
+else
+  if [ -n "$(daemon_pid "$AGENT_PID_FILE")" ]; then
+    say "stopping the akv agent (pid $(pid_from "$AGENT_PID_FILE"))"
+  fi
+  stop_daemon "$AGENT_PID_FILE"
 fi
 say "stopped"

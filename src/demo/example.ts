@@ -18,6 +18,8 @@ export interface Settings {
   rsaPort: string;
   ecPort: string;
   stateDir: string;
+  /** The agent config start-agent.sh made: `bin/akv dev up`'s in emulator mode, its own for Azure. */
+  agentConfig: string;
 }
 
 /** Variables that would point the scripts at a developer's own agent or OpenSSL setup. */
@@ -70,7 +72,7 @@ export class NginxExample {
 
   /** Runs bin/akv with the example's agent configuration; its (JSON) output is not echoed. */
   akv(...args: string[]): Promise<CommandResult> {
-    const config = join(this.settings.stateDir, 'akv.json');
+    const config = this.settings.agentConfig;
     return runCommand(
       join(this.repo, 'bin', 'akv'),
       args,
@@ -97,6 +99,11 @@ export class NginxExample {
       rsaPort: v.RSA_PORT ?? '',
       ecPort: v.EC_PORT ?? '',
       stateDir: v.STATE_DIR ?? '',
+      // examples/nginx/lib/common.sh: DEV_DIR=STATE_DIR/dev in emulator mode.
+      agentConfig:
+        v.AKV_MODE === 'azure'
+          ? join(v.STATE_DIR ?? '', 'akv.json')
+          : join(v.STATE_DIR ?? '', 'dev', 'akv.json'),
     };
     return this.current;
   }

@@ -108,7 +108,7 @@ async function main(argv: string[]): Promise<number> {
     'emulator + agent',
     'start the Managed HSM emulator and the akv agent',
     async () => {
-      // What `bin/akv dev up` does, plus socketGroup for nginx workers when running as root.
+      // start-agent.sh runs `bin/akv dev up` (with --socket-group for nginx workers as root).
       const r = await example.script('start-agent.sh', '--skip-keys');
       mustPass(r, 'start-agent.sh');
       const url = r.lines.map((l) => /emulator: (https:\S+)/.exec(l)?.[1]).find(Boolean);

@@ -125,8 +125,16 @@ export function readSettings(envFile: string): ExampleSettings {
     stateDir,
     rsaCert: join(stateDir, 'certs', 'rsa.crt'),
     ecCert: join(stateDir, 'certs', 'ec.crt'),
-    agentLog: join(stateDir, 'logs', 'agent.log'),
-    agentPidFile: join(stateDir, 'run', 'agent.pid'),
+    // examples/nginx/lib/common.sh: `bin/akv dev up --dir STATE_DIR/dev` in emulator mode.
+    ...(vars.AKV_MODE === 'azure'
+      ? {
+          agentLog: join(stateDir, 'logs', 'agent.log'),
+          agentPidFile: join(stateDir, 'run', 'agent.pid'),
+        }
+      : {
+          agentLog: join(stateDir, 'dev', 'agent.log'),
+          agentPidFile: join(stateDir, 'dev', 'agent.pid'),
+        }),
     nginxPidFile: join(stateDir, 'nginx', 'nginx.pid'),
     nginxPrefix: join(stateDir, 'nginx'),
     opensslCnf: join(stateDir, 'openssl.cnf'),

@@ -80,13 +80,24 @@ load_env() {
   WORKER_PROCESSES=${WORKER_PROCESSES:-auto}
   NGINX_USER=${NGINX_USER:-www-data}
 
-  EMULATOR_DIR="$STATE_DIR/emulator"
-  AGENT_DIR="$STATE_DIR/agent"          # owned by the agent: 0700, or 0750 with socketGroup
-  AGENT_SOCKET="$AGENT_DIR/agent.sock"
-  AGENT_CONFIG="$STATE_DIR/akv.json"
   LOG_DIR="$STATE_DIR/logs"
-  AGENT_LOG="$LOG_DIR/agent.log"        # the agent's JSON log: one line per private-key operation
   RUN_DIR="$STATE_DIR/run"
+  if [ "$AKV_MODE" = emulator ]; then
+    # `bin/akv dev up --dir DEV_DIR` runs the emulator and the agent and owns these files.
+    DEV_DIR="$STATE_DIR/dev"
+    AGENT_DIR="$DEV_DIR/akv"            # owned by the agent: 0700, or 0750 with socketGroup
+    AGENT_CONFIG="$DEV_DIR/akv.json"
+    AGENT_LOG="$DEV_DIR/agent.log"      # the agent's output: one JSON line per private-key operation
+    AGENT_PID_FILE="$DEV_DIR/agent.pid"
+  else
+    # A real HSM: start-agent.sh runs only an agent, with its own configuration.
+    DEV_DIR=""
+    AGENT_DIR="$STATE_DIR/agent"        # owned by the agent: 0700, or 0750 with socketGroup
+    AGENT_CONFIG="$STATE_DIR/akv.json"
+    AGENT_LOG="$LOG_DIR/agent.log"      # the agent's JSON log: one line per private-key operation
+    AGENT_PID_FILE="$RUN_DIR/agent.pid"
+  fi
+  AGENT_SOCKET="$AGENT_DIR/agent.sock"
   CERT_DIR="$STATE_DIR/certs"
   OPENSSL_CNF="$STATE_DIR/openssl.cnf"
   NGINX_PREFIX="$STATE_DIR/nginx"
@@ -203,7 +214,19 @@ stop_daemon() {
   rm -f "$pidfile"
 }
 
-agent_running() { [ -n "$(daemon_pid "$RUN_DIR/agent.pid")" ] && [ -S "$AGENT_SOCKET" ]; }
+agent_running() { [ -n "$(daemon_pid "$AGENT_PID_FILE")" ] && [ -S "$AGENT_SOCKET" ]; }
+
+# The group nginx workers run in when started by root (the agent socket's group); empty otherwise.
+# Fails when the workers could not reach STATE_DIR at all.
+worker_socket_group() {
+  is_root || return 0
+  id "$NGINX_USER" >/dev/null 2>&1 || die "the nginx worker user '$NGINX_USER' does not exist" "set NGINX_USER in $ENV_FILE to the user nginx workers run as"
+  if ! runuser -u "$NGINX_USER" -- test -x "$STATE_DIR" 2>/dev/null; then
+    die "user $NGINX_USER cannot enter $STATE_DIR (nginx workers would not reach the agent socket)" \
+      "use a STATE_DIR whose parent directories others may traverse, e.g. ./setup-env.sh --force --state-dir /tmp/akv-nginx"
+  fi
+  id -gn "$NGINX_USER"
+}
 
 require_agent() {
   agent_running || die "the akv agent is not running (socket $AGENT_SOCKET)" "run ./start-agent.sh"
