@@ -122,15 +122,22 @@ ensure_workers_can_enter_demo_dir() {
 
 # --- the HSM side: emulator + agent, or the agent the user runs ----------------------------
 
-# Loads AKV_CONFIG, AKV_AGENT_SOCKET, OPENSSL_MODULES, AKV_LOG_FILE from `akv dev up` (emulator)
-# or checks the user's own settings (real HSM), then writes GRPC_DEMO_DIR/openssl.cnf.
+# Loads AKV_CONFIG, AKV_AGENT_SOCKET, OPENSSL_MODULES from `akv dev up` (emulator) or checks the
+# user's own settings (real HSM), then writes GRPC_DEMO_DIR/openssl.cnf.
 ensure_akv_env() {
   if [ "$GRPC_USE_EMULATOR" = 1 ]; then
     local out
-    local latency=()
-    [ -z "${GRPC_EMULATOR_LATENCY_MS:-}" ] || latency=(--latency-ms "$GRPC_EMULATOR_LATENCY_MS")
-    out=$("$AKV" dev up --dir "$DEV_DIR" --hsm-name "$AKV_HSM_NAME" --quiet ${latency[@]+"${latency[@]}"}) ||
-      die "could not start the HSM emulator and the agent (akv dev up --dir $DEV_DIR)" "see the logs in $DEV_DIR"
+    local extra=()
+    [ -z "${GRPC_EMULATOR_LATENCY_MS:-}" ] || extra=(--latency-ms "$GRPC_EMULATOR_LATENCY_MS")
+    # As root, nginx workers run as GRPC_WORKER_USER and it is they who sign during handshakes:
+    # `dev up --socket-group` opens the agent socket to their group (0660 in a 0750 directory).
+    if is_root; then
+      ensure_workers_can_enter_demo_dir
+      extra+=(--socket-group "$(worker_group)")
+    fi
+    out=$("$AKV" dev up --dir "$DEV_DIR" --hsm-name "$AKV_HSM_NAME" --quiet ${extra[@]+"${extra[@]}"}) ||
+      die "could not start the HSM emulator and the agent (akv dev up --dir $DEV_DIR)" \
+        "read the message above; an environment started with other settings: stop-demo.sh --dir $GRPC_DEMO_DIR first"
     printf '%s\n' "$out" | grep '^export ' >"$AKV_ENV_FILE"
     # shellcheck disable=SC1090
     . "$AKV_ENV_FILE"
@@ -141,7 +148,7 @@ ensure_akv_env() {
       die "no agent socket at $AKV_AGENT_SOCKET" "start the agent: bin/akv agent --config \$AKV_CONFIG"
     export AKV_AGENT_SOCKET
   fi
-  ensure_worker_agent
+  check_workers_reach_agent
   export OPENSSL_MODULES=${OPENSSL_MODULES:-$REPO_DIR/provider/build}
   PROVIDER_MODULE="$OPENSSL_MODULES/akv_provider.so"
   [ -f "$PROVIDER_MODULE" ] ||
@@ -151,56 +158,13 @@ ensure_akv_env() {
   export OPENSSL_CONF="$OPENSSL_CNF"
 }
 
-# As root, nginx workers run as GRPC_WORKER_USER and it is they who sign during handshakes: the
-# agent socket must let their group in (config "socketGroup"), and no one else. When the agent
-# at hand (e.g. the one `akv dev up` started, owner-only) does not, the demo runs its own agent
-# with the same configuration plus socketGroup, on GRPC_DEMO_DIR/akv/agent.sock.
-ensure_worker_agent() {
+# As root, the nginx workers (GRPC_WORKER_USER) must be able to use the agent socket: `dev up
+# --socket-group` sees to it on the emulator; a user's own agent needs "socketGroup" in its config.
+check_workers_reach_agent() {
   is_root || return 0
   worker_can_reach "$AKV_AGENT_SOCKET" && return 0
-  local group dir="$GRPC_DEMO_DIR/akv" sock cfg pidfile="$GRPC_DEMO_DIR/worker-agent.pid" new
-  group=$(worker_group)
-  [ "$GRPC_USE_EMULATOR" = 1 ] ||
-    die "the nginx workers ($GRPC_WORKER_USER) cannot use the agent socket $AKV_AGENT_SOCKET" \
-      "add \"socketGroup\": \"$group\" to the agent's config and restart it (docs/configuration.md)"
-  [ -n "${AKV_CONFIG:-}" ] && [ -f "$AKV_CONFIG" ] || die "akv dev up did not name a config file (AKV_CONFIG)"
-  sock="$dir/agent.sock"
-  cfg="$GRPC_DEMO_DIR/worker-agent.json"
-  mkdir -p "$LOG_DIR"
-  ensure_workers_can_enter_demo_dir
-  # The same settings with absolute paths (they are relative to the file that holds them).
-  new=$(SRC="$AKV_CONFIG" SOCK="$sock" GROUP="$group" LOG="$LOG_DIR/agent-audit.log" node -e '
-    const fs = require("fs"), path = require("path"), e = process.env;
-    const c = JSON.parse(fs.readFileSync(e.SRC, "utf8")), base = path.dirname(e.SRC);
-    for (const v of Object.values(c.vaults ?? {})) if (v.caFile) v.caFile = path.resolve(base, v.caFile);
-    c.socket = e.SOCK;
-    c.socketGroup = e.GROUP;
-    c.log = { ...(c.log ?? {}), file: e.LOG };
-    console.log(JSON.stringify(c, null, 2));') || die "cannot read the agent config $AKV_CONFIG"
-  if [ "$new" != "$(cat "$cfg" 2>/dev/null)" ]; then
-    stop_pid "$pidfile" worker-agent.json
-    (umask 077 && printf '%s\n' "$new" >"$cfg")
-  fi
-  if ! pid_alive "$pidfile" worker-agent.json; then
-    (
-      exec env -u AKV_AGENT_SOCKET -u AKV_LOG_FILE -u AKV_LOG_LEVEL AKV_CONFIG="$cfg" \
-        "$AKV" agent --config "$cfg" --socket "$sock" >>"$LOG_DIR/worker-agent.log" 2>&1 </dev/null
-    ) &
-    echo $! >"$pidfile"
-    wait_for_socket "$sock" "$pidfile" worker-agent.json ||
-      die "the agent for the nginx workers did not start" "see $LOG_DIR/worker-agent.log"
-    say "agent for the nginx workers ($group may connect): $sock"
-  fi
-  worker_can_reach "$sock" || die "the nginx workers ($GRPC_WORKER_USER) still cannot use $sock" "check the modes of $dir and its parents"
-  export AKV_AGENT_SOCKET=$sock AKV_LOG_FILE="$LOG_DIR/agent-audit.log"
-  printf 'export AKV_AGENT_SOCKET=%q\nexport AKV_LOG_FILE=%q\n' "$sock" "$AKV_LOG_FILE" >>"$AKV_ENV_FILE"
-}
-
-stop_worker_agent() {
-  if pid_alive "$GRPC_DEMO_DIR/worker-agent.pid" worker-agent.json; then
-    stop_pid "$GRPC_DEMO_DIR/worker-agent.pid" worker-agent.json
-    say "stopped the agent of the nginx workers"
-  fi
+  die "the nginx workers ($GRPC_WORKER_USER) cannot use the agent socket $AKV_AGENT_SOCKET" \
+    "add \"socketGroup\": \"$(worker_group)\" to the agent's config and restart it (docs/configuration.md)"
 }
 
 # Reads the settings of a running emulator/agent without starting anything (stop scripts).

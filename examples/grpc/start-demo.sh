@@ -12,7 +12,8 @@ Usage: $SCRIPT_NAME [--dir DIR] [--hsm-name NAME] [--key-type rsa|ec]
   gRPC client --(unix socket)--> client sidecar ==mutual TLS==> server sidecar --(unix socket)--> gRPC server
 
 Starts, in DIR (\$GRPC_DEMO_DIR, default tmp/grpc-demo in the repository):
-  the HSM emulator and the agent   (GRPC_USE_EMULATOR=1, default; bin/akv dev up)
+  the HSM emulator and the agent   (GRPC_USE_EMULATOR=1, default; bin/akv dev up --dir DIR/akv-dev,
+                                    as root with --socket-group <the workers' group>)
   the gRPC server                  DIR/run/server/greeter.sock   log: DIR/logs/server-app.log
   the server sidecar (nginx)       127.0.0.1:<free port>         DIR/nginx/server/
   the client sidecar (nginx)       DIR/run/client/greeter.sock   DIR/nginx/client/

@@ -39,7 +39,6 @@ if pid_alive "$SERVER_APP_PID" "$SERVER_APP_JS"; then
   say "stopped the gRPC server"
 fi
 rm -f "$SERVER_APP_PID" "$GRPC_DEMO_DIR/demo.env"
-stop_worker_agent
 if [ "$GRPC_USE_EMULATOR" = 1 ] && [ "$keep_hsm" = 0 ] && [ -d "$DEV_DIR" ] && [ -f "$REPO_DIR/dist/src/cli/main.js" ]; then
   if "$AKV" dev down --dir "$DEV_DIR" --quiet >/dev/null; then
     say "stopped the HSM emulator and the agent"
