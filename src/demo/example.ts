@@ -23,7 +23,7 @@ export interface Settings {
 }
 
 /** Variables that would point the scripts at a developer's own agent or OpenSSL setup. */
-const FOREIGN_VARIABLES = [
+export const FOREIGN_VARIABLES = [
   'AKV_CONFIG',
   'AKV_AGENT_SOCKET',
   'AKV_LOG_FILE',

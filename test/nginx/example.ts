@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { FOREIGN_VARIABLES } from '../../src/demo/example.js';
 
 export const REPO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const EXAMPLE_DIR = join(REPO_DIR, 'examples', 'nginx');
@@ -56,15 +57,7 @@ export interface ExampleSettings {
 /** Environment for the scripts: nothing from the developer's shell that would redirect them. */
 function scriptEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  for (const name of [
-    'AKV_CONFIG',
-    'AKV_AGENT_SOCKET',
-    'AKV_LOG_FILE',
-    'AKV_LOG_LEVEL',
-    'OPENSSL_CONF',
-    'OPENSSL_MODULES',
-    'AKV_NGINX_ENV',
-  ]) {
+  for (const name of FOREIGN_VARIABLES) {
     if (!(name in extra)) delete env[name];
   }
   return env;
