@@ -170,7 +170,7 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
   return {
     id: 'capacity',
     title: '5. Agent capacity',
-    method: `\`akv-sign-bench\` with ${threads} threads signing through akv_provider (its pooled connections to the agent) with the EC P-256 key for ${profile.loadMs / 1000} s per trial, ${profile.trials} trial(s), median; emulator without added latency. CPU of the agent and of the emulator (all threads) from /proc/<pid>/stat before and after; the load generator's from getrusage.`,
+    method: `\`akv-sign-bench\` with ${threads} threads signing through akv_provider (its pooled connections to the agent) with the EC P-256 key for ${profile.loadMs / 1000} s per trial, ${profile.trials} trial(s), median; emulator without added latency. CPU of the agent and of the emulator (all threads) read from /proc/<pid>/stat by the driver at the start and end of the measured window (warm-up excluded); the load generator's from getrusage.`,
     findings,
     tables: [
       {
