@@ -11,7 +11,7 @@ import { runSignBench } from '../lib/drivers.js';
 import { median } from '../lib/stats.js';
 import { Agent } from '../lib/services.js';
 import { type BenchContext, type ScenarioResult } from '../lib/result.js';
-import { dataFile, hsmSignArgs, localSignArgs } from './one-shot.js';
+import { dataFile, hsmSignArgs, localSignArgs, providerSignArgs } from './one-shot.js';
 
 function mib(kib: number): string {
   return `${(kib / 1024).toFixed(1)} MiB`;
@@ -59,19 +59,7 @@ export async function memory(ctx: BenchContext): Promise<ScenarioResult> {
   const sig = join(ctx.dir, 'memory.sig');
   const variants = {
     local: localSignArgs(key, data, sig),
-    localWithProvider: [
-      'dgst',
-      '-sha256',
-      '-provider',
-      'akv_provider',
-      '-provider',
-      'default',
-      '-sign',
-      key.pemFile,
-      '-out',
-      sig,
-      data,
-    ],
+    localWithProvider: providerSignArgs(key.pemFile, data, sig),
     hsm: hsmSignArgs(key, data, sig),
   };
   const rss: Record<keyof typeof variants, number[]> = {

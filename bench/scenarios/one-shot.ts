@@ -19,7 +19,8 @@ import {
 
 const ROUND_TRIP_LATENCY_MS = 20;
 
-export function hsmSignArgs(key: BenchKey, data: string, out: string): string[] {
+/** `openssl dgst -sign` with akv_provider loaded; `keyArg` is an HSM URI or a PEM file. */
+export function providerSignArgs(keyArg: string, data: string, out: string): string[] {
   return [
     'dgst',
     '-sha256',
@@ -28,11 +29,15 @@ export function hsmSignArgs(key: BenchKey, data: string, out: string): string[] 
     '-provider',
     'default',
     '-sign',
-    key.uri,
+    keyArg,
     '-out',
     out,
     data,
   ];
+}
+
+export function hsmSignArgs(key: BenchKey, data: string, out: string): string[] {
+  return providerSignArgs(key.uri, data, out);
 }
 
 export function localSignArgs(key: BenchKey, data: string, out: string): string[] {
