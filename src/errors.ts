@@ -1,29 +1,23 @@
 /**
  * One error type for everything a person may have to act on: a stable code (the agent protocol's
- * status names, docs/protocol.md), a message that says what failed, and a hint that says what to do.
+ * status names, src/protocol/constants.ts), a message that says what failed, and a hint that says
+ * what to do. Every surface shows the two the same way (withHint): the provider's OpenSSL error,
+ * the CLI, doctor, the examples' scripts and the demo.
  */
-export const STATUS_CODES = {
-  OK: 0,
-  BAD_REQUEST: 1,
-  BAD_URI: 2,
-  KEY_NOT_FOUND: 3,
-  FORBIDDEN: 4,
-  UNAUTHORIZED: 5,
-  THROTTLED: 6,
-  UNAVAILABLE: 7,
-  TIMEOUT: 8,
-  UNSUPPORTED: 9,
-  KEY_DISABLED: 10,
-  BAD_PARAMETER: 11,
-  INTERNAL: 12,
-} as const;
+import { Status } from './protocol/constants.js';
+import type { StatusName } from './protocol/constants.js';
 
-export type StatusName = keyof typeof STATUS_CODES;
+export type ErrorCode = Exclude<StatusName, 'OK'>;
+
+/** `message; hint: hint`, or the message alone: the one way an error and its hint are printed. */
+export function withHint(message: string, hint?: string): string {
+  return hint ? `${message}; hint: ${hint}` : message;
+}
 
 export class AkvError extends Error {
   override name = 'AkvError';
   constructor(
-    readonly code: Exclude<StatusName, 'OK'>,
+    readonly code: ErrorCode,
     message: string,
     readonly hint?: string,
     /** How many times the HSM call was retried before this error (0 when not applicable). */
@@ -33,15 +27,11 @@ export class AkvError extends Error {
   }
 
   get status(): number {
-    return STATUS_CODES[this.code];
+    return Status[this.code];
   }
 
-  /** The message and the hint in one sentence, as the provider and CLI show it. */
+  /** The message and the hint as every surface prints them (withHint). */
   get fullMessage(): string {
-    return this.hint ? `${this.message}: ${this.hint}` : this.message;
+    return withHint(this.message, this.hint);
   }
-}
-
-export function statusName(status: number): StatusName | undefined {
-  return (Object.keys(STATUS_CODES) as StatusName[]).find((k) => STATUS_CODES[k] === status);
 }

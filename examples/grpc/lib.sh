@@ -19,9 +19,13 @@ SCRIPT_NAME=$(basename "$0")
 
 say() { printf '%s: %s\n' "$SCRIPT_NAME" "$*"; }
 warn() { printf '%s: warning: %s\n' "$SCRIPT_NAME" "$*" >&2; }
+# die MESSAGE [HINT]: what failed, and what to do, on one line as every akv tool prints them.
 die() {
-  printf '%s: error: %s\n' "$SCRIPT_NAME" "$1" >&2
-  [ $# -gt 1 ] && printf '%s: hint: %s\n' "$SCRIPT_NAME" "$2" >&2
+  if [ $# -gt 1 ]; then
+    printf '%s: error: %s; hint: %s\n' "$SCRIPT_NAME" "$1" "$2" >&2
+  else
+    printf '%s: error: %s\n' "$SCRIPT_NAME" "$1" >&2
+  fi
   exit 1
 }
 usage_error() {

@@ -31,7 +31,7 @@ static size_t build_seed(int which, unsigned char *out, size_t cap)
                                            'n',  'a',  'g',  'e',  'd',  'h',  's',  'm', ':',  'h',  ':', 'k'};
     switch (which) {
     case 0:
-        akv_frame_begin(&b, AKV_OP_DESCRIBE | AKV_OP_RESPONSE_FLAG, 7);
+        akv_frame_begin(&b, AKV_OP_DESCRIBE | AKV_RESPONSE_BIT, 7);
         akv_frame_put_u32(&b, AKV_TAG_STATUS, 0);
         akv_frame_put_u32(&b, AKV_TAG_KEY_TYPE, 2);
         akv_frame_put_str(&b, AKV_TAG_CURVE, "P-256");
@@ -39,7 +39,7 @@ static size_t build_seed(int which, unsigned char *out, size_t cap)
         akv_frame_put_bytes(&b, AKV_TAG_PUBLIC_KEY, keyref, sizeof(keyref));
         break;
     case 1:
-        akv_frame_begin(&b, AKV_OP_LIST | AKV_OP_RESPONSE_FLAG, 9);
+        akv_frame_begin(&b, AKV_OP_LIST | AKV_RESPONSE_BIT, 9);
         akv_frame_put_u32(&b, AKV_TAG_STATUS, 0);
         akv_frame_put_str(&b, AKV_TAG_KEY_NAME, "a");
         akv_frame_put_str(&b, AKV_TAG_KEY_NAME, "b");

@@ -125,11 +125,6 @@ void akv_agent_free(AKV_AGENT *a)
     free(a);
 }
 
-const char *akv_agent_socket_path(const AKV_AGENT *a)
-{
-    return a->path;
-}
-
 size_t akv_agent_idle_count(AKV_AGENT *a)
 {
     pthread_mutex_lock(&a->lock);
@@ -209,12 +204,12 @@ static int connect_agent(struct akv_agent *a, char *err, size_t errlen)
         close(fd);
         if (e == EACCES || e == EPERM)
             snprintf(err, errlen,
-                     "permission denied on the akv agent socket %s: run as a user in the socket's group "
+                     "permission denied on the akv agent socket %s; hint: run as a user in the socket's group "
                      "(socketGroup in the agent config)",
                      a->path);
         else
             snprintf(err, errlen,
-                     "akv agent not reachable at %s (%s): start it with `bin/akv agent`, or point "
+                     "akv agent not reachable at %s (%s); hint: start it with `akv agent`, or point "
                      "AKV_AGENT_SOCKET / agent_socket at its socket",
                      a->path, strerror(e));
         return -1;
@@ -296,23 +291,44 @@ void akv_response_free(akv_response *resp)
         free(resp->raw);
     }
     free(resp->message);
+    free(resp->hint);
     memset(resp, 0, sizeof(*resp));
+}
+
+/* A NUL-terminated copy of a text field (NULL when absent), made printable: it goes into error
+ * queues and logs. Returns 0 only when out of memory. */
+static int printable_copy(const akv_field *f, char **out)
+{
+    *out = NULL;
+    if (f == NULL)
+        return 1;
+    if ((*out = malloc((size_t)f->len + 1)) == NULL)
+        return 0;
+    memcpy(*out, f->value, f->len);
+    (*out)[f->len] = '\0';
+    for (char *c = *out; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20)
+            *c = ' ';
+    return 1;
 }
 
 static int read_response(struct akv_agent *a, int fd, uint8_t req_op, uint32_t id, long long deadline,
                          akv_response *resp, int *eof_at_start, char *err, size_t errlen)
 {
-    unsigned char hdr[AKV_FRAME_HEADER_LEN];
+    unsigned char hdr[AKV_FRAME_HEADER_SIZE];
     enum io_result io = recv_all(fd, hdr, sizeof(hdr), deadline, 1);
     *eof_at_start = io == IO_EOF_AT_START;
     if (io == IO_TIMEOUT) {
-        snprintf(err, errlen, "the akv agent at %s did not answer within %d ms", a->path, a->timeout_ms);
+        snprintf(err, errlen,
+                 "the akv agent at %s did not answer within %d ms; hint: see the agent log; raise "
+                 "agent_timeout_ms (AKV_AGENT_TIMEOUT_MS) if the HSM is slow",
+                 a->path, a->timeout_ms);
         return AKV_CALL_TIMEOUT;
     }
     if (io != IO_OK) {
         snprintf(err, errlen,
-                 "the connection to the akv agent at %s broke before it answered (agent stopped or "
-                 "restarted?)",
+                 "the connection to the akv agent at %s broke before it answered; hint: the agent stopped "
+                 "or restarted: see its log, then retry",
                  a->path);
         return AKV_CALL_IO;
     }
@@ -320,26 +336,31 @@ static int read_response(struct akv_agent *a, int fd, uint8_t req_op, uint32_t i
     uint32_t rid, body_len;
     akv_decode_result dr = akv_frame_decode_header(hdr, sizeof(hdr), AKV_MAX_RESPONSE_BODY, &op, &rid, &body_len);
     if (dr != AKV_DECODE_OK) {
-        snprintf(err, errlen, "the akv agent at %s sent an invalid frame header (%s): is that socket really the agent's?",
+        snprintf(err, errlen,
+                 "the akv agent at %s sent an invalid frame header (%s); hint: check that this socket is "
+                 "really the agent's",
                  a->path, akv_decode_result_name(dr));
         return AKV_CALL_PROTOCOL;
     }
-    if ((op != (uint8_t)(req_op | AKV_OP_RESPONSE_FLAG) && op != AKV_OP_PROTOCOL_ERROR) ||
+    if ((op != (uint8_t)(req_op | AKV_RESPONSE_BIT) && op != AKV_OP_PROTOCOL_ERROR) ||
         (rid != id && !(op == AKV_OP_PROTOCOL_ERROR && rid == 0))) {
-        snprintf(err, errlen, "the akv agent at %s answered op 0x%02x id %u to request op 0x%02x id %u", a->path,
-                 op, rid, req_op, id);
+        snprintf(err, errlen,
+                 "the akv agent at %s answered op 0x%02x id %u to request op 0x%02x id %u; hint: check that "
+                 "this socket is really the agent's",
+                 a->path, op, rid, req_op, id);
         return AKV_CALL_PROTOCOL;
     }
-    resp->raw_len = AKV_FRAME_HEADER_LEN + (size_t)body_len;
+    resp->raw_len = AKV_FRAME_HEADER_SIZE + (size_t)body_len;
     resp->raw = malloc(resp->raw_len);
     if (resp->raw == NULL) {
         snprintf(err, errlen, "out of memory reading the akv agent's answer");
         return AKV_CALL_NO_MEMORY;
     }
     memcpy(resp->raw, hdr, sizeof(hdr));
-    io = recv_all(fd, resp->raw + AKV_FRAME_HEADER_LEN, body_len, deadline, 0);
+    io = recv_all(fd, resp->raw + AKV_FRAME_HEADER_SIZE, body_len, deadline, 0);
     if (io == IO_TIMEOUT) {
-        snprintf(err, errlen, "the akv agent at %s did not finish its answer within %d ms", a->path, a->timeout_ms);
+        snprintf(err, errlen, "the akv agent at %s did not finish its answer within %d ms; hint: see the agent log",
+                 a->path, a->timeout_ms);
         return AKV_CALL_TIMEOUT;
     }
     if (io != IO_OK) {
@@ -356,17 +377,10 @@ static int read_response(struct akv_agent *a, int fd, uint8_t req_op, uint32_t i
         snprintf(err, errlen, "the akv agent at %s sent an answer without a STATUS field", a->path);
         return AKV_CALL_PROTOCOL;
     }
-    const akv_field *m = akv_frame_get(&resp->frame, AKV_TAG_MESSAGE);
-    if (m != NULL) {
-        resp->message = malloc((size_t)m->len + 1);
-        if (resp->message == NULL)
-            return AKV_CALL_NO_MEMORY;
-        memcpy(resp->message, m->value, m->len);
-        resp->message[m->len] = '\0';
-        /* The message goes into error queues and logs: keep it printable. */
-        for (char *c = resp->message; *c != '\0'; c++)
-            if ((unsigned char)*c < 0x20)
-                *c = ' ';
+    if (!printable_copy(akv_frame_get(&resp->frame, AKV_TAG_MESSAGE), &resp->message) ||
+        !printable_copy(akv_frame_get(&resp->frame, AKV_TAG_HINT), &resp->hint)) {
+        snprintf(err, errlen, "out of memory reading the akv agent's answer");
+        return AKV_CALL_NO_MEMORY;
     }
     if (op == AKV_OP_PROTOCOL_ERROR && resp->status == AKV_STATUS_OK)
         resp->status = AKV_STATUS_BAD_REQUEST;
@@ -376,7 +390,7 @@ static int read_response(struct akv_agent *a, int fd, uint8_t req_op, uint32_t i
 int akv_agent_call(AKV_AGENT *a, akv_buf *request, akv_response *resp, char *err, size_t errlen)
 {
     memset(resp, 0, sizeof(*resp));
-    if (request->failed || request->len < AKV_FRAME_HEADER_LEN) {
+    if (request->failed || request->len < AKV_FRAME_HEADER_SIZE) {
         snprintf(err, errlen, "the request for the akv agent could not be built (too large or out of memory)");
         return AKV_CALL_NO_MEMORY;
     }
@@ -405,11 +419,15 @@ int akv_agent_call(AKV_AGENT *a, akv_buf *request, akv_response *resp, char *err
             if (reused && attempt == 0 && io != IO_TIMEOUT)
                 continue; /* stale pooled connection: the agent restarted */
             if (io == IO_TIMEOUT) {
-                snprintf(err, errlen, "the akv agent at %s did not accept the request within %d ms", a->path,
-                         a->timeout_ms);
+                snprintf(err, errlen,
+                         "the akv agent at %s did not accept the request within %d ms; hint: the agent is "
+                         "overloaded or hung: see its log",
+                         a->path, a->timeout_ms);
                 return AKV_CALL_TIMEOUT;
             }
-            snprintf(err, errlen, "the connection to the akv agent at %s broke while sending (agent stopped?)",
+            snprintf(err, errlen,
+                     "the connection to the akv agent at %s broke while sending; hint: the agent stopped: see "
+                     "its log",
                      a->path);
             return AKV_CALL_IO;
         }

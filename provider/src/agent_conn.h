@@ -20,7 +20,8 @@ typedef struct {
     size_t raw_len;
     akv_frame frame;
     uint32_t status;
-    char *message; /* NUL-terminated copy of MESSAGE, or NULL */
+    char *message; /* NUL-terminated copy of MESSAGE (what failed), or NULL */
+    char *hint;    /* NUL-terminated copy of HINT (what to do), or NULL */
 } akv_response;
 
 /* Result classes of akv_agent_call, so callers can pick an error reason. */
@@ -36,12 +37,12 @@ enum akv_call_result {
 /* No I/O: connections are opened on first use. timeout_ms bounds one whole request. */
 AKV_AGENT *akv_agent_new(const char *socket_path, int timeout_ms);
 void akv_agent_free(AKV_AGENT *agent);
-const char *akv_agent_socket_path(const AKV_AGENT *agent);
 
 /*
  * Sends one request (built with akv_frame_begin(…, id=0) … akv_frame_finish; the id is assigned
  * here) and waits for its response. On AKV_CALL_OK, *resp holds the answer (any status); free it
- * with akv_response_free. Otherwise err holds a sentence for a person.
+ * with akv_response_free. Otherwise err holds a sentence for a person ("what failed; hint: what
+ * to do").
  */
 int akv_agent_call(AKV_AGENT *agent, akv_buf *request, akv_response *resp, char *err, size_t errlen);
 void akv_response_free(akv_response *resp);

@@ -7,6 +7,7 @@
 
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -64,12 +65,17 @@ enum akv_reason {
     AKV_R_INTERNAL
 };
 
-void akv_raise(const AKV_PROV_CTX *ctx, int reason, const char *fmt, ...)
+/*
+ * Raises an error through the core, recording where it was raised (so `openssl` prints
+ * `akv_provider:<function>:<reason>:<text>`), and logs it. Call it through AKV_RAISE.
+ */
+void akv_raise(const AKV_PROV_CTX *ctx, const char *file, int line, const char *func, int reason, const char *fmt,
+               ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
+    __attribute__((format(printf, 6, 7)))
 #endif
     ;
-#define AKV_RAISE(ctx, reason, ...) akv_raise((ctx), (reason), __VA_ARGS__)
+#define AKV_RAISE(ctx, reason, ...) akv_raise((ctx), OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC, (reason), __VA_ARGS__)
 const OSSL_ITEM *akv_reason_strings(void);
 
 /* Logging: AKV_LOG_FILE (path) and AKV_LOG_LEVEL (error|warn|info|debug); never key material. */
@@ -86,7 +92,7 @@ void akv_log(int level, const char *fmt, ...)
 typedef struct akv_key {
     int refcount;
     AKV_PROV_CTX *prov;
-    int type;         /* AKV_KEYTYPE_RSA / _EC / _AES */
+    int type;         /* AKV_KEY_TYPE_RSA / _EC / _AES */
     char *uri;        /* as the user wrote it; NULL for a public-only key */
     char *op_uri;     /* what operations send: `uri` pinned to the version describe resolved */
     char *version;    /* version describe resolved */

@@ -58,16 +58,16 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[]);
 
 static int rsa_cipher_init(AKV_RSA_CIPHER_CTX *ctx, AKV_KEY *key, const OSSL_PARAM params[], int decrypting)
 {
-    if (key == NULL || key->type != AKV_KEYTYPE_RSA || key->pub == NULL) {
-        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "RSA encryption needs an RSA key");
+    if (key == NULL || key->type != AKV_KEY_TYPE_RSA || key->pub == NULL) {
+        AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "RSA encryption needs an RSA key");
         return 0;
     }
     if (decrypting && key->uri == NULL && !key->local_private) {
-        akv_raise(ctx->prov, AKV_R_NO_PRIVATE_KEY, "this RSA key is public only: it can encrypt but not decrypt");
+        AKV_RAISE(ctx->prov, AKV_R_NO_PRIVATE_KEY, "this RSA key is public only: it can encrypt but not decrypt");
         return 0;
     }
     if (decrypting && !akv_key_allows(key, "decrypt")) {
-        akv_raise(ctx->prov, AKV_R_OPERATION_NOT_PERMITTED, "key %s does not allow decrypt (its key_ops: %s)",
+        AKV_RAISE(ctx->prov, AKV_R_OPERATION_NOT_PERMITTED, "key %s does not allow decrypt (its key_ops: %s)",
                   key->uri, key->key_ops);
         return 0;
     }
@@ -101,7 +101,7 @@ static int rsa_local(AKV_RSA_CIPHER_CTX *ctx, int decrypting, unsigned char *out
     }
     if (ok && ctx->has_label) {
         /* The HSM cannot decrypt with a label, so encrypting with one would make unusable data. */
-        akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "OAEP labels are not supported: encrypt without a label");
+        AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED, "OAEP labels are not supported: encrypt without a label");
         ok = 0;
     }
     if (ok) {
@@ -124,12 +124,12 @@ static const char *rsa_decrypt_alg(AKV_RSA_CIPHER_CTX *ctx)
     if (ctx->pad_mode == RSA_PKCS1_PADDING)
         return "RSA1_5";
     if (ctx->pad_mode != RSA_PKCS1_OAEP_PADDING) {
-        akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
+        AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED,
                   "RSA padding mode %d is not supported for decryption: use oaep or pkcs1", ctx->pad_mode);
         return NULL;
     }
     if (ctx->has_label) {
-        akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "OAEP labels are not supported by the HSM: decrypt without a label");
+        AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED, "OAEP labels are not supported by the HSM: decrypt without a label");
         return NULL;
     }
     const EVP_MD *md = ctx->oaep_md;
@@ -140,7 +140,7 @@ static const char *rsa_decrypt_alg(AKV_RSA_CIPHER_CTX *ctx)
         return "RSA-OAEP";
     if (!sha1 && EVP_MD_is_a(md, "SHA2-256") && !mgf_sha1 && EVP_MD_is_a(mgf, "SHA2-256"))
         return "RSA-OAEP-256";
-    akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
+    AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED,
               "OAEP with digest %s and MGF1 %s is not supported: the HSM decrypts OAEP with SHA-1/SHA-1 "
               "(RSA-OAEP) or SHA-256/SHA-256 (RSA-OAEP-256)",
               md ? EVP_MD_get0_name(md) : "SHA1", mgf ? EVP_MD_get0_name(mgf) : "SHA1");
@@ -162,7 +162,7 @@ static int rsa_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
     if (alg == NULL)
         return 0;
     if (inlen != modlen) {
-        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "ciphertext is %zu bytes, the key's modulus is %zu bytes", inlen,
+        AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "ciphertext is %zu bytes, the key's modulus is %zu bytes", inlen,
                   modlen);
         return 0;
     }
@@ -186,7 +186,7 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         if (!akv_get_named_int_param(p, pad_mode_names, &mode))
             return 0;
         if (mode != RSA_PKCS1_PADDING && mode != RSA_PKCS1_OAEP_PADDING) {
-            akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "RSA padding mode %d is not supported: use oaep or pkcs1", mode);
+            AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED, "RSA padding mode %d is not supported: use oaep or pkcs1", mode);
             return 0;
         }
         ctx->pad_mode = mode;
@@ -201,7 +201,7 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
             return 0;
         EVP_MD *md = EVP_MD_fetch(ctx->prov->pub_libctx, name, NULL);
         if (md == NULL) {
-            akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "unknown digest '%s'", name);
+            AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED, "unknown digest '%s'", name);
             return 0;
         }
         EVP_MD_free(*slots[i]);

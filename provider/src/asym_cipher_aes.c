@@ -41,12 +41,12 @@ static void *kw_dupctx(void *vctx)
 
 static int kw_init(AKV_KW_CTX *ctx, AKV_KEY *key, const char *op)
 {
-    if (key == NULL || key->type != AKV_KEYTYPE_AES || key->uri == NULL) {
-        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "AES key wrap needs an AES (oct-HSM) key from an akv URI");
+    if (key == NULL || key->type != AKV_KEY_TYPE_AES || key->uri == NULL) {
+        AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "AES key wrap needs an AES (oct-HSM) key from an akv URI");
         return 0;
     }
     if (!akv_key_allows(key, op)) {
-        akv_raise(ctx->prov, AKV_R_OPERATION_NOT_PERMITTED, "key %s does not allow %s (its key_ops: %s)", key->uri, op,
+        AKV_RAISE(ctx->prov, AKV_R_OPERATION_NOT_PERMITTED, "key %s does not allow %s (its key_ops: %s)", key->uri, op,
                   key->key_ops);
         return 0;
     }
@@ -77,7 +77,7 @@ static int kw_run(AKV_KW_CTX *ctx, int op, unsigned char *out, size_t *outlen, s
         return 1;
     }
     if (inlen < min || inlen % 8 != 0 || inlen > 4096) {
-        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT,
+        AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT,
                   "AES key wrap (RFC 3394) %s needs a multiple of 8 bytes, at least %zu (got %zu)",
                   wrapping ? "input" : "ciphertext", min, inlen);
         return 0;

@@ -62,7 +62,7 @@ static int pem_to_der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL
         const char *why = NULL;
         char *uri = akv_keyref_parse(der, (size_t)der_len, &why);
         if (uri == NULL) {
-            akv_raise(ctx->prov, AKV_R_BAD_KEY_REFERENCE,
+            AKV_RAISE(ctx->prov, AKV_R_BAD_KEY_REFERENCE,
                       "AKV KEY REFERENCE block is malformed (%s): write it again with `bin/akv keyref URI --out FILE`",
                       why);
             ret = 0;
@@ -100,7 +100,7 @@ static int keyref_decode(AKV_DECODER_CTX *ctx, int type, OSSL_CORE_BIO *cin, OSS
     char *uri = akv_keyref_parse(der, len, &why);
     if (uri == NULL) {
         /* This decoder is only reached for our structure name, so a parse failure is a real error. */
-        akv_raise(ctx->prov, AKV_R_BAD_KEY_REFERENCE,
+        AKV_RAISE(ctx->prov, AKV_R_BAD_KEY_REFERENCE,
                   "AKV KEY REFERENCE block is malformed (%s): write it again with `bin/akv keyref URI --out FILE`", why);
         return 0;
     }
@@ -122,7 +122,7 @@ static int keyref_to_rsa_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, O
     (void)selection;
     (void)pw_cb;
     (void)pw_cbarg;
-    return keyref_decode(vctx, AKV_KEYTYPE_RSA, cin, data_cb, data_cbarg);
+    return keyref_decode(vctx, AKV_KEY_TYPE_RSA, cin, data_cb, data_cbarg);
 }
 
 static int keyref_to_ec_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *data_cb,
@@ -131,7 +131,7 @@ static int keyref_to_ec_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OS
     (void)selection;
     (void)pw_cb;
     (void)pw_cbarg;
-    return keyref_decode(vctx, AKV_KEYTYPE_EC, cin, data_cb, data_cbarg);
+    return keyref_decode(vctx, AKV_KEY_TYPE_EC, cin, data_cb, data_cbarg);
 }
 
 static int keyref_to_aes_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *data_cb,
@@ -140,7 +140,7 @@ static int keyref_to_aes_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, O
     (void)selection;
     (void)pw_cb;
     (void)pw_cbarg;
-    return keyref_decode(vctx, AKV_KEYTYPE_AES, cin, data_cb, data_cbarg);
+    return keyref_decode(vctx, AKV_KEY_TYPE_AES, cin, data_cb, data_cbarg);
 }
 
 const OSSL_DISPATCH akv_pem_to_der_decoder_functions[] = {

@@ -5,6 +5,7 @@
 #include <openssl/core_dispatch.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "akv.h"
 
@@ -30,27 +31,49 @@ static const OSSL_ITEM reason_strings[] = {
     {AKV_R_INTERNAL, "akv provider internal error"},
     {0, NULL}};
 
+/* core_vset_error takes a va_list: this passes our own arguments through. */
+static void set_error(const AKV_PROV_CTX *ctx, uint32_t reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ctx->core_vset_error(ctx->handle, reason, fmt, ap);
+    va_end(ap);
+}
+
 const OSSL_ITEM *akv_reason_strings(void)
 {
     return reason_strings;
 }
 
-void akv_raise(const AKV_PROV_CTX *ctx, int reason, const char *fmt, ...)
+/*
+ * OpenSSL keeps at most ERR_MAX_DATA_SIZE (1024) bytes of error text, and OpenSSL 3.0 drops a text
+ * that does not fit instead of shortening it: format here, and cut a long text with "..." so the
+ * start of the message (what failed) always reaches the user.
+ */
+#define AKV_ERROR_TEXT_MAX 1000
+
+static void format_error_text(char *text, size_t size, const char *fmt, va_list ap)
 {
+    int n = vsnprintf(text, size, fmt, ap);
+    if (n < 0)
+        snprintf(text, size, "(unprintable error text)");
+    else if ((size_t)n >= size)
+        memcpy(text + size - 4, "...", 4);
+}
+
+void akv_raise(const AKV_PROV_CTX *ctx, const char *file, int line, const char *func, int reason, const char *fmt,
+               ...)
+{
+    char text[AKV_ERROR_TEXT_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
-    if (ctx != NULL && ctx->core_new_error != NULL && ctx->core_vset_error != NULL) {
-        ctx->core_new_error(ctx->handle);
-        if (ctx->core_set_error_debug != NULL)
-            ctx->core_set_error_debug(ctx->handle, NULL, 0, NULL);
-        ctx->core_vset_error(ctx->handle, (uint32_t)reason, fmt, ap);
-    }
+    format_error_text(text, sizeof(text), fmt, ap);
     va_end(ap);
-    if (akv_log_enabled(AKV_LOG_WARN)) {
-        char line[1024];
-        va_start(ap, fmt);
-        vsnprintf(line, sizeof(line), fmt, ap);
-        va_end(ap);
-        akv_log(AKV_LOG_WARN, "error: %s", line);
+    if (ctx != NULL && ctx->core_new_error != NULL && ctx->core_set_error_debug != NULL &&
+        ctx->core_vset_error != NULL) {
+        ctx->core_new_error(ctx->handle);
+        ctx->core_set_error_debug(ctx->handle, file, line, func);
+        set_error(ctx, (uint32_t)reason, "%s", text);
     }
+    akv_log(AKV_LOG_WARN, "error in %s: %s", func, text);
 }

@@ -29,11 +29,11 @@ static void put_u32(unsigned char *p, uint32_t v)
 akv_decode_result akv_frame_decode_header(const unsigned char *buf, size_t len, size_t max_body,
                                           uint8_t *op, uint32_t *id, uint32_t *body_len)
 {
-    if (len < AKV_FRAME_HEADER_LEN)
+    if (len < AKV_FRAME_HEADER_SIZE)
         return AKV_DECODE_SHORT_HEADER;
-    if (buf[0] != AKV_FRAME_MAGIC0 || buf[1] != AKV_FRAME_MAGIC1)
+    if (buf[0] != (AKV_MAGIC >> 8) || buf[1] != (AKV_MAGIC & 0xFF))
         return AKV_DECODE_MAGIC;
-    if (buf[2] != AKV_FRAME_VERSION)
+    if (buf[2] != AKV_PROTOCOL_VERSION)
         return AKV_DECODE_VERSION;
     uint32_t blen = get_u32(buf + 8);
     if (blen > max_body)
@@ -55,18 +55,18 @@ akv_decode_result akv_frame_decode_body(const unsigned char *body, size_t len, a
     /* First pass: validate and count, so the field array is allocated once. */
     memset(seen, 0, sizeof(seen));
     while (pos < len) {
-        if (len - pos < AKV_FIELD_HEADER_LEN)
+        if (len - pos < AKV_FIELD_HEADER_SIZE)
             return AKV_DECODE_PARTIAL_FIELD_HEADER;
         uint16_t tag = get_u16(body + pos);
         uint32_t flen = get_u32(body + pos + 2);
-        if (flen > len - pos - AKV_FIELD_HEADER_LEN)
+        if (flen > len - pos - AKV_FIELD_HEADER_SIZE)
             return AKV_DECODE_FIELD_OVERRUN;
         if (tag != AKV_TAG_KEY_NAME) {
             if (seen[tag >> 3] & (1u << (tag & 7)))
                 return AKV_DECODE_DUPLICATE_TAG;
             seen[tag >> 3] |= (unsigned char)(1u << (tag & 7));
         }
-        pos += AKV_FIELD_HEADER_LEN + (size_t)flen;
+        pos += AKV_FIELD_HEADER_SIZE + (size_t)flen;
         count++;
     }
     if (count == 0)
@@ -78,8 +78,8 @@ akv_decode_result akv_frame_decode_body(const unsigned char *body, size_t len, a
         akv_field *f = &out->fields[out->nfields++];
         f->tag = get_u16(body + pos);
         f->len = get_u32(body + pos + 2);
-        f->value = body + pos + AKV_FIELD_HEADER_LEN;
-        pos += AKV_FIELD_HEADER_LEN + (size_t)f->len;
+        f->value = body + pos + AKV_FIELD_HEADER_SIZE;
+        pos += AKV_FIELD_HEADER_SIZE + (size_t)f->len;
     }
     return AKV_DECODE_OK;
 }
@@ -95,13 +95,13 @@ akv_decode_result akv_frame_decode(const unsigned char *buf, size_t len, size_t 
     r = akv_frame_decode_header(buf, len, max_body, &out->op, &out->id, &body_len);
     if (r != AKV_DECODE_OK)
         return r;
-    if (len - AKV_FRAME_HEADER_LEN < body_len)
+    if (len - AKV_FRAME_HEADER_SIZE < body_len)
         return AKV_DECODE_SHORT_BODY;
-    r = akv_frame_decode_body(buf + AKV_FRAME_HEADER_LEN, body_len, out);
+    r = akv_frame_decode_body(buf + AKV_FRAME_HEADER_SIZE, body_len, out);
     if (r != AKV_DECODE_OK)
         return r;
     if (consumed != NULL)
-        *consumed = AKV_FRAME_HEADER_LEN + (size_t)body_len;
+        *consumed = AKV_FRAME_HEADER_SIZE + (size_t)body_len;
     return AKV_DECODE_OK;
 }
 
@@ -174,7 +174,7 @@ static unsigned char *buf_reserve(akv_buf *b, size_t extra)
 {
     if (b->failed)
         return NULL;
-    if (extra > AKV_MAX_RESPONSE_BODY || b->len + extra > AKV_MAX_RESPONSE_BODY + AKV_FRAME_HEADER_LEN) {
+    if (extra > AKV_MAX_RESPONSE_BODY || b->len + extra > AKV_MAX_RESPONSE_BODY + AKV_FRAME_HEADER_SIZE) {
         b->failed = 1;
         return NULL;
     }
@@ -203,12 +203,12 @@ static unsigned char *buf_reserve(akv_buf *b, size_t extra)
 void akv_frame_begin(akv_buf *b, uint8_t op, uint32_t id)
 {
     b->len = 0;
-    unsigned char *p = buf_reserve(b, AKV_FRAME_HEADER_LEN);
+    unsigned char *p = buf_reserve(b, AKV_FRAME_HEADER_SIZE);
     if (p == NULL)
         return;
-    p[0] = AKV_FRAME_MAGIC0;
-    p[1] = AKV_FRAME_MAGIC1;
-    p[2] = AKV_FRAME_VERSION;
+    p[0] = (unsigned char)(AKV_MAGIC >> 8);
+    p[1] = (unsigned char)(AKV_MAGIC & 0xFF);
+    p[2] = AKV_PROTOCOL_VERSION;
     p[3] = op;
     put_u32(p + 4, id);
     put_u32(p + 8, 0);
@@ -216,14 +216,14 @@ void akv_frame_begin(akv_buf *b, uint8_t op, uint32_t id)
 
 void akv_frame_put_bytes(akv_buf *b, uint16_t tag, const void *value, size_t len)
 {
-    unsigned char *p = buf_reserve(b, AKV_FIELD_HEADER_LEN + len);
+    unsigned char *p = buf_reserve(b, AKV_FIELD_HEADER_SIZE + len);
     if (p == NULL)
         return;
     p[0] = (unsigned char)(tag >> 8);
     p[1] = (unsigned char)tag;
     put_u32(p + 2, (uint32_t)len);
     if (len > 0)
-        memcpy(p + AKV_FIELD_HEADER_LEN, value, len);
+        memcpy(p + AKV_FIELD_HEADER_SIZE, value, len);
 }
 
 void akv_frame_put_str(akv_buf *b, uint16_t tag, const char *value)
@@ -240,9 +240,9 @@ void akv_frame_put_u32(akv_buf *b, uint16_t tag, uint32_t value)
 
 int akv_frame_finish(akv_buf *b, size_t max_body)
 {
-    if (b->failed || b->len < AKV_FRAME_HEADER_LEN)
+    if (b->failed || b->len < AKV_FRAME_HEADER_SIZE)
         return 0;
-    size_t body = b->len - AKV_FRAME_HEADER_LEN;
+    size_t body = b->len - AKV_FRAME_HEADER_SIZE;
     if (body > max_body) {
         b->failed = 1;
         return 0;
@@ -253,11 +253,10 @@ int akv_frame_finish(akv_buf *b, size_t max_body)
 
 const char *akv_status_name(uint32_t status)
 {
-    static const char *const names[] = {"OK",           "BAD_REQUEST", "BAD_URI",     "KEY_NOT_FOUND",
-                                        "FORBIDDEN",    "UNAUTHORIZED", "THROTTLED",  "UNAVAILABLE",
-                                        "TIMEOUT",      "UNSUPPORTED",  "KEY_DISABLED", "BAD_PARAMETER",
-                                        "INTERNAL"};
-    if (status < sizeof(names) / sizeof(names[0]))
+#define AKV_STATUS_NAME(name, code) [code] = #name,
+    static const char *const names[] = {AKV_STATUS_LIST(AKV_STATUS_NAME)};
+#undef AKV_STATUS_NAME
+    if (status < sizeof(names) / sizeof(names[0]) && names[status] != NULL)
         return names[status];
     return "UNKNOWN_STATUS";
 }

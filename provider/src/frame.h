@@ -1,6 +1,7 @@
 /*
- * The agent wire protocol (docs/protocol.md): frame header, field tags, status codes, and a
- * codec that never reads past its input. Pure C, no OpenSSL, so the fuzz target and the unit
+ * The agent wire protocol (docs/protocol.md): a codec that never reads past its input. The
+ * numbers (ops, tags, statuses, limits) come from protocol_codes.h, generated from the
+ * TypeScript source. Pure C, no OpenSSL, so the fuzz target and the unit
  * tests can use it alone.
  */
 #ifndef AKV_FRAME_H
@@ -9,68 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AKV_FRAME_MAGIC0 0x41
-#define AKV_FRAME_MAGIC1 0x4B
-#define AKV_FRAME_VERSION 1
-#define AKV_FRAME_HEADER_LEN 12
-#define AKV_FIELD_HEADER_LEN 6
-#define AKV_MAX_REQUEST_BODY 65536u
-#define AKV_MAX_RESPONSE_BODY 1048576u
-
-enum akv_op {
-    AKV_OP_HELLO = 0x01,
-    AKV_OP_PING = 0x02,
-    AKV_OP_DESCRIBE = 0x03,
-    AKV_OP_SIGN = 0x04,
-    AKV_OP_DECRYPT = 0x05,
-    AKV_OP_WRAP = 0x06,
-    AKV_OP_UNWRAP = 0x07,
-    AKV_OP_LIST = 0x08,
-    AKV_OP_RESPONSE_FLAG = 0x80,
-    AKV_OP_PROTOCOL_ERROR = 0xFF
-};
-
-enum akv_tag {
-    AKV_TAG_STATUS = 0x0001,
-    AKV_TAG_MESSAGE = 0x0002,
-    AKV_TAG_URI = 0x0003,
-    AKV_TAG_ALG = 0x0004,
-    AKV_TAG_INPUT = 0x0005,
-    AKV_TAG_OUTPUT = 0x0006,
-    AKV_TAG_KEY_TYPE = 0x0010,
-    AKV_TAG_KEY_BITS = 0x0011,
-    AKV_TAG_CURVE = 0x0012,
-    AKV_TAG_KEY_VERSION = 0x0013,
-    AKV_TAG_KEY_OPS = 0x0014,
-    AKV_TAG_PUBLIC_KEY = 0x0015,
-    AKV_TAG_KEY_ID = 0x0016,
-    AKV_TAG_KEY_NAME = 0x0017,
-    AKV_TAG_VAULT_NAME = 0x0018,
-    AKV_TAG_VAULT_TYPE = 0x0019,
-    AKV_TAG_CLIENT_PID = 0x0020,
-    AKV_TAG_CLIENT_NAME = 0x0021,
-    AKV_TAG_PROTO_VERSION = 0x0022,
-    AKV_TAG_AGENT_VERSION = 0x0023,
-    AKV_TAG_RETRIES = 0x0024
-};
-
-enum akv_status {
-    AKV_STATUS_OK = 0,
-    AKV_STATUS_BAD_REQUEST = 1,
-    AKV_STATUS_BAD_URI = 2,
-    AKV_STATUS_KEY_NOT_FOUND = 3,
-    AKV_STATUS_FORBIDDEN = 4,
-    AKV_STATUS_UNAUTHORIZED = 5,
-    AKV_STATUS_THROTTLED = 6,
-    AKV_STATUS_UNAVAILABLE = 7,
-    AKV_STATUS_TIMEOUT = 8,
-    AKV_STATUS_UNSUPPORTED = 9,
-    AKV_STATUS_KEY_DISABLED = 10,
-    AKV_STATUS_BAD_PARAMETER = 11,
-    AKV_STATUS_INTERNAL = 12
-};
-
-enum akv_key_type_code { AKV_KEYTYPE_RSA = 1, AKV_KEYTYPE_EC = 2, AKV_KEYTYPE_AES = 3 };
+#include "protocol_codes.h"
 
 /* Why a frame was rejected; the names match the `bad` reasons of the golden vectors. */
 typedef enum {

@@ -62,9 +62,9 @@ int akv_key_allows(const AKV_KEY *key, const char *op)
 const char *akv_key_type_name(const AKV_KEY *key)
 {
     switch (key->type) {
-    case AKV_KEYTYPE_RSA:
+    case AKV_KEY_TYPE_RSA:
         return "RSA";
-    case AKV_KEYTYPE_EC:
+    case AKV_KEY_TYPE_EC:
         return "EC";
     default:
         return AKV_AES_KEYTYPE;
@@ -97,10 +97,10 @@ int akv_pass_key_reference(AKV_KEY *key, OSSL_CALLBACK *object_cb, void *object_
     char desc[600];
     OSSL_PARAM params[5];
 
-    if (key->type == AKV_KEYTYPE_EC)
+    if (key->type == AKV_KEY_TYPE_EC)
         snprintf(desc, sizeof(desc), "EC %s key %s", key->curve, key->uri ? key->uri : "");
     else
-        snprintf(desc, sizeof(desc), "%s %u-bit key %s", key->type == AKV_KEYTYPE_RSA ? "RSA" : "AES", key->bits,
+        snprintf(desc, sizeof(desc), "%s %u-bit key %s", key->type == AKV_KEY_TYPE_RSA ? "RSA" : "AES", key->bits,
                  key->uri ? key->uri : "");
     params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type);
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE, (char *)akv_key_type_name(key), 0);

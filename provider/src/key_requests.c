@@ -90,9 +90,12 @@ static int reason_for_call(int rc)
 
 /*
  * One round trip. On success (transport OK and STATUS = OK) returns 1 with *resp filled;
- * otherwise raises an error naming the operation and the key, logs it, and returns 0.
+ * otherwise raises an error as "<operation>: <what failed>; hint: <what to do>" (the agent's
+ * MESSAGE names the key), logs it with the key, and returns 0. The error is recorded at the
+ * caller's place in the code (the round_trip macro).
  */
-static int round_trip(AKV_PROV_CTX *prov, akv_buf *req, int op, const char *what, akv_response *resp)
+static int round_trip_at(AKV_PROV_CTX *prov, akv_buf *req, int op, const char *what, akv_response *resp,
+                         const char *file, int line, const char *func)
 {
     char err[512];
     long long t0 = now_ms();
@@ -100,7 +103,7 @@ static int round_trip(AKV_PROV_CTX *prov, akv_buf *req, int op, const char *what
     long long ms = now_ms() - t0;
     if (rc != AKV_CALL_OK) {
         akv_log(AKV_LOG_ERROR, "op=%s key=%s result=%s ms=%lld: %s", op_name(op), what, "transport-error", ms, err);
-        akv_raise(prov, reason_for_call(rc), "%s %s: %s", op_name(op), what, err);
+        akv_raise(prov, file, line, func, reason_for_call(rc), "%s: %s", op_name(op), err);
         return 0;
     }
     if (resp->status != AKV_STATUS_OK) {
@@ -110,16 +113,20 @@ static int round_trip(AKV_PROV_CTX *prov, akv_buf *req, int op, const char *what
         char extra[64] = "";
         if (retries > 0 && strstr(msg, "retr") == NULL)
             snprintf(extra, sizeof(extra), " (retried %u times)", retries);
-        akv_log(AKV_LOG_WARN, "op=%s key=%s result=%s ms=%lld: %s%s", op_name(op), what,
-                akv_status_name(resp->status), ms, msg, extra);
-        akv_raise(prov, reason_for_status(resp->status), "%s %s: %s%s [%s]", op_name(op), what, msg, extra,
-                  akv_status_name(resp->status));
+        const char *hint_sep = resp->hint != NULL ? "; hint: " : "";
+        const char *hint = resp->hint != NULL ? resp->hint : "";
+        akv_log(AKV_LOG_WARN, "op=%s key=%s result=%s ms=%lld: %s%s%s%s", op_name(op), what,
+                akv_status_name(resp->status), ms, msg, extra, hint_sep, hint);
+        akv_raise(prov, file, line, func, reason_for_status(resp->status), "%s: %s%s%s%s", op_name(op), msg, extra,
+                  hint_sep, hint);
         akv_response_free(resp);
         return 0;
     }
     akv_log(AKV_LOG_INFO, "op=%s key=%s result=ok ms=%lld", op_name(op), what, ms);
     return 1;
 }
+#define round_trip(prov, req, op, what, resp)                                                                     \
+    round_trip_at((prov), (req), (op), (what), (resp), OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC)
 
 static char *field_strdup(const akv_field *f)
 {
@@ -166,7 +173,7 @@ AKV_KEY *akv_describe(AKV_PROV_CTX *prov, const char *uri)
     akv_frame_put_u32(&req, AKV_TAG_CLIENT_PID, (uint32_t)getpid());
     if (!akv_frame_finish(&req, AKV_MAX_REQUEST_BODY)) {
         akv_buf_free(&req);
-        akv_raise(prov, AKV_R_BAD_URI, "key URI is too long (%zu bytes)", strlen(uri));
+        AKV_RAISE(prov, AKV_R_BAD_URI, "key URI is too long (%zu bytes)", strlen(uri));
         return NULL;
     }
     int ok = round_trip(prov, &req, AKV_OP_DESCRIBE, uri, &resp);
@@ -176,8 +183,8 @@ AKV_KEY *akv_describe(AKV_PROV_CTX *prov, const char *uri)
 
     const akv_frame *f = &resp.frame;
     if (!akv_field_u32(akv_frame_get(f, AKV_TAG_KEY_TYPE), &type) ||
-        (type != AKV_KEYTYPE_RSA && type != AKV_KEYTYPE_EC && type != AKV_KEYTYPE_AES)) {
-        akv_raise(prov, AKV_R_AGENT_PROTOCOL, "describe %s: the agent's answer has no usable KEY_TYPE", uri);
+        (type != AKV_KEY_TYPE_RSA && type != AKV_KEY_TYPE_EC && type != AKV_KEY_TYPE_AES)) {
+        AKV_RAISE(prov, AKV_R_AGENT_PROTOCOL, "describe %s: the agent's answer has no usable KEY_TYPE", uri);
         goto err;
     }
     akv_field_u32(akv_frame_get(f, AKV_TAG_KEY_BITS), &bits);
@@ -194,20 +201,20 @@ AKV_KEY *akv_describe(AKV_PROV_CTX *prov, const char *uri)
         memcpy(key->curve, curve->value, curve->len);
         key->curve[curve->len] = '\0';
     }
-    if (type != AKV_KEYTYPE_AES) {
+    if (type != AKV_KEY_TYPE_AES) {
         const akv_field *spki = akv_frame_get(f, AKV_TAG_PUBLIC_KEY);
         const unsigned char *p = spki ? spki->value : NULL;
         if (p != NULL)
             key->pub = d2i_PUBKEY_ex(NULL, &p, (long)spki->len, prov->pub_libctx, NULL);
-        if (key->pub == NULL || !EVP_PKEY_is_a(key->pub, type == AKV_KEYTYPE_RSA ? "RSA" : "EC")) {
-            akv_raise(prov, AKV_R_AGENT_PROTOCOL,
+        if (key->pub == NULL || !EVP_PKEY_is_a(key->pub, type == AKV_KEY_TYPE_RSA ? "RSA" : "EC")) {
+            AKV_RAISE(prov, AKV_R_AGENT_PROTOCOL,
                       "describe %s: the agent's PUBLIC_KEY is missing or is not a %s SubjectPublicKeyInfo", uri,
-                      type == AKV_KEYTYPE_RSA ? "RSA" : "EC");
+                      type == AKV_KEY_TYPE_RSA ? "RSA" : "EC");
             goto err;
         }
         if (key->bits == 0)
             key->bits = (unsigned)EVP_PKEY_get_bits(key->pub);
-        if (type == AKV_KEYTYPE_EC && key->curve[0] == '\0') {
+        if (type == AKV_KEY_TYPE_EC && key->curve[0] == '\0') {
             char group[64];
             if (EVP_PKEY_get_utf8_string_param(key->pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL)) {
                 const char *az = strcmp(group, "prime256v1") == 0   ? "P-256"
@@ -219,7 +226,7 @@ AKV_KEY *akv_describe(AKV_PROV_CTX *prov, const char *uri)
             }
         }
     } else if (key->bits != 128 && key->bits != 192 && key->bits != 256) {
-        akv_raise(prov, AKV_R_AGENT_PROTOCOL, "describe %s: AES key size %u is not 128, 192 or 256", uri, key->bits);
+        AKV_RAISE(prov, AKV_R_AGENT_PROTOCOL, "describe %s: AES key size %u is not 128, 192 or 256", uri, key->bits);
         goto err;
     }
     akv_log(AKV_LOG_DEBUG, "described %s: type=%s bits=%u curve=%s version=%s ops=%s", uri, akv_key_type_name(key),
@@ -227,7 +234,7 @@ AKV_KEY *akv_describe(AKV_PROV_CTX *prov, const char *uri)
     akv_response_free(&resp);
     return key;
 nomem:
-    akv_raise(prov, AKV_R_INTERNAL, "out of memory");
+    AKV_RAISE(prov, AKV_R_INTERNAL, "out of memory");
 err:
     akv_key_free(key);
     akv_response_free(&resp);
@@ -279,7 +286,7 @@ int akv_key_operation(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const char
     *out = NULL;
     *outlen = 0;
     if (key->uri == NULL) {
-        akv_raise(prov, AKV_R_NO_PRIVATE_KEY,
+        AKV_RAISE(prov, AKV_R_NO_PRIVATE_KEY,
                   "%s: this key holds only a public key (it did not come from an akv URI or key reference)",
                   op_name(op));
         return 0;
@@ -292,7 +299,7 @@ int akv_key_operation(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const char
     akv_frame_put_u32(&req, AKV_TAG_CLIENT_PID, (uint32_t)getpid());
     if (!akv_frame_finish(&req, AKV_MAX_REQUEST_BODY)) {
         akv_buf_free(&req);
-        akv_raise(prov, AKV_R_INVALID_ARGUMENT, "%s %s: input of %zu bytes is too large for one request", op_name(op),
+        AKV_RAISE(prov, AKV_R_INVALID_ARGUMENT, "%s %s: input of %zu bytes is too large for one request", op_name(op),
                   key->uri, inlen);
         return 0;
     }
@@ -304,14 +311,14 @@ int akv_key_operation(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const char
         return 0;
     const akv_field *o = akv_frame_get(&resp.frame, AKV_TAG_OUTPUT);
     if (o == NULL) {
-        akv_raise(prov, AKV_R_AGENT_PROTOCOL, "%s %s: the agent's answer has no OUTPUT field", op_name(op), key->uri);
+        AKV_RAISE(prov, AKV_R_AGENT_PROTOCOL, "%s %s: the agent's answer has no OUTPUT field", op_name(op), key->uri);
         akv_response_free(&resp);
         return 0;
     }
     *out = malloc(o->len > 0 ? o->len : 1);
     if (*out == NULL) {
         akv_response_free(&resp);
-        akv_raise(prov, AKV_R_INTERNAL, "out of memory");
+        AKV_RAISE(prov, AKV_R_INTERNAL, "out of memory");
         return 0;
     }
     memcpy(*out, o->value, o->len);
@@ -332,7 +339,7 @@ int akv_key_operation_into(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const
         memcpy(out, res, reslen);
         *outlen = reslen;
     } else {
-        akv_raise(prov, AKV_R_INVALID_ARGUMENT, "output buffer of %zu bytes is too small for %zu bytes", outsize,
+        AKV_RAISE(prov, AKV_R_INVALID_ARGUMENT, "output buffer of %zu bytes is too small for %zu bytes", outsize,
                   reslen);
     }
     akv_secure_free(res, reslen);
@@ -360,7 +367,7 @@ int akv_list_keys(AKV_PROV_CTX *prov, const char *vault, const char *vault_type,
     akv_frame_put_u32(&req, AKV_TAG_CLIENT_PID, (uint32_t)getpid());
     if (!akv_frame_finish(&req, AKV_MAX_REQUEST_BODY)) {
         akv_buf_free(&req);
-        akv_raise(prov, AKV_R_BAD_URI, "vault name is too long");
+        AKV_RAISE(prov, AKV_R_BAD_URI, "vault name is too long");
         return -1;
     }
     int ok = round_trip(prov, &req, AKV_OP_LIST, vault, &resp);
@@ -384,6 +391,6 @@ int akv_list_keys(AKV_PROV_CTX *prov, const char *vault, const char *vault_type,
 nomem:
     akv_free_names(list, n);
     akv_response_free(&resp);
-    akv_raise(prov, AKV_R_INTERNAL, "out of memory");
+    AKV_RAISE(prov, AKV_R_INTERNAL, "out of memory");
     return -1;
 }

@@ -33,7 +33,7 @@ static void *gen_init(void *provctx, int selection, const OSSL_PARAM params[], i
     g->prov = prov;
     g->type = type;
     g->selection = selection;
-    g->pctx = EVP_PKEY_CTX_new_from_name(prov->pub_libctx, type == AKV_KEYTYPE_RSA ? "RSA" : "EC", NULL);
+    g->pctx = EVP_PKEY_CTX_new_from_name(prov->pub_libctx, type == AKV_KEY_TYPE_RSA ? "RSA" : "EC", NULL);
     int ok = g->pctx != NULL;
     if (ok && (selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
         ok = EVP_PKEY_keygen_init(g->pctx) > 0;
@@ -51,12 +51,12 @@ static void *gen_init(void *provctx, int selection, const OSSL_PARAM params[], i
 
 void *akv_rsa_gen_init(void *provctx, int selection, const OSSL_PARAM params[])
 {
-    return gen_init(provctx, selection, params, AKV_KEYTYPE_RSA);
+    return gen_init(provctx, selection, params, AKV_KEY_TYPE_RSA);
 }
 
 void *akv_ec_gen_init(void *provctx, int selection, const OSSL_PARAM params[])
 {
-    return gen_init(provctx, selection, params, AKV_KEYTYPE_EC);
+    return gen_init(provctx, selection, params, AKV_KEY_TYPE_EC);
 }
 
 int akv_gen_set_params(void *genctx, const OSSL_PARAM params[])
@@ -93,7 +93,7 @@ int akv_gen_set_template(void *genctx, void *templ)
     AKV_GEN_CTX *g = genctx;
     AKV_KEY *t = templ;
     char group[64];
-    if (t == NULL || t->pub == NULL || g->type != AKV_KEYTYPE_EC)
+    if (t == NULL || t->pub == NULL || g->type != AKV_KEY_TYPE_EC)
         return 1;
     if (!EVP_PKEY_get_utf8_string_param(t->pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL))
         return 0;

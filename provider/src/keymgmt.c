@@ -13,12 +13,12 @@
 
 static void *rsa_new(void *provctx)
 {
-    return akv_key_new(provctx, AKV_KEYTYPE_RSA);
+    return akv_key_new(provctx, AKV_KEY_TYPE_RSA);
 }
 
 static void *ec_new(void *provctx)
 {
-    return akv_key_new(provctx, AKV_KEYTYPE_EC);
+    return akv_key_new(provctx, AKV_KEY_TYPE_EC);
 }
 
 static void key_free(void *keydata)
@@ -47,12 +47,12 @@ static void *key_load(const void *reference, size_t reference_sz, int type)
 
 static void *rsa_load(const void *reference, size_t reference_sz)
 {
-    return key_load(reference, reference_sz, AKV_KEYTYPE_RSA);
+    return key_load(reference, reference_sz, AKV_KEY_TYPE_RSA);
 }
 
 static void *ec_load(const void *reference, size_t reference_sz)
 {
-    return key_load(reference, reference_sz, AKV_KEYTYPE_EC);
+    return key_load(reference, reference_sz, AKV_KEY_TYPE_EC);
 }
 
 static int key_has(const void *keydata, int selection)
@@ -65,7 +65,7 @@ static int key_has(const void *keydata, int selection)
         ok = ok && key->pub != NULL;
     if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0)
         ok = ok && (key->uri != NULL || key->local_private);
-    if ((selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0 && key->type == AKV_KEYTYPE_EC)
+    if ((selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0 && key->type == AKV_KEY_TYPE_EC)
         ok = ok && key->pub != NULL;
     return ok;
 }
@@ -165,13 +165,13 @@ static int key_import(void *keydata, int selection, const OSSL_PARAM params[])
     int evp_selection;
     if (key == NULL || key->pub != NULL)
         return 0;
-    int has_private = OSSL_PARAM_locate_const(params, key->type == AKV_KEYTYPE_RSA ? OSSL_PKEY_PARAM_RSA_D
+    int has_private = OSSL_PARAM_locate_const(params, key->type == AKV_KEY_TYPE_RSA ? OSSL_PKEY_PARAM_RSA_D
                                                                                     : OSSL_PKEY_PARAM_PRIV_KEY) != NULL;
     if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 && has_private)
         evp_selection = EVP_PKEY_KEYPAIR;
     else if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
         evp_selection = EVP_PKEY_PUBLIC_KEY;
-    else if ((selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0 && key->type == AKV_KEYTYPE_EC)
+    else if ((selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0 && key->type == AKV_KEY_TYPE_EC)
         evp_selection = EVP_PKEY_KEY_PARAMETERS;
     else
         return 0;
@@ -192,7 +192,7 @@ static int key_export(void *keydata, int selection, OSSL_CALLBACK *param_cb, voi
     if (key == NULL || key->pub == NULL)
         return 0;
     if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 && key->uri != NULL) {
-        akv_raise(key->prov, AKV_R_PRIVATE_KEY_NOT_EXPORTABLE,
+        AKV_RAISE(key->prov, AKV_R_PRIVATE_KEY_NOT_EXPORTABLE,
                   "the private key of %s stays in the HSM and cannot be exported; export the public key instead "
                   "(openssl pkey -pubout)",
                   key->uri);

@@ -11,7 +11,7 @@
 
 static void *aes_new(void *provctx)
 {
-    return akv_key_new(provctx, AKV_KEYTYPE_AES);
+    return akv_key_new(provctx, AKV_KEY_TYPE_AES);
 }
 
 static void aes_free(void *keydata)
@@ -29,7 +29,7 @@ static void *aes_load(const void *reference, size_t reference_sz)
 {
     AKV_KEY_HANDLE *handle = (AKV_KEY_HANDLE *)reference;
     if (reference == NULL || reference_sz != sizeof(*handle) || handle->magic != AKV_KEY_HANDLE_MAGIC ||
-        handle->key == NULL || handle->key->type != AKV_KEYTYPE_AES)
+        handle->key == NULL || handle->key->type != AKV_KEY_TYPE_AES)
         return NULL;
     AKV_KEY *key = handle->key;
     handle->key = NULL;
@@ -88,7 +88,7 @@ static int aes_export(void *keydata, int selection, OSSL_CALLBACK *param_cb, voi
     (void)param_cb;
     (void)cbarg;
     if (key != NULL)
-        akv_raise(key->prov, AKV_R_PRIVATE_KEY_NOT_EXPORTABLE,
+        AKV_RAISE(key->prov, AKV_R_PRIVATE_KEY_NOT_EXPORTABLE,
                   "the AES key %s stays in the HSM and cannot be exported", key->uri ? key->uri : "");
     return 0;
 }

@@ -76,18 +76,18 @@ static int sig_init(AKV_SIG_CTX *ctx, void *provkey, const OSSL_PARAM params[], 
     ctx->signing = signing;
     ctx->aid_len = 0;
     if (key != NULL) {
-        if (key->type != (ctx->is_rsa ? AKV_KEYTYPE_RSA : AKV_KEYTYPE_EC) || key->pub == NULL) {
-            akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "%s key cannot be used for %s signatures",
+        if (key->type != (ctx->is_rsa ? AKV_KEY_TYPE_RSA : AKV_KEY_TYPE_EC) || key->pub == NULL) {
+            AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "%s key cannot be used for %s signatures",
                       akv_key_type_name(key), ctx->is_rsa ? "RSA" : "ECDSA");
             return 0;
         }
         if (signing && key->uri == NULL && !key->local_private) {
-            akv_raise(ctx->prov, AKV_R_NO_PRIVATE_KEY,
+            AKV_RAISE(ctx->prov, AKV_R_NO_PRIVATE_KEY,
                       "this key is public only (not an akv URI or key reference): it can verify but not sign");
             return 0;
         }
         if (signing && !akv_key_allows(key, "sign")) {
-            akv_raise(ctx->prov, AKV_R_OPERATION_NOT_PERMITTED, "key %s does not allow sign (its key_ops: %s)",
+            AKV_RAISE(ctx->prov, AKV_R_OPERATION_NOT_PERMITTED, "key %s does not allow sign (its key_ops: %s)",
                       key->uri, key->key_ops);
             return 0;
         }
@@ -95,7 +95,7 @@ static int sig_init(AKV_SIG_CTX *ctx, void *provkey, const OSSL_PARAM params[], 
         ctx->key = akv_key_ref(key);
     }
     if (ctx->key == NULL) {
-        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "no key given to the signature operation");
+        AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "no key given to the signature operation");
         return 0;
     }
     return akv_sig_set_ctx_params(ctx, params);
@@ -125,7 +125,7 @@ static int check_input_is_digest(AKV_SIG_CTX *ctx, size_t tbslen)
 {
     if (ctx->md == NULL || tbslen == (size_t)EVP_MD_get_size(ctx->md))
         return 1;
-    akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "input is %zu bytes but a %s digest is %d bytes", tbslen,
+    AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "input is %zu bytes but a %s digest is %d bytes", tbslen,
               EVP_MD_get0_name(ctx->md), EVP_MD_get_size(ctx->md));
     return 0;
 }
@@ -140,7 +140,7 @@ static enum sig_buffer check_sig_buffer(AKV_SIG_CTX *ctx, const unsigned char *s
         return SIG_SIZE_ANSWERED;
     }
     if (sigsize < max_sig_size(ctx)) {
-        akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "signature buffer of %zu bytes is too small (need %zu)", sigsize,
+        AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "signature buffer of %zu bytes is too small (need %zu)", sigsize,
                   max_sig_size(ctx));
         return SIG_BUFFER_TOO_SMALL;
     }
@@ -162,7 +162,7 @@ static int do_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t 
         return local_sign(ctx, sig, siglen, sigsize, tbs, tbslen);
     if (ctx->is_rsa) {
         if (ctx->md == NULL) {
-            akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT,
+            AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT,
                       "RSA signing in the HSM needs the digest algorithm: add -pkeyopt digest:sha256 (or sha384, "
                       "sha512) to sign a precomputed digest");
             return 0;
@@ -173,7 +173,7 @@ static int do_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t 
             if (!akv_sig_check_pss(ctx))
                 return 0;
         } else if (ctx->pad_mode != RSA_PKCS1_PADDING) {
-            akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
+            AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED,
                       "RSA padding mode %d is not supported for signing: the HSM signs with pkcs1 or pss",
                       ctx->pad_mode);
             return 0;
@@ -184,14 +184,14 @@ static int do_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t 
         const char *es = akv_ecdsa_alg(ctx->key->curve);
         size_t want = akv_ecdsa_digest_len(ctx->key->curve);
         if (es == NULL) {
-            akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "EC curve '%s' of %s is not supported", ctx->key->curve,
+            AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED, "EC curve '%s' of %s is not supported", ctx->key->curve,
                       ctx->key->uri);
             return 0;
         }
         if (!check_input_is_digest(ctx, tbslen))
             return 0;
         if (tbslen == 0 || tbslen > sizeof(digest)) {
-            akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "ECDSA input must be a digest of 1 to 64 bytes, not %zu",
+            AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "ECDSA input must be a digest of 1 to 64 bytes, not %zu",
                       tbslen);
             return 0;
         }
@@ -207,7 +207,7 @@ static int do_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t 
     if (ctx->is_rsa) {
         size_t modlen = max_sig_size(ctx);
         if (outlen != modlen || outlen > sigsize) {
-            akv_raise(ctx->prov, AKV_R_AGENT_PROTOCOL, "the HSM returned a %zu-byte RSA signature, expected %zu",
+            AKV_RAISE(ctx->prov, AKV_R_AGENT_PROTOCOL, "the HSM returned a %zu-byte RSA signature, expected %zu",
                       outlen, modlen);
             goto end;
         }
@@ -216,7 +216,7 @@ static int do_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t 
     } else {
         size_t der_len = 0;
         if (!akv_ecdsa_raw_to_der(out, outlen, akv_curve_order_bytes(ctx->key->curve), sig, sigsize, &der_len)) {
-            akv_raise(ctx->prov, AKV_R_AGENT_PROTOCOL,
+            AKV_RAISE(ctx->prov, AKV_R_AGENT_PROTOCOL,
                       "the HSM returned a %zu-byte ECDSA signature, expected r||s of %zu bytes", outlen,
                       2 * akv_curve_order_bytes(ctx->key->curve));
             goto end;

@@ -17,16 +17,16 @@ EVP_MD *akv_sig_fetch_md(AKV_SIG_CTX *ctx, const char *name, const char *props)
 {
     EVP_MD *md = EVP_MD_fetch(ctx->prov->pub_libctx, name, props);
     if (md == NULL) {
-        akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "unknown digest '%s'", name);
+        AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED, "unknown digest '%s'", name);
         return NULL;
     }
     if (ctx->signing && akv_hsm_digest_bits(md) == 0) {
         if (EVP_MD_is_a(md, "SHA1"))
-            akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
+            AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED,
                       "SHA-1 signatures are refused (weak and not offered by the HSM): use SHA-256, SHA-384 or "
                       "SHA-512 (e.g. openssl dgst -sha256)");
         else
-            akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
+            AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED,
                       "digest %s is not supported by the HSM: use SHA-256, SHA-384 or SHA-512", name);
         EVP_MD_free(md);
         return NULL;
@@ -38,7 +38,7 @@ int akv_sig_check_pss(AKV_SIG_CTX *ctx)
 {
     int mdsize = EVP_MD_get_size(ctx->md);
     if (ctx->mgf1_md != NULL && !EVP_MD_is_a(ctx->mgf1_md, EVP_MD_get0_name(ctx->md))) {
-        akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
+        AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED,
                   "RSA-PSS with MGF1 digest %s and message digest %s is not supported: the HSM uses MGF1 with the "
                   "message digest",
                   EVP_MD_get0_name(ctx->mgf1_md), EVP_MD_get0_name(ctx->md));
@@ -50,12 +50,12 @@ int akv_sig_check_pss(AKV_SIG_CTX *ctx)
                        : ctx->saltlen == RSA_PSS_SALTLEN_AUTO ? "auto (= max when signing)"
                                                               : NULL;
     if (what != NULL)
-        akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
+        AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED,
                   "RSA-PSS salt length %s is not supported: the HSM always uses a salt as long as the digest (%d "
                   "bytes); use -sigopt rsa_pss_saltlen:digest",
                   what, mdsize);
     else
-        akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
+        AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED,
                   "RSA-PSS salt length %d is not supported: the HSM always uses a salt as long as the digest (%d "
                   "bytes); use -sigopt rsa_pss_saltlen:digest",
                   ctx->saltlen, mdsize);
@@ -107,7 +107,7 @@ int akv_sig_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         if (pp != NULL && !OSSL_PARAM_get_utf8_string_ptr(pp, &props))
             return 0;
         if (ctx->mdctx != NULL && ctx->md != NULL && !EVP_MD_is_a(ctx->md, name)) {
-            akv_raise(ctx->prov, AKV_R_INVALID_ARGUMENT, "the digest cannot change in the middle of a digest-sign");
+            AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "the digest cannot change in the middle of a digest-sign");
             return 0;
         }
         EVP_MD *md = akv_sig_fetch_md(ctx, name, NULL);
@@ -123,7 +123,7 @@ int akv_sig_set_ctx_params(void *vctx, const OSSL_PARAM params[])
         if (!akv_get_named_int_param(p, pad_mode_names, &mode))
             return 0;
         if (mode != RSA_PKCS1_PADDING && mode != RSA_PKCS1_PSS_PADDING) {
-            akv_raise(ctx->prov, AKV_R_UNSUPPORTED,
+            AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED,
                       "RSA padding mode %d is not supported: use pkcs1 or pss (rsa_padding_mode:pss)", mode);
             return 0;
         }
@@ -140,7 +140,7 @@ int akv_sig_set_ctx_params(void *vctx, const OSSL_PARAM params[])
             return 0;
         EVP_MD *md = EVP_MD_fetch(ctx->prov->pub_libctx, name, NULL);
         if (md == NULL) {
-            akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "unknown MGF1 digest '%s'", name);
+            AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED, "unknown MGF1 digest '%s'", name);
             return 0;
         }
         EVP_MD_free(ctx->mgf1_md);
@@ -166,7 +166,7 @@ int akv_sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
             ctx->aid_len = akv_algorithm_id(ctx->is_rsa, ctx->is_rsa && ctx->pad_mode == RSA_PKCS1_PSS_PADDING,
                                             akv_hsm_digest_bits(ctx->md), saltlen, ctx->aid, sizeof(ctx->aid));
             if (ctx->aid_len == 0) {
-                akv_raise(ctx->prov, AKV_R_UNSUPPORTED, "no X.509 algorithm identifier for %s with %s",
+                AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED, "no X.509 algorithm identifier for %s with %s",
                           ctx->is_rsa ? "RSA" : "ECDSA", EVP_MD_get0_name(ctx->md));
                 return 0;
             }

@@ -76,7 +76,7 @@ static void *serve_conn(void *varg)
     free(arg);
     uint32_t conn_pid = 0;
     for (;;) {
-        unsigned char hdr[AKV_FRAME_HEADER_LEN];
+        unsigned char hdr[AKV_FRAME_HEADER_SIZE];
         uint8_t op;
         uint32_t id, blen;
         if (!read_full(fd, hdr, sizeof(hdr)) ||
@@ -107,7 +107,7 @@ static void *serve_conn(void *varg)
             static const char http[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
             write_full(fd, (const unsigned char *)http, sizeof(http) - 1);
         } else {
-            akv_frame_begin(&out, (uint8_t)(op | AKV_OP_RESPONSE_FLAG), mode == MODE_WRONG_ID ? id + 1 : id);
+            akv_frame_begin(&out, (uint8_t)(op | AKV_RESPONSE_BIT), mode == MODE_WRONG_ID ? id + 1 : id);
             if (mode == MODE_STATUS_ERROR) {
                 akv_frame_put_u32(&out, AKV_TAG_STATUS, AKV_STATUS_FORBIDDEN);
                 akv_frame_put_str(&out, AKV_TAG_MESSAGE, "key managedhsm:h:k does not allow sign");
@@ -120,7 +120,7 @@ static void *serve_conn(void *varg)
             akv_frame_finish(&out, AKV_MAX_RESPONSE_BODY);
             if (mode == MODE_CUT_SHORT) {
                 /* Promise the whole body, send the header and a few bytes, then hang up. */
-                write_full(fd, out.data, AKV_FRAME_HEADER_LEN + 3);
+                write_full(fd, out.data, AKV_FRAME_HEADER_SIZE + 3);
                 akv_buf_free(&out);
                 akv_frame_clear(&f);
                 free(body);
@@ -362,7 +362,7 @@ static void test_agent_restart(void)
     server_stop(&srv);
     /* Agent down: a clear error naming the socket and what to do. */
     CHECK(call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err)) == AKV_CALL_UNREACHABLE);
-    CHECKF(strstr(err, srv.path) != NULL && strstr(err, "bin/akv agent") != NULL, "message: %s", err);
+    CHECKF(strstr(err, srv.path) != NULL && strstr(err, "; hint: start it with `akv agent`") != NULL, "message: %s", err);
     /* Agent back: the next call reconnects by itself. */
     CHECK(server_start(&srv, socket_path(), MODE_ECHO));
     CHECKF(call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err)) == AKV_CALL_OK && echo_ok, "%s", err);

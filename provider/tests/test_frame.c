@@ -158,7 +158,7 @@ static void test_encode_round_trip(void)
     /* Truncations of a valid frame are all rejected, never read past the end. */
     for (size_t cut = 0; cut < b.len; cut++) {
         akv_decode_result r = akv_frame_decode(b.data, cut, AKV_MAX_REQUEST_BODY, &f, &consumed);
-        CHECKF(r == (cut < AKV_FRAME_HEADER_LEN ? AKV_DECODE_SHORT_HEADER : AKV_DECODE_SHORT_BODY), "cut at %zu", cut);
+        CHECKF(r == (cut < AKV_FRAME_HEADER_SIZE ? AKV_DECODE_SHORT_HEADER : AKV_DECODE_SHORT_BODY), "cut at %zu", cut);
         akv_frame_clear(&f);
     }
     akv_buf_free(&b);
@@ -173,7 +173,7 @@ static void test_request_limit(void)
     CHECK(big != NULL);
     if (big == NULL)
         return;
-    akv_frame_put_bytes(&b, AKV_TAG_INPUT, big, AKV_MAX_REQUEST_BODY - AKV_FIELD_HEADER_LEN);
+    akv_frame_put_bytes(&b, AKV_TAG_INPUT, big, AKV_MAX_REQUEST_BODY - AKV_FIELD_HEADER_SIZE);
     CHECK(akv_frame_finish(&b, AKV_MAX_REQUEST_BODY)); /* exactly at the limit */
     akv_frame_put_bytes(&b, AKV_TAG_ALG, "x", 1);
     CHECK(!akv_frame_finish(&b, AKV_MAX_REQUEST_BODY)); /* one field over */

@@ -6,10 +6,11 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { HsmGateway, KeyDescription, OpResult } from '../azure/gateway.js';
-import { AkvError, STATUS_CODES } from '../errors.js';
+import { AkvError } from '../errors.js';
 import {
-  KeyTypeCode,
+  KeyType,
   PROTOCOL_VERSION,
+  Status,
   Tag,
   bytesField,
   stringField,
@@ -36,18 +37,19 @@ export interface HandlerContext {
 /** Private-op failures after which the cached description may be stale (key rotated/deleted). */
 const STALE_ON = new Set(['KEY_NOT_FOUND', 'BAD_PARAMETER', 'KEY_DISABLED']);
 
-const STATUS_OK = STATUS_CODES.OK;
+const STATUS_OK = Status.OK;
 
 const KEY_TYPE_CODES: Record<KeyDescription['kty'], number> = {
-  RSA: KeyTypeCode.RSA,
-  EC: KeyTypeCode.EC,
-  oct: KeyTypeCode.AES,
+  RSA: KeyType.RSA,
+  EC: KeyType.EC,
+  oct: KeyType.AES,
 };
 
 const OP_LABEL: Record<AgentRequest['kind'], string> = {
   hello: 'hello',
   ping: 'ping',
   describe: 'describe',
+  forget: 'forget',
   private: 'private',
   list: 'list',
 };
@@ -56,25 +58,30 @@ function opLabel(req: AgentRequest): string {
   return req.kind === 'private' ? req.op : OP_LABEL[req.kind];
 }
 
-/** The STATUS/MESSAGE/RETRIES fields of a failure, and its status name. */
+/** The STATUS/MESSAGE/HINT/RETRIES fields of a failure, its status name and its text. */
 export function errorFields(
   err: unknown,
   logger: Logger,
   what: string,
 ): { fields: Field[]; status: string; message: string } {
-  if (err instanceof AkvError) {
-    const fields = [u32Field(Tag.STATUS, err.status), stringField(Tag.MESSAGE, err.fullMessage)];
-    if (err.retries > 0) fields.push(u32Field(Tag.RETRIES, err.retries));
-    return { fields, status: err.code, message: err.fullMessage };
-  }
-  // Not an AkvError: a bug somewhere in the agent. Keep the stack in the log, not on the wire.
+  const e =
+    err instanceof AkvError
+      ? err
+      : // Not an AkvError: a bug somewhere in the agent. Keep the stack in the log, not on the wire.
+        internalError(err, logger, what);
+  const fields = [u32Field(Tag.STATUS, e.status), stringField(Tag.MESSAGE, e.message)];
+  if (e.hint) fields.push(stringField(Tag.HINT, e.hint));
+  if (e.retries > 0) fields.push(u32Field(Tag.RETRIES, e.retries));
+  return { fields, status: e.code, message: e.fullMessage };
+}
+
+function internalError(err: unknown, logger: Logger, what: string): AkvError {
   logger.error({ err }, `internal error during ${what}`);
-  const message = `internal error in the akv agent during ${what}: ${(err as Error)?.message ?? String(err)}: report it with the agent log`;
-  return {
-    fields: [u32Field(Tag.STATUS, STATUS_CODES.INTERNAL), stringField(Tag.MESSAGE, message)],
-    status: 'INTERNAL',
-    message,
-  };
+  return new AkvError(
+    'INTERNAL',
+    `internal error in the akv agent during ${what}: ${(err as Error)?.message ?? String(err)}`,
+    'report it with the agent log',
+  );
 }
 
 async function describe(ctx: HandlerContext, ref: KeyRef): Promise<KeyDescription> {
@@ -246,6 +253,16 @@ async function handleOther(
       const ref = parseKeyUri(req.uri);
       const d = await describe(ctx, ref);
       return describeFields(ref, d);
+    }
+    case 'forget': {
+      // The key commands send this after a rotate, import or delete, so that the next DESCRIBE
+      // of an unpinned URI asks the HSM instead of serving the old version until the TTL.
+      const ref = parseKeyUri(req.uri);
+      ctx.cache.invalidate(ref);
+      ctx
+        .logger()
+        .info({ uri: formatKeyUri(ref), client_pid: req.clientPid }, 'key cache entry dropped');
+      return [u32Field(Tag.STATUS, STATUS_OK)];
     }
     case 'list': {
       const vault = parseVaultUri(`${req.vaultType}:${req.vault}:`);

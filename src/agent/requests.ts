@@ -31,6 +31,7 @@ export type AgentRequest =
   | (Base & { kind: 'hello'; protoVersion: number; clientName?: string })
   | (Base & { kind: 'ping' })
   | (Base & { kind: 'describe'; uri: string })
+  | (Base & { kind: 'forget'; uri: string })
   | (Base & { kind: 'private'; op: PrivateOpName; uri: string; alg: string; input: Buffer })
   | (Base & { kind: 'list'; vault: string; vaultType: VaultType });
 
@@ -59,6 +60,8 @@ export function parseRequest(frame: Frame): AgentRequest {
       return { ...base, kind: 'ping' };
     case Op.DESCRIBE:
       return { ...base, kind: 'describe', uri: requireString(frame, Tag.URI) };
+    case Op.FORGET:
+      return { ...base, kind: 'forget', uri: requireString(frame, Tag.URI) };
     case Op.SIGN:
     case Op.DECRYPT:
     case Op.WRAP:
@@ -86,7 +89,7 @@ export function parseRequest(frame: Frame): AgentRequest {
     default:
       throw new ProtocolError(
         'unknown-op',
-        `unknown operation ${opName(frame.op)} (this agent speaks protocol version 1: ops 0x01-0x08)`,
+        `unknown operation ${opName(frame.op)} (this agent speaks protocol version 1: ops 0x01-0x09)`,
         frame.id,
       );
   }

@@ -15,13 +15,13 @@ import {
   Op,
   ProtocolError,
   RESPONSE_BIT,
+  Status,
   Tag,
   encodeFrame,
   stringField,
   u32Field,
 } from '../protocol/index.js';
 import type { Field } from '../protocol/index.js';
-import { STATUS_CODES } from '../errors.js';
 import { handleRequest } from './handlers.js';
 import type { HandlerContext } from './handlers.js';
 import { parseRequest } from './requests.js';
@@ -121,11 +121,12 @@ class Connection {
     } catch (err) {
       this.log().error({ err, op: req.kind }, 'response does not fit in a frame');
       bytes = encodeFrame(req.opCode | RESPONSE_BIT, req.id, [
-        u32Field(Tag.STATUS, STATUS_CODES.INTERNAL),
+        u32Field(Tag.STATUS, Status.INTERNAL),
         stringField(
           Tag.MESSAGE,
-          `the response is larger than the protocol allows (${MAX_RESPONSE_BODY} bytes): report this`,
+          `the response is larger than the protocol allows (${MAX_RESPONSE_BODY} bytes)`,
         ),
+        stringField(Tag.HINT, 'report this as a bug in the akv agent'),
       ]);
     }
     this.socket.write(bytes);
@@ -144,8 +145,8 @@ class Connection {
       { conn: this.id, reason, error: message },
       'malformed request frame: closing the connection',
     );
-    this.errorFrame = encodeFrame(Op.ERROR, id, [
-      u32Field(Tag.STATUS, STATUS_CODES.BAD_REQUEST),
+    this.errorFrame = encodeFrame(Op.PROTOCOL_ERROR, id, [
+      u32Field(Tag.STATUS, Status.BAD_REQUEST),
       stringField(Tag.MESSAGE, `malformed request (${reason}): ${message}`),
     ]);
     this.socket.pause();

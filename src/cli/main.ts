@@ -5,6 +5,7 @@
  */
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
+import { withHint } from '../errors.js';
 
 /** Sub-commands in the order `akv --help` lists them; each maps to `commands/<file>.js`. */
 const COMMANDS: Record<string, string> = {
@@ -77,8 +78,7 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
     } else {
       const e = err as Error & { hint?: string };
-      console.error(`akv: ${e.message ?? String(err)}`);
-      if (e.hint) console.error(`hint: ${e.hint}`);
+      console.error(`akv: ${withHint(e.message ?? String(err), e.hint)}`);
       if (process.env.AKV_DEBUG) console.error(e.stack);
       process.exitCode = 1;
     }

@@ -5,11 +5,10 @@
  */
 import { createConnection } from 'node:net';
 import type { Socket } from 'node:net';
-import { AkvError, statusName } from '../errors.js';
-import type { StatusName } from '../errors.js';
+import { AkvError } from '../errors.js';
 import {
   FrameDecoder,
-  KeyTypeCode,
+  KeyType,
   MAX_REQUEST_BODY,
   MAX_RESPONSE_BODY,
   Op,
@@ -26,10 +25,11 @@ import {
   requireBytes,
   requireString,
   requireU32,
+  statusName,
   stringField,
   u32Field,
 } from '../protocol/index.js';
-import type { Field, Frame } from '../protocol/index.js';
+import type { Field, Frame, StatusName } from '../protocol/index.js';
 
 export interface AgentClientOptions {
   /** Per-request timeout; the agent's own HSM deadline is 10 s by default, so keep this above. */
@@ -74,8 +74,8 @@ function unreachable(path: string, err: NodeJS.ErrnoException): AkvError {
   }
   return new AkvError(
     'UNAVAILABLE',
-    `akv agent not reachable at ${path}`,
-    `start it with \`bin/akv agent\` (${err.code ?? err.message})`,
+    `akv agent not reachable at ${path} (${err.code ?? err.message})`,
+    'start it with `akv agent`, or point AKV_AGENT_SOCKET at its socket',
   );
 }
 
@@ -182,7 +182,7 @@ export class AgentClient {
   }
 
   private dispatch(socket: Socket, frame: Frame): void {
-    if (frame.op === Op.ERROR) {
+    if (frame.op === Op.PROTOCOL_ERROR) {
       // The agent refused one of our frames and is closing the connection: a client bug.
       let message = 'protocol error';
       try {
@@ -276,7 +276,7 @@ export class AgentClient {
       throw new AkvError(
         name === 'OK' ? 'INTERNAL' : name,
         message,
-        undefined,
+        getString(frame, Tag.HINT),
         getU32(frame, Tag.RETRIES) ?? 0,
       );
     }
@@ -305,11 +305,11 @@ export class AgentClient {
     const r = await this.request(Op.DESCRIBE, [stringField(Tag.URI, uri), this.pid()]);
     const typeCode = requireU32(r, Tag.KEY_TYPE);
     const keyType =
-      typeCode === KeyTypeCode.RSA
+      typeCode === KeyType.RSA
         ? 'RSA'
-        : typeCode === KeyTypeCode.EC
+        : typeCode === KeyType.EC
           ? 'EC'
-          : typeCode === KeyTypeCode.AES
+          : typeCode === KeyType.AES
             ? 'AES'
             : undefined;
     if (keyType === undefined)
@@ -327,6 +327,11 @@ export class AgentClient {
     const spki = r.fields.find((f) => f.tag === Tag.PUBLIC_KEY)?.value;
     if (spki !== undefined) info.publicKey = Buffer.from(spki);
     return info;
+  }
+
+  /** Makes the agent forget its cached description of the key (every version). */
+  async forget(uri: string): Promise<void> {
+    await this.request(Op.FORGET, [stringField(Tag.URI, uri), this.pid()]);
   }
 
   private async privateOp(

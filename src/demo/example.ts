@@ -136,12 +136,11 @@ export class NginxExample {
   }
 }
 
-/** Fails the step with the script's own error line and its suggested fix. */
+/** Fails the step with the script's own error line ("what failed; hint: what to do"). */
 export function mustPass(r: CommandResult, what: string): void {
   if (r.status === 0) return;
   const error = r.lines.find((l) => /: error: /.test(l))?.replace(/^.*?: error: /, '');
-  const fix = r.lines.find((l) => /: fix: /.test(l))?.replace(/^.*?: fix: /, '');
   const failedCheck = r.lines.find((l) => l.startsWith('FAIL'));
   const reason = error ?? failedCheck ?? `exit status ${r.status}`;
-  throw new Error(`${what} failed: ${reason.trim()}${fix ? ` (fix: ${fix.trim()})` : ''}`);
+  throw new Error(`${what} failed: ${reason.trim()}`);
 }

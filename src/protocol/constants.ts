@@ -1,10 +1,12 @@
 /**
  * Numbers of the agent wire protocol, version 1 (docs/protocol.md is the specification; keep the
- * two in step). The C provider has the same table in provider/src/.
+ * two in step). This file is the one source: provider/src/protocol_codes.h is generated from it
+ * (src/protocol/c-header.ts; the protocol tests fail when the committed header has drifted), so
+ * every name here is also the C name with an `AKV_` prefix (`Op.SIGN` is `AKV_OP_SIGN`).
  */
 export const MAGIC = 0x414b; // 'A' 'K'
 export const PROTOCOL_VERSION = 1;
-export const HEADER_SIZE = 12;
+export const FRAME_HEADER_SIZE = 12;
 export const FIELD_HEADER_SIZE = 6;
 
 /** Largest request body the agent accepts (and the limit every golden vector is decoded with). */
@@ -24,8 +26,10 @@ export const Op = {
   WRAP: 0x06,
   UNWRAP: 0x07,
   LIST: 0x08,
+  /** Drop the agent's cached description of a key (after a rotate, import or delete). */
+  FORGET: 0x09,
   /** Protocol-error frame: the agent sends it for a malformed request, then closes the connection. */
-  ERROR: 0xff,
+  PROTOCOL_ERROR: 0xff,
 } as const;
 export type OpName = keyof typeof Op;
 export type OpCode = (typeof Op)[OpName];
@@ -37,6 +41,8 @@ export const Tag = {
   ALG: 0x0004,
   INPUT: 0x0005,
   OUTPUT: 0x0006,
+  /** What to do about a failure (optional beside MESSAGE, which says only what failed). */
+  HINT: 0x0007,
   KEY_TYPE: 0x0010,
   KEY_BITS: 0x0011,
   CURVE: 0x0012,
@@ -59,13 +65,36 @@ export type TagName = keyof typeof Tag;
 export const REPEATABLE_TAGS: ReadonlySet<number> = new Set([Tag.KEY_NAME]);
 
 /** KEY_TYPE values. */
-export const KeyTypeCode = { RSA: 1, EC: 2, AES: 3 } as const;
+export const KeyType = { RSA: 1, EC: 2, AES: 3 } as const;
+
+/** STATUS values: 0 is success, every other code names what failed (docs/protocol.md). */
+export const Status = {
+  OK: 0,
+  BAD_REQUEST: 1,
+  BAD_URI: 2,
+  KEY_NOT_FOUND: 3,
+  FORBIDDEN: 4,
+  UNAUTHORIZED: 5,
+  THROTTLED: 6,
+  UNAVAILABLE: 7,
+  TIMEOUT: 8,
+  UNSUPPORTED: 9,
+  KEY_DISABLED: 10,
+  BAD_PARAMETER: 11,
+  INTERNAL: 12,
+} as const;
+export type StatusName = keyof typeof Status;
+
+/** The name of a status code, undefined when unknown. */
+export function statusName(status: number): StatusName | undefined {
+  return (Object.keys(Status) as StatusName[]).find((k) => Status[k] === status);
+}
 
 /** The name of an op code for messages and logs (`op 0x42` when unknown). */
 export function opName(op: number): string {
-  const base = op === Op.ERROR ? op : op & ~RESPONSE_BIT;
+  const base = op === Op.PROTOCOL_ERROR ? op : op & ~RESPONSE_BIT;
   const name = (Object.keys(Op) as OpName[]).find((k) => Op[k] === base);
   const hex = `0x${op.toString(16).padStart(2, '0')}`;
   if (name === undefined) return `op ${hex}`;
-  return op !== Op.ERROR && op & RESPONSE_BIT ? `${name} response` : name;
+  return op !== Op.PROTOCOL_ERROR && op & RESPONSE_BIT ? `${name} response` : name;
 }

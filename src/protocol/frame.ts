@@ -4,7 +4,7 @@
  */
 import {
   FIELD_HEADER_SIZE,
-  HEADER_SIZE,
+  FRAME_HEADER_SIZE,
   MAGIC,
   MAX_REQUEST_BODY,
   MAX_RESPONSE_BODY,
@@ -56,13 +56,13 @@ export function encodeFrame(
   if (bodyLength > maxBodyLength) {
     throw new RangeError(`frame body of ${bodyLength} bytes exceeds the limit of ${maxBodyLength}`);
   }
-  const out = Buffer.allocUnsafe(HEADER_SIZE + bodyLength);
+  const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + bodyLength);
   out.writeUInt16BE(MAGIC, 0);
   out.writeUInt8(PROTOCOL_VERSION, 2);
   out.writeUInt8(op, 3);
   out.writeUInt32BE(id, 4);
   out.writeUInt32BE(bodyLength, 8);
-  let pos = HEADER_SIZE;
+  let pos = FRAME_HEADER_SIZE;
   for (const f of fields) {
     out.writeUInt16BE(f.tag, pos);
     out.writeUInt32BE(f.value.length, pos + 2);
@@ -106,7 +106,7 @@ function checkHeader(bytes: Buffer, maxBodyLength: number): FrameHeader | undefi
       `unsupported protocol version ${bytes[2]} (this side speaks ${PROTOCOL_VERSION})`,
     );
   }
-  if (bytes.length < HEADER_SIZE) return undefined;
+  if (bytes.length < FRAME_HEADER_SIZE) return undefined;
   const op = bytes.readUInt8(3);
   const id = bytes.readUInt32BE(4);
   const length = bytes.readUInt32BE(8);
@@ -163,10 +163,10 @@ export function decodeFrame(bytes: Buffer, maxBodyLength: number = MAX_REQUEST_B
   if (header === undefined) {
     throw new ProtocolError(
       'short-header',
-      `only ${bytes.length} of the ${HEADER_SIZE} header bytes`,
+      `only ${bytes.length} of the ${FRAME_HEADER_SIZE} header bytes`,
     );
   }
-  const available = bytes.length - HEADER_SIZE;
+  const available = bytes.length - FRAME_HEADER_SIZE;
   if (available < header.length) {
     throw new ProtocolError(
       'short-body',
@@ -181,7 +181,7 @@ export function decodeFrame(bytes: Buffer, maxBodyLength: number = MAX_REQUEST_B
       header.id,
     );
   }
-  const fields = decodeBody(bytes.subarray(HEADER_SIZE), header.id);
+  const fields = decodeBody(bytes.subarray(FRAME_HEADER_SIZE), header.id);
   return { op: header.op, id: header.id, fields };
 }
 
@@ -235,7 +235,7 @@ export class FrameDecoder {
         `the stream ended ${this.buffered} bytes into a frame header`,
       );
     } else {
-      const got = this.buffered - HEADER_SIZE;
+      const got = this.buffered - FRAME_HEADER_SIZE;
       this.failure = new ProtocolError(
         'short-body',
         `the stream ended after ${got} of the ${this.header.length} body bytes`,
@@ -266,15 +266,15 @@ export class FrameDecoder {
         const start =
           this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
         this.chunks = [start];
-        this.header = checkHeader(start.subarray(0, HEADER_SIZE), this.maxBodyLength);
+        this.header = checkHeader(start.subarray(0, FRAME_HEADER_SIZE), this.maxBodyLength);
         if (this.header === undefined) break;
       }
-      if (this.buffered < HEADER_SIZE + this.header.length) break;
-      const frameBytes = this.take(HEADER_SIZE + this.header.length);
+      if (this.buffered < FRAME_HEADER_SIZE + this.header.length) break;
+      const frameBytes = this.take(FRAME_HEADER_SIZE + this.header.length);
       const { op, id } = this.header;
       this.header = undefined;
       // Copy so that a frame kept by the caller does not pin the whole receive buffer.
-      const body = Buffer.from(frameBytes.subarray(HEADER_SIZE));
+      const body = Buffer.from(frameBytes.subarray(FRAME_HEADER_SIZE));
       frames.push({ op, id, fields: decodeBody(body, id) });
     }
   }

@@ -82,7 +82,7 @@ async function expectProtocolError(
   await raw.until(() => raw.closed);
   assert.equal(raw.frames.length, 1, 'exactly one frame, then the connection closes');
   const frame = raw.frames[0]!;
-  assert.equal(frame.op, Op.ERROR);
+  assert.equal(frame.op, Op.PROTOCOL_ERROR);
   assert.equal(frame.id, id);
   assert.equal(requireU32(frame, Tag.STATUS), 1);
   assert.match(getString(frame, Tag.MESSAGE) ?? '', message);
@@ -152,7 +152,7 @@ test('frames before the malformed one are answered; nothing after it is', async 
   raw.send(Buffer.concat([ping(1), ping(2), Buffer.from('ffff', 'hex'), ping(3)]));
   await raw.until(() => raw.closed);
   const ids = raw.frames.map((f) => [f.op, f.id]);
-  assert.deepEqual(ids.slice(-1), [[Op.ERROR, 0]]);
+  assert.deepEqual(ids.slice(-1), [[Op.PROTOCOL_ERROR, 0]]);
   assert.deepEqual(ids.slice(0, -1).sort(), [
     [Op.PING | 0x80, 1],
     [Op.PING | 0x80, 2],
@@ -254,7 +254,7 @@ test('300 connections of random and mutated frames leave the agent serving', asy
         raw.socket.end();
         await raw.until(() => raw.closed);
         // Whatever came back is well-formed frames (the Raw decoder would have thrown otherwise).
-        for (const f of raw.frames) assert.ok(f.op === Op.ERROR || f.op & 0x80);
+        for (const f of raw.frames) assert.ok(f.op === Op.PROTOCOL_ERROR || f.op & 0x80);
       }),
     );
   }

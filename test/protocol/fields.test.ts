@@ -58,6 +58,6 @@ test('field readers reject wrong shapes and missing fields with ProtocolError', 
 test('op names for messages', () => {
   assert.equal(opName(Op.SIGN), 'SIGN');
   assert.equal(opName(Op.SIGN | 0x80), 'SIGN response');
-  assert.equal(opName(Op.ERROR), 'ERROR');
+  assert.equal(opName(Op.PROTOCOL_ERROR), 'PROTOCOL_ERROR');
   assert.equal(opName(0x42), 'op 0x42');
 });

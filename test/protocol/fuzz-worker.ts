@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import {
   FrameDecoder,
-  HEADER_SIZE,
+  FRAME_HEADER_SIZE,
   MAX_REQUEST_BODY,
   ProtocolError,
   Tag,
@@ -90,8 +90,8 @@ function runFuzz(iterations: number, seed: number): FuzzResult {
       }
       case 5: {
         // random field length inside the body
-        if (base.length >= HEADER_SIZE + 6)
-          base.writeUInt32BE(int(3) === 0 ? int(0x1_0000_0000) : int(80), HEADER_SIZE + 2);
+        if (base.length >= FRAME_HEADER_SIZE + 6)
+          base.writeUInt32BE(int(3) === 0 ? int(0x1_0000_0000) : int(80), FRAME_HEADER_SIZE + 2);
         return base;
       }
       case 6: {

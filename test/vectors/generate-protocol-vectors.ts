@@ -40,6 +40,7 @@ const frameHex = (op: number, id: number, fields: F[]): string => {
 // Tags (docs/protocol.md).
 const STATUS = 0x0001,
   MESSAGE = 0x0002,
+  HINT = 0x0007,
   URI = 0x0003,
   ALG = 0x0004,
   INPUT = 0x0005,
@@ -276,14 +277,17 @@ const okVectors: OkVector[] = [
     id: 14,
     fields: [
       field(STATUS, u32(3)),
-      field(
-        MESSAGE,
-        hex(
-          'key managedhsm:MyHSM:nokey not found: create it with `akv key create` or check the name',
-        ),
-      ),
+      field(MESSAGE, hex('managedhsm:MyHSM:nokey does not exist (404 KeyNotFound)')),
+      field(HINT, hex('check the key name, or create it with `akv key create`')),
     ],
   },
+  {
+    name: 'forget-request',
+    op: 0x09,
+    id: 17,
+    fields: [field(URI, hex('managedhsm:MyHSM:myrsakey')), field(CLIENT_PID, u32(31337))],
+  },
+  { name: 'forget-response', op: 0x89, id: 17, fields: [field(STATUS, u32(0))] },
   {
     name: 'protocol-error-frame',
     op: 0xff,

@@ -14,9 +14,13 @@ ENV_FILE="${AKV_NGINX_ENV:-$EXAMPLE_DIR/.env}"
 
 say() { printf '%s: %s\n' "$SCRIPT_NAME" "$*"; }
 warn() { printf '%s: warning: %s\n' "$SCRIPT_NAME" "$*" >&2; }
+# die MESSAGE [HINT]: what failed, and what to do, on one line as every akv tool prints them.
 die() {
-  printf '%s: error: %s\n' "$SCRIPT_NAME" "$1" >&2
-  if [ $# -gt 1 ]; then printf '%s: fix: %s\n' "$SCRIPT_NAME" "$2" >&2; fi
+  if [ $# -gt 1 ]; then
+    printf '%s: error: %s; hint: %s\n' "$SCRIPT_NAME" "$1" "$2" >&2
+  else
+    printf '%s: error: %s\n' "$SCRIPT_NAME" "$1" >&2
+  fi
   exit 1
 }
 

@@ -1,6 +1,6 @@
 /**
  * `akv doctor [URI]`: walks the chain a signature takes (provider, agent, credential, HSM, key,
- * a test signature) and prints one line per link, so the broken one is obvious with its fix.
+ * a test signature) and prints one line per link, so the broken one is obvious with a hint.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,7 +11,7 @@ import { UsageError, wantsHelp } from '../command.js';
 import { AgentClient, type KeyInfo } from '../../client/agent-client.js';
 import { loadConfig } from '../../config/load.js';
 import type { AkvConfig } from '../../config/types.js';
-import { AkvError } from '../../errors.js';
+import { AkvError, withHint } from '../../errors.js';
 import { parseKeyUri, type KeyRef } from '../../uri/index.js';
 import { agentSocketPath } from '../util/agent.js';
 import { parseOptions, str } from '../util/args.js';
@@ -22,7 +22,7 @@ const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '
 const usage = `Usage: akv doctor [URI] [--socket PATH]
 
 Checks each link between an OpenSSL application and the HSM key, in order, and prints one line
-per link (ok / FAIL with the fix):
+per link (ok / FAIL with a hint):
   1. provider loadable   openssl list -providers -provider akv_provider -provider default
   2. agent reachable     ping over AKV_AGENT_SOCKET (or the config's socket)
   3. credential          a token for the URI's HSM (config AKV_CONFIG, AZURE_CLI_ACCESS_TOKEN, az login ...)
@@ -35,14 +35,14 @@ Without URI, checks 1-3 only. Exits 0 only when every check passes.
 Example:
   akv doctor managedhsm:devhsm:tls-key`;
 
-type Outcome = { ok: true; detail: string } | { ok: false; detail: string; fix: string };
+type Outcome = { ok: true; detail: string } | { ok: false; detail: string; hint: string };
 
 const ok = (detail: string): Outcome => ({ ok: true, detail });
-const fail = (detail: string, fix: string): Outcome => ({ ok: false, detail, fix });
+const fail = (detail: string, hint: string): Outcome => ({ ok: false, detail, hint });
 
-function fromError(err: unknown, fallbackFix: string): Outcome {
-  if (err instanceof AkvError) return fail(err.message, err.hint ?? fallbackFix);
-  return fail((err as Error).message ?? String(err), fallbackFix);
+function fromError(err: unknown, fallbackHint: string): Outcome {
+  if (err instanceof AkvError) return fail(err.message, err.hint ?? fallbackHint);
+  return fail((err as Error).message ?? String(err), fallbackHint);
 }
 
 function checkProvider(): Outcome {
@@ -245,8 +245,7 @@ async function runDoctor(argv: string[]): Promise<number> {
       console.log(`[ ok ] ${name}: ${outcome.detail}`);
     } else {
       failed = true;
-      console.log(`[FAIL] ${name}: ${outcome.detail}`);
-      console.log(`       fix: ${outcome.fix}`);
+      console.log(`[FAIL] ${name}: ${withHint(outcome.detail, outcome.hint)}`);
     }
   };
 
