@@ -140,6 +140,45 @@ describe('key-reference files (akv keyref)', () => {
   });
 });
 
+describe('key commands and the running agent agree', () => {
+  for (const [command, change] of [
+    ['rotate', (name: string) => pe.akv(['key', 'rotate', '--hsm-name', pe.hsm, '--name', name])],
+    [
+      'import',
+      (name: string) => {
+        const pem = pe.file(`${name}-imported.pem`);
+        pe.opensslOk(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', pem]);
+        pe.akv(['key', 'import', '--hsm-name', pe.hsm, '--name', name, '--pem-file', pem]);
+      },
+    ],
+  ] as const) {
+    it(`after akv key ${command}, the next unpinned load gets the new public key at once`, () => {
+      const name = `agree-${command}`;
+      const uri = pe.createKey(name, '--kty', 'EC-HSM', '--curve', 'P-256');
+      // Loaded once: the agent now caches this description (keyCacheTtlMs is minutes).
+      const before = pe.opensslOk(['pkey', ...PROVIDERS, '-in', uri, '-pubout']).stdout;
+      change(name);
+      const shown = JSON.parse(pe.akv(['key', 'show', '--hsm-name', pe.hsm, '--name', name]).stdout) as {
+        key: { kid: string };
+      };
+      const current = shown.key.kid.split('/').pop() ?? '';
+      const expected = pe.opensslOk(['pkey', ...PROVIDERS, '-in', `${uri}?version=${current}`, '-pubout']).stdout;
+      const after = pe.opensslOk(['pkey', ...PROVIDERS, '-in', uri, '-pubout']).stdout;
+      assert.notEqual(after, before, 'the agent still served the old version');
+      assert.equal(after, expected);
+    });
+  }
+
+  it('after akv key delete, loading the key says it does not exist', () => {
+    const uri = pe.createKey('agree-delete', '--kty', 'EC-HSM', '--curve', 'P-256');
+    pe.opensslOk(['pkey', ...PROVIDERS, '-in', uri, '-pubout']);
+    pe.akv(['key', 'delete', '--hsm-name', pe.hsm, '--name', 'agree-delete']);
+    const r = pe.openssl(['pkey', ...PROVIDERS, '-in', uri, '-pubout']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /akv_provider:akv_describe:key not found:.*describe: .*agree-delete.*; hint: /);
+  });
+});
+
 describe('?version= pinning', () => {
   it('after akv key rotate, the pinned old version still signs with the old key', () => {
     const uri = pe.createKey('rotating', '--kty', 'EC-HSM', '--curve', 'P-256');
