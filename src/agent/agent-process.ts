@@ -1,0 +1,226 @@
+/**
+ * One running agent: its config, logger, HSM gateway, key cache, socket server and metrics
+ * listener, with the three things that happen to it: start (bind the socket, serve), reload
+ * (SIGHUP: a new config replaces the old only when all of it is valid) and stop (SIGTERM: drain,
+ * then close everything). src/agent/agent.ts wires these to the process's signals.
+ */
+import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { loadConfig } from '../config/load.js';
+import type { AkvConfig } from '../config/types.js';
+import { createGateway } from '../azure/gateway.js';
+import type { HsmGateway } from '../azure/gateway.js';
+import { GatewayHolder } from './gateway-holder.js';
+import type { HandlerContext } from './handlers.js';
+import { KeyCache } from './key-cache.js';
+import { closeLogger, createLogger } from './log.js';
+import { metrics, startMetricsServer } from './metrics.js';
+import { AgentServer } from './server.js';
+import {
+  claimSocketPath,
+  prepareSocketDirectory,
+  secureSocket,
+  socketModes,
+} from './socket-path.js';
+
+export interface AgentOptions {
+  /** --config; otherwise AKV_CONFIG and the default places (see loadConfig). */
+  configPath?: string;
+  /** --socket; overrides the config and AKV_AGENT_SOCKET. */
+  socket?: string;
+  /** Where the ready line goes (stdout). */
+  out?: (line: string) => void;
+}
+
+export function agentVersion(): string {
+  try {
+    const pkg = JSON.parse(
+      readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
+    ) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function readConfig(opts: AgentOptions): AkvConfig {
+  const config = loadConfig(opts.configPath);
+  if (opts.socket !== undefined) config.socket = resolve(opts.socket);
+  return config;
+}
+
+function newGateway(config: AkvConfig, logger: Logger): HsmGateway {
+  return createGateway(config, logger, {
+    onTokenRefresh: () => metrics.tokenRefreshes.inc(),
+    onRetry: (kind) => metrics.hsmRetries.inc({ kind }),
+  });
+}
+
+/** Binds the socket with a umask that never lets it exist with a wider mode, then sets the final one. */
+async function bindSocket(server: AgentServer, path: string, config: AkvConfig): Promise<number> {
+  const modes = socketModes(config.socketGroup);
+  prepareSocketDirectory(path, modes);
+  await claimSocketPath(path);
+  const oldUmask = process.umask(0o177);
+  try {
+    await server.listen(path);
+  } finally {
+    process.umask(oldUmask);
+  }
+  secureSocket(path, modes);
+  return lstatSync(path).ino;
+}
+
+/** Removes the socket file, unless another agent has since put its own socket there. */
+function removeSocket(path: string, ino: number): void {
+  try {
+    if (lstatSync(path).ino === ino) unlinkSync(path);
+  } catch {
+    /* already gone */
+  }
+}
+
+export class AgentProcess {
+  private constructor(
+    private readonly opts: AgentOptions,
+    private config: AkvConfig,
+    private log: Logger,
+    private readonly gateways: GatewayHolder,
+    private readonly cache: KeyCache,
+    private readonly server: AgentServer,
+    private readonly socketIno: number,
+    private readonly metricsServer: Server | undefined,
+  ) {}
+
+  /** Reads the config, binds the socket and the metrics listener; the agent serves on return. */
+  static async start(opts: AgentOptions = {}): Promise<AgentProcess> {
+    const out = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
+    const config = readConfig(opts);
+    const logger = createLogger(config.log);
+    const gateways = new GatewayHolder(newGateway(config, logger));
+    const cache = new KeyCache(config.keyCacheTtlMs);
+    const ctx: HandlerContext = {
+      gateways,
+      cache,
+      metrics,
+      logger: () => logger,
+      agentVersion: agentVersion(),
+    };
+    const server = new AgentServer(ctx);
+    let socketIno: number;
+    try {
+      socketIno = await bindSocket(server, config.socket, config);
+    } catch (err) {
+      await gateways.close();
+      closeLogger(logger);
+      throw err;
+    }
+    let metricsServer: Server | undefined;
+    if (config.metricsListen) {
+      try {
+        const started = await startMetricsServer(config.metricsListen, metrics);
+        metricsServer = started.server;
+        out(`akv agent metrics on ${started.url}`);
+      } catch (err) {
+        await server.shutdown(0);
+        removeSocket(config.socket, socketIno);
+        await gateways.close();
+        closeLogger(logger);
+        throw err;
+      }
+    }
+    const agent = new AgentProcess(
+      opts,
+      config,
+      logger,
+      gateways,
+      cache,
+      server,
+      socketIno,
+      metricsServer,
+    );
+    // The handlers read the logger through the agent, so a reload's new logger is used at once.
+    ctx.logger = () => agent.log;
+    agent.log.info(
+      {
+        socket: config.socket,
+        config: config.path,
+        group: config.socketGroup,
+        version: ctx.agentVersion,
+      },
+      'akv agent listening',
+    );
+    out(`akv agent listening on ${config.socket}`);
+    return agent;
+  }
+
+  get logger(): Logger {
+    return this.log;
+  }
+
+  /** A bug: leave a trace in the agent's own log and remove the socket before the process dies. */
+  crashed(what: string, err: unknown): void {
+    this.log.fatal({ err }, `bug: ${what}, exiting`);
+    removeSocket(this.config.socket, this.socketIno);
+  }
+
+  /**
+   * SIGHUP: build everything new first; only when all of it works does it replace the old (config,
+   * logger, gateway, cache TTL; the cache is emptied). Requests in flight finish on the old gateway.
+   */
+  reload(): void {
+    let next: AkvConfig;
+    let nextLogger: Logger | undefined;
+    let nextGateway: HsmGateway;
+    try {
+      next = readConfig(this.opts);
+      nextLogger = createLogger(next.log);
+      nextGateway = newGateway(next, nextLogger);
+    } catch (err) {
+      if (nextLogger) closeLogger(nextLogger);
+      metrics.configReloads.inc({ result: 'error' });
+      this.log.error(
+        { error: (err as Error).message },
+        'SIGHUP: the new config is not valid; keeping the old one',
+      );
+      return;
+    }
+    for (const field of ['socket', 'socketGroup', 'metricsListen'] as const) {
+      if (next[field] !== this.config[field]) {
+        nextLogger.warn(
+          { field },
+          `SIGHUP: a change of ${field} takes effect only after a restart`,
+        );
+      }
+    }
+    closeLogger(this.log);
+    this.log = nextLogger;
+    this.gateways.replace(nextGateway);
+    this.cache.setTtl(next.keyCacheTtlMs);
+    this.cache.clear();
+    this.config = next;
+    metrics.configReloads.inc({ result: 'ok' });
+    this.log.info({ config: this.config.path }, 'SIGHUP: configuration reloaded');
+  }
+
+  /**
+   * SIGTERM/SIGINT: stop accepting, let requests in flight finish (bounded by the HSM deadline plus
+   * a margin, then cut), close the metrics listener, remove the socket, close the gateway and log.
+   */
+  async stop(signal: string): Promise<void> {
+    this.log.info(
+      { signal, in_flight: this.server.inFlight },
+      'stopping: finishing requests in flight',
+    );
+    const inTime = await this.server.shutdown(this.config.deadlineMs + 5000);
+    if (!inTime) this.log.warn('some requests did not finish in time and were cut');
+    this.metricsServer?.close();
+    this.metricsServer?.closeAllConnections(); // a scraper's keep-alive connection must not hold the exit
+    removeSocket(this.config.socket, this.socketIno);
+    await this.gateways.close();
+    this.log.info({ drained: inTime }, 'akv agent stopped');
+    closeLogger(this.log);
+  }
+}
