@@ -17,7 +17,10 @@
 #include "keyref.h"
 
 #define AKV_PROVIDER_NAME "akv_provider"
-#define AKV_PROVIDER_VERSION "0.1.0"
+/* One version for all of akv: provider/Makefile passes package.json's as -DAKV_PROVIDER_VERSION. */
+#ifndef AKV_PROVIDER_VERSION
+#error "AKV_PROVIDER_VERSION comes from package.json: build with provider/Makefile"
+#endif
 #define AKV_DEFAULT_SOCKET "/run/akv/agent.sock"
 /* The agent's own deadline is 10 s; the provider waits a little longer so the agent's error wins. */
 #define AKV_DEFAULT_TIMEOUT_MS 15000

@@ -4,7 +4,7 @@
  * (SIGHUP: a new config replaces the old only when all of it is valid) and stop (SIGTERM: drain,
  * then close everything). src/agent/agent.ts wires these to the process's signals.
  */
-import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { lstatSync, unlinkSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -18,6 +18,7 @@ import { KeyCache } from './key-cache.js';
 import { closeLogger, createLogger } from './log.js';
 import { metrics, startMetricsServer } from './metrics.js';
 import { AgentServer } from './server.js';
+import { akvVersion } from '../version.js';
 import {
   claimSocketPath,
   prepareSocketDirectory,
@@ -34,16 +35,8 @@ export interface AgentOptions {
   out?: (line: string) => void;
 }
 
-export function agentVersion(): string {
-  try {
-    const pkg = JSON.parse(
-      readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
-    ) as { version?: string };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-}
+/** The agent's version (package.json's, src/version.ts). */
+export const agentVersion = akvVersion;
 
 function readConfig(opts: AgentOptions): AkvConfig {
   const config = loadConfig(opts.configPath);

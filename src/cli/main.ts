@@ -6,6 +6,7 @@
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 import { withHint } from '../errors.js';
+import { akvVersion } from '../version.js';
 
 /** Sub-commands in the order `akv --help` lists them; each maps to `commands/<file>.js`. */
 const COMMANDS: Record<string, string> = {
@@ -57,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   if (name === '--version') {
-    console.log('akv 0.1.0');
+    console.log(`akv ${akvVersion()}`);
     return 0;
   }
   const cmd = await loadCommand(name);
