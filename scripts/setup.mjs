@@ -23,6 +23,13 @@ const PACKAGES = {
   curl: () => hasCommand('curl'),
   valgrind: () => hasCommand('valgrind'),
   'libclang-rt-14-dev': () => true, // optional: gcc's own ASan runtime (libasan) is used
+  // The application matrix (test/applications, docs/applications.md). Debian 12's osslsigncode
+  // 2.5 signs with key-reference files as well as backports' 2.9, so no extra apt source.
+  osslsigncode: () => hasCommand('osslsigncode'),
+  'apache2-bin': () => existsSync('/usr/lib/apache2/modules/mod_ssl.so'),
+  stunnel4: () => hasCommand('stunnel'),
+  haproxy: () => hasCommand('haproxy'),
+  python3: () => hasCommand('python3'),
 };
 
 function hasCommand(name) {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,11 +65,28 @@ export function runSync(
   };
 }
 
+export interface ProviderEnvOptions {
+  /**
+   * `akv dev up --socket-group GROUP`: processes of GROUP (e.g. www-data server workers) may
+   * talk to the agent. The test directory is then opened for passing through (0711), as /tmp is.
+   */
+  socketGroup?: string;
+}
+
 /** Starts a dev environment (emulator + agent) for one test file. */
-export async function startProviderEnv(prefix: string, hsm: string): Promise<ProviderEnv> {
+export async function startProviderEnv(
+  prefix: string,
+  hsm: string,
+  options: ProviderEnvOptions = {},
+): Promise<ProviderEnv> {
   const dir = mkdtempSync(join(tmpdir(), `akv-${prefix}-`));
   const devDir = join(dir, 'dev');
-  const vars = await devUp(devDir, hsm);
+  if (options.socketGroup) chmodSync(dir, 0o711);
+  const vars = await devUp(
+    devDir,
+    hsm,
+    options.socketGroup ? ['--socket-group', options.socketGroup] : [],
+  );
   const env: NodeJS.ProcessEnv = { ...cleanAkvEnv(), ...vars };
   delete env.OPENSSL_CONF;
   const self: ProviderEnv = {
