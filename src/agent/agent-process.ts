@@ -16,7 +16,9 @@ import { GatewayHolder } from './gateway-holder.js';
 import type { HandlerContext } from './handlers.js';
 import { KeyCache } from './key-cache.js';
 import { closeLogger, createLogger } from './log.js';
-import { metrics, startMetricsServer } from './metrics.js';
+import { AccessChecker } from './diagnose.js';
+import { metrics } from './metrics.js';
+import { startMetricsServer } from './metrics-server.js';
 import { AgentServer } from './server.js';
 import { akvVersion } from '../version.js';
 import {
@@ -85,6 +87,7 @@ export class AgentProcess {
     private readonly server: AgentServer,
     private readonly socketIno: number,
     private readonly metricsServer: Server | undefined,
+    private readonly access: AccessChecker,
   ) {}
 
   /** Reads the config, binds the socket and the metrics listener; the agent serves on return. */
@@ -100,7 +103,11 @@ export class AgentProcess {
       metrics,
       logger: () => logger,
       agentVersion: agentVersion(),
+      config: () => config,
+      startedAt: Date.now(),
+      socketActivated: false,
     };
+    const access = new AccessChecker(ctx);
     const server = new AgentServer(ctx);
     let socketIno: number;
     try {
@@ -113,7 +120,7 @@ export class AgentProcess {
     let metricsServer: Server | undefined;
     if (config.metricsListen) {
       try {
-        const started = await startMetricsServer(config.metricsListen, metrics);
+        const started = await startMetricsServer(config.metricsListen, metrics, access);
         metricsServer = started.server;
         out(`akv agent metrics on ${started.url}`);
       } catch (err) {
@@ -133,9 +140,11 @@ export class AgentProcess {
       server,
       socketIno,
       metricsServer,
+      access,
     );
-    // The handlers read the logger through the agent, so a reload's new logger is used at once.
+    // The handlers read the logger and the config through the agent, so a reload's are used at once.
     ctx.logger = () => agent.log;
+    ctx.config = () => agent.config;
     agent.log.info(
       {
         socket: config.socket,
@@ -194,6 +203,7 @@ export class AgentProcess {
     this.cache.setTtl(next.keyCacheTtlMs);
     this.cache.clear();
     this.config = next;
+    this.access.reset();
     metrics.configReloads.inc({ result: 'ok' });
     this.log.info({ config: this.config.path }, 'SIGHUP: configuration reloaded');
   }

@@ -19,13 +19,14 @@ import {
 import type { Field } from '../protocol/index.js';
 import { formatKeyUri, parseKeyUri, parseVaultUri } from '../uri/index.js';
 import type { KeyRef } from '../uri/index.js';
+import type { DiagnoseContext } from './diagnose.js';
 import type { GatewayHolder } from './gateway-holder.js';
 import type { KeyCache } from './key-cache.js';
 import { logAudit } from './log.js';
 import type { AgentMetrics } from './metrics.js';
 import type { AgentRequest, PrivateOpName } from './requests.js';
 
-export interface HandlerContext {
+export interface HandlerContext extends DiagnoseContext {
   gateways: GatewayHolder;
   cache: KeyCache;
   metrics: AgentMetrics;

@@ -144,6 +144,14 @@ export class AzureClients {
     );
   }
 
+  /** The HSMs and vaults a client was made for, in the order they were first used. */
+  knownVaults(): Array<{ vaultType: VaultType; vault: string }> {
+    return [...this.vaults.values()].map((v) => ({
+      vaultType: v.endpoint.vaultType,
+      vault: v.endpoint.vault,
+    }));
+  }
+
   close(): void {
     for (const v of this.vaults.values()) v.httpsAgent?.destroy();
     this.vaults.clear();

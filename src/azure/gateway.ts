@@ -10,9 +10,11 @@ import { AkvError } from '../errors.js';
 import type { KeyRef } from '../uri/index.js';
 import { AzureClients, type AzureHooks } from './clients.js';
 import { describeKey, versionFromKid, type KeyDescription } from './describe.js';
+import { probeCredential, probeVault, type CredentialProbe, type VaultProbe } from './probes.js';
 
 export type { KeyDescription } from './describe.js';
 export type { AzureHooks } from './clients.js';
+export type { CredentialProbe, VaultProbe } from './probes.js';
 
 export interface OpResult {
   output: Buffer;
@@ -27,7 +29,20 @@ export interface HsmGateway {
   wrapKey(ref: KeyRef, alg: string, key: Buffer): Promise<OpResult>;
   unwrapKey(ref: KeyRef, alg: string, wrapped: Buffer): Promise<OpResult>;
   listKeys(vaultType: VaultType, vault: string): Promise<string[]>;
+  /** Where the credential comes from (static-config, AZURE_CLI_ACCESS_TOKEN, DefaultAzureCredential). */
+  readonly credentialSource: string;
+  /** A token for this kind of vault's scope (the token cache's, when it holds one). */
+  probeCredential(vaultType: VaultType): Promise<CredentialProbe>;
+  /** Whether an HSM or vault answers over HTTPS. */
+  probeVault(vaultType: VaultType, vault: string): Promise<VaultProbe>;
+  /** The HSMs and vaults this gateway has talked to so far. */
+  knownVaults(): VaultName[];
   close(): Promise<void>;
+}
+
+export interface VaultName {
+  vaultType: VaultType;
+  vault: string;
 }
 
 export const SIGN_ALGORITHMS = [
@@ -175,6 +190,22 @@ export class AzureGateway implements HsmGateway {
       },
     );
     return value.sort();
+  }
+
+  get credentialSource(): string {
+    return this.clients.credential.source;
+  }
+
+  probeCredential(vaultType: VaultType): Promise<CredentialProbe> {
+    return probeCredential(this.clients, vaultType);
+  }
+
+  probeVault(vaultType: VaultType, vault: string): Promise<VaultProbe> {
+    return probeVault(this.clients, vaultType, vault);
+  }
+
+  knownVaults(): VaultName[] {
+    return this.clients.knownVaults();
   }
 
   async close(): Promise<void> {

@@ -22,6 +22,7 @@ const COMMANDS: Record<string, string> = {
   wrap: 'wrap',
   unwrap: 'unwrap',
   doctor: 'doctor',
+  ping: 'ping',
 };
 
 async function loadCommand(name: string): Promise<Command | undefined> {

@@ -355,11 +355,13 @@ test('the metrics endpoint counts operations, errors and latency', async () => {
   assert.ok(value(afterText, 'akv_agent_errors_total{op="describe",status="KEY_NOT_FOUND"}') >= 1);
   const count = 'akv_agent_request_duration_seconds_count{op="sign"}';
   assert.equal(value(afterText, count) - value(before, count), 3);
+  // Label order is not significant in the exposition format (prom-client writes `le` first).
   assert.match(
     afterText,
-    /^akv_agent_request_duration_seconds_bucket\{op="sign",le="\+Inf"\} \d+$/m,
+    /^akv_agent_request_duration_seconds_bucket\{(le="\+Inf",op="sign"|op="sign",le="\+Inf")\} \d+$/m,
   );
   assert.match(afterText, /^# TYPE akv_agent_token_refreshes_total counter$/m);
   assert.match(afterText, /^akv_agent_connections \d+$/m);
   assert.equal((await fetch(new URL('/nope', url))).status, 404);
+  assert.equal((await fetch(url, { method: 'POST' })).status, 405);
 });

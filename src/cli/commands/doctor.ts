@@ -88,23 +88,12 @@ async function checkAgent(socket: string): Promise<Outcome> {
 
 async function checkCredential(config: AkvConfig, ref: KeyRef | undefined): Promise<Outcome> {
   const { AzureClients } = await import('../../azure/clients.js');
+  const { probeCredential } = await import('../../azure/probes.js');
   const clients = new AzureClients(config);
-  const vaultType = ref?.vaultType ?? 'managedhsm';
   try {
-    const scope = ref
-      ? clients.endpoint(vaultType, ref.vault).scope
-      : 'https://managedhsm.azure.net/.default';
-    const token = await withTimeout(
-      clients.credential.getToken(scope),
-      config.deadlineMs * 3,
-      'getting a token',
-    );
-    if (!token)
-      return fail(`no token for ${scope}`, 'run `az login` or set AZURE_CLI_ACCESS_TOKEN');
+    const token = await probeCredential(clients, ref?.vaultType ?? 'managedhsm');
     const minutes = Math.round((token.expiresOnTimestamp - Date.now()) / 60_000);
-    return ok(
-      `${clients.credential.source} gives a token for ${scope} (valid ${minutes} more min)`,
-    );
+    return ok(`${token.source} gives a token for ${token.scope} (valid ${minutes} more min)`);
   } catch (err) {
     return fromError(err, 'run `az login` or set AZURE_CLI_ACCESS_TOKEN');
   } finally {
@@ -114,31 +103,15 @@ async function checkCredential(config: AkvConfig, ref: KeyRef | undefined): Prom
 
 async function checkHsm(config: AkvConfig, ref: KeyRef): Promise<Outcome> {
   const { AzureClients } = await import('../../azure/clients.js');
+  const { probeVault } = await import('../../azure/probes.js');
   const clients = new AzureClients(config);
   try {
-    const client = clients.keyClient(ref.vaultType, ref.vault);
-    const url = clients.endpoint(ref.vaultType, ref.vault).url;
-    try {
-      await clients.run(
-        clients.vaultContext(ref.vaultType, ref.vault, 'list keys'),
-        async (abortSignal) => {
-          const page = await client
-            .listPropertiesOfKeys({ abortSignal })
-            .byPage({ maxPageSize: 1 })
-            .next();
-          return page.done;
-        },
-      );
-      return ok(`${url} answers`);
-    } catch (err) {
-      // An HSM that refuses to list keys has still answered: reachability is proven.
-      if (err instanceof AkvError && (err.code === 'FORBIDDEN' || err.code === 'KEY_NOT_FOUND'))
-        return ok(`${url} answers (listing keys: ${err.code})`);
-      return fromError(
-        err,
-        `check the endpoint of ${ref.vault} in the config (${config.path ?? 'no config file: AKV_CONFIG is not set'})`,
-      );
-    }
+    return ok((await probeVault(clients, ref.vaultType, ref.vault)).detail);
+  } catch (err) {
+    return fromError(
+      err,
+      `check the endpoint of ${ref.vault} in the config (${config.path ?? 'no config file: AKV_CONFIG is not set'})`,
+    );
   } finally {
     clients.close();
   }
@@ -196,33 +169,6 @@ async function checkSignature(client: AgentClient, uri: string, info: KeyInfo): 
   } catch (err) {
     return fromError(err, 'see the agent log');
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolveDone, reject) => {
-    const t = setTimeout(
-      () =>
-        reject(
-          new AkvError(
-            'TIMEOUT',
-            `${what} took longer than ${ms} ms`,
-            'the credential is slow or stuck: try `az account get-access-token` by hand',
-          ),
-        ),
-      ms,
-    );
-    t.unref();
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolveDone(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }
 
 async function runDoctor(argv: string[]): Promise<number> {
