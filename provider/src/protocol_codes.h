@@ -23,6 +23,7 @@ enum akv_op {
     AKV_OP_UNWRAP = 0x07,
     AKV_OP_LIST = 0x08,
     AKV_OP_FORGET = 0x09,
+    AKV_OP_DIAGNOSE = 0x0A,
     AKV_OP_PROTOCOL_ERROR = 0xFF
 };
 
@@ -48,7 +49,8 @@ enum akv_tag {
     AKV_TAG_CLIENT_NAME = 0x0021,
     AKV_TAG_PROTO_VERSION = 0x0022,
     AKV_TAG_AGENT_VERSION = 0x0023,
-    AKV_TAG_RETRIES = 0x0024
+    AKV_TAG_RETRIES = 0x0024,
+    AKV_TAG_REPORT = 0x0025
 };
 
 enum akv_key_type {

@@ -19,7 +19,7 @@ import {
 import type { Field } from '../protocol/index.js';
 import { formatKeyUri, parseKeyUri, parseVaultUri } from '../uri/index.js';
 import type { KeyRef } from '../uri/index.js';
-import type { DiagnoseContext } from './diagnose.js';
+import { diagnose, type DiagnoseContext } from './diagnose.js';
 import type { GatewayHolder } from './gateway-holder.js';
 import type { KeyCache } from './key-cache.js';
 import { logAudit } from './log.js';
@@ -53,6 +53,7 @@ const OP_LABEL: Record<AgentRequest['kind'], string> = {
   forget: 'forget',
   private: 'private',
   list: 'list',
+  diagnose: 'diagnose',
 };
 
 function opLabel(req: AgentRequest): string {
@@ -264,6 +265,14 @@ async function handleOther(
         .logger()
         .info({ uri: formatKeyUri(ref), client_pid: req.clientPid }, 'key cache entry dropped');
       return [u32Field(Tag.STATUS, STATUS_OK)];
+    }
+    case 'diagnose': {
+      // Never fails as a whole: every check's failure is part of the report.
+      const report = await diagnose(ctx, req.uri, (ref) => describe(ctx, ref));
+      ctx
+        .logger()
+        .info({ client_pid: req.clientPid, ready: report.ready, uri: report.key?.uri }, 'diagnose');
+      return [u32Field(Tag.STATUS, STATUS_OK), stringField(Tag.REPORT, JSON.stringify(report))];
     }
     case 'list': {
       const vault = parseVaultUri(`${req.vaultType}:${req.vault}:`);

@@ -33,7 +33,8 @@ export type AgentRequest =
   | (Base & { kind: 'describe'; uri: string })
   | (Base & { kind: 'forget'; uri: string })
   | (Base & { kind: 'private'; op: PrivateOpName; uri: string; alg: string; input: Buffer })
-  | (Base & { kind: 'list'; vault: string; vaultType: VaultType });
+  | (Base & { kind: 'list'; vault: string; vaultType: VaultType })
+  | (Base & { kind: 'diagnose'; uri?: string });
 
 const PRIVATE_OPS: Record<number, PrivateOpName> = {
   [Op.SIGN]: 'sign',
@@ -86,10 +87,14 @@ export function parseRequest(frame: Frame): AgentRequest {
       }
       return { ...base, kind: 'list', vault, vaultType: type };
     }
+    case Op.DIAGNOSE: {
+      const uri = getString(frame, Tag.URI);
+      return uri === undefined ? { ...base, kind: 'diagnose' } : { ...base, kind: 'diagnose', uri };
+    }
     default:
       throw new ProtocolError(
         'unknown-op',
-        `unknown operation ${opName(frame.op)} (this agent speaks protocol version 1: ops 0x01-0x09)`,
+        `unknown operation ${opName(frame.op)} (this agent speaks protocol version 1: ops 0x01-0x0a)`,
         frame.id,
       );
   }

@@ -30,6 +30,9 @@ import {
   u32Field,
 } from '../protocol/index.js';
 import type { Field, Frame, StatusName } from '../protocol/index.js';
+import type { AgentReport } from '../agent/diagnose.js';
+
+export type { AgentReport } from '../agent/diagnose.js';
 
 export interface AgentClientOptions {
   /** Per-request timeout; the agent's own HSM deadline is 10 s by default, so keep this above. */
@@ -381,6 +384,26 @@ export class AgentClient {
       this.pid(),
     ]);
     return getStrings(r, Tag.KEY_NAME);
+  }
+
+  /**
+   * What the agent sees: its credential and token expiry, each HSM it knows and whether it
+   * answers, the key when a URI is given, its version, uptime and limits (docs/protocol.md).
+   */
+  async diagnose(uri?: string): Promise<AgentReport> {
+    const fields = [this.pid()];
+    if (uri !== undefined) fields.unshift(stringField(Tag.URI, uri));
+    const r = await this.request(Op.DIAGNOSE, fields);
+    const text = requireString(r, Tag.REPORT);
+    try {
+      return JSON.parse(text) as AgentReport;
+    } catch (err) {
+      throw new AkvError(
+        'INTERNAL',
+        `the akv agent sent a REPORT that is not JSON: ${(err as Error).message}`,
+        'report this as a bug',
+      );
+    }
   }
 
   /** Closes the connection; requests still in flight fail. */

@@ -28,6 +28,8 @@ export const Op = {
   LIST: 0x08,
   /** Drop the agent's cached description of a key (after a rotate, import or delete). */
   FORGET: 0x09,
+  /** What the agent sees (credential, HSMs, optionally a key): answered with a JSON REPORT. */
+  DIAGNOSE: 0x0a,
   /** Protocol-error frame: the agent sends it for a malformed request, then closes the connection. */
   PROTOCOL_ERROR: 0xff,
 } as const;
@@ -58,6 +60,8 @@ export const Tag = {
   PROTO_VERSION: 0x0022,
   AGENT_VERSION: 0x0023,
   RETRIES: 0x0024,
+  /** DIAGNOSE response: UTF-8 JSON (docs/protocol.md). */
+  REPORT: 0x0025,
 } as const;
 export type TagName = keyof typeof Tag;
 

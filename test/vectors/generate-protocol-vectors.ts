@@ -59,7 +59,8 @@ const CLIENT_PID = 0x0020,
   CLIENT_NAME = 0x0021,
   PROTO_VERSION = 0x0022,
   AGENT_VERSION = 0x0023;
-const RETRIES = 0x0024;
+const RETRIES = 0x0024,
+  REPORT = 0x0025;
 
 /** Real DER SubjectPublicKeyInfo values, so a C test may also d2i_PUBKEY() them. */
 const RSA2048_SPKI =
@@ -288,6 +289,27 @@ const okVectors: OkVector[] = [
     fields: [field(URI, hex('managedhsm:MyHSM:myrsakey')), field(CLIENT_PID, u32(31337))],
   },
   { name: 'forget-response', op: 0x89, id: 17, fields: [field(STATUS, u32(0))] },
+  { name: 'diagnose-request', op: 0x0a, id: 21, fields: [field(CLIENT_PID, u32(31337))] },
+  {
+    name: 'diagnose-request-with-key',
+    op: 0x0a,
+    id: 22,
+    fields: [field(URI, hex('managedhsm:MyHSM:myeckey')), field(CLIENT_PID, u32(31337))],
+  },
+  {
+    name: 'diagnose-response',
+    op: 0x8a,
+    id: 22,
+    fields: [
+      field(STATUS, u32(0)),
+      field(
+        REPORT,
+        hex(
+          '{"ready":true,"credential":{"ok":true,"source":"DefaultAzureCredential","expiresInSeconds":3300},"vaults":[{"name":"MyHSM","reachable":true}]}',
+        ),
+      ),
+    ],
+  },
   {
     name: 'protocol-error-frame',
     op: 0xff,

@@ -10,7 +10,6 @@ import { UsageError, wantsHelp } from '../command.js';
 import { flag, int, parseOptions, requireStr } from '../util/args.js';
 import {
   MAIN_JS,
-  PROVIDER_MODULES_DIR,
   agentAnswers,
   reloadAgent,
   setLatency,
@@ -36,6 +35,7 @@ import {
   type Paths,
 } from '../util/dev-state.js';
 import { isAlive, isOurProcess, stopProcess } from '../util/processes.js';
+import { providerModulesDir } from '../util/provider-location.js';
 
 /** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
@@ -82,7 +82,7 @@ function exportLines(p: Paths, hsmName: string): string {
   const vars: [string, string][] = [
     ['AKV_CONFIG', p.config],
     ['AKV_AGENT_SOCKET', p.socket],
-    ['OPENSSL_MODULES', PROVIDER_MODULES_DIR],
+    ['OPENSSL_MODULES', providerModulesDir()],
     ['AKV_HSM_NAME', hsmName],
   ];
   return vars.map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n');

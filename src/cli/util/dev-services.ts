@@ -4,8 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { AgentClient } from '../../client/agent-client.js';
 import { AkvError } from '../../errors.js';
 import {
@@ -16,11 +15,9 @@ import {
   type Progress,
 } from './dev-state.js';
 import { sleep, spawnDetached, stopProcess, tail } from './processes.js';
+import { AKV_ROOT } from './provider-location.js';
 
-/** Repository root: this file runs as dist/src/cli/util/dev-services.js. */
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
-export const MAIN_JS = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
-export const PROVIDER_MODULES_DIR = join(REPO_ROOT, 'provider', 'build');
+export const MAIN_JS = join(AKV_ROOT, 'dist', 'src', 'cli', 'main.js');
 
 /** Env for the background processes: the caller's akv overrides must not redirect them. */
 export function childEnv(): NodeJS.ProcessEnv {
