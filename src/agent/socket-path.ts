@@ -6,19 +6,11 @@
  * and group enforced; a shared one (e.g. /tmp) is left alone and the socket's own mode does the
  * guarding. A directory another user controls is refused: they could replace the socket.
  */
-import { execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  chownSync,
-  lstatSync,
-  mkdirSync,
-  readFileSync,
-  statSync,
-  unlinkSync,
-} from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { AkvError } from '../errors.js';
+import { accountId } from '../system/accounts.js';
 
 export interface SocketModes {
   socketMode: number;
@@ -29,32 +21,17 @@ export interface SocketModes {
 /** Unix socket paths are limited to 107 bytes on Linux (sun_path is 108 with the NUL). */
 const MAX_SOCKET_PATH = 107;
 
-/** The gid of a group given by name or number, from /etc/group or NSS (`getent group`). */
+/** The gid of a group given by name or number. */
 export function resolveGroup(group: string): number {
-  if (/^\d+$/.test(group)) return Number(group);
-  try {
-    for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
-      const [name, , gid] = line.split(':');
-      if (name === group && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
-    }
-  } catch {
-    /* no /etc/group: ask NSS below */
+  const gid = accountId('group', group);
+  if (gid === undefined) {
+    throw new AkvError(
+      'BAD_REQUEST',
+      `socketGroup "${group}" is not a group on this system`,
+      `create it (groupadd ${group}) or fix socketGroup in the agent config`,
+    );
   }
-  try {
-    const out = execFileSync('getent', ['group', group], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    const gid = out.split(':')[2];
-    if (gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
-  } catch {
-    /* not found */
-  }
-  throw new AkvError(
-    'BAD_REQUEST',
-    `socketGroup "${group}" is not a group on this system`,
-    `create it (groupadd ${group}) or fix socketGroup in the agent config`,
-  );
+  return gid;
 }
 
 export function socketModes(group: string | undefined): SocketModes {

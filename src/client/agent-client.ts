@@ -1,11 +1,13 @@
 /**
  * A TypeScript client of the agent socket (docs/protocol.md), used by the CLI and the tests.
  * One connection carries many requests at once, matched by id. When the connection drops (agent
- * restarted), the requests in flight fail and the next request connects again.
+ * restarted), the requests in flight fail and the next request connects again. Before each
+ * connect, the socket must be one this user may trust (socket-trust.ts): nothing is sent otherwise.
  */
 import { createConnection } from 'node:net';
 import type { Socket } from 'node:net';
 import { AkvError } from '../errors.js';
+import { checkSocketTrust } from './socket-trust.js';
 import {
   FrameDecoder,
   KeyType,
@@ -113,6 +115,13 @@ export class AgentClient {
     if (this.closed)
       return Promise.reject(new AkvError('INTERNAL', 'this AgentClient has been closed'));
     if (this.socket) return Promise.resolve(this.socket);
+    if (!this.connecting) {
+      try {
+        checkSocketTrust(this.socketPath);
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
     this.connecting ??= new Promise<Socket>((resolve, reject) => {
       const socket = createConnection({ path: this.socketPath });
       const onConnectError = (err: NodeJS.ErrnoException): void => {
