@@ -12,6 +12,7 @@
 #include "agent_conn.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,6 +23,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "agent_autostart.h"
 
 #define AKV_POOL_MAX 8
 
@@ -36,6 +39,10 @@ struct akv_agent {
     uint32_t next_id;
     unsigned long connects;
     struct akv_agent *next_registered;
+    /* Set once before first use (provider init), read-only afterwards. */
+    akv_autostart_settings autostart;
+    int has_agent_uid;
+    uid_t agent_uid; /* agent_user / AKV_AGENT_USER: one more uid allowed to answer */
 };
 
 /* Every live pool, so the fork handlers can reach them. */
@@ -101,6 +108,25 @@ AKV_AGENT *akv_agent_new(const char *socket_path, int timeout_ms)
     return a;
 }
 
+int akv_agent_set_autostart(AKV_AGENT *a, const char *command, unsigned idle_exit_s, int explicit_path)
+{
+    char *copy = command != NULL ? strdup(command) : NULL;
+    if (command != NULL && copy == NULL)
+        return 0;
+    free(a->autostart.command);
+    a->autostart.enabled = copy != NULL;
+    a->autostart.command = copy;
+    a->autostart.idle_exit_s = idle_exit_s;
+    a->autostart.explicit_path = explicit_path;
+    return 1;
+}
+
+void akv_agent_allow_uid(AKV_AGENT *a, uid_t uid)
+{
+    a->has_agent_uid = 1;
+    a->agent_uid = uid;
+}
+
 void akv_agent_free(AKV_AGENT *a)
 {
     if (a == NULL)
@@ -121,6 +147,7 @@ void akv_agent_free(AKV_AGENT *a)
     a->nidle = 0;
     pthread_mutex_unlock(&a->lock);
     pthread_mutex_destroy(&a->lock);
+    free(a->autostart.command);
     free(a->path);
     free(a);
 }
@@ -179,22 +206,17 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int connect_agent(struct akv_agent *a, char *err, size_t errlen)
+/* socket() + connect() only; returns the fd, or -1 with errno set (open_fn of the autostart). */
+static int open_socket(void *arg)
 {
+    struct akv_agent *a = arg;
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
-    if (strlen(a->path) >= sizeof(sa.sun_path)) {
-        snprintf(err, errlen, "akv agent socket path is too long (%zu bytes, limit %zu): %s", strlen(a->path),
-                 sizeof(sa.sun_path) - 1, a->path);
-        return -1;
-    }
     memcpy(sa.sun_path, a->path, strlen(a->path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot create a socket for the akv agent: %s", strerror(errno));
+    if (fd < 0)
         return -1;
-    }
     /* Bounds connect() itself when the agent's listen backlog is full. */
     struct timeval tv = {.tv_sec = a->timeout_ms / 1000, .tv_usec = (a->timeout_ms % 1000) * 1000};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -202,16 +224,76 @@ static int connect_agent(struct akv_agent *a, char *err, size_t errlen)
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         int e = errno;
         close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * Who answers: the peer must run as our own uid, as root, or as the configured agent user. Checked
+ * on every new connection, before a byte is sent (a socket planted by another local user would
+ * otherwise receive our digests and plaintexts and choose our answers).
+ */
+static int peer_allowed(struct akv_agent *a, int fd, uid_t *peer_uid, char *err, size_t errlen)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred)) {
+        snprintf(err, errlen, "cannot tell who serves the akv agent socket %s (SO_PEERCRED: %s)", a->path,
+                 strerror(errno));
+        return 0;
+    }
+    *peer_uid = cred.uid;
+    uid_t self = geteuid();
+    if (cred.uid == self || cred.uid == 0 || (a->has_agent_uid && cred.uid == a->agent_uid))
+        return 1;
+    char name[64] = "";
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+    if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL)
+        snprintf(name, sizeof(name), " (%s)", found->pw_name);
+    snprintf(err, errlen,
+             "refused the akv agent socket %s: it is served by uid %u%s, not by you (uid %u) or root; nothing was "
+             "sent; hint: if that is the agent to use, allow it with agent_user = %s in openssl.cnf or "
+             "AKV_AGENT_USER=%s; otherwise remove the socket and start your own agent",
+             a->path, (unsigned)cred.uid, name, (unsigned)self, found != NULL ? found->pw_name : "<uid>",
+             found != NULL ? found->pw_name : "<uid>");
+    return 0;
+}
+
+static int connect_agent(struct akv_agent *a, uid_t *peer_uid, char *err, size_t errlen)
+{
+    struct sockaddr_un sa;
+    if (strlen(a->path) >= sizeof(sa.sun_path)) {
+        snprintf(err, errlen, "akv agent socket path is too long (%zu bytes, limit %zu): %s", strlen(a->path),
+                 sizeof(sa.sun_path) - 1, a->path);
+        return -1;
+    }
+    int fd = open_socket(a);
+    if (fd < 0 && (errno == ENOENT || errno == ECONNREFUSED) && akv_autostart_refusal(&a->autostart) == NULL) {
+        fd = akv_autostart(&a->autostart, a->path, a->timeout_ms, open_socket, a, err, errlen);
+        if (fd < 0)
+            return -1;
+    }
+    if (fd < 0) {
+        int e = errno;
         if (e == EACCES || e == EPERM)
             snprintf(err, errlen,
                      "permission denied on the akv agent socket %s; hint: run as a user in the socket's group "
                      "(socketGroup in the agent config)",
                      a->path);
-        else
+        else if (e == ENOENT || e == ECONNREFUSED)
             snprintf(err, errlen,
-                     "akv agent not reachable at %s (%s); hint: start it with `akv agent`, or point "
+                     "akv agent not reachable at %s (%s): %s; hint: start it with `akv agent`, or point "
                      "AKV_AGENT_SOCKET / agent_socket at its socket",
-                     a->path, strerror(e));
+                     a->path, strerror(e), akv_autostart_refusal(&a->autostart));
+        else
+            snprintf(err, errlen, "cannot connect to the akv agent at %s (%s)", a->path, strerror(e));
+        return -1;
+    }
+    if (!peer_allowed(a, fd, peer_uid, err, errlen)) {
+        close(fd);
         return -1;
     }
     pthread_mutex_lock(&a->lock);
@@ -387,6 +469,42 @@ static int read_response(struct akv_agent *a, int fd, uint8_t req_op, uint32_t i
     return AKV_CALL_OK;
 }
 
+/*
+ * A new connection to an agent running as ourselves: when AZURE_CLI_ACCESS_TOKEN is set, hand it
+ * over in HELLO, so an agent autostarted earlier uses the token the user has just refreshed
+ * (docs/provider.md, "Autostart"). Never sent to an agent of another uid (root's or agent_user's
+ * system agent has its own credential). Best effort: a failure here is not the request's failure,
+ * except that a broken connection is not used.
+ */
+static int hand_over_token(struct akv_agent *a, int fd, long long deadline)
+{
+    const char *token = getenv("AZURE_CLI_ACCESS_TOKEN");
+    if (token == NULL || *token == '\0')
+        return 1;
+    akv_buf hello;
+    akv_buf_init(&hello);
+    akv_frame_begin(&hello, AKV_OP_HELLO, 0);
+    akv_frame_put_u32(&hello, AKV_TAG_PROTO_VERSION, AKV_PROTOCOL_VERSION);
+    akv_frame_put_str(&hello, AKV_TAG_CLIENT_NAME, "akv_provider");
+    akv_frame_put_u32(&hello, AKV_TAG_CLIENT_PID, (uint32_t)getpid());
+    akv_frame_put_str(&hello, AKV_TAG_ACCESS_TOKEN, token);
+    int ok = akv_frame_finish(&hello, AKV_MAX_REQUEST_BODY);
+    if (ok)
+        ok = send_all(fd, hello.data, hello.len, deadline) == IO_OK;
+    memset(hello.data, 0, hello.len); /* the token */
+    akv_buf_free(&hello);
+    if (!ok)
+        return 0;
+    akv_response resp;
+    char ignored[256];
+    int eof_at_start = 0;
+    memset(&resp, 0, sizeof(resp));
+    int rc = read_response(a, fd, AKV_OP_HELLO, 0, deadline, &resp, &eof_at_start, ignored, sizeof(ignored));
+    int usable = rc == AKV_CALL_OK && resp.frame.op != AKV_OP_PROTOCOL_ERROR;
+    akv_response_free(&resp);
+    return usable;
+}
+
 int akv_agent_call(AKV_AGENT *a, akv_buf *request, akv_response *resp, char *err, size_t errlen)
 {
     memset(resp, 0, sizeof(*resp));
@@ -404,9 +522,16 @@ int akv_agent_call(AKV_AGENT *a, akv_buf *request, akv_response *resp, char *err
         checkout(a, &fd, &gen, &id);
         int reused = fd >= 0;
         if (fd < 0) {
-            fd = connect_agent(a, err, errlen);
+            uid_t peer_uid;
+            fd = connect_agent(a, &peer_uid, err, errlen);
             if (fd < 0)
                 return AKV_CALL_UNREACHABLE;
+            if (peer_uid == geteuid() && !hand_over_token(a, fd, deadline)) {
+                close(fd);
+                snprintf(err, errlen, "the akv agent at %s closed the connection when greeted; hint: see its log",
+                         a->path);
+                return AKV_CALL_IO;
+            }
         }
         request->data[4] = (unsigned char)(id >> 24);
         request->data[5] = (unsigned char)(id >> 16);

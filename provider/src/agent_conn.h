@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "frame.h"
 
@@ -37,6 +38,14 @@ enum akv_call_result {
 /* No I/O: connections are opened on first use. timeout_ms bounds one whole request. */
 AKV_AGENT *akv_agent_new(const char *socket_path, int timeout_ms);
 void akv_agent_free(AKV_AGENT *agent);
+/*
+ * Set before the first call, never after (no lock): start an agent with `command` when none
+ * answers (explicit_path: the socket was configured, not the default; see agent_autostart.h);
+ * NULL command: never start one. Returns 0 when out of memory.
+ */
+int akv_agent_set_autostart(AKV_AGENT *agent, const char *command, unsigned idle_exit_s, int explicit_path);
+/* One more uid (agent_user) whose agent may answer, besides our own uid and root. */
+void akv_agent_allow_uid(AKV_AGENT *agent, uid_t uid);
 
 /*
  * Sends one request (built with akv_frame_begin(…, id=0) … akv_frame_finish; the id is assigned

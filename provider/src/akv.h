@@ -21,7 +21,6 @@
 #ifndef AKV_PROVIDER_VERSION
 #error "AKV_PROVIDER_VERSION comes from package.json: build with provider/Makefile"
 #endif
-#define AKV_DEFAULT_SOCKET "/run/akv/agent.sock"
 /* The agent's own deadline is 10 s; the provider waits a little longer so the agent's error wins. */
 #define AKV_DEFAULT_TIMEOUT_MS 15000
 /* Data type of AES key-wrap keys; no other provider has a keymgmt of this name. */

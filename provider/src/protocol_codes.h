@@ -50,7 +50,8 @@ enum akv_tag {
     AKV_TAG_PROTO_VERSION = 0x0022,
     AKV_TAG_AGENT_VERSION = 0x0023,
     AKV_TAG_RETRIES = 0x0024,
-    AKV_TAG_REPORT = 0x0025
+    AKV_TAG_REPORT = 0x0025,
+    AKV_TAG_ACCESS_TOKEN = 0x0026
 };
 
 enum akv_key_type {

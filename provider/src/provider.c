@@ -1,7 +1,6 @@
 /*
- * Entry point of akv_provider.so: reads the configuration (openssl.cnf `agent_socket`,
- * `agent_timeout_ms`; environment AKV_AGENT_SOCKET), answers the core's queries with the
- * algorithm tables, and tears down. Initialisation does no I/O: the agent is contacted the first
+ * Entry point of akv_provider.so: reads the settings (settings.c: openssl.cnf and the
+ * environment), answers the core's queries with the algorithm tables, and tears down. Initialisation does no I/O: the agent is contacted the first
  * time a key is loaded.
  */
 #include <openssl/core_names.h>
@@ -13,6 +12,7 @@
 
 #include "akv.h"
 #include "keygen.h"
+#include "settings.h"
 
 #define PROPS "provider=akv_provider"
 
@@ -164,34 +164,18 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in, 
         }
     }
     akv_log_init();
-
-    /* openssl.cnf: [akv_sect] agent_socket = /run/akv/agent.sock, agent_timeout_ms = 15000 */
-    const char *cnf_socket = NULL, *cnf_timeout = NULL;
-    if (core_get_params != NULL) {
-        OSSL_PARAM params[] = {OSSL_PARAM_utf8_ptr("agent_socket", (char **)&cnf_socket, 0),
-                               OSSL_PARAM_utf8_ptr("agent_timeout_ms", (char **)&cnf_timeout, 0), OSSL_PARAM_END};
-        core_get_params(handle, params);
-    }
-    /* The environment wins over the config file, so a shell set up by `akv dev up` reaches its agent. */
-    const char *socket_path = getenv("AKV_AGENT_SOCKET");
-    if (socket_path == NULL || *socket_path == '\0')
-        socket_path = cnf_socket;
-    if (socket_path == NULL || *socket_path == '\0')
-        socket_path = AKV_DEFAULT_SOCKET;
-    int timeout_ms = AKV_DEFAULT_TIMEOUT_MS;
-    const char *env_timeout = getenv("AKV_AGENT_TIMEOUT_MS");
-    const char *timeout_text = env_timeout != NULL && *env_timeout != '\0' ? env_timeout : cnf_timeout;
-    if (timeout_text != NULL && atoi(timeout_text) > 0)
-        timeout_ms = atoi(timeout_text);
-
-    ctx->libctx = OSSL_LIB_CTX_new_from_dispatch(handle, core_in);
-    ctx->pub_libctx = OSSL_LIB_CTX_new();
-    ctx->agent = akv_agent_new(socket_path, timeout_ms);
-    if (ctx->libctx == NULL || ctx->pub_libctx == NULL || ctx->agent == NULL || (ctx->pub_default = OSSL_PROVIDER_load(ctx->pub_libctx, "default")) == NULL) {
+    if (!akv_settings_apply(ctx, core_get_params)) {
         akv_teardown(ctx);
         return 0;
     }
-    akv_log(AKV_LOG_DEBUG, "provider initialised, agent socket %s, timeout %d ms", socket_path, timeout_ms);
+
+    ctx->libctx = OSSL_LIB_CTX_new_from_dispatch(handle, core_in);
+    ctx->pub_libctx = OSSL_LIB_CTX_new();
+    if (ctx->libctx == NULL || ctx->pub_libctx == NULL ||
+        (ctx->pub_default = OSSL_PROVIDER_load(ctx->pub_libctx, "default")) == NULL) {
+        akv_teardown(ctx);
+        return 0;
+    }
     *out = provider_functions;
     *provctx = ctx;
     return 1;

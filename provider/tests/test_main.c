@@ -16,7 +16,7 @@ const char *akv_vectors_dir = "../test/vectors";
 
 int main(int argc, char **argv)
 {
-    const akv_test *suites[] = {frame_tests, keyref_tests, sigalg_tests, conn_tests};
+    const akv_test *suites[] = {frame_tests, keyref_tests, sigalg_tests, conn_tests, peer_tests};
     const char *filter = argc > 2 ? argv[2] : NULL;
     int passed = 0, failed = 0;
 

@@ -17,6 +17,7 @@ import type { HandlerContext } from './handlers.js';
 import { KeyCache } from './key-cache.js';
 import { closeLogger, createLogger } from './log.js';
 import { AccessChecker } from './diagnose.js';
+import { jwtExpiry } from '../azure/jwt.js';
 import { metrics } from './metrics.js';
 import { startMetricsServer } from './metrics-server.js';
 import { AgentServer } from './server.js';
@@ -35,6 +36,12 @@ export interface AgentOptions {
   socket?: string;
   /** Where the ready line goes (stdout). */
   out?: (line: string) => void;
+  /**
+   * --autostarted: the provider started this agent for its user (docs/agent.md, "Autostart"): it
+   * takes the user's refreshed AZURE_CLI_ACCESS_TOKEN from clients (when its socket is the
+   * owner's alone and the config names no static credential).
+   */
+  autostarted?: boolean;
 }
 
 /** The agent's version (package.json's, src/version.ts). */
@@ -145,6 +152,8 @@ export class AgentProcess {
     // The handlers read the logger and the config through the agent, so a reload's are used at once.
     ctx.logger = () => agent.log;
     ctx.config = () => agent.config;
+    if (opts.autostarted && config.credential.type !== 'static' && !config.socketGroup)
+      ctx.clientToken = (token, pid) => agent.useClientToken(token, pid);
     agent.log.info(
       {
         socket: config.socket,
@@ -160,6 +169,51 @@ export class AgentProcess {
 
   get logger(): Logger {
     return this.log;
+  }
+
+  /**
+   * Calls `onIdle` once no client has connected and no request has finished for `seconds` (and
+   * none is in flight): the --idle-exit of an autostarted agent. The check is coarse on purpose
+   * (a tenth of the period, 1-30 s) so it costs nothing on the request path.
+   */
+  exitWhenIdle(seconds: number, onIdle: () => void): void {
+    const periodMs = Math.min(30_000, Math.max(1_000, (seconds * 1000) / 10));
+    const timer = setInterval(() => {
+      if (this.server.inFlight > 0) return;
+      if (Date.now() - this.server.lastActivityMs < seconds * 1000) return;
+      clearInterval(timer);
+      this.log.info(
+        { idle_seconds: seconds },
+        'idle: no request for the idle-exit period, stopping',
+      );
+      onIdle();
+    }, periodMs);
+    timer.unref();
+  }
+
+  /**
+   * A client handed over its AZURE_CLI_ACCESS_TOKEN (HELLO): use it from now on, unless it is the
+   * one in use or expires before it (an older process's token). The gateway is rebuilt around the
+   * new token; requests in flight finish with the old one. The token itself is never logged.
+   */
+  useClientToken(token: string, clientPid: number | undefined): void {
+    const current = process.env.AZURE_CLI_ACCESS_TOKEN;
+    if (token === current) return;
+    const next = jwtExpiry(token);
+    const now = current !== undefined ? jwtExpiry(current) : undefined;
+    if (next && now && next.getTime() < now.getTime()) {
+      this.log.debug(
+        { client_pid: clientPid },
+        'a client handed over an older access token: ignored',
+      );
+      return;
+    }
+    process.env.AZURE_CLI_ACCESS_TOKEN = token;
+    this.gateways.replace(newGateway(this.config, this.log));
+    this.log.info(
+      { client_pid: clientPid, expires_at: next?.toISOString() },
+      'using the AZURE_CLI_ACCESS_TOKEN a client handed over',
+    );
   }
 
   /** A bug: leave a trace in the agent's own log and remove the socket before the process dies. */

@@ -10,7 +10,7 @@ export { agentVersion } from './agent-process.js';
 export type { AgentOptions } from './agent-process.js';
 
 /** Runs the agent until it is told to stop; resolves with the process exit status. */
-export async function runAgent(opts: AgentOptions = {}): Promise<number> {
+export async function runAgent(opts: AgentOptions = {}, idleExitSeconds = 0): Promise<number> {
   const agent = await AgentProcess.start(opts);
 
   const die = (what: string) => (err: unknown) => {
@@ -38,5 +38,6 @@ export async function runAgent(opts: AgentOptions = {}): Promise<number> {
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onInt);
     process.on('SIGHUP', reload);
+    if (idleExitSeconds > 0) agent.exitWhenIdle(idleExitSeconds, () => stop('idle-exit'));
   });
 }

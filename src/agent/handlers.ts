@@ -33,6 +33,11 @@ export interface HandlerContext extends DiagnoseContext {
   /** A getter: SIGHUP may replace the logger. */
   logger(): Logger;
   agentVersion: string;
+  /**
+   * A client's AZURE_CLI_ACCESS_TOKEN from HELLO; absent when this agent does not take tokens
+   * from clients (docs/agent.md, "Autostart"). Never throws, never logs the token.
+   */
+  clientToken?: (token: string, clientPid: number | undefined) => void;
 }
 
 /** Private-op failures after which the cached description may be stale (key rotated/deleted). */
@@ -238,12 +243,16 @@ async function handleOther(
 ): Promise<Field[]> {
   switch (req.kind) {
     case 'hello':
-      ctx
-        .logger()
-        .debug(
-          { client_pid: req.clientPid, client_name: req.clientName, proto: req.protoVersion },
-          'hello',
-        );
+      ctx.logger().debug(
+        {
+          client_pid: req.clientPid,
+          client_name: req.clientName,
+          proto: req.protoVersion,
+          access_token: req.accessToken !== undefined ? 'handed over' : undefined,
+        },
+        'hello',
+      );
+      if (req.accessToken !== undefined) ctx.clientToken?.(req.accessToken, req.clientPid);
       return [
         u32Field(Tag.STATUS, STATUS_OK),
         u32Field(Tag.PROTO_VERSION, PROTOCOL_VERSION),

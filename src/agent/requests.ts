@@ -28,7 +28,7 @@ interface Base {
 }
 
 export type AgentRequest =
-  | (Base & { kind: 'hello'; protoVersion: number; clientName?: string })
+  | (Base & { kind: 'hello'; protoVersion: number; clientName?: string; accessToken?: string })
   | (Base & { kind: 'ping' })
   | (Base & { kind: 'describe'; uri: string })
   | (Base & { kind: 'forget'; uri: string })
@@ -52,10 +52,14 @@ export function parseRequest(frame: Frame): AgentRequest {
   switch (frame.op) {
     case Op.HELLO: {
       const clientName = getString(frame, Tag.CLIENT_NAME);
-      const protoVersion = requireU32(frame, Tag.PROTO_VERSION);
-      return clientName === undefined
-        ? { ...base, kind: 'hello', protoVersion }
-        : { ...base, kind: 'hello', protoVersion, clientName };
+      const accessToken = getString(frame, Tag.ACCESS_TOKEN);
+      return {
+        ...base,
+        kind: 'hello',
+        protoVersion: requireU32(frame, Tag.PROTO_VERSION),
+        ...(clientName !== undefined ? { clientName } : {}),
+        ...(accessToken !== undefined ? { accessToken } : {}),
+      };
     }
     case Op.PING:
       return { ...base, kind: 'ping' };

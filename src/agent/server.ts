@@ -191,6 +191,8 @@ export class AgentServer {
   private nextConnId = 1;
   private draining = false;
   private drained: (() => void) | undefined;
+  /** When a client last connected or a request last finished (for --idle-exit). */
+  lastActivityMs = Date.now();
 
   constructor(private readonly ctx: HandlerContext) {
     this.server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
@@ -201,7 +203,11 @@ export class AgentServer {
       socket.destroy();
       return;
     }
-    const conn = new Connection(socket, this.nextConnId++, this.ctx, () => this.checkDrained());
+    this.lastActivityMs = Date.now();
+    const conn = new Connection(socket, this.nextConnId++, this.ctx, () => {
+      this.lastActivityMs = Date.now();
+      this.checkDrained();
+    });
     this.connections.add(conn);
     this.ctx.metrics.connections.inc();
     socket.once('close', () => {

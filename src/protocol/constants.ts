@@ -62,6 +62,11 @@ export const Tag = {
   RETRIES: 0x0024,
   /** DIAGNOSE response: UTF-8 JSON (docs/protocol.md). */
   REPORT: 0x0025,
+  /**
+   * The client's AZURE_CLI_ACCESS_TOKEN (HELLO, optional): an autostarted agent switches to it
+   * when it is newer than its own (docs/protocol.md). A secret: never logged.
+   */
+  ACCESS_TOKEN: 0x0026,
 } as const;
 export type TagName = keyof typeof Tag;
 

@@ -16,6 +16,11 @@ export function cleanAkvEnv(): NodeJS.ProcessEnv {
     'AKV_AGENT_SOCKET',
     'AKV_LOG_FILE',
     'AKV_LOG_LEVEL',
+    'AKV_AGENT_AUTOSTART',
+    'AKV_AGENT_COMMAND',
+    'AKV_AGENT_USER',
+    'AKV_AGENT_IDLE_EXIT',
+    'AKV_AGENT_TIMEOUT_MS',
     'AZURE_CLI_ACCESS_TOKEN',
   ])
     delete env[k];

@@ -32,7 +32,14 @@ before(async () => {
     // Short deadline and fast retries keep the HSM-fault cases quick.
     extraConfig: { deadlineMs: 2500, retry: { maxRetries: 3, baseDelayMs: 10, maxDelayMs: 40 } },
   });
-  env = { ...cleanAkvEnv(), AKV_AGENT_SOCKET: agent.socket, OPENSSL_MODULES: join(PROVIDER_DIR, 'build') };
+  // These tests stop and kill the agent on purpose: no autostart (test/provider/autostart.test.ts
+  // covers it), so a missing agent is the error under test.
+  env = {
+    ...cleanAkvEnv(),
+    AKV_AGENT_SOCKET: agent.socket,
+    OPENSSL_MODULES: join(PROVIDER_DIR, 'build'),
+    AKV_AGENT_AUTOSTART: '0',
+  };
   delete env.OPENSSL_CONF;
   const keys = emulator.keyClient();
   await keys.createRsaKey('rsa', { keySize: 2048, hsm: true });
@@ -141,7 +148,11 @@ describe('HSM faults surface through the agent', () => {
 describe('agent trouble', () => {
   it('agent down: the error names the socket and how to start the agent', () => {
     const r = sign(`managedhsm:${HSM}:rsa`, [], { AKV_AGENT_SOCKET: join(work, 'nobody-here.sock') });
-    assertCleanFailure(r, /akv agent not reachable at .*nobody-here\.sock.*; hint: .*akv agent/, 'agent down');
+    assertCleanFailure(
+      r,
+      /akv agent not reachable at .*nobody-here\.sock.*it is not started automatically: AKV_AGENT_AUTOSTART=0.*; hint: .*akv agent/,
+      'agent down',
+    );
   });
 
   it('garbage on the agent socket is reported as such', async () => {

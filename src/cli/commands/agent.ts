@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { UsageError, wantsHelp } from '../command.js';
 
-const usage = `Usage: akv agent [--socket PATH] [--config FILE]
+const usage = `Usage: akv agent [--socket PATH] [--config FILE] [--idle-exit SECONDS]
 
 Runs the akv agent in the foreground: it listens on a Unix socket for the OpenSSL provider and
 the CLI, and performs private-key operations in Azure Managed HSM / Key Vault (or the emulator).
@@ -16,6 +16,11 @@ Options:
   --socket PATH   socket to listen on (default: config "socket", AKV_AGENT_SOCKET,
                   $XDG_RUNTIME_DIR/akv/agent.sock, or /run/akv/agent.sock for root)
   --config FILE   config file (default: AKV_CONFIG, ~/.config/akv/config.json, /etc/akv/config.json)
+  --idle-exit SECONDS
+                  exit (like SIGTERM) after SECONDS without a request (default: never). The
+                  provider starts the user's agent on demand with AKV_AGENT_IDLE_EXIT (900)
+  --autostarted   set by the provider when it starts the agent: the agent then takes a client's
+                  refreshed AZURE_CLI_ACCESS_TOKEN (docs/agent.md, "Autostart")
   -h, --help      show this text
 
 Environment: AKV_CONFIG, AKV_AGENT_SOCKET, AKV_LOG_FILE, AKV_LOG_LEVEL, AZURE_CLI_ACCESS_TOKEN.
@@ -29,11 +34,16 @@ const command: Command = {
       console.log(usage);
       return 0;
     }
-    let values: { socket?: string; config?: string };
+    let values: { socket?: string; config?: string; 'idle-exit'?: string; autostarted?: boolean };
     try {
       ({ values } = parseArgs({
         args: argv,
-        options: { socket: { type: 'string' }, config: { type: 'string' } },
+        options: {
+          socket: { type: 'string' },
+          config: { type: 'string' },
+          'idle-exit': { type: 'string' },
+          autostarted: { type: 'boolean' },
+        },
         allowPositionals: false,
         strict: true,
       }));
@@ -41,12 +51,21 @@ const command: Command = {
       throw new UsageError(`${(err as Error).message}\n\n${usage}`);
     }
     if (values.socket === '') throw new UsageError('--socket needs a path');
+    const idleExit = values['idle-exit'];
+    if (idleExit !== undefined && !/^\d{1,8}$/.test(idleExit))
+      throw new UsageError(
+        `--idle-exit takes a number of seconds (0 = never), got ${JSON.stringify(idleExit)}`,
+      );
     // Loaded here so that `akv agent --help` does not pay for the Azure SDK import.
     const { runAgent } = await import('../../agent/agent.js');
-    const code = await runAgent({
-      ...(values.config !== undefined ? { configPath: values.config } : {}),
-      ...(values.socket !== undefined ? { socket: values.socket } : {}),
-    });
+    const code = await runAgent(
+      {
+        ...(values.config !== undefined ? { configPath: values.config } : {}),
+        ...(values.socket !== undefined ? { socket: values.socket } : {}),
+        ...(values.autostarted ? { autostarted: true } : {}),
+      },
+      idleExit !== undefined ? Number(idleExit) : 0,
+    );
     // Everything is closed; should an SDK keep-alive socket linger, do not wait for it.
     setTimeout(() => process.exit(code), 2000).unref();
     return code;
