@@ -528,6 +528,10 @@ int akv_agent_call(AKV_AGENT *a, akv_buf *request, akv_response *resp, char *err
                 return AKV_CALL_UNREACHABLE;
             if (peer_uid == geteuid() && !hand_over_token(a, fd, deadline)) {
                 close(fd);
+                /* Nothing of the request was sent: an agent that was dying as we connected is
+                 * safe to try once more (which starts a new one when autostart is on). */
+                if (attempt == 0)
+                    continue;
                 snprintf(err, errlen, "the akv agent at %s closed the connection when greeted; hint: see its log",
                          a->path);
                 return AKV_CALL_IO;

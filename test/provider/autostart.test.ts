@@ -17,6 +17,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanAkvEnv } from '../helpers/dev.js';
@@ -76,6 +77,26 @@ async function waitFor(what: string, cond: () => boolean, ms = 20_000): Promise<
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+async function waitForAsync(what: string, cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** True when something accepts a connection on the socket path. */
+function accepts(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = createConnection({ path: socket });
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
 }
 
 async function stopAgents(socket: string): Promise<void> {
@@ -194,7 +215,10 @@ describe('autostart', () => {
     const [pid] = agentsOn(socket);
     assert.ok(pid);
     process.kill(pid, 'SIGKILL');
+    // Gone from /proc's command lines is not enough: a dying process releases its memory before
+    // its descriptors, so wait until its listening socket refuses connections too.
     await waitFor('the agent to die', () => agentsOn(socket).length === 0);
+    await waitForAsync('its socket to refuse connections', async () => !(await accepts(socket)));
     assert.ok(existsSync(socket), 'SIGKILL leaves the socket file behind');
     const r = openssl(SIGN('stale-2.sig'), userEnv(run));
     assert.equal(r.status, 0, r.stderr);
