@@ -3,7 +3,7 @@
  * cost from /proc (CPU time of a process and its descendants, resident memory).
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 export interface RunResult {
   status: number;
@@ -149,6 +149,25 @@ export function rssKiB(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** Open file descriptors of a process, and how many of them are sockets (0 when it is gone). */
+export function openFds(pid: number): { total: number; sockets: number } {
+  let names: string[];
+  try {
+    names = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return { total: 0, sockets: 0 };
+  }
+  let sockets = 0;
+  for (const name of names) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${name}`).startsWith('socket:')) sockets++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return { total: names.length, sockets };
 }
 
 /** Samples a process's RSS every `intervalMs` until stopped; reports the peak and the last. */

@@ -4,15 +4,17 @@
  * (SIGHUP: a new config replaces the old only when all of it is valid) and stop (SIGTERM: drain,
  * then close everything). src/agent/agent.ts wires these to the process's signals.
  */
+import { lstatSync, unlinkSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { loadConfig } from '../config/load.js';
+import { agentLimits, loadConfig } from '../config/load.js';
 import type { AkvConfig } from '../config/types.js';
 import { createGateway } from '../azure/gateway.js';
 import type { HsmGateway } from '../azure/gateway.js';
 import { GatewayHolder } from './gateway-holder.js';
 import type { HandlerContext } from './handlers.js';
+import { HsmSlots } from './hsm-slots.js';
 import { KeyCache } from './key-cache.js';
 import { closeLogger, createLogger } from './log.js';
 import { AccessChecker } from './diagnose.js';
@@ -20,8 +22,13 @@ import { jwtExpiry } from '../azure/jwt.js';
 import { metrics } from './metrics.js';
 import { startMetricsServer } from './metrics-server.js';
 import { AgentServer } from './server.js';
-import { listenOn, removeSocket, type Listening } from './listen.js';
 import { akvVersion } from '../version.js';
+import {
+  claimSocketPath,
+  prepareSocketDirectory,
+  secureSocket,
+  socketModes,
+} from './socket-path.js';
 
 export interface AgentOptions {
   /** --config; otherwise AKV_CONFIG and the default places (see loadConfig). */
@@ -54,6 +61,30 @@ function newGateway(config: AkvConfig, logger: Logger): HsmGateway {
   });
 }
 
+/** Binds the socket with a umask that never lets it exist with a wider mode, then sets the final one. */
+async function bindSocket(server: AgentServer, path: string, config: AkvConfig): Promise<number> {
+  const modes = socketModes(config.socketGroup);
+  prepareSocketDirectory(path, modes);
+  await claimSocketPath(path);
+  const oldUmask = process.umask(0o177);
+  try {
+    await server.listen(path);
+  } finally {
+    process.umask(oldUmask);
+  }
+  secureSocket(path, modes);
+  return lstatSync(path).ino;
+}
+
+/** Removes the socket file, unless another agent has since put its own socket there. */
+function removeSocket(path: string, ino: number): void {
+  try {
+    if (lstatSync(path).ino === ino) unlinkSync(path);
+  } catch {
+    /* already gone */
+  }
+}
+
 export class AgentProcess {
   private constructor(
     private readonly opts: AgentOptions,
@@ -61,8 +92,9 @@ export class AgentProcess {
     private log: Logger,
     private readonly gateways: GatewayHolder,
     private readonly cache: KeyCache,
+    private readonly slots: HsmSlots,
     private readonly server: AgentServer,
-    private readonly listening: Listening,
+    private readonly socketIno: number,
     private readonly metricsServer: Server | undefined,
     private readonly access: AccessChecker,
   ) {}
@@ -74,22 +106,27 @@ export class AgentProcess {
     const logger = createLogger(config.log);
     const gateways = new GatewayHolder(newGateway(config, logger));
     const cache = new KeyCache(config.keyCacheTtlMs);
+    const limits = agentLimits(config);
+    const slots = new HsmSlots(limits.maxInFlight, (inFlight, queued) => {
+      metrics.hsmInFlight.set(inFlight);
+      metrics.hsmQueued.set(queued);
+    });
     const ctx: HandlerContext = {
       gateways,
       cache,
+      slots,
       metrics,
       logger: () => logger,
       agentVersion: agentVersion(),
       config: () => config,
       startedAt: Date.now(),
       socketActivated: false,
-      socketPath: config.socket,
     };
     const access = new AccessChecker(ctx);
-    const server = new AgentServer(ctx);
-    let listening: Listening;
+    const server = new AgentServer(ctx, limits);
+    let socketIno: number;
     try {
-      listening = await listenOn(server, config, logger);
+      socketIno = await bindSocket(server, config.socket, config);
     } catch (err) {
       await gateways.close();
       closeLogger(logger);
@@ -103,7 +140,7 @@ export class AgentProcess {
         out(`akv agent metrics on ${started.url}`);
       } catch (err) {
         await server.shutdown(0);
-        removeSocket(listening);
+        removeSocket(config.socket, socketIno);
         await gateways.close();
         closeLogger(logger);
         throw err;
@@ -115,8 +152,9 @@ export class AgentProcess {
       logger,
       gateways,
       cache,
+      slots,
       server,
-      listening,
+      socketIno,
       metricsServer,
       access,
     );
@@ -125,21 +163,17 @@ export class AgentProcess {
     ctx.config = () => agent.config;
     if (opts.autostarted && config.credential.type !== 'static' && !config.socketGroup)
       ctx.clientToken = (token, pid) => agent.useClientToken(token, pid);
-    ctx.socketActivated = listening.activated;
-    ctx.socketPath = listening.path;
     agent.log.info(
       {
-        socket: listening.path,
-        passed_by_systemd: listening.activated,
+        socket: config.socket,
         config: config.path,
         group: config.socketGroup,
         version: ctx.agentVersion,
+        limits,
       },
       'akv agent listening',
     );
-    out(
-      `akv agent listening on ${listening.path}${listening.activated ? ' (socket passed by systemd)' : ''}`,
-    );
+    out(`akv agent listening on ${config.socket}`);
     return agent;
   }
 
@@ -195,7 +229,7 @@ export class AgentProcess {
   /** A bug: leave a trace in the agent's own log and remove the socket before the process dies. */
   crashed(what: string, err: unknown): void {
     this.log.fatal({ err }, `bug: ${what}, exiting`);
-    removeSocket(this.listening);
+    removeSocket(this.config.socket, this.socketIno);
   }
 
   /**
@@ -232,6 +266,9 @@ export class AgentProcess {
     this.gateways.replace(nextGateway);
     this.cache.setTtl(next.keyCacheTtlMs);
     this.cache.clear();
+    const limits = agentLimits(next);
+    this.slots.setCapacity(limits.maxInFlight);
+    this.server.setLimits(limits);
     this.config = next;
     this.access.reset();
     metrics.configReloads.inc({ result: 'ok' });
@@ -251,7 +288,7 @@ export class AgentProcess {
     if (!inTime) this.log.warn('some requests did not finish in time and were cut');
     this.metricsServer?.close();
     this.metricsServer?.closeAllConnections(); // a scraper's keep-alive connection must not hold the exit
-    removeSocket(this.listening);
+    removeSocket(this.config.socket, this.socketIno);
     await this.gateways.close();
     this.log.info({ drained: inTime }, 'akv agent stopped');
     closeLogger(this.log);

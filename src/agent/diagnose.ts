@@ -4,6 +4,7 @@
  * answers, optionally one key, and its version, uptime and limits. The HSM checks are cached for
  * a few seconds, so a readiness probe polled every second costs the HSM one call per interval.
  */
+import { agentLimits } from '../config/load.js';
 import type { AkvConfig, VaultType } from '../config/types.js';
 import type { KeyDescription, VaultName } from '../azure/gateway.js';
 import { AkvError } from '../errors.js';
@@ -26,8 +27,6 @@ export interface DiagnoseContext {
   startedAt: number;
   /** True when systemd (or systemd-socket-activate) passed the listening socket. */
   socketActivated: boolean;
-  /** The path the agent serves on. */
-  socketPath: string;
 }
 
 export type CredentialStatus =
@@ -217,6 +216,7 @@ function limitsOf(config: AkvConfig): AgentReport['limits'] {
     keyCacheTtlMs: config.keyCacheTtlMs,
     maxRequestBody: MAX_REQUEST_BODY,
     maxResponseBody: MAX_RESPONSE_BODY,
+    ...agentLimits(config),
   };
   if (config.retry) limits.retry = { ...config.retry };
   return limits;
@@ -271,7 +271,7 @@ export async function diagnose(
       pid: process.pid,
       uid: process.getuid?.() ?? -1,
       uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
-      socket: ctx.socketPath,
+      socket: config.socket,
       socketActivated: ctx.socketActivated,
       config: config.path ?? null,
     },

@@ -21,6 +21,7 @@ import { formatKeyUri, parseKeyUri, parseVaultUri } from '../uri/index.js';
 import type { KeyRef } from '../uri/index.js';
 import { diagnose, type DiagnoseContext } from './diagnose.js';
 import type { GatewayHolder } from './gateway-holder.js';
+import { SlotCancelled, type HsmSlots } from './hsm-slots.js';
 import type { KeyCache } from './key-cache.js';
 import { logAudit } from './log.js';
 import type { AgentMetrics } from './metrics.js';
@@ -29,6 +30,8 @@ import type { AgentRequest, PrivateOpName } from './requests.js';
 export interface HandlerContext extends DiagnoseContext {
   gateways: GatewayHolder;
   cache: KeyCache;
+  /** The maxInFlight bound on HSM requests, shared by all connections. */
+  slots: HsmSlots;
   metrics: AgentMetrics;
   /** A getter: SIGHUP may replace the logger. */
   logger(): Logger;
@@ -39,6 +42,12 @@ export interface HandlerContext extends DiagnoseContext {
    */
   clientToken?: (token: string, clientPid: number | undefined) => void;
 }
+
+/**
+ * The longest INPUT of a private-key operation. No HSM key takes more (an RSA-4096 ciphertext is
+ * 512 bytes, a digest 64); refusing longer ones before they queue keeps a queued request small.
+ */
+export const MAX_PRIVATE_INPUT = 4096;
 
 /** Private-op failures after which the cached description may be stale (key rotated/deleted). */
 const STALE_ON = new Set(['KEY_NOT_FOUND', 'BAD_PARAMETER', 'KEY_DISABLED']);
@@ -91,12 +100,45 @@ function internalError(err: unknown, logger: Logger, what: string): AkvError {
   );
 }
 
-async function describe(ctx: HandlerContext, ref: KeyRef): Promise<KeyDescription> {
+/** Where a request came from and when the agent started it (its deadline counts from then). */
+export interface RequestMeta {
+  conn: number;
+  receivedAt: number;
+}
+
+/** Runs one HSM call of a request inside a maxInFlight slot, under the request's deadline. */
+function atHsm<T>(
+  ctx: HandlerContext,
+  meta: RequestMeta,
+  gateway: HsmGateway,
+  what: string,
+  call: (deadline: number) => Promise<T>,
+): Promise<T> {
+  const deadline = meta.receivedAt + gateway.deadlineMs;
+  return ctx.slots.run(meta.conn, deadline, what, () => call(deadline));
+}
+
+async function describe(
+  ctx: HandlerContext,
+  meta: RequestMeta,
+  ref: KeyRef,
+): Promise<KeyDescription> {
   const lease = ctx.gateways.lease();
+  const load = (): Promise<KeyDescription> =>
+    atHsm(ctx, meta, lease.gateway, `describe ${formatKeyUri(ref)}`, (deadline) =>
+      lease.gateway.describe(ref, { deadline }),
+    );
   try {
-    const { description, hit } = await ctx.cache.get(ref, () => lease.gateway.describe(ref));
-    ctx.metrics.keyCache.inc({ result: hit ? 'hit' : 'miss' });
-    return description;
+    let looked: { description: KeyDescription; hit: boolean };
+    try {
+      looked = await ctx.cache.get(ref, load);
+    } catch (err) {
+      // The lookup this one joined was queued by a client that has since gone: look again.
+      if (!(err instanceof SlotCancelled)) throw err;
+      looked = await ctx.cache.get(ref, load);
+    }
+    ctx.metrics.keyCache.inc({ result: looked.hit ? 'hit' : 'miss' });
+    return looked.description;
   } finally {
     lease.release();
   }
@@ -128,6 +170,7 @@ function describeFields(ref: KeyRef, d: KeyDescription): Field[] {
 async function privateOp(
   ctx: HandlerContext,
   req: Extract<AgentRequest, { kind: 'private' }>,
+  meta: RequestMeta,
 ): Promise<{ fields: Field[]; status: string }> {
   const started = performance.now();
   let uri = req.uri.length > 200 ? `${req.uri.slice(0, 200)}...` : req.uri;
@@ -141,7 +184,17 @@ async function privateOp(
   try {
     ref = parseKeyUri(req.uri);
     uri = formatKeyUri(ref);
-    const result = await runPrivate(lease.gateway, req.op, ref, req.alg, req.input);
+    if (req.input.length > MAX_PRIVATE_INPUT) {
+      throw new AkvError(
+        'BAD_PARAMETER',
+        `the input of ${req.op} is ${req.input.length} bytes, more than any HSM key operation takes (at most ${MAX_PRIVATE_INPUT})`,
+        'send a digest to sign, a ciphertext of the key size to decrypt or unwrap, a key of at most 512 bytes to wrap',
+      );
+    }
+    const target = ref;
+    const result = await atHsm(ctx, meta, lease.gateway, `${req.op} with ${uri}`, (deadline) =>
+      runPrivate(lease.gateway, req.op, target, req.alg, req.input, deadline),
+    );
     keyVersion = result.version;
     retries = result.retries;
     fields = [
@@ -152,7 +205,14 @@ async function privateOp(
     if (result.retries > 0) fields.push(u32Field(Tag.RETRIES, result.retries));
     await noticeRotation(ctx, ref, result.version);
   } catch (err) {
-    const e = errorFields(err, ctx.logger(), req.op);
+    const e =
+      err instanceof SlotCancelled
+        ? errorFields(
+            new AkvError('UNAVAILABLE', `${req.op} not sent to the HSM: ${err.message}`),
+            ctx.logger(),
+            req.op,
+          )
+        : errorFields(err, ctx.logger(), req.op);
     fields = e.fields;
     status = e.status;
     error = e.message;
@@ -181,16 +241,17 @@ function runPrivate(
   ref: KeyRef,
   alg: string,
   input: Buffer,
+  deadline: number,
 ): Promise<OpResult> {
   switch (op) {
     case 'sign':
-      return gateway.sign(ref, alg, input);
+      return gateway.sign(ref, alg, input, { deadline });
     case 'decrypt':
-      return gateway.decrypt(ref, alg, input);
+      return gateway.decrypt(ref, alg, input, { deadline });
     case 'wrap':
-      return gateway.wrapKey(ref, alg, input);
+      return gateway.wrapKey(ref, alg, input, { deadline });
     case 'unwrap':
-      return gateway.unwrapKey(ref, alg, input);
+      return gateway.unwrapKey(ref, alg, input, { deadline });
   }
 }
 
@@ -212,16 +273,20 @@ async function noticeRotation(
 /**
  * Runs one request and returns its response fields (STATUS first). Records metrics; never throws.
  */
-export async function handleRequest(ctx: HandlerContext, req: AgentRequest): Promise<Field[]> {
+export async function handleRequest(
+  ctx: HandlerContext,
+  req: AgentRequest,
+  meta: RequestMeta,
+): Promise<Field[]> {
   const started = performance.now();
   const op = opLabel(req);
   let fields: Field[];
   let status = 'OK';
   if (req.kind === 'private') {
-    ({ fields, status } = await privateOp(ctx, req));
+    ({ fields, status } = await privateOp(ctx, req, meta));
   } else {
     try {
-      fields = await handleOther(ctx, req);
+      fields = await handleOther(ctx, req, meta);
     } catch (err) {
       const e = errorFields(err, ctx.logger(), op);
       fields = e.fields;
@@ -240,6 +305,7 @@ export async function handleRequest(ctx: HandlerContext, req: AgentRequest): Pro
 async function handleOther(
   ctx: HandlerContext,
   req: Exclude<AgentRequest, { kind: 'private' }>,
+  meta: RequestMeta,
 ): Promise<Field[]> {
   switch (req.kind) {
     case 'hello':
@@ -262,7 +328,7 @@ async function handleOther(
       return [u32Field(Tag.STATUS, STATUS_OK)];
     case 'describe': {
       const ref = parseKeyUri(req.uri);
-      const d = await describe(ctx, ref);
+      const d = await describe(ctx, meta, ref);
       return describeFields(ref, d);
     }
     case 'forget': {
@@ -277,7 +343,7 @@ async function handleOther(
     }
     case 'diagnose': {
       // Never fails as a whole: every check's failure is part of the report.
-      const report = await diagnose(ctx, req.uri, (ref) => describe(ctx, ref));
+      const report = await diagnose(ctx, req.uri, (ref) => describe(ctx, meta, ref));
       ctx
         .logger()
         .info({ client_pid: req.clientPid, ready: report.ready, uri: report.key?.uri }, 'diagnose');
@@ -287,7 +353,13 @@ async function handleOther(
       const vault = parseVaultUri(`${req.vaultType}:${req.vault}:`);
       const lease = ctx.gateways.lease();
       try {
-        const names = await lease.gateway.listKeys(vault.vaultType, vault.vault);
+        const names = await atHsm(
+          ctx,
+          meta,
+          lease.gateway,
+          `list ${vault.vaultType}:${vault.vault}:`,
+          (deadline) => lease.gateway.listKeys(vault.vaultType, vault.vault, { deadline }),
+        );
         return [u32Field(Tag.STATUS, STATUS_OK), ...names.map((n) => stringField(Tag.KEY_NAME, n))];
       } finally {
         lease.release();

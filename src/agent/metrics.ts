@@ -72,6 +72,25 @@ export class AgentMetrics {
     'SIGHUP reloads, by result.',
     ['result'],
   );
+
+  // Limits (docs/agent.md, "Limits"): what the agent turned away or held back under load.
+  readonly connectionsClosed = counter(
+    this.registry,
+    'akv_agent_connections_closed_total',
+    'Client connections the agent closed or refused, by reason (max-clients, max-clients-busy, idle-timeout, accept-failed).',
+    ['reason'],
+  );
+  readonly hsmInFlight = new Gauge({
+    name: 'akv_agent_hsm_in_flight',
+    help: 'HSM requests in flight now (at most maxInFlight).',
+    registers: [this.registry],
+  });
+  readonly hsmQueued = new Gauge({
+    name: 'akv_agent_hsm_queued',
+    help: 'Requests waiting for one of the maxInFlight HSM slots.',
+    registers: [this.registry],
+  });
+
   readonly buildInfo = new Gauge({
     name: 'akv_agent_build_info',
     help: 'Always 1; the labels say which akv and which Node.js run.',

@@ -1,193 +1,24 @@
 /**
- * The agent's Unix-socket server. Each connection decodes frames as they arrive and runs every
- * request at once (responses go back in completion order, matched by id). A malformed frame gets
- * one protocol-error frame and closes only that connection. `shutdown()` (SIGTERM) stops
- * accepting and reading, closes idle connections at once and every other one as soon as its last
- * request in flight is answered, without waiting for the peer to close its side.
+ * The agent's Unix-socket server: accepts connections (each a Connection, connection.ts) up to
+ * `maxClients`, and stops them on shutdown. When full, a new client is let in by closing the
+ * connection that has been idle longest (an nginx worker's pooled connection reconnects
+ * transparently); when every connection is busy the newcomer is turned away instead. Both are
+ * logged and counted, so that "connection refused" on the client side always has a cause in the
+ * agent's log. `shutdown()` (SIGTERM) stops accepting and reading, closes idle connections at once
+ * and every other one as soon as its last request in flight is answered.
  */
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import type { Logger } from 'pino';
-import { AkvError } from '../errors.js';
-import {
-  FrameDecoder,
-  MAX_REQUEST_BODY,
-  MAX_RESPONSE_BODY,
-  Op,
-  ProtocolError,
-  RESPONSE_BIT,
-  Status,
-  Tag,
-  encodeFrame,
-  stringField,
-  u32Field,
-} from '../protocol/index.js';
-import type { Field } from '../protocol/index.js';
-import { handleRequest } from './handlers.js';
+import { Connection, type ConnectionLimits } from './connection.js';
 import type { HandlerContext } from './handlers.js';
-import { parseRequest } from './requests.js';
-import type { AgentRequest } from './requests.js';
 
-/** A client that sends faster than the HSM answers is paused at this many requests in flight. */
-const PAUSE_AT = 256;
-const RESUME_AT = 128;
-
-class Connection {
-  private readonly decoder = new FrameDecoder(MAX_REQUEST_BODY);
-  private inFlight = 0;
-  /** Set by a malformed frame: sent, and the connection closed, once in-flight requests are answered. */
-  private errorFrame: Buffer | undefined;
-  private draining = false;
-  /** Set by shutdown: close fully once idle, not only our half (the peer may never close its). */
-  private closing = false;
-  private paused = false;
-  private ended = false;
-
-  constructor(
-    readonly socket: Socket,
-    readonly id: number,
-    private readonly ctx: HandlerContext,
-    private readonly onIdle: () => void,
-  ) {
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    socket.on('end', () => this.receiveEnd());
-    // A client that vanishes is normal (process exit); nothing to do but forget it.
-    socket.on('error', () => undefined);
-  }
-
-  get busy(): number {
-    return this.inFlight;
-  }
-
-  private log(): Logger {
-    return this.ctx.logger();
-  }
-
-  private receive(chunk: Buffer): void {
-    if (this.errorFrame || this.draining) return;
-    const { frames, error } = this.decoder.feed(chunk);
-    for (const frame of frames) {
-      let req: AgentRequest;
-      try {
-        req = parseRequest(frame);
-      } catch (err) {
-        this.protocolError(err);
-        return;
-      }
-      this.run(req);
-    }
-    if (error) this.protocolError(error);
-  }
-
-  private receiveEnd(): void {
-    // Half-close from the client: answer what is in flight, then close our side.
-    if (this.errorFrame) return;
-    try {
-      this.decoder.finish();
-    } catch (err) {
-      this.protocolError(err);
-      return;
-    }
-    this.draining = true;
-    this.endIfIdle();
-  }
-
-  private run(req: AgentRequest): void {
-    this.inFlight++;
-    if (this.inFlight >= PAUSE_AT && !this.paused) {
-      this.paused = true;
-      this.socket.pause();
-    }
-    void handleRequest(this.ctx, req)
-      .then((fields) => this.respond(req, fields))
-      .catch((err: unknown) =>
-        this.log().error({ err }, 'unexpected failure while answering a request'),
-      )
-      .finally(() => {
-        this.inFlight--;
-        if (this.paused && this.inFlight <= RESUME_AT && !this.draining && !this.errorFrame) {
-          this.paused = false;
-          this.socket.resume();
-        }
-        this.endIfIdle();
-        this.onIdle();
-      });
-  }
-
-  private respond(req: AgentRequest, fields: Field[]): void {
-    if (this.socket.destroyed || !this.socket.writable) return;
-    let bytes: Buffer;
-    try {
-      bytes = encodeFrame(req.opCode | RESPONSE_BIT, req.id, fields, MAX_RESPONSE_BODY);
-    } catch (err) {
-      this.log().error({ err, op: req.kind }, 'response does not fit in a frame');
-      bytes = encodeFrame(req.opCode | RESPONSE_BIT, req.id, [
-        u32Field(Tag.STATUS, Status.INTERNAL),
-        stringField(
-          Tag.MESSAGE,
-          `the response is larger than the protocol allows (${MAX_RESPONSE_BODY} bytes)`,
-        ),
-        stringField(Tag.HINT, 'report this as a bug in the akv agent'),
-      ]);
-    }
-    this.socket.write(bytes);
-  }
-
-  /**
-   * A malformed frame: read nothing more from this connection, answer the requests already in
-   * flight, then send one error frame and close (only this connection).
-   */
-  private protocolError(err: unknown): void {
-    const reason = err instanceof ProtocolError ? err.reason : 'internal';
-    const id = err instanceof ProtocolError ? err.id : 0;
-    const message = err instanceof Error ? err.message : String(err);
-    this.ctx.metrics.protocolErrors.inc({ reason });
-    this.log().warn(
-      { conn: this.id, reason, error: message },
-      'malformed request frame: closing the connection',
-    );
-    this.errorFrame = encodeFrame(Op.PROTOCOL_ERROR, id, [
-      u32Field(Tag.STATUS, Status.BAD_REQUEST),
-      stringField(Tag.MESSAGE, `malformed request (${reason}): ${message}`),
-    ]);
-    this.socket.pause();
-    this.endIfIdle();
-  }
-
-  /**
-   * Shutdown: stops reading new requests; the connection closes (both directions) at once when
-   * nothing is in flight, else as soon as the last in-flight answer is written.
-   */
-  drain(): void {
-    this.draining = true;
-    this.closing = true;
-    this.socket.pause();
-    this.endIfIdle();
-  }
-
-  private endIfIdle(): void {
-    if (this.inFlight > 0 || this.socket.destroyed || this.ended) return;
-    if (this.errorFrame) {
-      this.ended = true;
-      this.socket.end(this.errorFrame);
-      // A peer that never reads must not keep the connection (and its buffers) alive.
-      setTimeout(() => this.socket.destroy(), 5000).unref();
-    } else if (this.closing) {
-      // An idle client such as an nginx worker keeps its connection open for good: a half-close
-      // would leave it open (and the shutdown waiting) until the drain timeout. Flush the answers
-      // already written, then close our end for good.
-      this.ended = true;
-      this.socket.end(() => this.socket.destroy());
-    } else if (this.draining) {
-      // The client half-closed: closing our half completes the close.
-      this.ended = true;
-      this.socket.end();
-    }
-  }
+export interface ServerLimits extends ConnectionLimits {
+  maxClients: number;
 }
 
 export class AgentServer {
   private readonly server: Server;
+  /** Open connections; Set order is accept order. */
   private readonly connections = new Set<Connection>();
   private nextConnId = 1;
   private draining = false;
@@ -195,8 +26,32 @@ export class AgentServer {
   /** When a client last connected or a request last finished (for --idle-exit). */
   lastActivityMs = Date.now();
 
-  constructor(private readonly ctx: HandlerContext) {
+  constructor(
+    private readonly ctx: HandlerContext,
+    private limits: ServerLimits,
+  ) {
     this.server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    ctx.slots.onSpace = () => this.wakeHeldBack();
+  }
+
+  /**
+   * The HSM queue has room again: let the connections it held back start requests, the first
+   * one woken moving to the back so that the next time another goes first.
+   */
+  private wakeHeldBack(): void {
+    for (const c of [...this.connections]) {
+      if (this.ctx.slots.full) break;
+      if (!c.heldBack) continue;
+      this.connections.delete(c);
+      this.connections.add(c);
+      c.flow();
+    }
+  }
+
+  /** New limits (SIGHUP): applied to the open connections too. */
+  setLimits(limits: ServerLimits): void {
+    this.limits = limits;
+    for (const c of this.connections) c.setLimits(limits);
   }
 
   private accept(socket: Socket): void {
@@ -204,45 +59,73 @@ export class AgentServer {
       socket.destroy();
       return;
     }
+    if (this.connections.size >= this.limits.maxClients && !this.makeRoom()) {
+      this.ctx.metrics.connectionsClosed.inc({ reason: 'max-clients-busy' });
+      this.ctx
+        .logger()
+        .warn(
+          { max_clients: this.limits.maxClients },
+          'refused a client connection: maxClients connections are open and all are busy',
+        );
+      socket.destroy();
+      return;
+    }
     this.lastActivityMs = Date.now();
-    const conn = new Connection(socket, this.nextConnId++, this.ctx, () => {
-      this.lastActivityMs = Date.now();
-      this.checkDrained();
+    const conn = new Connection(socket, this.nextConnId++, this.ctx, this.limits, {
+      onIdle: () => {
+        this.lastActivityMs = Date.now();
+        this.checkDrained();
+      },
     });
     this.connections.add(conn);
     this.ctx.metrics.connections.inc();
     socket.once('close', () => {
       this.connections.delete(conn);
+      this.ctx.slots.cancel(conn.id);
       this.ctx.metrics.connections.dec();
       this.checkDrained();
     });
   }
 
-  /**
-   * Binds the socket path (which must be free: see claimSocketPath), or serves on a listening
-   * socket systemd passed ({ fd }), which must be a Unix socket.
-   */
-  listen(target: string | { fd: number }): Promise<void> {
+  /** Closes the longest-idle connection; false when none is idle. */
+  private makeRoom(): boolean {
+    let oldest: Connection | undefined;
+    for (const c of this.connections) {
+      if (c.idle && (oldest === undefined || c.lastActive < oldest.lastActive)) oldest = c;
+    }
+    if (!oldest) return false;
+    this.ctx.metrics.connectionsClosed.inc({ reason: 'max-clients' });
+    this.ctx.logger().warn(
+      {
+        conn: oldest.id,
+        idle_ms: Date.now() - oldest.lastActive,
+        max_clients: this.limits.maxClients,
+      },
+      'maxClients connections are open: closed the longest-idle one to admit a new client',
+    );
+    // Forget it now, not at its 'close' event: the new connection takes its place at once.
+    this.connections.delete(oldest);
+    oldest.close();
+    return true;
+  }
+
+  /** Binds the socket path (which must be free: see claimSocketPath). */
+  listen(path: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(target, () => {
+      this.server.listen(path, () => {
         this.server.off('error', reject);
-        // A Unix socket has no address object; an inherited TCP socket would have one.
-        if (
-          typeof target !== 'string' &&
-          typeof this.server.address() === 'object' &&
-          this.server.address() !== null
-        ) {
-          this.server.close();
-          reject(
-            new AkvError(
-              'BAD_REQUEST',
-              `the socket passed as fd ${target.fd} is not a Unix socket`,
-              'use a path in ListenStream= of akv-agent.socket (the agent serves only Unix sockets)',
-            ),
-          );
-          return;
-        }
+        // Out of file descriptors (EMFILE) and the like: the client sees its connection refused;
+        // say why here instead of dying or staying silent.
+        this.server.on('error', (err: NodeJS.ErrnoException) => {
+          this.ctx.metrics.connectionsClosed.inc({ reason: 'accept-failed' });
+          this.ctx
+            .logger()
+            .error(
+              { error: err.message, code: err.code, clients: this.connections.size },
+              'cannot accept a client connection: lower maxClients or raise the open-file limit (LimitNOFILE)',
+            );
+        });
         resolve();
       });
     });
@@ -253,6 +136,11 @@ export class AgentServer {
     let n = 0;
     for (const c of this.connections) n += c.busy;
     return n;
+  }
+
+  /** Client connections open now. */
+  get clients(): number {
+    return this.connections.size;
   }
 
   private checkDrained(): void {

@@ -120,16 +120,21 @@ export class AzureClients {
     };
   }
 
-  /** Runs one HSM call under the configured deadline and retry policy. */
+  /**
+   * Runs one HSM call under the configured deadline and retry policy; `deadline` (ms since the
+   * epoch) replaces now + deadlineMs when the caller's clock started earlier.
+   */
   run<T>(
     ctx: OpContext,
     call: (signal: AbortSignal) => Promise<T>,
     idempotent = true,
+    deadline?: number,
   ): Promise<RetryResult<T>> {
     return withRetries(
       ctx,
       {
         deadlineMs: this.deadlineMs,
+        ...(deadline !== undefined ? { deadline } : {}),
         retry: this.retry,
         idempotent,
         onRetry: (kind, attempt, delayMs) => {

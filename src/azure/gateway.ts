@@ -22,13 +22,20 @@ export interface OpResult {
   retries: number;
 }
 
+/** Per call: `deadline` (ms since the epoch) when the caller's clock started before the call. */
+export interface CallOptions {
+  deadline?: number;
+}
+
 export interface HsmGateway {
-  describe(ref: KeyRef): Promise<KeyDescription>;
-  sign(ref: KeyRef, alg: string, digest: Buffer): Promise<OpResult>;
-  decrypt(ref: KeyRef, alg: string, ciphertext: Buffer): Promise<OpResult>;
-  wrapKey(ref: KeyRef, alg: string, key: Buffer): Promise<OpResult>;
-  unwrapKey(ref: KeyRef, alg: string, wrapped: Buffer): Promise<OpResult>;
-  listKeys(vaultType: VaultType, vault: string): Promise<string[]>;
+  /** The configured deadline of one operation, retries included. */
+  readonly deadlineMs: number;
+  describe(ref: KeyRef, opts?: CallOptions): Promise<KeyDescription>;
+  sign(ref: KeyRef, alg: string, digest: Buffer, opts?: CallOptions): Promise<OpResult>;
+  decrypt(ref: KeyRef, alg: string, ciphertext: Buffer, opts?: CallOptions): Promise<OpResult>;
+  wrapKey(ref: KeyRef, alg: string, key: Buffer, opts?: CallOptions): Promise<OpResult>;
+  unwrapKey(ref: KeyRef, alg: string, wrapped: Buffer, opts?: CallOptions): Promise<OpResult>;
+  listKeys(vaultType: VaultType, vault: string, opts?: CallOptions): Promise<string[]>;
   /** Where the credential comes from (static-config, AZURE_CLI_ACCESS_TOKEN, DefaultAzureCredential). */
   readonly credentialSource: string;
   /** A token for this kind of vault's scope (the token cache's, when it holds one). */
@@ -107,7 +114,11 @@ export class AzureGateway implements HsmGateway {
     this.clients = new AzureClients(config, logger, hooks);
   }
 
-  async describe(ref: KeyRef): Promise<KeyDescription> {
+  get deadlineMs(): number {
+    return this.clients.deadlineMs;
+  }
+
+  async describe(ref: KeyRef, opts: CallOptions = {}): Promise<KeyDescription> {
     const client = this.keyClient(ref);
     let raw: RawResponse | undefined;
     const { value } = await this.clients.run(
@@ -120,6 +131,8 @@ export class AzureGateway implements HsmGateway {
             raw = r as RawResponse;
           },
         }),
+      true,
+      opts.deadline,
     );
     const description = describeKey(value, octBitsOf(raw));
     if (
@@ -127,7 +140,7 @@ export class AzureGateway implements HsmGateway {
       description.bits === 0 &&
       description.keyOps.includes('wrapKey')
     ) {
-      description.bits = await this.probeAesBits({ ...ref, version: description.version });
+      description.bits = await this.probeAesBits({ ...ref, version: description.version }, opts);
     }
     return description;
   }
@@ -137,11 +150,11 @@ export class AzureGateway implements HsmGateway {
    * need it to pick A128KW/A192KW/A256KW: a wrap of a zero block tells, since the service refuses
    * an algorithm whose size does not match the key. Returns 0 when no size fits.
    */
-  private async probeAesBits(ref: KeyRef): Promise<number> {
+  private async probeAesBits(ref: KeyRef, opts: CallOptions): Promise<number> {
     const block = Buffer.alloc(16);
     for (const bits of [256, 128, 192]) {
       try {
-        await this.wrapKey(ref, `A${bits}KW`, block);
+        await this.wrapKey(ref, `A${bits}KW`, block, opts);
         return bits;
       } catch (err) {
         // Anything but "wrong size" (no permission, a transient failure) leaves the size unknown.
@@ -155,29 +168,39 @@ export class AzureGateway implements HsmGateway {
     return 0;
   }
 
-  async sign(ref: KeyRef, alg: string, digest: Buffer): Promise<OpResult> {
+  async sign(ref: KeyRef, alg: string, digest: Buffer, opts: CallOptions = {}): Promise<OpResult> {
     checkAlg(alg, SIGN_ALGORITHMS, 'sign');
-    return this.privateOp(ref, 'sign', (c, opts) => c.sign(alg as never, digest, opts));
+    return this.privateOp(ref, 'sign', opts, (c, o) => c.sign(alg as never, digest, o));
   }
 
-  async decrypt(ref: KeyRef, alg: string, ciphertext: Buffer): Promise<OpResult> {
+  async decrypt(
+    ref: KeyRef,
+    alg: string,
+    ciphertext: Buffer,
+    opts: CallOptions = {},
+  ): Promise<OpResult> {
     checkAlg(alg, DECRYPT_ALGORITHMS, 'decrypt');
-    return this.privateOp(ref, 'decrypt', (c, opts) =>
-      c.decrypt({ algorithm: alg as never, ciphertext }, opts),
+    return this.privateOp(ref, 'decrypt', opts, (c, o) =>
+      c.decrypt({ algorithm: alg as never, ciphertext }, o),
     );
   }
 
-  async wrapKey(ref: KeyRef, alg: string, key: Buffer): Promise<OpResult> {
+  async wrapKey(ref: KeyRef, alg: string, key: Buffer, opts: CallOptions = {}): Promise<OpResult> {
     checkAlg(alg, WRAP_ALGORITHMS, 'wrap');
-    return this.privateOp(ref, 'wrapKey', (c, opts) => c.wrapKey(alg as never, key, opts));
+    return this.privateOp(ref, 'wrapKey', opts, (c, o) => c.wrapKey(alg as never, key, o));
   }
 
-  async unwrapKey(ref: KeyRef, alg: string, wrapped: Buffer): Promise<OpResult> {
+  async unwrapKey(
+    ref: KeyRef,
+    alg: string,
+    wrapped: Buffer,
+    opts: CallOptions = {},
+  ): Promise<OpResult> {
     checkAlg(alg, WRAP_ALGORITHMS, 'unwrap');
-    return this.privateOp(ref, 'unwrapKey', (c, opts) => c.unwrapKey(alg as never, wrapped, opts));
+    return this.privateOp(ref, 'unwrapKey', opts, (c, o) => c.unwrapKey(alg as never, wrapped, o));
   }
 
-  async listKeys(vaultType: VaultType, vault: string): Promise<string[]> {
+  async listKeys(vaultType: VaultType, vault: string, opts: CallOptions = {}): Promise<string[]> {
     const client = this.clients.keyClient(vaultType, vault);
     const { value } = await this.clients.run(
       this.clients.vaultContext(vaultType, vault, 'list keys'),
@@ -188,6 +211,8 @@ export class AzureGateway implements HsmGateway {
         }
         return names;
       },
+      true,
+      opts.deadline,
     );
     return value.sort();
   }
@@ -219,6 +244,7 @@ export class AzureGateway implements HsmGateway {
   private async privateOp(
     ref: KeyRef,
     keyOp: KeyOp,
+    opts: CallOptions,
     call: (
       client: CryptographyClient,
       options: { abortSignal: AbortSignal; onResponse: (r: unknown) => void },
@@ -227,15 +253,20 @@ export class AzureGateway implements HsmGateway {
     const ctx = this.clients.keyContext(ref, keyOp, keyOp);
     try {
       let kid: string | undefined;
-      const { value, retries } = await this.clients.run(ctx, (abortSignal) => {
-        kid = undefined;
-        return call(this.clients.cryptoClient(ref), {
-          abortSignal,
-          onResponse: (r) => {
-            kid = kidOf(r as RawResponse) ?? kid;
-          },
-        });
-      });
+      const { value, retries } = await this.clients.run(
+        ctx,
+        (abortSignal) => {
+          kid = undefined;
+          return call(this.clients.cryptoClient(ref), {
+            abortSignal,
+            onResponse: (r) => {
+              kid = kidOf(r as RawResponse) ?? kid;
+            },
+          });
+        },
+        true,
+        opts.deadline,
+      );
       const version = versionFromKid(kid ?? value.keyID) || ref.version || '';
       return { output: Buffer.from(value.result), version, retries };
     } catch (err) {

@@ -15,6 +15,11 @@ import {
 
 export interface RetryOptions {
   deadlineMs: number;
+  /**
+   * When the operation must be done (ms since the epoch); default now + deadlineMs. The agent
+   * passes the request's arrival + deadlineMs, so time spent queued counts.
+   */
+  deadline?: number;
   retry: RetryConfig;
   /** False for create/import/delete: retried only on 429/503. */
   idempotent?: boolean;
@@ -42,9 +47,9 @@ export async function withRetries<T>(
   options: RetryOptions,
   call: (signal: AbortSignal) => Promise<T>,
 ): Promise<RetryResult<T>> {
-  const deadline = Date.now() + options.deadlineMs;
+  const deadline = options.deadline ?? Date.now() + options.deadlineMs;
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), options.deadlineMs);
+  const timer = setTimeout(() => controller.abort(), Math.max(0, deadline - Date.now()));
   timer.unref?.();
   let retries = 0;
   try {

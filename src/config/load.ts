@@ -15,6 +15,14 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export const DEFAULT_DEADLINE_MS = 10_000;
 export const DEFAULT_KEY_CACHE_TTL_MS = 5 * 60_000;
 export const DEFAULT_RETRY: RetryConfig = { maxRetries: 5, baseDelayMs: 250, maxDelayMs: 8_000 };
+/** The agent's limits (docs/agent.md, "Limits"; packaging/akv-agent.service sizes itself on them). */
+export const DEFAULT_LIMITS = {
+  maxClients: 1024,
+  clientIdleTimeoutMs: 5 * 60_000,
+  maxInFlight: 512,
+  maxInFlightPerClient: 1024,
+} as const;
+export type AgentLimits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: number };
 
 type Env = Record<string, string | undefined>;
 
@@ -59,6 +67,17 @@ export function defaultConfig(env: Env = process.env): AkvConfig {
     keyCacheTtlMs: DEFAULT_KEY_CACHE_TTL_MS,
     log: { level: 'info' },
     retry: { ...DEFAULT_RETRY },
+    ...DEFAULT_LIMITS,
+  };
+}
+
+/** The limits of a config, defaults filled in (hand-built configs may leave them out). */
+export function agentLimits(config: AkvConfig): AgentLimits {
+  return {
+    maxClients: config.maxClients ?? DEFAULT_LIMITS.maxClients,
+    clientIdleTimeoutMs: config.clientIdleTimeoutMs ?? DEFAULT_LIMITS.clientIdleTimeoutMs,
+    maxInFlight: config.maxInFlight ?? DEFAULT_LIMITS.maxInFlight,
+    maxInFlightPerClient: config.maxInFlightPerClient ?? DEFAULT_LIMITS.maxInFlightPerClient,
   };
 }
 
@@ -235,6 +254,10 @@ const TOP_LEVEL_KEYS = [
   'log',
   'metricsListen',
   'retry',
+  'maxClients',
+  'clientIdleTimeoutMs',
+  'maxInFlight',
+  'maxInFlightPerClient',
 ] as const;
 
 const VAULT_NAME = /^[A-Za-z0-9-]{3,24}$/;
@@ -268,6 +291,7 @@ function applyFile(config: AkvConfig, raw: unknown, file: string): void {
 
   config.deadlineMs = r.integer('deadlineMs', 100, 600_000) ?? config.deadlineMs;
   config.keyCacheTtlMs = r.integer('keyCacheTtlMs', 0, 7 * 24 * 3600_000) ?? config.keyCacheTtlMs;
+  readLimits(r, config);
 
   const log = r.object('log');
   if (log) {
@@ -295,6 +319,17 @@ function applyFile(config: AkvConfig, raw: unknown, file: string): void {
       maxDelayMs: retry.integer('maxDelayMs', 1, 600_000) ?? current.maxDelayMs,
     };
   }
+}
+
+function readLimits(r: FieldReader, config: AkvConfig): void {
+  config.maxClients = r.integer('maxClients', 1, 1_000_000) ?? config.maxClients;
+  const idle = r.integer('clientIdleTimeoutMs', 0, 7 * 24 * 3600_000);
+  if (idle !== undefined && idle > 0 && idle < 1000)
+    r.fail('clientIdleTimeoutMs', 'must be 0 (never) or at least 1000');
+  config.clientIdleTimeoutMs = idle ?? config.clientIdleTimeoutMs;
+  config.maxInFlight = r.integer('maxInFlight', 1, 100_000) ?? config.maxInFlight;
+  config.maxInFlightPerClient =
+    r.integer('maxInFlightPerClient', 1, 1_000_000) ?? config.maxInFlightPerClient;
 }
 
 function readVault(v: FieldReader, baseDir: string): VaultConfig {

@@ -26,7 +26,7 @@ export interface CredentialConfig {
 export interface RetryConfig {
   /** Retries after the first attempt (default 5). */
   maxRetries: number;
-  /** First backoff step; doubled per retry, with full jitter (default 250 ms). */
+  /** First backoff step; doubled per retry, with equal jitter: half fixed, half random (default 250 ms). */
   baseDelayMs: number;
   /** Upper bound for one computed backoff step (default 8000 ms); a longer Retry-After is honoured while the deadline allows. */
   maxDelayMs: number;
@@ -49,6 +49,17 @@ export interface AkvConfig {
   metricsListen?: string;
   /** Retry policy; `loadConfig` always fills it (optional so hand-built configs stay short). */
   retry?: RetryConfig;
+  /**
+   * Client connections open at once; one more closes the longest-idle connection (default 1024).
+   * The four limits below are always filled by `loadConfig` (docs/agent.md, "Limits").
+   */
+  maxClients?: number;
+  /** A connection with nothing in flight and no traffic for this long is closed; 0 = never. */
+  clientIdleTimeoutMs?: number;
+  /** HSM requests in flight across all clients; more wait in a queue fair across connections. */
+  maxInFlight?: number;
+  /** Requests one connection may have in the agent (running or queued) before it is read no more. */
+  maxInFlightPerClient?: number;
   /** Where the file was read from (undefined when built from defaults only). */
   path?: string;
 }

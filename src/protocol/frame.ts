@@ -214,14 +214,39 @@ export class FrameDecoder {
    */
   feed(chunk: Buffer): { frames: Frame[]; error?: ProtocolError } {
     if (this.failure) return { frames: [], error: this.failure };
+    this.append(chunk);
     const frames: Frame[] = [];
     try {
-      this.pushUnchecked(chunk, frames);
+      for (let f = this.next(); f !== undefined; f = this.next()) frames.push(f);
       return { frames };
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
-      this.failure = err;
       return { frames, error: err };
+    }
+  }
+
+  /**
+   * Adds bytes without decoding them: `next()` takes the frames out one at a time, so that a
+   * reader that is not ready for more requests keeps raw bytes, not decoded frames.
+   */
+  append(chunk: Buffer): void {
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+  }
+
+  /**
+   * The next complete frame of what was appended, or undefined when more bytes are needed.
+   * Throws the ProtocolError of a malformed frame (and so does every later call).
+   */
+  next(): Frame | undefined {
+    if (this.failure) throw this.failure;
+    try {
+      return this.nextUnchecked();
+    } catch (err) {
+      if (err instanceof ProtocolError) this.failure = err;
+      throw err;
     }
   }
 
@@ -255,27 +280,21 @@ export class FrameDecoder {
     return head;
   }
 
-  private pushUnchecked(chunk: Buffer, frames: Frame[]): void {
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
+  private nextUnchecked(): Frame | undefined {
+    if (this.header === undefined) {
+      if (this.buffered === 0) return undefined;
+      const start =
+        this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+      this.chunks = [start];
+      this.header = checkHeader(start.subarray(0, FRAME_HEADER_SIZE), this.maxBodyLength);
+      if (this.header === undefined) return undefined;
     }
-    for (;;) {
-      if (this.header === undefined) {
-        if (this.buffered === 0) break;
-        const start =
-          this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
-        this.chunks = [start];
-        this.header = checkHeader(start.subarray(0, FRAME_HEADER_SIZE), this.maxBodyLength);
-        if (this.header === undefined) break;
-      }
-      if (this.buffered < FRAME_HEADER_SIZE + this.header.length) break;
-      const frameBytes = this.take(FRAME_HEADER_SIZE + this.header.length);
-      const { op, id } = this.header;
-      this.header = undefined;
-      // Copy so that a frame kept by the caller does not pin the whole receive buffer.
-      const body = Buffer.from(frameBytes.subarray(FRAME_HEADER_SIZE));
-      frames.push({ op, id, fields: decodeBody(body, id) });
-    }
+    if (this.buffered < FRAME_HEADER_SIZE + this.header.length) return undefined;
+    const frameBytes = this.take(FRAME_HEADER_SIZE + this.header.length);
+    const { op, id } = this.header;
+    this.header = undefined;
+    // Copy so that a frame kept by the caller does not pin the whole receive buffer.
+    const body = Buffer.from(frameBytes.subarray(FRAME_HEADER_SIZE));
+    return { op, id, fields: decodeBody(body, id) };
   }
 }

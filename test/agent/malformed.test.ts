@@ -4,10 +4,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createConnection, type Socket } from 'node:net';
 import {
-  FrameDecoder,
-  MAX_RESPONSE_BODY,
   Op,
   Tag,
   encodeFrame,
@@ -15,8 +12,8 @@ import {
   requireU32,
   stringField,
   u32Field,
-  type Frame,
 } from '../../src/protocol/index.js';
+import { Raw } from '../helpers/raw-client.js';
 import {
   startAgentWithEcKey,
   type AgentWithEmulator,
@@ -35,42 +32,6 @@ before(async () => {
 after(async () => {
   await fixture?.stop();
 });
-
-/** A raw connection that collects every frame the agent sends and notices when it closes. */
-class Raw {
-  readonly frames: Frame[] = [];
-  closed = false;
-  private readonly decoder = new FrameDecoder(MAX_RESPONSE_BODY);
-  private waiters: Array<() => void> = [];
-  private constructor(readonly socket: Socket) {
-    socket.on('data', (c: Buffer) => {
-      this.frames.push(...this.decoder.push(c));
-      this.wake();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-    socket.on('error', () => undefined);
-  }
-  static open(path: string): Promise<Raw> {
-    return new Promise((resolve, reject) => {
-      const s = createConnection({ path }, () => resolve(new Raw(s)));
-      s.once('error', reject);
-    });
-  }
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-  async until(cond: () => boolean): Promise<void> {
-    while (!cond()) await new Promise<void>((r) => this.waiters.push(r));
-  }
-  send(bytes: Buffer | string): void {
-    this.socket.write(typeof bytes === 'string' ? Buffer.from(bytes, 'hex') : bytes);
-  }
-}
 
 async function expectProtocolError(
   bytes: Buffer | string,

@@ -169,6 +169,39 @@ describe('loadConfig', () => {
     expectConfigError({ retry: { tries: 1 } }, '"retry.tries"');
   });
 
+  it('reads the agent limits, with defaults, and refuses values outside their range', () => {
+    const defaults = loadConfig(undefined, cleanEnv());
+    assert.deepEqual(
+      [
+        defaults.maxClients,
+        defaults.clientIdleTimeoutMs,
+        defaults.maxInFlight,
+        defaults.maxInFlightPerClient,
+      ],
+      [1024, 300_000, 512, 1024],
+    );
+    const c = loadConfig(
+      writeConfig({
+        maxClients: 64,
+        clientIdleTimeoutMs: 0,
+        maxInFlight: 32,
+        maxInFlightPerClient: 2048,
+      }),
+      cleanEnv(),
+    );
+    assert.deepEqual(
+      [c.maxClients, c.clientIdleTimeoutMs, c.maxInFlight, c.maxInFlightPerClient],
+      [64, 0, 32, 2048],
+    );
+    expectConfigError({ maxClients: 0 }, '"maxClients"', 'integer from 1');
+    expectConfigError({ maxClients: '1024' }, '"maxClients"', 'integer');
+    expectConfigError({ maxInFlight: 1.5 }, '"maxInFlight"', 'integer');
+    expectConfigError({ maxInFlight: 0 }, '"maxInFlight"');
+    expectConfigError({ maxInFlightPerClient: -1 }, '"maxInFlightPerClient"');
+    expectConfigError({ clientIdleTimeoutMs: 500 }, '"clientIdleTimeoutMs"', '0 (never)');
+    expectConfigError({ clientIdleTimeoutMs: '5m' }, '"clientIdleTimeoutMs"', 'integer');
+  });
+
   it('errors never echo the value of a credential token', () => {
     const file = writeConfig({ credential: { type: 'default', token: 'SECRET-TOKEN-VALUE' } });
     assert.throws(
