@@ -22,6 +22,9 @@ const PACKAGES = {
   'gnutls-bin': () => hasCommand('gnutls-cli'),
   curl: () => hasCommand('curl'),
   valgrind: () => hasCommand('valgrind'),
+  // systemd-socket-activate and systemd-analyze for the socket-activation and unit tests (the
+  // package installs the tools and units only: it does not start systemd in a container).
+  systemd: () => hasCommand('systemd-socket-activate') && hasCommand('systemd-analyze'),
   'libclang-rt-14-dev': () => true, // optional: gcc's own ASan runtime (libasan) is used
   // The application matrix (test/applications, docs/applications.md). Debian 12's osslsigncode
   // 2.5 signs with key-reference files as well as backports' 2.9, so no extra apt source.

@@ -4,7 +4,6 @@
  * (SIGHUP: a new config replaces the old only when all of it is valid) and stop (SIGTERM: drain,
  * then close everything). src/agent/agent.ts wires these to the process's signals.
  */
-import { lstatSync, unlinkSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -22,13 +21,8 @@ import { jwtExpiry } from '../azure/jwt.js';
 import { metrics } from './metrics.js';
 import { startMetricsServer } from './metrics-server.js';
 import { AgentServer } from './server.js';
+import { listenOn, removeSocket, type Listening } from './listen.js';
 import { akvVersion } from '../version.js';
-import {
-  claimSocketPath,
-  prepareSocketDirectory,
-  secureSocket,
-  socketModes,
-} from './socket-path.js';
 
 export interface AgentOptions {
   /** --config; otherwise AKV_CONFIG and the default places (see loadConfig). */
@@ -61,30 +55,6 @@ function newGateway(config: AkvConfig, logger: Logger): HsmGateway {
   });
 }
 
-/** Binds the socket with a umask that never lets it exist with a wider mode, then sets the final one. */
-async function bindSocket(server: AgentServer, path: string, config: AkvConfig): Promise<number> {
-  const modes = socketModes(config.socketGroup);
-  prepareSocketDirectory(path, modes);
-  await claimSocketPath(path);
-  const oldUmask = process.umask(0o177);
-  try {
-    await server.listen(path);
-  } finally {
-    process.umask(oldUmask);
-  }
-  secureSocket(path, modes);
-  return lstatSync(path).ino;
-}
-
-/** Removes the socket file, unless another agent has since put its own socket there. */
-function removeSocket(path: string, ino: number): void {
-  try {
-    if (lstatSync(path).ino === ino) unlinkSync(path);
-  } catch {
-    /* already gone */
-  }
-}
-
 export class AgentProcess {
   private constructor(
     private readonly opts: AgentOptions,
@@ -94,7 +64,7 @@ export class AgentProcess {
     private readonly cache: KeyCache,
     private readonly slots: HsmSlots,
     private readonly server: AgentServer,
-    private readonly socketIno: number,
+    private readonly listening: Listening,
     private readonly metricsServer: Server | undefined,
     private readonly access: AccessChecker,
   ) {}
@@ -121,12 +91,13 @@ export class AgentProcess {
       config: () => config,
       startedAt: Date.now(),
       socketActivated: false,
+      socketPath: config.socket,
     };
     const access = new AccessChecker(ctx);
     const server = new AgentServer(ctx, limits);
-    let socketIno: number;
+    let listening: Listening;
     try {
-      socketIno = await bindSocket(server, config.socket, config);
+      listening = await listenOn(server, config, logger);
     } catch (err) {
       await gateways.close();
       closeLogger(logger);
@@ -140,7 +111,7 @@ export class AgentProcess {
         out(`akv agent metrics on ${started.url}`);
       } catch (err) {
         await server.shutdown(0);
-        removeSocket(config.socket, socketIno);
+        removeSocket(listening);
         await gateways.close();
         closeLogger(logger);
         throw err;
@@ -154,7 +125,7 @@ export class AgentProcess {
       cache,
       slots,
       server,
-      socketIno,
+      listening,
       metricsServer,
       access,
     );
@@ -163,9 +134,12 @@ export class AgentProcess {
     ctx.config = () => agent.config;
     if (opts.autostarted && config.credential.type !== 'static' && !config.socketGroup)
       ctx.clientToken = (token, pid) => agent.useClientToken(token, pid);
+    ctx.socketActivated = listening.activated;
+    ctx.socketPath = listening.path;
     agent.log.info(
       {
-        socket: config.socket,
+        socket: listening.path,
+        passed_by_systemd: listening.activated,
         config: config.path,
         group: config.socketGroup,
         version: ctx.agentVersion,
@@ -173,7 +147,9 @@ export class AgentProcess {
       },
       'akv agent listening',
     );
-    out(`akv agent listening on ${config.socket}`);
+    out(
+      `akv agent listening on ${listening.path}${listening.activated ? ' (socket passed by systemd)' : ''}`,
+    );
     return agent;
   }
 
@@ -229,7 +205,7 @@ export class AgentProcess {
   /** A bug: leave a trace in the agent's own log and remove the socket before the process dies. */
   crashed(what: string, err: unknown): void {
     this.log.fatal({ err }, `bug: ${what}, exiting`);
-    removeSocket(this.config.socket, this.socketIno);
+    removeSocket(this.listening);
   }
 
   /**
@@ -288,7 +264,7 @@ export class AgentProcess {
     if (!inTime) this.log.warn('some requests did not finish in time and were cut');
     this.metricsServer?.close();
     this.metricsServer?.closeAllConnections(); // a scraper's keep-alive connection must not hold the exit
-    removeSocket(this.config.socket, this.socketIno);
+    removeSocket(this.listening);
     await this.gateways.close();
     this.log.info({ drained: inTime }, 'akv agent stopped');
     closeLogger(this.log);

@@ -27,6 +27,8 @@ export interface DiagnoseContext {
   startedAt: number;
   /** True when systemd (or systemd-socket-activate) passed the listening socket. */
   socketActivated: boolean;
+  /** The path the agent serves on. */
+  socketPath: string;
 }
 
 export type CredentialStatus =
@@ -271,7 +273,7 @@ export async function diagnose(
       pid: process.pid,
       uid: process.getuid?.() ?? -1,
       uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
-      socket: config.socket,
+      socket: ctx.socketPath,
       socketActivated: ctx.socketActivated,
       config: config.path ?? null,
     },

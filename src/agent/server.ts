@@ -9,6 +9,7 @@
  */
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
+import { AkvError } from '../errors.js';
 import { Connection, type ConnectionLimits } from './connection.js';
 import type { HandlerContext } from './handlers.js';
 
@@ -109,12 +110,31 @@ export class AgentServer {
     return true;
   }
 
-  /** Binds the socket path (which must be free: see claimSocketPath). */
-  listen(path: string): Promise<void> {
+  /**
+   * Binds the socket path (which must be free: see claimSocketPath), or serves on a listening
+   * socket systemd passed ({ fd }), which must be a Unix socket.
+   */
+  listen(target: string | { fd: number }): Promise<void> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(path, () => {
+      this.server.listen(target, () => {
         this.server.off('error', reject);
+        // A Unix socket has no address object; an inherited TCP socket would have one.
+        if (
+          typeof target !== 'string' &&
+          typeof this.server.address() === 'object' &&
+          this.server.address() !== null
+        ) {
+          this.server.close();
+          reject(
+            new AkvError(
+              'BAD_REQUEST',
+              `the socket passed as fd ${target.fd} is not a Unix socket`,
+              'use a path in ListenStream= of akv-agent.socket (the agent serves only Unix sockets)',
+            ),
+          );
+          return;
+        }
         // Out of file descriptors (EMFILE) and the like: the client sees its connection refused;
         // say why here instead of dying or staying silent.
         this.server.on('error', (err: NodeJS.ErrnoException) => {

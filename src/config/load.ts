@@ -15,7 +15,7 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export const DEFAULT_DEADLINE_MS = 10_000;
 export const DEFAULT_KEY_CACHE_TTL_MS = 5 * 60_000;
 export const DEFAULT_RETRY: RetryConfig = { maxRetries: 5, baseDelayMs: 250, maxDelayMs: 8_000 };
-/** The agent's limits (docs/agent.md, "Limits"; packaging/akv-agent.service sizes itself on them). */
+/** The agent's limits (docs/agent.md, "Limits"; packaging/systemd/akv-agent.service sizes itself on them). */
 export const DEFAULT_LIMITS = {
   maxClients: 1024,
   clientIdleTimeoutMs: 5 * 60_000,

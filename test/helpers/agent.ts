@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient, type AgentClientOptions } from '../../src/client/agent-client.js';
 import type { AkvConfig } from '../../src/config/types.js';
-import { AKV_BIN, startEmulator, type RunningEmulator } from './emulator.js';
+import { AKV_BIN, emulatorConfig, startEmulator, type RunningEmulator } from './emulator.js';
 
 export interface StartAgentOptions {
   emulator: RunningEmulator;
@@ -127,14 +127,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   const { emulator } = options;
   const config = {
     socket,
-    vaults: {
-      [options.hsmName]: {
-        endpoint: emulator.url,
-        caFile: emulator.caFile,
-        disableChallengeResourceVerification: true,
-      },
-    },
-    credential: { type: 'static', token: emulator.token },
+    ...emulatorConfig(emulator, options.hsmName),
     log: { level: 'info', file: logFile },
     ...options.extraConfig,
   };

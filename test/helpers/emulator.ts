@@ -253,3 +253,20 @@ export async function settleChallenge(keys: KeyClient): Promise<void> {
   const page = keys.listPropertiesOfKeys().byPage({ maxPageSize: 1 });
   await page.next();
 }
+
+/** The config fields that point akv at a running emulator as HSM `hsmName`. */
+export function emulatorConfig(
+  emulator: RunningEmulator,
+  hsmName: string,
+): { vaults: Record<string, object>; credential: { type: 'static'; token: string } } {
+  return {
+    vaults: {
+      [hsmName]: {
+        endpoint: emulator.url,
+        caFile: emulator.caFile,
+        disableChallengeResourceVerification: true,
+      },
+    },
+    credential: { type: 'static', token: emulator.token },
+  };
+}
