@@ -3,7 +3,7 @@
  * AbortError, a plain Error from its local checks) into an AkvError whose code is the agent
  * protocol's status and whose hint says what to do. Also decides which failures are worth a retry.
  */
-import { AkvError } from '../errors.js';
+import { AkvError, type ErrorCode } from '../errors.js';
 
 /** What the failing call was, for messages. */
 export interface OpContext {
@@ -133,6 +133,202 @@ const KEY_UNUSABLE =
   /disabled key|key is disabled|expired key|key has expired|activation date|not yet valid/i;
 const KEY_OPS_REFUSAL =
   /not (allowed|permitted|supported) (on|by|for)|key_ops|keyops|operation .* is not (allowed|permitted|supported)/i;
+/** The same refusal from the SDK's local checks (no HTTP status). */
+const KEY_OPS_REFUSAL_LOCAL = /is not supported on key|not supported by key/i;
+
+/** One failure, as the message and hint templates of the tables below read it. */
+interface Failure {
+  c: Classified;
+  ctx: OpContext;
+  retries: number;
+  deadlineMs: number | undefined;
+  /** `: <the service's message>`, or nothing. */
+  said: string;
+  /** `, retried N times`, or nothing. */
+  retried: string;
+}
+
+/** What a failure becomes: the protocol status, what failed, and what to do. */
+interface Outcome {
+  code: ErrorCode;
+  message(f: Failure): string;
+  hint(f: Failure): string;
+}
+
+/** An outcome that applies when `when` holds. */
+interface Rule extends Outcome {
+  when(f: Failure): boolean;
+}
+
+/** Rules tried in order, then the outcome for everything else. */
+interface Choice {
+  rules: readonly Rule[];
+  otherwise: Outcome;
+}
+
+const always = (otherwise: Outcome): Choice => ({ rules: [], otherwise });
+
+const keyOpRefused: Outcome = {
+  code: 'FORBIDDEN',
+  message: ({ ctx }) => `key ${ctx.target} does not allow ${ctx.keyOp}`,
+  hint: ({ ctx }) =>
+    `create or update the key with that operation allowed (e.g. \`bin/akv key create ... --ops ${ctx.keyOp} ...\`)`,
+};
+
+/** Answers with an HTTP status, by status. */
+const BY_STATUS: Readonly<Record<number, Choice>> = {
+  400: always({
+    code: 'BAD_PARAMETER',
+    message: ({ c, ctx, said }) =>
+      `the HSM refused ${ctx.op} with ${ctx.target} (400 ${c.serviceCode ?? 'BadParameter'})${said}`,
+    hint: () => 'check the algorithm and the input length for this key type',
+  }),
+  401: always({
+    code: 'UNAUTHORIZED',
+    message: ({ ctx, said }) =>
+      `the HSM ${ctx.vault} at ${ctx.url} rejected the access token for ${ctx.op} (401)${said}`,
+    hint: () =>
+      'the token is for another tenant or resource, or has expired: run `az login` again (or refresh AZURE_CLI_ACCESS_TOKEN)',
+  }),
+  403: {
+    rules: [
+      {
+        when: ({ c }) => KEY_UNUSABLE.test(c.message),
+        code: 'KEY_DISABLED',
+        message: ({ c, ctx, said }) =>
+          `key ${ctx.target} cannot be used now (403 ${c.serviceCode ?? 'Forbidden'})${said}`,
+        hint: () =>
+          'enable the key (`az keyvault key set-attributes --enabled true ...`), fix its activation/expiry dates, or use another version',
+      },
+      { when: ({ c, ctx }) => KEY_OPS_REFUSAL.test(c.message) && !!ctx.keyOp, ...keyOpRefused },
+    ],
+    otherwise: {
+      code: 'FORBIDDEN',
+      message: ({ c, ctx, said }) =>
+        `the HSM ${ctx.vault} refused ${ctx.op} with ${ctx.target} (403 ${c.serviceCode ?? 'Forbidden'})${said}`,
+      hint: () =>
+        'give the identity akv runs as a role on the key, e.g. `az keyvault role assignment create --hsm-name <hsm> --role "Managed HSM Crypto User" --assignee <id> --scope /keys`',
+    },
+  },
+  404: always({
+    code: 'KEY_NOT_FOUND',
+    message: ({ c, ctx }) => `${ctx.target} does not exist (404 ${c.serviceCode ?? 'NotFound'})`,
+    hint: ({ ctx }) =>
+      `check the key name and version; list the keys with \`bin/akv key list --hsm-name ${ctx.vault}\``,
+  }),
+  409: always({
+    code: 'BAD_PARAMETER',
+    message: ({ ctx, said }) =>
+      `the HSM refused ${ctx.op} with ${ctx.target} (409 Conflict)${said}`,
+    hint: () => 'a key of that name may be deleted but not purged; wait or pick another name',
+  }),
+  429: always({
+    code: 'THROTTLED',
+    message: ({ ctx, retried }) =>
+      `HSM ${ctx.vault} throttled ${ctx.op} with ${ctx.target} (429${retried})`,
+    hint: () =>
+      'the HSM is at its capacity: lower the request rate, or raise retry.maxRetries / deadlineMs in the config',
+  }),
+};
+
+/** Any other status: the service's trouble (5xx), or an answer akv does not expect. */
+const OTHER_STATUS: Choice = {
+  rules: [
+    {
+      when: ({ c }) => (c.status ?? 0) >= 500,
+      code: 'UNAVAILABLE',
+      message: ({ c, ctx, said, retried }) =>
+        `HSM ${ctx.vault} failed ${ctx.op} with ${ctx.target} (${c.status}${retried})${said}`,
+      hint: () => 'the service is having trouble; try again later or check Azure status',
+    },
+  ],
+  otherwise: {
+    code: 'UNAVAILABLE',
+    message: ({ c, ctx, said }) =>
+      `HSM ${ctx.vault} answered ${ctx.op} with HTTP ${c.status}${said}`,
+    hint: () => 'unexpected answer; check the endpoint in the config',
+  },
+};
+
+const untrustedCertificate: Outcome = {
+  code: 'UNAVAILABLE',
+  message: ({ c, ctx }) => `the TLS certificate of ${ctx.url} is not trusted (${c.networkCode})`,
+  hint: ({ ctx }) =>
+    `set vaults.${ctx.vault}.caFile in the config to the CA that signed it (the emulator's <state-dir>/ca.pem)`,
+};
+
+const unresolvable: Outcome = {
+  code: 'UNAVAILABLE',
+  message: ({ c, ctx }) =>
+    `cannot resolve the host of HSM ${ctx.vault} (${ctx.url}): ${c.networkCode}`,
+  hint: ({ ctx }) =>
+    `check the HSM name, or set vaults.${ctx.vault}.endpoint in the config (emulator, sovereign cloud)`,
+};
+
+/** Failures before any answer, by network error code. */
+const BY_NETWORK_CODE: Readonly<Record<string, Outcome>> = {
+  ENOTFOUND: unresolvable,
+  EAI_AGAIN: unresolvable,
+  ECONNREFUSED: {
+    code: 'UNAVAILABLE',
+    message: ({ ctx }) => `nothing listens at ${ctx.url} for HSM ${ctx.vault} (ECONNREFUSED)`,
+    hint: ({ ctx }) =>
+      `start the emulator (\`bin/akv dev up\`) or fix vaults.${ctx.vault}.endpoint in the config`,
+  },
+  ...Object.fromEntries([...TLS_CODES].map((code) => [code, untrustedCertificate])),
+};
+
+const otherNetworkFailure: Outcome = {
+  code: 'UNAVAILABLE',
+  message: ({ c, ctx, retried }) =>
+    `the connection to HSM ${ctx.vault} at ${ctx.url} failed during ${ctx.op} (${c.networkCode}${retried}): ${c.message}`,
+  hint: () => 'check the network path to the HSM',
+};
+
+/** A network failure: looked up by its code (all of them mean the HSM is unavailable). */
+const networkFailure: Outcome = {
+  code: 'UNAVAILABLE',
+  message: (f) => (BY_NETWORK_CODE[f.c.networkCode ?? ''] ?? otherNetworkFailure).message(f),
+  hint: (f) => (BY_NETWORK_CODE[f.c.networkCode ?? ''] ?? otherNetworkFailure).hint(f),
+};
+
+/** Failures without an HTTP status, in order: the first rule that holds wins. */
+const WITHOUT_STATUS: Choice = {
+  rules: [
+    { when: ({ c, ctx }) => KEY_OPS_REFUSAL_LOCAL.test(c.message) && !!ctx.keyOp, ...keyOpRefused },
+    { when: ({ c }) => c.networkCode !== undefined, ...networkFailure },
+    {
+      when: ({ c }) => /Unable to support operation|not supported/i.test(c.message),
+      code: 'UNSUPPORTED',
+      message: ({ c, ctx }) => `${ctx.op} with ${ctx.target}: ${c.message}`,
+      hint: () => 'use an algorithm that fits the key type',
+    },
+    {
+      when: ({ c }) => /can't be used before|expired at/i.test(c.message),
+      code: 'KEY_DISABLED',
+      message: ({ c, ctx }) => `${ctx.target}: ${c.message}`,
+      hint: () => "update the key's activation (nbf) / expiry (exp) dates or use another version",
+    },
+  ],
+  otherwise: {
+    code: 'INTERNAL',
+    message: ({ c, ctx }) => `${ctx.op} with ${ctx.target} failed unexpectedly: ${c.message}`,
+    hint: () => 'report this with the agent log',
+  },
+};
+
+/** The call ran out of time (its AbortSignal fired). */
+const timedOut: Outcome = {
+  code: 'TIMEOUT',
+  message: ({ ctx, deadlineMs, retries }) =>
+    `${ctx.op} with ${ctx.target} did not finish within ${deadlineMs ?? '?'} ms${retries > 0 ? ` (retried ${retries} times)` : ''}: the HSM at ${ctx.url} did not answer in time`,
+  hint: () =>
+    'check that the HSM is reachable and healthy; raise deadlineMs in the config if it is merely slow',
+};
+
+function choose({ rules, otherwise }: Choice, f: Failure): Outcome {
+  return rules.find((rule) => rule.when(f)) ?? otherwise;
+}
 
 /** The final error for a failure, after `retries` retries. */
 export function toAkvError(
@@ -146,153 +342,19 @@ export function toAkvError(
       ? new AkvError(err.code, err.message, err.hint, retries)
       : err;
   }
-  if (isAbortError(err)) {
-    return new AkvError(
-      'TIMEOUT',
-      `${ctx.op} with ${ctx.target} did not finish within ${deadlineMs ?? '?'} ms${retries > 0 ? ` (retried ${retries} times)` : ''}: the HSM at ${ctx.url} did not answer in time`,
-      'check that the HSM is reachable and healthy; raise deadlineMs in the config if it is merely slow',
-      retries,
-    );
-  }
   const c = classify(err);
-  const said = c.message ? `: ${c.message}` : '';
-  const retried = retries > 0 ? `, retried ${retries} times` : '';
-  switch (c.status) {
-    case 400:
-      return new AkvError(
-        'BAD_PARAMETER',
-        `the HSM refused ${ctx.op} with ${ctx.target} (400 ${c.serviceCode ?? 'BadParameter'})${said}`,
-        'check the algorithm and the input length for this key type',
-        retries,
-      );
-    case 401:
-      return new AkvError(
-        'UNAUTHORIZED',
-        `the HSM ${ctx.vault} at ${ctx.url} rejected the access token for ${ctx.op} (401)${said}`,
-        'the token is for another tenant or resource, or has expired: run `az login` again (or refresh AZURE_CLI_ACCESS_TOKEN)',
-        retries,
-      );
-    case 403:
-      if (KEY_UNUSABLE.test(c.message)) {
-        return new AkvError(
-          'KEY_DISABLED',
-          `key ${ctx.target} cannot be used now (403 ${c.serviceCode ?? 'Forbidden'})${said}`,
-          'enable the key (`az keyvault key set-attributes --enabled true ...`), fix its activation/expiry dates, or use another version',
-          retries,
-        );
-      }
-      if (KEY_OPS_REFUSAL.test(c.message) && ctx.keyOp) return keyOpRefused(ctx, retries);
-      return new AkvError(
-        'FORBIDDEN',
-        `the HSM ${ctx.vault} refused ${ctx.op} with ${ctx.target} (403 ${c.serviceCode ?? 'Forbidden'})${said}`,
-        'give the identity akv runs as a role on the key, e.g. `az keyvault role assignment create --hsm-name <hsm> --role "Managed HSM Crypto User" --assignee <id> --scope /keys`',
-        retries,
-      );
-    case 404:
-      return new AkvError(
-        'KEY_NOT_FOUND',
-        `${ctx.target} does not exist (404 ${c.serviceCode ?? 'NotFound'})`,
-        `check the key name and version; list the keys with \`bin/akv key list --hsm-name ${ctx.vault}\``,
-        retries,
-      );
-    case 409:
-      return new AkvError(
-        'BAD_PARAMETER',
-        `the HSM refused ${ctx.op} with ${ctx.target} (409 Conflict)${said}`,
-        'a key of that name may be deleted but not purged; wait or pick another name',
-        retries,
-      );
-    case 429:
-      return new AkvError(
-        'THROTTLED',
-        `HSM ${ctx.vault} throttled ${ctx.op} with ${ctx.target} (429${retried})`,
-        'the HSM is at its capacity: lower the request rate, or raise retry.maxRetries / deadlineMs in the config',
-        retries,
-      );
-    case undefined:
-      break;
-    default:
-      if (c.status >= 500) {
-        return new AkvError(
-          'UNAVAILABLE',
-          `HSM ${ctx.vault} failed ${ctx.op} with ${ctx.target} (${c.status}${retried})${said}`,
-          'the service is having trouble; try again later or check Azure status',
-          retries,
-        );
-      }
-      return new AkvError(
-        'UNAVAILABLE',
-        `HSM ${ctx.vault} answered ${ctx.op} with HTTP ${c.status}${said}`,
-        'unexpected answer; check the endpoint in the config',
-        retries,
-      );
-  }
-  if (/is not supported on key|not supported by key/i.test(c.message) && ctx.keyOp)
-    return keyOpRefused(ctx, retries);
-  if (c.networkCode !== undefined) return networkError(c, ctx, retries);
-  if (/Unable to support operation|not supported/i.test(c.message)) {
-    return new AkvError(
-      'UNSUPPORTED',
-      `${ctx.op} with ${ctx.target}: ${c.message}`,
-      'use an algorithm that fits the key type',
-      retries,
-    );
-  }
-  if (/can't be used before|expired at/i.test(c.message)) {
-    return new AkvError(
-      'KEY_DISABLED',
-      `${ctx.target}: ${c.message}`,
-      "update the key's activation (nbf) / expiry (exp) dates or use another version",
-      retries,
-    );
-  }
-  return new AkvError(
-    'INTERNAL',
-    `${ctx.op} with ${ctx.target} failed unexpectedly: ${c.message}`,
-    'report this with the agent log',
+  const f: Failure = {
+    c,
+    ctx,
     retries,
-  );
-}
-
-function keyOpRefused(ctx: OpContext, retries: number): AkvError {
-  return new AkvError(
-    'FORBIDDEN',
-    `key ${ctx.target} does not allow ${ctx.keyOp}`,
-    `create or update the key with that operation allowed (e.g. \`bin/akv key create ... --ops ${ctx.keyOp} ...\`)`,
-    retries,
-  );
-}
-
-function networkError(c: Classified, ctx: OpContext, retries: number): AkvError {
-  const code = c.networkCode ?? '';
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
-    return new AkvError(
-      'UNAVAILABLE',
-      `cannot resolve the host of HSM ${ctx.vault} (${ctx.url}): ${code}`,
-      `check the HSM name, or set vaults.${ctx.vault}.endpoint in the config (emulator, sovereign cloud)`,
-      retries,
-    );
-  }
-  if (code === 'ECONNREFUSED') {
-    return new AkvError(
-      'UNAVAILABLE',
-      `nothing listens at ${ctx.url} for HSM ${ctx.vault} (ECONNREFUSED)`,
-      `start the emulator (\`bin/akv dev up\`) or fix vaults.${ctx.vault}.endpoint in the config`,
-      retries,
-    );
-  }
-  if (TLS_CODES.has(code)) {
-    return new AkvError(
-      'UNAVAILABLE',
-      `the TLS certificate of ${ctx.url} is not trusted (${code})`,
-      `set vaults.${ctx.vault}.caFile in the config to the CA that signed it (the emulator's <state-dir>/ca.pem)`,
-      retries,
-    );
-  }
-  return new AkvError(
-    'UNAVAILABLE',
-    `the connection to HSM ${ctx.vault} at ${ctx.url} failed during ${ctx.op} (${code}${retries > 0 ? `, retried ${retries} times` : ''}): ${c.message}`,
-    'check the network path to the HSM',
-    retries,
-  );
+    deadlineMs,
+    said: c.message ? `: ${c.message}` : '',
+    retried: retries > 0 ? `, retried ${retries} times` : '',
+  };
+  const outcome: Outcome = isAbortError(err)
+    ? timedOut
+    : c.status === undefined
+      ? choose(WITHOUT_STATUS, f)
+      : choose(BY_STATUS[c.status] ?? OTHER_STATUS, f);
+  return new AkvError(outcome.code, outcome.message(f), outcome.hint(f), retries);
 }

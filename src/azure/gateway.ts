@@ -52,7 +52,7 @@ export interface VaultName {
   vault: string;
 }
 
-export const SIGN_ALGORITHMS = [
+const SIGN_ALGORITHMS = [
   'RS256',
   'RS384',
   'RS512',
@@ -64,8 +64,8 @@ export const SIGN_ALGORITHMS = [
   'ES384',
   'ES512',
 ] as const;
-export const DECRYPT_ALGORITHMS = ['RSA1_5', 'RSA-OAEP', 'RSA-OAEP-256'] as const;
-export const WRAP_ALGORITHMS = [
+const DECRYPT_ALGORITHMS = ['RSA1_5', 'RSA-OAEP', 'RSA-OAEP-256'] as const;
+const WRAP_ALGORITHMS = [
   'A128KW',
   'A192KW',
   'A256KW',
@@ -73,6 +73,19 @@ export const WRAP_ALGORITHMS = [
   'RSA-OAEP',
   'RSA-OAEP-256',
 ] as const;
+
+type SignAlgorithm = (typeof SIGN_ALGORITHMS)[number];
+type DecryptAlgorithm = (typeof DECRYPT_ALGORITHMS)[number];
+type WrapAlgorithm = (typeof WRAP_ALGORITHMS)[number];
+
+function isOneOf<T extends string>(allowed: readonly T[], alg: string): alg is T {
+  return allowed.some((a) => a === alg);
+}
+
+const isSignAlgorithm = (alg: string): alg is SignAlgorithm => isOneOf(SIGN_ALGORITHMS, alg);
+const isDecryptAlgorithm = (alg: string): alg is DecryptAlgorithm =>
+  isOneOf(DECRYPT_ALGORITHMS, alg);
+const isWrapAlgorithm = (alg: string): alg is WrapAlgorithm => isOneOf(WRAP_ALGORITHMS, alg);
 
 /** Error codes after which a cached CryptographyClient may hold stale key state. */
 const STALE_KEY_CODES = new Set(['KEY_NOT_FOUND', 'FORBIDDEN', 'KEY_DISABLED']);
@@ -83,28 +96,29 @@ interface RawResponse {
   parsedBody?: unknown;
 }
 
+/** `value[name]` when value is an object that has it; undefined otherwise. */
+function fieldOf(value: unknown, name: string): unknown {
+  if (typeof value !== 'object' || value === null || !(name in value)) return undefined;
+  return Reflect.get(value, name);
+}
+
 /** The kid the service put in its answer (the SDK hands back the client's own idea of the kid). */
 function kidOf(raw: RawResponse | undefined): string | undefined {
-  const body = raw?.parsedBody;
-  if (typeof body !== 'object' || body === null) return undefined;
-  const kid = (body as { kid?: unknown }).kid;
+  const kid = fieldOf(raw?.parsedBody, 'kid');
   return typeof kid === 'string' ? kid : undefined;
 }
 
 function octBitsOf(raw: RawResponse | undefined): number {
-  const body = raw?.parsedBody as { key?: { key_size?: unknown } } | undefined;
-  const size = body?.key?.key_size;
+  const size = fieldOf(fieldOf(raw?.parsedBody, 'key'), 'key_size');
   return typeof size === 'number' && Number.isInteger(size) ? size : 0;
 }
 
-function checkAlg(alg: string, allowed: readonly string[], op: string): void {
-  if (!allowed.includes(alg)) {
-    throw new AkvError(
-      'UNSUPPORTED',
-      `${op} does not support the algorithm ${JSON.stringify(alg)}`,
-      `use one of ${allowed.join(', ')}`,
-    );
-  }
+function unsupportedAlgorithm(op: string, alg: string, allowed: readonly string[]): AkvError {
+  return new AkvError(
+    'UNSUPPORTED',
+    `${op} does not support the algorithm ${JSON.stringify(alg)}`,
+    `use one of ${allowed.join(', ')}`,
+  );
 }
 
 export class AzureGateway implements HsmGateway {
@@ -128,7 +142,7 @@ export class AzureGateway implements HsmGateway {
           ...(ref.version ? { version: ref.version } : {}),
           abortSignal,
           onResponse: (r) => {
-            raw = r as RawResponse;
+            raw = r;
           },
         }),
       true,
@@ -169,8 +183,8 @@ export class AzureGateway implements HsmGateway {
   }
 
   async sign(ref: KeyRef, alg: string, digest: Buffer, opts: CallOptions = {}): Promise<OpResult> {
-    checkAlg(alg, SIGN_ALGORITHMS, 'sign');
-    return this.privateOp(ref, 'sign', opts, (c, o) => c.sign(alg as never, digest, o));
+    if (!isSignAlgorithm(alg)) throw unsupportedAlgorithm('sign', alg, SIGN_ALGORITHMS);
+    return this.privateOp(ref, 'sign', opts, (c, o) => c.sign(alg, digest, o));
   }
 
   async decrypt(
@@ -179,15 +193,15 @@ export class AzureGateway implements HsmGateway {
     ciphertext: Buffer,
     opts: CallOptions = {},
   ): Promise<OpResult> {
-    checkAlg(alg, DECRYPT_ALGORITHMS, 'decrypt');
+    if (!isDecryptAlgorithm(alg)) throw unsupportedAlgorithm('decrypt', alg, DECRYPT_ALGORITHMS);
     return this.privateOp(ref, 'decrypt', opts, (c, o) =>
-      c.decrypt({ algorithm: alg as never, ciphertext }, o),
+      c.decrypt({ algorithm: alg, ciphertext }, o),
     );
   }
 
   async wrapKey(ref: KeyRef, alg: string, key: Buffer, opts: CallOptions = {}): Promise<OpResult> {
-    checkAlg(alg, WRAP_ALGORITHMS, 'wrap');
-    return this.privateOp(ref, 'wrapKey', opts, (c, o) => c.wrapKey(alg as never, key, o));
+    if (!isWrapAlgorithm(alg)) throw unsupportedAlgorithm('wrap', alg, WRAP_ALGORITHMS);
+    return this.privateOp(ref, 'wrapKey', opts, (c, o) => c.wrapKey(alg, key, o));
   }
 
   async unwrapKey(
@@ -196,8 +210,8 @@ export class AzureGateway implements HsmGateway {
     wrapped: Buffer,
     opts: CallOptions = {},
   ): Promise<OpResult> {
-    checkAlg(alg, WRAP_ALGORITHMS, 'unwrap');
-    return this.privateOp(ref, 'unwrapKey', opts, (c, o) => c.unwrapKey(alg as never, wrapped, o));
+    if (!isWrapAlgorithm(alg)) throw unsupportedAlgorithm('unwrap', alg, WRAP_ALGORITHMS);
+    return this.privateOp(ref, 'unwrapKey', opts, (c, o) => c.unwrapKey(alg, wrapped, o));
   }
 
   async listKeys(vaultType: VaultType, vault: string, opts: CallOptions = {}): Promise<string[]> {
@@ -247,7 +261,7 @@ export class AzureGateway implements HsmGateway {
     opts: CallOptions,
     call: (
       client: CryptographyClient,
-      options: { abortSignal: AbortSignal; onResponse: (r: unknown) => void },
+      options: { abortSignal: AbortSignal; onResponse: (r: RawResponse) => void },
     ) => Promise<{ result: Uint8Array; keyID?: string }>,
   ): Promise<OpResult> {
     const ctx = this.clients.keyContext(ref, keyOp, keyOp);
@@ -260,7 +274,7 @@ export class AzureGateway implements HsmGateway {
           return call(this.clients.cryptoClient(ref), {
             abortSignal,
             onResponse: (r) => {
-              kid = kidOf(r as RawResponse) ?? kid;
+              kid = kidOf(r) ?? kid;
             },
           });
         },
