@@ -204,13 +204,3 @@ export class AzureClients {
 function vaultId(vaultType: VaultType, vault: string): string {
   return `${vaultType}:${vault.toLowerCase()}`;
 }
-
-/** Convenience for the `key` CLI and tests: the SDK KeyClient for a vault under a config. */
-export function keyClientFor(
-  config: AkvConfig,
-  vaultType: VaultType,
-  vault: string,
-  logger?: Logger,
-): KeyClient {
-  return new AzureClients(config, logger).keyClient(vaultType, vault);
-}

@@ -34,7 +34,6 @@ export const Op = {
   PROTOCOL_ERROR: 0xff,
 } as const;
 export type OpName = keyof typeof Op;
-export type OpCode = (typeof Op)[OpName];
 
 export const Tag = {
   STATUS: 0x0001,
