@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cleanAkvEnv, devDown, devUp, parseExports } from '../helpers/dev.js';
 import { AKV_BIN, REPO_ROOT } from '../helpers/emulator.js';
+import { malformedDerSignatures } from '../helpers/malformed-ecdsa.js';
 
 interface Run {
   code: number | null;
@@ -424,6 +425,34 @@ describe('akv sign / verify / encrypt / decrypt / wrap / unwrap', () => {
     );
     assert.equal(o.status, 0, o.stderr);
     assert.match(o.stdout, /Verified OK/);
+  });
+
+  it('verify refuses DER with a non-minimal or negative INTEGER r, as openssl does', async () => {
+    // data.der.sig and ec-pub.pem: the HSM's ES384 signature and public key, from the test above.
+    const uri = `managedhsm:${HSM}:eckey`;
+    const der = readFileSync(join(work, 'data.der.sig'));
+    const opensslVerify = (sig: string) =>
+      spawnSync(
+        'openssl',
+        ['dgst', '-sha384', '-verify', 'ec-pub.pem', '-signature', sig, 'data.txt'],
+        {
+          cwd: work,
+          encoding: 'utf8',
+        },
+      );
+    const akvVerify = (sig: string) =>
+      akv(['verify', '--key', uri, '--alg', 'ES384', '--in', 'data.txt', '--signature', sig], env);
+    assert.match((await akvVerify('data.der.sig')).stdout, /Verified OK/);
+    const bad = malformedDerSignatures(der);
+    for (const what of Object.keys(bad).filter((w) => /^r /.test(w))) {
+      writeFileSync(join(work, 'bad.sig'), bad[what] as Buffer);
+      const o = opensslVerify('bad.sig');
+      assert.equal(o.status, 1, `openssl dgst -verify accepted ${what}: ${o.stdout}`);
+      assert.doesNotMatch(o.stdout, /Verified OK/);
+      const r = await akvVerify('bad.sig');
+      assert.equal(r.code, 1, `akv verify with ${what}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /Verification failure/);
+    }
   });
 
   it('encrypts locally and decrypts in the HSM', async () => {

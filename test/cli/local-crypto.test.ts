@@ -1,7 +1,7 @@
 /**
  * The CLI's local public-key operations: verification over a digest (RSA PKCS#1 v1.5 and PSS,
- * ECDSA raw or DER on every Azure curve) against signatures Node's own crypto makes, and the
- * ECDSA raw <-> DER conversions.
+ * ECDSA raw or DER on every Azure curve) against signatures Node's own crypto makes, and local
+ * encryption. (The padding and curve arithmetic: test/crypto/.)
  */
 import assert from 'node:assert/strict';
 import {
@@ -14,13 +14,13 @@ import {
 } from 'node:crypto';
 import { describe, it } from 'node:test';
 import {
-  derEcdsaToRaw,
+  ecdsaSignatureToDer,
   encryptLocally,
   hashForAlg,
-  rawEcdsaToDer,
   verifyDigest,
 } from '../../src/cli/util/local-crypto.js';
 import { AkvError } from '../../src/errors.js';
+import { malformedDerSignatures } from '../helpers/malformed-ecdsa.js';
 
 const data = Buffer.from('local crypto test data');
 const spkiOf = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
@@ -80,8 +80,10 @@ describe('verifyDigest', () => {
       const digest = createHash(hash).update(data).digest();
       assert.equal(verifyDigest(spkiOf(ec.publicKey), alg, digest, raw), true);
       assert.equal(verifyDigest(spkiOf(ec.publicKey), alg, digest, der), true);
-      const size = raw.length / 2;
-      assert.deepEqual(derEcdsaToRaw(rawEcdsaToDer(raw), size), raw);
+      assert.equal(
+        verifyDigest(spkiOf(ec.publicKey), alg, digest, ecdsaSignatureToDer(alg, raw)),
+        true,
+      );
       digest[0] = (digest[0] ?? 0) ^ 1;
       assert.equal(verifyDigest(spkiOf(ec.publicKey), alg, digest, raw), false);
     });
@@ -102,6 +104,15 @@ describe('verifyDigest', () => {
       () => verifyDigest(spkiOf(rsa.publicKey), 'ES256', digest.subarray(0, 32), Buffer.alloc(64)),
       /needs an EC key/,
     );
+  });
+
+  it('DER that OpenSSL refuses (non-minimal or negative INTEGER, ...) is "not verified"', () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    const digest = createHash('sha384').update(data).digest();
+    const der = sign('sha384', data, { key: ec.privateKey, dsaEncoding: 'der' });
+    assert.equal(verifyDigest(spkiOf(ec.publicKey), 'ES384', digest, der), true);
+    for (const [what, bad] of Object.entries(malformedDerSignatures(der)))
+      assert.equal(verifyDigest(spkiOf(ec.publicKey), 'ES384', digest, bad), false, what);
   });
 
   it('garbage is "not verified", never an exception', () => {

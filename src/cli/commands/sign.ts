@@ -4,7 +4,7 @@ import { withAgent } from '../util/agent.js';
 import { flag, parseOptions, str } from '../util/args.js';
 import { inputIsDigest, KEY_OP_OPTIONS, requireKeyAndAlg } from '../util/key-args.js';
 import { readInput, writeOutput } from '../util/io.js';
-import { checkDigestLength, digestOf, rawEcdsaToDer } from '../util/local-crypto.js';
+import { checkDigestLength, digestOf, ecdsaSignatureToDer } from '../util/local-crypto.js';
 
 const usage = `Usage: akv sign --key URI --alg ALG [--in FILE|-] [--out FILE|-] [--digest] [--der] [--socket PATH]
 
@@ -50,7 +50,11 @@ const command: Command = {
     checkDigestLength(alg, digest);
     await withAgent(str(p, 'socket'), async (client) => {
       const { output } = await client.sign(uri, alg, digest);
-      await writeOutput('sign', str(p, 'out'), flag(p, 'der') ? rawEcdsaToDer(output) : output);
+      await writeOutput(
+        'sign',
+        str(p, 'out'),
+        flag(p, 'der') ? ecdsaSignatureToDer(alg, output) : output,
+      );
     });
     return 0;
   },

@@ -1,34 +1,14 @@
 /**
  * Public-key operations the CLI runs locally with the public key the agent describes: signature
- * verification over a digest (Node's crypto can only verify over data it hashes itself, so RSA
- * and ECDSA over a given digest are done here) and RSA encryption.
+ * verification over a digest (the padding and curve work is src/crypto's, shared with the
+ * emulator) and RSA encryption.
  */
-import {
-  constants,
-  createHash,
-  createPublicKey,
-  publicDecrypt,
-  publicEncrypt,
-  timingSafeEqual,
-  type KeyObject,
-} from 'node:crypto';
-import { p256, p384, p521 } from '@noble/curves/nist.js';
-import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { constants, createHash, createPublicKey, publicEncrypt, type KeyObject } from 'node:crypto';
+import { ecdsaRawToDer, ecdsaVerifyDigest, type CurveName } from '../../crypto/ecdsa.js';
+import { DIGEST_LENGTH, verifyRsa, type DigestName } from '../../crypto/rsa-signature.js';
 import { AkvError } from '../../errors.js';
-import { derEcdsaToRaw } from './ecdsa-der.js';
-import { HASH_LEN, verifyPss, type HashName } from './rsa-pss.js';
 
-export { derEcdsaToRaw, rawEcdsaToDer } from './ecdsa-der.js';
-export type { HashName } from './rsa-pss.js';
-
-/** DER DigestInfo prefixes (RFC 8017 §9.2 note 1). */
-const DIGEST_INFO: Record<HashName, string> = {
-  sha256: '3031300d060960864801650304020105000420',
-  sha384: '3041300d060960864801650304020205000430',
-  sha512: '3051300d060960864801650304020305000440',
-};
-
-const EC_CURVE_FOR_ALG: Record<string, string> = {
+const EC_CURVE_FOR_ALG: Record<string, CurveName> = {
   ES256: 'P-256',
   ES256K: 'P-256K',
   ES384: 'P-384',
@@ -36,15 +16,21 @@ const EC_CURVE_FOR_ALG: Record<string, string> = {
 };
 
 /** The hash an Azure signature algorithm signs: RS256/PS256/ES256/ES256K → sha256, ... */
-export function hashForAlg(alg: string): HashName {
-  const m = /^(RS|PS|ES)(256|384|512)K?$/.exec(alg);
-  if (!m)
-    throw new AkvError(
-      'UNSUPPORTED',
-      `unknown signature algorithm ${JSON.stringify(alg)}`,
-      'use RS256/384/512, PS256/384/512, ES256, ES256K, ES384 or ES512',
-    );
-  return `sha${m[2]}` as HashName;
+export function hashForAlg(alg: string): DigestName {
+  switch (/^(?:RS|PS|ES)(256|384|512)K?$/.exec(alg)?.[1]) {
+    case '256':
+      return 'sha256';
+    case '384':
+      return 'sha384';
+    case '512':
+      return 'sha512';
+    default:
+      throw new AkvError(
+        'UNSUPPORTED',
+        `unknown signature algorithm ${JSON.stringify(alg)}`,
+        'use RS256/384/512, PS256/384/512, ES256, ES256K, ES384 or ES512',
+      );
+  }
 }
 
 export function digestOf(alg: string, data: Buffer): Buffer {
@@ -53,13 +39,20 @@ export function digestOf(alg: string, data: Buffer): Buffer {
 
 export function checkDigestLength(alg: string, digest: Buffer): void {
   const hash = hashForAlg(alg);
-  if (digest.length !== HASH_LEN[hash]) {
+  if (digest.length !== DIGEST_LENGTH[hash]) {
     throw new AkvError(
       'BAD_PARAMETER',
-      `${alg} signs a ${HASH_LEN[hash]}-byte ${hash} digest, but the input has ${digest.length} bytes`,
+      `${alg} signs a ${DIGEST_LENGTH[hash]}-byte ${hash} digest, but the input has ${digest.length} bytes`,
       'pass the data without --digest to let akv hash it, or give the right digest',
     );
   }
+}
+
+/** An ES* signature as Azure returns it (raw r||s) → DER, what `openssl dgst -verify` reads. */
+export function ecdsaSignatureToDer(alg: string, raw: Buffer): Buffer {
+  const curve = EC_CURVE_FOR_ALG[alg];
+  if (!curve) throw new AkvError('UNSUPPORTED', `${alg} is not an ECDSA algorithm`);
+  return ecdsaRawToDer(curve, raw);
 }
 
 /** The signature algorithm that fits a key, for `doctor`'s test signature. */
@@ -92,9 +85,8 @@ function ecPoint(key: KeyObject): Uint8Array {
   ]);
 }
 
-function curveOf(key: KeyObject): string {
-  const named = key.asymmetricKeyDetails?.namedCurve;
-  switch (named) {
+function curveOf(key: KeyObject): CurveName | undefined {
+  switch (key.asymmetricKeyDetails?.namedCurve) {
     case 'prime256v1':
       return 'P-256';
     case 'secp256k1':
@@ -104,11 +96,9 @@ function curveOf(key: KeyObject): string {
     case 'secp521r1':
       return 'P-521';
     default:
-      return String(named);
+      return undefined;
   }
 }
-
-const EC_SIZE: Record<string, number> = { 'P-256': 32, 'P-256K': 32, 'P-384': 48, 'P-521': 66 };
 
 /**
  * Verifies `signature` over `digest` with the DER SPKI `spki`. EC signatures may be raw r||s
@@ -130,41 +120,20 @@ export function verifyDigest(
         `${alg} needs an EC key, this key is ${key.asymmetricKeyType ?? 'unknown'}`,
       );
     const curve = curveOf(key);
-    if (EC_CURVE_FOR_ALG[alg] !== curve)
+    if (curve === undefined || EC_CURVE_FOR_ALG[alg] !== curve)
       throw new AkvError(
         'UNSUPPORTED',
-        `${alg} does not fit a key on ${curve}`,
+        `${alg} does not fit a key on ${curve ?? String(key.asymmetricKeyDetails?.namedCurve)}`,
         `use ${Object.entries(EC_CURVE_FOR_ALG).find(([, c]) => c === curve)?.[0] ?? 'another algorithm'}`,
       );
-    const size = EC_SIZE[curve] ?? 32;
-    const raw = signature.length === 2 * size ? signature : derEcdsaToRaw(signature, size);
-    if (!raw) return false;
-    const impl =
-      curve === 'P-256' ? p256 : curve === 'P-256K' ? secp256k1 : curve === 'P-384' ? p384 : p521;
-    try {
-      return impl.verify(raw, digest, ecPoint(key), { prehash: false, lowS: false });
-    } catch {
-      return false;
-    }
+    return ecdsaVerifyDigest(curve, ecPoint(key), digest, signature);
   }
   if (key.asymmetricKeyType !== 'rsa')
     throw new AkvError(
       'UNSUPPORTED',
       `${alg} needs an RSA key, this key is ${key.asymmetricKeyType ?? 'unknown'}`,
     );
-  const modulusBytes = Math.ceil((key.asymmetricKeyDetails?.modulusLength ?? 0) / 8);
-  if (signature.length !== modulusBytes) return false;
-  if (alg.startsWith('RS')) {
-    let decoded: Buffer;
-    try {
-      decoded = publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, signature);
-    } catch {
-      return false;
-    }
-    const expected = Buffer.concat([Buffer.from(DIGEST_INFO[hash], 'hex'), digest]);
-    return decoded.length === expected.length && timingSafeEqual(decoded, expected);
-  }
-  return verifyPss(key, hash, digest, signature);
+  return verifyRsa(alg.startsWith('RS') ? 'pkcs1' : 'pss', key, hash, digest, signature);
 }
 
 export const ENCRYPT_ALGORITHMS = ['RSA-OAEP', 'RSA-OAEP-256', 'RSA1_5'] as const;
@@ -198,11 +167,4 @@ export function encryptLocally(spki: Buffer, alg: string, plaintext: Buffer): Bu
         `use one of ${ENCRYPT_ALGORITHMS.join(', ')}`,
       );
   }
-}
-
-/** PEM of a DER SPKI (for `key show --pem` style output and openssl). */
-export function spkiToPem(spki: Buffer): string {
-  return createPublicKey({ key: spki, format: 'der', type: 'spki' })
-    .export({ type: 'spki', format: 'pem' })
-    .toString();
 }

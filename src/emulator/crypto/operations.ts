@@ -15,8 +15,9 @@ import {
   type SignAlg,
 } from './algorithms.js';
 import { cbcDecrypt, cbcEncrypt, gcmDecrypt, gcmEncrypt, keyUnwrap, keyWrap } from './aes.js';
-import { ecSignDigest, ecVerifyDigest } from './ec.js';
-import { rsaDecrypt, rsaEncrypt, signPkcs1, signPss, verifyPkcs1, verifyPss } from './rsa.js';
+import { ecdsaSignDigest, ecdsaVerifyDigest } from '../../crypto/ecdsa.js';
+import { signRsa, verifyRsa } from '../../crypto/rsa-signature.js';
+import { rsaDecrypt, rsaEncrypt } from './rsa.js';
 import { randomBytes } from 'node:crypto';
 
 export type CryptoOp = 'sign' | 'verify' | 'encrypt' | 'decrypt' | 'wrapkey' | 'unwrapkey';
@@ -86,31 +87,20 @@ function signOrVerify(task: CryptoTask, digest: Buffer): CryptoResult {
   const info = SIGN_ALGS[task.alg as SignAlg];
   if (info.scheme === 'ecdsa') {
     const crv = task.jwk.crv as CurveName;
-    if (task.op === 'sign') return { value: ecSignDigest(crv, field(task.jwk, 'd'), digest) };
-    const verified = ecVerifyDigest(
-      crv,
-      field(task.jwk, 'x'),
-      field(task.jwk, 'y'),
-      digest,
-      task.signature ?? new Uint8Array(),
-    );
-    return { verified };
+    if (task.op === 'sign') return { value: ecdsaSignDigest(crv, field(task.jwk, 'd'), digest) };
+    // The service verifies raw r||s only.
+    const point = Buffer.concat([Buffer.from([4]), field(task.jwk, 'x'), field(task.jwk, 'y')]);
+    const signature = task.signature ?? new Uint8Array();
+    return { verified: ecdsaVerifyDigest(crv, point, digest, signature, ['compact']) };
   }
   const key = rsaKey(task);
   if (task.op === 'sign') {
-    return {
-      value:
-        info.scheme === 'pkcs1'
-          ? signPkcs1(key, info.hash, digest)
-          : signPss(key, info.hash, digest),
-    };
+    const value = signRsa(info.scheme, key, info.hash, digest);
+    if (!value) throw badParameter(`The RSA key is too small for ${task.alg}`);
+    return { value };
   }
   const signature = buf(task.signature) ?? Buffer.alloc(0);
-  const verified =
-    info.scheme === 'pkcs1'
-      ? verifyPkcs1(key, info.hash, digest, signature)
-      : verifyPss(key, info.hash, digest, signature);
-  return { verified };
+  return { verified: verifyRsa(info.scheme, key, info.hash, digest, signature) };
 }
 
 function cipher(task: CryptoTask, value: Buffer): CryptoResult {

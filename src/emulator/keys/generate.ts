@@ -6,7 +6,7 @@ import { createPrivateKey, generateKeyPair, randomBytes, type KeyObject } from '
 import { promisify } from 'node:util';
 import { badParameter } from '../errors.js';
 import { fromBase64Url, toBase64Url } from '../base64url.js';
-import { publicKeyBytes } from '../crypto/ec.js';
+import { ecPublicPoint } from '../../crypto/ecdsa.js';
 import {
   CURVES,
   OCT_SIZES,
@@ -192,7 +192,7 @@ export function checkImportedJwk(input: unknown): { kty: HsmKeyType; jwk: Privat
   };
   let derived: Uint8Array;
   try {
-    derived = publicKeyBytes(crv, fromBase64Url(jwk.d as string) as Buffer);
+    derived = ecPublicPoint(crv, fromBase64Url(jwk.d as string) as Buffer);
   } catch (err) {
     throw badParameter(
       `The imported EC key's "d" is not a valid ${crv} private key: ${(err as Error).message}`,

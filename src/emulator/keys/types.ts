@@ -3,9 +3,11 @@
  * fields (`d`, `p`, `q`, `dp`, `dq`, `qi`, `k`) live here and only here; responses are built
  * from `publicJwk()` in ./bundle.ts.
  */
+import type { CurveName } from '../../crypto/ecdsa.js';
+
+export type { CurveName };
 export type KeyFamily = 'RSA' | 'EC' | 'oct';
 export type HsmKeyType = 'RSA-HSM' | 'EC-HSM' | 'oct-HSM';
-export type CurveName = 'P-256' | 'P-256K' | 'P-384' | 'P-521';
 
 /** Key operations as the service spells them in `key_ops`. */
 export const KEY_OPS = [
