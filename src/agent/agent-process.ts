@@ -52,6 +52,7 @@ function newGateway(config: AkvConfig, logger: Logger): HsmGateway {
   return createGateway(config, logger, {
     onTokenRefresh: () => metrics.tokenRefreshes.inc(),
     onRetry: (kind) => metrics.hsmRetries.inc({ kind }),
+    onRetryBudgetSpent: (kind) => metrics.hsmRetryBudgetSpent.inc({ kind }),
   });
 }
 

@@ -90,6 +90,12 @@ export class AgentMetrics {
     help: 'Requests waiting for one of the maxInFlight HSM slots.',
     registers: [this.registry],
   });
+  readonly hsmRetryBudgetSpent = counter(
+    this.registry,
+    'akv_agent_hsm_retry_budget_spent_total',
+    'HSM calls not retried because the retry budget of their HSM was spent, by failure kind.',
+    ['kind'],
+  );
 
   readonly buildInfo = new Gauge({
     name: 'akv_agent_build_info',

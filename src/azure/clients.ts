@@ -15,12 +15,15 @@ import { createCredential, type AkvCredential } from './credentials.js';
 import { resolveEndpoint, type VaultEndpoint } from './endpoints.js';
 import type { FailureKind, OpContext } from './failures.js';
 import { withRetries, type RetryResult } from './retry.js';
+import { RetryBudget } from './retry-budget.js';
 
 export interface AzureHooks {
   /** The underlying credential was asked for a token (not a cache hit). */
   onTokenRefresh?(): void;
   /** An HSM call is about to be retried. */
   onRetry?(kind: FailureKind): void;
+  /** An HSM call was not retried because the HSM's retry budget was spent. */
+  onRetryBudgetSpent?(kind: FailureKind): void;
 }
 
 interface VaultClients {
@@ -37,6 +40,8 @@ const MAX_CRYPTO_CLIENTS = 1000;
 export class AzureClients {
   readonly credential: AkvCredential;
   private readonly vaults = new Map<string, VaultClients>();
+  /** One retry budget per HSM endpoint, shared by all its requests (retry-budget.ts). */
+  private readonly budgets = new Map<string, RetryBudget>();
   readonly deadlineMs: number;
   readonly retry: RetryConfig;
 
@@ -135,6 +140,14 @@ export class AzureClients {
       {
         deadlineMs: this.deadlineMs,
         ...(deadline !== undefined ? { deadline } : {}),
+        budget: this.budgetFor(ctx.url),
+        onBudgetSpent: (kind) => {
+          this.logger?.debug(
+            { op: ctx.op, target: ctx.target, kind },
+            'not retrying: the retry budget of this HSM is spent',
+          );
+          this.hooks.onRetryBudgetSpent?.(kind);
+        },
         retry: this.retry,
         idempotent,
         onRetry: (kind, attempt, delayMs) => {
@@ -155,6 +168,18 @@ export class AzureClients {
       vaultType: v.endpoint.vaultType,
       vault: v.endpoint.vault,
     }));
+  }
+
+  private budgetFor(url: string): RetryBudget {
+    let budget = this.budgets.get(url);
+    if (!budget) {
+      budget = new RetryBudget({
+        budgetPercent: this.retry.budgetPercent ?? DEFAULT_RETRY.budgetPercent!,
+        budgetMinRetries: this.retry.budgetMinRetries ?? DEFAULT_RETRY.budgetMinRetries!,
+      });
+      this.budgets.set(url, budget);
+    }
+    return budget;
   }
 
   close(): void {

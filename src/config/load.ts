@@ -14,7 +14,13 @@ import type { AkvConfig, CredentialConfig, RetryConfig, VaultConfig } from './ty
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export const DEFAULT_DEADLINE_MS = 10_000;
 export const DEFAULT_KEY_CACHE_TTL_MS = 5 * 60_000;
-export const DEFAULT_RETRY: RetryConfig = { maxRetries: 5, baseDelayMs: 250, maxDelayMs: 8_000 };
+export const DEFAULT_RETRY: RetryConfig = {
+  maxRetries: 5,
+  baseDelayMs: 250,
+  maxDelayMs: 8_000,
+  budgetPercent: 20,
+  budgetMinRetries: 10,
+};
 /** The agent's limits (docs/agent.md, "Limits"; packaging/systemd/akv-agent.service sizes itself on them). */
 export const DEFAULT_LIMITS = {
   maxClients: 1024,
@@ -311,12 +317,20 @@ function applyFile(config: AkvConfig, raw: unknown, file: string): void {
 
   const retry = r.object('retry');
   if (retry) {
-    retry.rejectUnknown(['maxRetries', 'baseDelayMs', 'maxDelayMs']);
+    retry.rejectUnknown([
+      'maxRetries',
+      'baseDelayMs',
+      'maxDelayMs',
+      'budgetPercent',
+      'budgetMinRetries',
+    ]);
     const current = config.retry ?? { ...DEFAULT_RETRY };
     config.retry = {
       maxRetries: retry.integer('maxRetries', 0, 20) ?? current.maxRetries,
       baseDelayMs: retry.integer('baseDelayMs', 1, 60_000) ?? current.baseDelayMs,
       maxDelayMs: retry.integer('maxDelayMs', 1, 600_000) ?? current.maxDelayMs,
+      budgetPercent: retry.integer('budgetPercent', 0, 100) ?? current.budgetPercent,
+      budgetMinRetries: retry.integer('budgetMinRetries', 0, 100_000) ?? current.budgetMinRetries,
     };
   }
 }

@@ -30,6 +30,10 @@ export interface RetryConfig {
   baseDelayMs: number;
   /** Upper bound for one computed backoff step (default 8000 ms); a longer Retry-After is honoured while the deadline allows. */
   maxDelayMs: number;
+  /** Retries to one HSM as a share of its requests over the last 10 s, in percent (default 20). */
+  budgetPercent?: number;
+  /** Retries to one HSM always allowed per 10 s, whatever the share (default 10). */
+  budgetMinRetries?: number;
 }
 
 export interface AkvConfig {

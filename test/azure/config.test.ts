@@ -85,7 +85,13 @@ describe('loadConfig', () => {
     assert.equal(c.keyCacheTtlMs, 1000);
     assert.deepEqual(c.log, { level: 'debug', file: join(dir, 'agent.log') });
     assert.equal(c.metricsListen, '127.0.0.1:9464');
-    assert.deepEqual(c.retry, { maxRetries: 2, baseDelayMs: 250, maxDelayMs: 8000 });
+    assert.deepEqual(c.retry, {
+      maxRetries: 2,
+      baseDelayMs: 250,
+      maxDelayMs: 8000,
+      budgetPercent: 20,
+      budgetMinRetries: 10,
+    });
   });
 
   it('finds the file through AKV_CONFIG, then XDG_CONFIG_HOME', () => {
@@ -167,6 +173,8 @@ describe('loadConfig', () => {
     expectConfigError({ metricsListen: 'everywhere' }, '"metricsListen"', 'HOST:PORT');
     expectConfigError({ retry: { maxRetries: 100 } }, '"retry.maxRetries"');
     expectConfigError({ retry: { tries: 1 } }, '"retry.tries"');
+    expectConfigError({ retry: { budgetPercent: 150 } }, '"retry.budgetPercent"', '0 to 100');
+    expectConfigError({ retry: { budgetMinRetries: -1 } }, '"retry.budgetMinRetries"');
   });
 
   it('reads the agent limits, with defaults, and refuses values outside their range', () => {
