@@ -23,6 +23,13 @@
 #endif
 /* The agent's own deadline is 10 s; the provider waits a little longer so the agent's error wins. */
 #define AKV_DEFAULT_TIMEOUT_MS 15000
+/*
+ * The standard names of the algorithms, as OpenSSL knows them (provider.c registers them with
+ * their aliases and OIDs): the key types, and the signature algorithm of EC keys.
+ */
+#define AKV_RSA_NAME "RSA"
+#define AKV_EC_NAME "EC"
+#define AKV_ECDSA_NAME "ECDSA"
 /* Data type of AES key-wrap keys; no other provider has a keymgmt of this name. */
 #define AKV_AES_KEYTYPE "AKV-AES-KW"
 

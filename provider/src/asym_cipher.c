@@ -10,6 +10,18 @@
 #include "akv.h"
 #include "param_names.h"
 
+static OSSL_FUNC_asym_cipher_newctx_fn rsa_cipher_newctx;
+static OSSL_FUNC_asym_cipher_freectx_fn rsa_cipher_freectx;
+static OSSL_FUNC_asym_cipher_dupctx_fn rsa_cipher_dupctx;
+static OSSL_FUNC_asym_cipher_encrypt_init_fn rsa_encrypt_init;
+static OSSL_FUNC_asym_cipher_encrypt_fn rsa_encrypt;
+static OSSL_FUNC_asym_cipher_decrypt_init_fn rsa_decrypt_init;
+static OSSL_FUNC_asym_cipher_decrypt_fn rsa_decrypt;
+static OSSL_FUNC_asym_cipher_get_ctx_params_fn rsa_cipher_get_ctx_params;
+static OSSL_FUNC_asym_cipher_gettable_ctx_params_fn rsa_cipher_ctx_params;
+static OSSL_FUNC_asym_cipher_set_ctx_params_fn rsa_cipher_set_ctx_params;
+static OSSL_FUNC_asym_cipher_settable_ctx_params_fn rsa_cipher_ctx_params;
+
 typedef struct {
     AKV_PROV_CTX *prov;
     AKV_KEY *key;
@@ -53,8 +65,6 @@ static void *rsa_cipher_dupctx(void *vctx)
         EVP_MD_up_ref(dst->mgf1_md);
     return dst;
 }
-
-static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[]);
 
 static int rsa_cipher_init(AKV_RSA_CIPHER_CTX *ctx, AKV_KEY *key, const OSSL_PARAM params[], int decrypting)
 {
@@ -266,4 +276,5 @@ const OSSL_DISPATCH akv_rsa_asym_cipher_functions[] = {
     {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS, (void (*)(void))rsa_cipher_ctx_params},
     {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS, (void (*)(void))rsa_cipher_set_ctx_params},
     {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS, (void (*)(void))rsa_cipher_ctx_params},
-    {0, NULL}};
+    {0, NULL},
+};

@@ -7,6 +7,18 @@
 
 #include "akv.h"
 
+static OSSL_FUNC_asym_cipher_newctx_fn kw_newctx;
+static OSSL_FUNC_asym_cipher_freectx_fn kw_freectx;
+static OSSL_FUNC_asym_cipher_dupctx_fn kw_dupctx;
+static OSSL_FUNC_asym_cipher_encrypt_init_fn kw_encrypt_init;
+static OSSL_FUNC_asym_cipher_encrypt_fn kw_encrypt;
+static OSSL_FUNC_asym_cipher_decrypt_init_fn kw_decrypt_init;
+static OSSL_FUNC_asym_cipher_decrypt_fn kw_decrypt;
+static OSSL_FUNC_asym_cipher_get_ctx_params_fn kw_get_ctx_params;
+static OSSL_FUNC_asym_cipher_gettable_ctx_params_fn kw_ctx_params;
+static OSSL_FUNC_asym_cipher_set_ctx_params_fn kw_set_ctx_params;
+static OSSL_FUNC_asym_cipher_settable_ctx_params_fn kw_ctx_params;
+
 typedef struct {
     AKV_PROV_CTX *prov;
     AKV_KEY *key;
@@ -133,4 +145,5 @@ const OSSL_DISPATCH akv_aes_kw_asym_cipher_functions[] = {
     {OSSL_FUNC_ASYM_CIPHER_GETTABLE_CTX_PARAMS, (void (*)(void))kw_ctx_params},
     {OSSL_FUNC_ASYM_CIPHER_SET_CTX_PARAMS, (void (*)(void))kw_set_ctx_params},
     {OSSL_FUNC_ASYM_CIPHER_SETTABLE_CTX_PARAMS, (void (*)(void))kw_ctx_params},
-    {0, NULL}};
+    {0, NULL},
+};

@@ -23,6 +23,13 @@
 
 #include "akv.h"
 
+static OSSL_FUNC_decoder_newctx_fn decoder_newctx;
+static OSSL_FUNC_decoder_freectx_fn decoder_freectx;
+static OSSL_FUNC_decoder_decode_fn pem_to_der_decode;
+static OSSL_FUNC_decoder_decode_fn keyref_to_rsa_decode;
+static OSSL_FUNC_decoder_decode_fn keyref_to_ec_decode;
+static OSSL_FUNC_decoder_decode_fn keyref_to_aes_decode;
+
 #define KEYREF_MAX_DER 8192
 
 typedef struct {
@@ -147,22 +154,26 @@ const OSSL_DISPATCH akv_pem_to_der_decoder_functions[] = {
     {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))decoder_newctx},
     {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))decoder_freectx},
     {OSSL_FUNC_DECODER_DECODE, (void (*)(void))pem_to_der_decode},
-    {0, NULL}};
+    {0, NULL},
+};
 
 const OSSL_DISPATCH akv_keyref_to_rsa_decoder_functions[] = {
     {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))decoder_newctx},
     {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))decoder_freectx},
     {OSSL_FUNC_DECODER_DECODE, (void (*)(void))keyref_to_rsa_decode},
-    {0, NULL}};
+    {0, NULL},
+};
 
 const OSSL_DISPATCH akv_keyref_to_ec_decoder_functions[] = {
     {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))decoder_newctx},
     {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))decoder_freectx},
     {OSSL_FUNC_DECODER_DECODE, (void (*)(void))keyref_to_ec_decode},
-    {0, NULL}};
+    {0, NULL},
+};
 
 const OSSL_DISPATCH akv_keyref_to_aes_decoder_functions[] = {
     {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))decoder_newctx},
     {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))decoder_freectx},
     {OSSL_FUNC_DECODER_DECODE, (void (*)(void))keyref_to_aes_decode},
-    {0, NULL}};
+    {0, NULL},
+};

@@ -29,7 +29,8 @@ static const OSSL_ITEM reason_strings[] = {
     {AKV_R_INVALID_ARGUMENT, "invalid argument"},
     {AKV_R_BAD_KEY_REFERENCE, "malformed akv key reference file"},
     {AKV_R_INTERNAL, "akv provider internal error"},
-    {0, NULL}};
+    {0, NULL},
+};
 
 /* core_vset_error takes a va_list: this passes our own arguments through. */
 static void set_error(const AKV_PROV_CTX *ctx, uint32_t reason, const char *fmt, ...)

@@ -63,9 +63,9 @@ const char *akv_key_type_name(const AKV_KEY *key)
 {
     switch (key->type) {
     case AKV_KEY_TYPE_RSA:
-        return "RSA";
+        return AKV_RSA_NAME;
     case AKV_KEY_TYPE_EC:
-        return "EC";
+        return AKV_EC_NAME;
     default:
         return AKV_AES_KEYTYPE;
     }

@@ -33,7 +33,7 @@ static void *gen_init(void *provctx, int selection, const OSSL_PARAM params[], i
     g->prov = prov;
     g->type = type;
     g->selection = selection;
-    g->pctx = EVP_PKEY_CTX_new_from_name(prov->pub_libctx, type == AKV_KEY_TYPE_RSA ? "RSA" : "EC", NULL);
+    g->pctx = EVP_PKEY_CTX_new_from_name(prov->pub_libctx, type == AKV_KEY_TYPE_RSA ? AKV_RSA_NAME : AKV_EC_NAME, NULL);
     int ok = g->pctx != NULL;
     if (ok && (selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
         ok = EVP_PKEY_keygen_init(g->pctx) > 0;
@@ -78,13 +78,13 @@ static const OSSL_PARAM *gen_settable(void *provctx, const char *name)
 const OSSL_PARAM *akv_rsa_gen_settable_params(void *genctx, void *provctx)
 {
     (void)genctx;
-    return gen_settable(provctx, "RSA");
+    return gen_settable(provctx, AKV_RSA_NAME);
 }
 
 const OSSL_PARAM *akv_ec_gen_settable_params(void *genctx, void *provctx)
 {
     (void)genctx;
-    return gen_settable(provctx, "EC");
+    return gen_settable(provctx, AKV_EC_NAME);
 }
 
 /* Copies the template's EC group (EVP_PKEY_keygen with a parameters-only template). */
@@ -185,7 +185,7 @@ int akv_get_capabilities(void *provctx, const char *capability, OSSL_CALLBACK *c
         OSSL_PARAM params[] = {
             OSSL_PARAM_utf8_string(OSSL_CAPABILITY_TLS_GROUP_NAME, (char *)ec_groups[i].name, 0),
             OSSL_PARAM_utf8_string(OSSL_CAPABILITY_TLS_GROUP_NAME_INTERNAL, (char *)ec_groups[i].internal, 0),
-            OSSL_PARAM_utf8_string(OSSL_CAPABILITY_TLS_GROUP_ALG, "EC", 0),
+            OSSL_PARAM_utf8_string(OSSL_CAPABILITY_TLS_GROUP_ALG, AKV_EC_NAME, 0),
             OSSL_PARAM_uint(OSSL_CAPABILITY_TLS_GROUP_ID, &id),
             OSSL_PARAM_uint(OSSL_CAPABILITY_TLS_GROUP_SECURITY_BITS, &secbits),
             OSSL_PARAM_int(OSSL_CAPABILITY_TLS_GROUP_MIN_TLS, &min_tls),

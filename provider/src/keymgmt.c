@@ -11,6 +11,27 @@
 #include "akv.h"
 #include "keygen.h"
 
+static OSSL_FUNC_keymgmt_new_fn rsa_new;
+static OSSL_FUNC_keymgmt_new_fn ec_new;
+static OSSL_FUNC_keymgmt_free_fn key_free;
+static OSSL_FUNC_keymgmt_dup_fn key_dup;
+static OSSL_FUNC_keymgmt_load_fn rsa_load;
+static OSSL_FUNC_keymgmt_load_fn ec_load;
+static OSSL_FUNC_keymgmt_has_fn key_has;
+static OSSL_FUNC_keymgmt_match_fn key_match;
+static OSSL_FUNC_keymgmt_validate_fn key_validate;
+static OSSL_FUNC_keymgmt_get_params_fn key_get_params;
+static OSSL_FUNC_keymgmt_gettable_params_fn rsa_gettable_params;
+static OSSL_FUNC_keymgmt_gettable_params_fn ec_gettable_params;
+static OSSL_FUNC_keymgmt_import_fn key_import;
+static OSSL_FUNC_keymgmt_import_types_fn rsa_types;
+static OSSL_FUNC_keymgmt_import_types_fn ec_types;
+static OSSL_FUNC_keymgmt_export_fn key_export;
+static OSSL_FUNC_keymgmt_export_types_fn rsa_types;
+static OSSL_FUNC_keymgmt_export_types_fn ec_types;
+static OSSL_FUNC_keymgmt_query_operation_name_fn rsa_query_operation_name;
+static OSSL_FUNC_keymgmt_query_operation_name_fn ec_query_operation_name;
+
 static void *rsa_new(void *provctx)
 {
     return akv_key_new(provctx, AKV_KEY_TYPE_RSA);
@@ -211,7 +232,7 @@ static const char *ec_query_operation_name(int operation_id)
 {
     switch (operation_id) {
     case OSSL_OP_SIGNATURE:
-        return "ECDSA";
+        return AKV_ECDSA_NAME;
     case OSSL_OP_KEYEXCH:
         return "ECDH"; /* software keys only (TLS ECDHE), run by the default provider */
     default:
@@ -222,7 +243,7 @@ static const char *ec_query_operation_name(int operation_id)
 static const char *rsa_query_operation_name(int operation_id)
 {
     (void)operation_id;
-    return "RSA";
+    return AKV_RSA_NAME;
 }
 
 static int key_validate(const void *keydata, int selection, int checktype)
@@ -232,18 +253,28 @@ static int key_validate(const void *keydata, int selection, int checktype)
     return key_has(keydata, selection);
 }
 
-#define KEYMGMT_COMMON                                                                                              \
-    {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))key_free}, {OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))key_dup},            \
-        {OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))key_has}, {OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))key_match},       \
-        {OSSL_FUNC_KEYMGMT_VALIDATE, (void (*)(void))key_validate},                                                  \
-        {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))key_get_params},                                              \
-        {OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))key_import}, {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))key_export}
+/*
+ * What the RSA and EC tables share: the key object (here) and software keys (keygen.c). Kept out
+ * of clang-format, which would pack the entries of a macro body onto shared lines.
+ */
+/* clang-format off */
+#define KEYMGMT_COMMON                                                                      \
+    {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))key_free},                                     \
+    {OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))key_dup},                                       \
+    {OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))key_has},                                       \
+    {OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))key_match},                                   \
+    {OSSL_FUNC_KEYMGMT_VALIDATE, (void (*)(void))key_validate},                             \
+    {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))key_get_params},                         \
+    {OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))key_import},                                 \
+    {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))key_export}
 
-#define KEYGEN_COMMON                                                                                               \
-    {OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (void (*)(void))akv_gen_set_params},                                         \
-        {OSSL_FUNC_KEYMGMT_GEN_SET_TEMPLATE, (void (*)(void))akv_gen_set_template},                                 \
-        {OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))akv_gen}, {OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))akv_gen_cleanup}, \
-        {OSSL_FUNC_KEYMGMT_SET_PARAMS, (void (*)(void))akv_key_set_params}
+#define KEYGEN_COMMON                                                                       \
+    {OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (void (*)(void))akv_gen_set_params},                 \
+    {OSSL_FUNC_KEYMGMT_GEN_SET_TEMPLATE, (void (*)(void))akv_gen_set_template},             \
+    {OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))akv_gen},                                       \
+    {OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))akv_gen_cleanup},                       \
+    {OSSL_FUNC_KEYMGMT_SET_PARAMS, (void (*)(void))akv_key_set_params}
+/* clang-format on */
 
 const OSSL_DISPATCH akv_rsa_keymgmt_functions[] = {
     KEYMGMT_COMMON,
@@ -257,7 +288,8 @@ const OSSL_DISPATCH akv_rsa_keymgmt_functions[] = {
     {OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS, (void (*)(void))akv_rsa_gen_settable_params},
     {OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS, (void (*)(void))akv_rsa_settable_params},
     KEYGEN_COMMON,
-    {0, NULL}};
+    {0, NULL},
+};
 
 const OSSL_DISPATCH akv_ec_keymgmt_functions[] = {
     KEYMGMT_COMMON,
@@ -271,4 +303,5 @@ const OSSL_DISPATCH akv_ec_keymgmt_functions[] = {
     {OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS, (void (*)(void))akv_ec_gen_settable_params},
     {OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS, (void (*)(void))akv_ec_settable_params},
     KEYGEN_COMMON,
-    {0, NULL}};
+    {0, NULL},
+};

@@ -9,6 +9,19 @@
 
 #include "akv.h"
 
+static OSSL_FUNC_keymgmt_new_fn aes_new;
+static OSSL_FUNC_keymgmt_free_fn aes_free;
+static OSSL_FUNC_keymgmt_dup_fn aes_dup;
+static OSSL_FUNC_keymgmt_load_fn aes_load;
+static OSSL_FUNC_keymgmt_has_fn aes_has;
+static OSSL_FUNC_keymgmt_match_fn aes_match;
+static OSSL_FUNC_keymgmt_get_params_fn aes_get_params;
+static OSSL_FUNC_keymgmt_gettable_params_fn aes_gettable_params;
+static OSSL_FUNC_keymgmt_import_fn aes_import;
+static OSSL_FUNC_keymgmt_import_types_fn aes_types;
+static OSSL_FUNC_keymgmt_export_fn aes_export;
+static OSSL_FUNC_keymgmt_export_types_fn aes_types;
+
 static void *aes_new(void *provctx)
 {
     return akv_key_new(provctx, AKV_KEY_TYPE_AES);
@@ -120,4 +133,5 @@ const OSSL_DISPATCH akv_aes_keymgmt_functions[] = {
     {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))aes_types},
     {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))aes_export},
     {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))aes_types},
-    {0, NULL}};
+    {0, NULL},
+};

@@ -1,7 +1,7 @@
 /*
  * Entry point of akv_provider.so: reads the settings (settings.c: openssl.cnf and the
- * environment), answers the core's queries with the algorithm tables, and tears down. Initialisation does no I/O: the agent is contacted the first
- * time a key is loaded.
+ * environment), answers the core's queries with the algorithm tables, and tears down.
+ * Initialisation does no I/O: the agent is contacted the first time a key is loaded.
  */
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -14,40 +14,59 @@
 #include "keygen.h"
 #include "settings.h"
 
-#define PROPS "provider=akv_provider"
+static OSSL_FUNC_provider_teardown_fn akv_teardown;
+static OSSL_FUNC_provider_query_operation_fn akv_query;
+static OSSL_FUNC_provider_gettable_params_fn akv_gettable_params;
+static OSSL_FUNC_provider_get_params_fn akv_get_params;
+static OSSL_FUNC_provider_get_reason_strings_fn akv_get_reason_strings;
+
+/*
+ * Algorithm names: the standard name, its aliases and its OID, exactly as the default provider
+ * registers them, so that TLS and X.509 treat HSM keys as ordinary RSA and EC keys. Other files
+ * use only the standard name (AKV_RSA_NAME, AKV_EC_NAME, AKV_ECDSA_NAME, AKV_AES_KEYTYPE in akv.h).
+ */
+#define RSA_NAMES AKV_RSA_NAME ":rsaEncryption:1.2.840.113549.1.1.1"
+#define EC_NAMES AKV_EC_NAME ":id-ecPublicKey:1.2.840.10045.2.1"
+
+#define PROPS "provider=" AKV_PROVIDER_NAME
+/* The decoders: PEM to DER for our PEM label only, then DER of our structure to a key. */
+#define PEM_DECODER_PROPS PROPS ",input=pem"
+#define KEYREF_DECODER_PROPS PROPS ",input=der,structure=" AKV_KEYREF_STRUCTURE
 
 static const OSSL_ALGORITHM keymgmt_algs[] = {
-    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROPS, akv_rsa_keymgmt_functions, "akv RSA key in Managed HSM"},
-    {"EC:id-ecPublicKey:1.2.840.10045.2.1", PROPS, akv_ec_keymgmt_functions, "akv EC key in Managed HSM"},
+    {RSA_NAMES, PROPS, akv_rsa_keymgmt_functions, "akv RSA key in Managed HSM"},
+    {EC_NAMES, PROPS, akv_ec_keymgmt_functions, "akv EC key in Managed HSM"},
     {AKV_AES_KEYTYPE, PROPS, akv_aes_keymgmt_functions, "akv AES key-wrap key in Managed HSM"},
-    {NULL, NULL, NULL, NULL}};
+    {NULL, NULL, NULL, NULL},
+};
 
 static const OSSL_ALGORITHM signature_algs[] = {
-    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROPS, akv_rsa_signature_functions, "RSA PKCS#1 v1.5 / PSS in the HSM"},
-    {"ECDSA", PROPS, akv_ecdsa_signature_functions, "ECDSA in the HSM"},
-    {NULL, NULL, NULL, NULL}};
+    {RSA_NAMES, PROPS, akv_rsa_signature_functions, "RSA PKCS#1 v1.5 / PSS in the HSM"},
+    {AKV_ECDSA_NAME, PROPS, akv_ecdsa_signature_functions, "ECDSA in the HSM"},
+    {NULL, NULL, NULL, NULL},
+};
 
 static const OSSL_ALGORITHM asym_cipher_algs[] = {
-    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROPS, akv_rsa_asym_cipher_functions, "RSA decryption in the HSM"},
+    {RSA_NAMES, PROPS, akv_rsa_asym_cipher_functions, "RSA decryption in the HSM"},
     {AKV_AES_KEYTYPE, PROPS, akv_aes_kw_asym_cipher_functions, "AES key wrap (RFC 3394) in the HSM"},
-    {NULL, NULL, NULL, NULL}};
+    {NULL, NULL, NULL, NULL},
+};
 
 static const OSSL_ALGORITHM store_algs[] = {
     /* One entry per scheme: store names are URI schemes and cannot be aliased with ':'. */
     {"managedhsm", PROPS, akv_store_functions, "keys in Azure Managed HSM"},
     {"akv", PROPS, akv_store_functions, "keys in Azure Managed HSM / Key Vault (akv: URI form)"},
     {"keyvault", PROPS, akv_store_functions, "keys in Azure Key Vault"},
-    {NULL, NULL, NULL, NULL}};
+    {NULL, NULL, NULL, NULL},
+};
 
 static const OSSL_ALGORITHM decoder_algs[] = {
-    {"DER", PROPS ",input=pem", akv_pem_to_der_decoder_functions, "akv key reference PEM"},
-    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROPS ",input=der,structure=" AKV_KEYREF_STRUCTURE,
-     akv_keyref_to_rsa_decoder_functions, "akv key reference to RSA key"},
-    {"EC:id-ecPublicKey:1.2.840.10045.2.1", PROPS ",input=der,structure=" AKV_KEYREF_STRUCTURE,
-     akv_keyref_to_ec_decoder_functions, "akv key reference to EC key"},
-    {AKV_AES_KEYTYPE, PROPS ",input=der,structure=" AKV_KEYREF_STRUCTURE, akv_keyref_to_aes_decoder_functions,
-     "akv key reference to AES key"},
-    {NULL, NULL, NULL, NULL}};
+    {"DER", PEM_DECODER_PROPS, akv_pem_to_der_decoder_functions, "akv key reference PEM"},
+    {RSA_NAMES, KEYREF_DECODER_PROPS, akv_keyref_to_rsa_decoder_functions, "akv key reference to RSA key"},
+    {EC_NAMES, KEYREF_DECODER_PROPS, akv_keyref_to_ec_decoder_functions, "akv key reference to EC key"},
+    {AKV_AES_KEYTYPE, KEYREF_DECODER_PROPS, akv_keyref_to_aes_decoder_functions, "akv key reference to AES key"},
+    {NULL, NULL, NULL, NULL},
+};
 
 static const OSSL_ALGORITHM *akv_query(void *provctx, int operation_id, int *no_cache)
 {
@@ -127,10 +146,11 @@ static const OSSL_DISPATCH provider_functions[] = {
     {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))akv_get_params},
     {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))akv_get_reason_strings},
     {OSSL_FUNC_PROVIDER_GET_CAPABILITIES, (void (*)(void))akv_get_capabilities},
-    {0, NULL}};
+    {0, NULL},
+};
 
-__attribute__((visibility("default"))) int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
-                                                              const OSSL_DISPATCH **out, void **provctx);
+/* The module's only exported symbol (the Makefile builds with -fvisibility=hidden). */
+__attribute__((visibility("default"))) OSSL_provider_init_fn OSSL_provider_init;
 
 int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in, const OSSL_DISPATCH **out,
                        void **provctx)

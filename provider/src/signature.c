@@ -11,6 +11,21 @@
 
 #include "signature.h"
 
+static OSSL_FUNC_signature_newctx_fn rsa_newctx;
+static OSSL_FUNC_signature_newctx_fn ecdsa_newctx;
+static OSSL_FUNC_signature_freectx_fn sig_freectx;
+static OSSL_FUNC_signature_dupctx_fn sig_dupctx;
+static OSSL_FUNC_signature_sign_init_fn sign_init;
+static OSSL_FUNC_signature_sign_fn sig_sign;
+static OSSL_FUNC_signature_verify_init_fn verify_init;
+static OSSL_FUNC_signature_verify_fn sig_verify;
+static OSSL_FUNC_signature_digest_sign_init_fn digest_sign_init;
+static OSSL_FUNC_signature_digest_sign_update_fn digest_update;
+static OSSL_FUNC_signature_digest_sign_final_fn digest_sign_final;
+static OSSL_FUNC_signature_digest_verify_init_fn digest_verify_init;
+static OSSL_FUNC_signature_digest_verify_update_fn digest_update;
+static OSSL_FUNC_signature_digest_verify_final_fn digest_verify_final;
+
 static void *sig_newctx(void *provctx, const char *propq, int is_rsa)
 {
     (void)propq;
@@ -350,32 +365,40 @@ static int digest_verify_final(void *vctx, const unsigned char *sig, size_t sigl
     return do_verify(ctx, sig, siglen, digest, dlen);
 }
 
-/* Parameters live in signature_params.c; everything else here. */
-#define SIGNATURE_COMMON                                                                                             \
-    {OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))sig_freectx},                                                     \
-        {OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))sig_dupctx},                                                   \
-        {OSSL_FUNC_SIGNATURE_SIGN_INIT, (void (*)(void))sign_init}, {OSSL_FUNC_SIGNATURE_SIGN, (void (*)(void))sig_sign}, \
-        {OSSL_FUNC_SIGNATURE_VERIFY_INIT, (void (*)(void))verify_init},                                             \
-        {OSSL_FUNC_SIGNATURE_VERIFY, (void (*)(void))sig_verify},                                                   \
-        {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void))digest_sign_init},                                   \
-        {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE, (void (*)(void))digest_update},                                    \
-        {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void))digest_sign_final},                                 \
-        {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT, (void (*)(void))digest_verify_init},                               \
-        {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE, (void (*)(void))digest_update},                                  \
-        {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL, (void (*)(void))digest_verify_final},                             \
-        {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void))akv_sig_get_ctx_params},                               \
-        {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))akv_sig_set_ctx_params}
+/*
+ * What the RSA and ECDSA tables share; parameters live in signature_params.c, everything else here.
+ * Kept out of clang-format, which would pack the entries of a macro body onto shared lines.
+ */
+/* clang-format off */
+#define SIGNATURE_COMMON                                                                    \
+    {OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))sig_freectx},                             \
+    {OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))sig_dupctx},                               \
+    {OSSL_FUNC_SIGNATURE_SIGN_INIT, (void (*)(void))sign_init},                             \
+    {OSSL_FUNC_SIGNATURE_SIGN, (void (*)(void))sig_sign},                                   \
+    {OSSL_FUNC_SIGNATURE_VERIFY_INIT, (void (*)(void))verify_init},                         \
+    {OSSL_FUNC_SIGNATURE_VERIFY, (void (*)(void))sig_verify},                               \
+    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void))digest_sign_init},               \
+    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE, (void (*)(void))digest_update},                \
+    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void))digest_sign_final},             \
+    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT, (void (*)(void))digest_verify_init},           \
+    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE, (void (*)(void))digest_update},              \
+    {OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL, (void (*)(void))digest_verify_final},         \
+    {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void))akv_sig_get_ctx_params},           \
+    {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))akv_sig_set_ctx_params}
+/* clang-format on */
 
 const OSSL_DISPATCH akv_rsa_signature_functions[] = {
     SIGNATURE_COMMON,
     {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))rsa_newctx},
     {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))akv_rsa_gettable_sig_params},
     {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))akv_rsa_settable_sig_params},
-    {0, NULL}};
+    {0, NULL},
+};
 
 const OSSL_DISPATCH akv_ecdsa_signature_functions[] = {
     SIGNATURE_COMMON,
     {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))ecdsa_newctx},
     {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))akv_ecdsa_gettable_sig_params},
     {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))akv_ecdsa_settable_sig_params},
-    {0, NULL}};
+    {0, NULL},
+};

@@ -7,6 +7,7 @@
 #define AKV_SIGNATURE_H
 
 #include <openssl/core.h>
+#include <openssl/core_dispatch.h>
 #include <openssl/evp.h>
 #include <stddef.h>
 
@@ -33,12 +34,12 @@ EVP_MD *akv_sig_fetch_md(AKV_SIG_CTX *ctx, const char *name, const char *props);
 /* Checks that the PSS settings are the one combination the HSM implements. */
 int akv_sig_check_pss(AKV_SIG_CTX *ctx);
 
-/* OSSL_FUNC_SIGNATURE_{SET,GET}_CTX_PARAMS and the {SET,GET}TABLE ones, for RSA and ECDSA. */
-int akv_sig_set_ctx_params(void *vctx, const OSSL_PARAM params[]);
-int akv_sig_get_ctx_params(void *vctx, OSSL_PARAM params[]);
-const OSSL_PARAM *akv_rsa_gettable_sig_params(void *vctx, void *provctx);
-const OSSL_PARAM *akv_ecdsa_gettable_sig_params(void *vctx, void *provctx);
-const OSSL_PARAM *akv_rsa_settable_sig_params(void *vctx, void *provctx);
-const OSSL_PARAM *akv_ecdsa_settable_sig_params(void *vctx, void *provctx);
+/* The parameter callbacks of the dispatch tables in signature.c, for RSA and ECDSA. */
+OSSL_FUNC_signature_set_ctx_params_fn akv_sig_set_ctx_params;
+OSSL_FUNC_signature_get_ctx_params_fn akv_sig_get_ctx_params;
+OSSL_FUNC_signature_gettable_ctx_params_fn akv_rsa_gettable_sig_params;
+OSSL_FUNC_signature_gettable_ctx_params_fn akv_ecdsa_gettable_sig_params;
+OSSL_FUNC_signature_settable_ctx_params_fn akv_rsa_settable_sig_params;
+OSSL_FUNC_signature_settable_ctx_params_fn akv_ecdsa_settable_sig_params;
 
 #endif

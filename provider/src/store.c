@@ -15,6 +15,13 @@
 
 #include "akv.h"
 
+static OSSL_FUNC_store_open_fn store_open;
+static OSSL_FUNC_store_settable_ctx_params_fn store_settable_ctx_params;
+static OSSL_FUNC_store_set_ctx_params_fn store_set_ctx_params;
+static OSSL_FUNC_store_load_fn store_load;
+static OSSL_FUNC_store_eof_fn store_eof;
+static OSSL_FUNC_store_close_fn store_close;
+
 typedef struct {
     AKV_PROV_CTX *prov;
     char *uri;
@@ -182,4 +189,5 @@ const OSSL_DISPATCH akv_store_functions[] = {
     {OSSL_FUNC_STORE_LOAD, (void (*)(void))store_load},
     {OSSL_FUNC_STORE_EOF, (void (*)(void))store_eof},
     {OSSL_FUNC_STORE_CLOSE, (void (*)(void))store_close},
-    {0, NULL}};
+    {0, NULL},
+};
