@@ -90,7 +90,6 @@ const OSSL_ITEM *akv_reason_strings(void);
 /* Logging: AKV_LOG_FILE (path) and AKV_LOG_LEVEL (error|warn|info|debug); never key material. */
 enum akv_log_level { AKV_LOG_ERROR = 1, AKV_LOG_WARN, AKV_LOG_INFO, AKV_LOG_DEBUG };
 void akv_log_init(void);
-int akv_log_enabled(int level);
 void akv_log(int level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
@@ -127,8 +126,9 @@ AKV_KEY *akv_describe(AKV_PROV_CTX *prov, const char *uri);
 AKV_KEY *akv_describe_recent(AKV_PROV_CTX *prov, const char *uri);
 void akv_recent_clear(AKV_PROV_CTX *prov);
 /*
- * SIGN / DECRYPT / WRAP / UNWRAP round trip. On success returns 1 and *out (malloc'ed, free with
- * akv_secure_free) holds the OUTPUT field. `opname` names the operation in errors ("sign").
+ * SIGN / DECRYPT / WRAP / UNWRAP round trip: `op` is the AKV_OP_* code (it also names the
+ * operation in errors), `alg` the Azure algorithm name. On success returns 1 and *out (malloc'ed,
+ * free with akv_secure_free) holds the OUTPUT field.
  */
 int akv_key_operation(AKV_PROV_CTX *prov, const AKV_KEY *key, int op, const char *alg, const unsigned char *in,
                       size_t inlen, unsigned char **out, size_t *outlen);

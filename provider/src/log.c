@@ -44,7 +44,7 @@ void akv_log_init(void)
     pthread_mutex_unlock(&log_lock);
 }
 
-int akv_log_enabled(int level)
+static int akv_log_enabled(int level)
 {
     return log_level != 0 && level <= log_level;
 }

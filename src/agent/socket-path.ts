@@ -1,10 +1,11 @@
 /**
- * The agent socket's place in the file system and its permissions (docs/agent.md, "Who may use
- * the agent"): the socket is 0600 in a directory only the owner can enter (0700), or, when the
- * config names a `socketGroup`, 0660 in a 0750 directory, both with that group. A dedicated
- * directory (one the agent creates, or one named `akv` / `akv-*` like the defaults) gets its mode
- * and group enforced; a shared one (e.g. /tmp) is left alone and the socket's own mode does the
- * guarding. A directory another user controls is refused: they could replace the socket.
+ * The agent socket's place in the file system and its permissions (docs/agent.md, "Where the
+ * socket is, and who may use it"): the socket is 0600 in a directory only the owner can enter
+ * (0700), or, when the config names a `socketGroup`, 0660 in a 0750 directory, both with that
+ * group. A dedicated directory (one the agent creates, or one named `akv` / `akv-*` like the
+ * defaults) gets its mode and group enforced; a shared one (e.g. /tmp) is left alone and the
+ * socket's own mode does the guarding. A directory another user controls is refused: they could
+ * replace the socket.
  */
 import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection } from 'node:net';
