@@ -79,7 +79,11 @@ async function waitFor(what: string, cond: () => boolean, ms = 20_000): Promise<
   }
 }
 
-async function waitForAsync(what: string, cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
+async function waitForAsync(
+  what: string,
+  cond: () => Promise<boolean>,
+  ms = 20_000,
+): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -109,7 +113,11 @@ function openssl(args: string[], env: NodeJS.ProcessEnv): Run {
 }
 
 /** Runs many commands at once (each a separate process), resolving with every result. */
-function parallel(n: number, args: (i: number) => string[], env: NodeJS.ProcessEnv): Promise<Run[]> {
+function parallel(
+  n: number,
+  args: (i: number) => string[],
+  env: NodeJS.ProcessEnv,
+): Promise<Run[]> {
   return Promise.all(
     Array.from(
       { length: n },
@@ -122,7 +130,13 @@ function parallel(n: number, args: (i: number) => string[], env: NodeJS.ProcessE
           child.stderr.on('data', (c: Buffer) => err.push(c));
           child.on('close', (status, signal) => {
             const o = Buffer.concat(out);
-            resolve({ status, signal, stdout: o.toString(), stderr: Buffer.concat(err).toString(), out: o });
+            resolve({
+              status,
+              signal,
+              stdout: o.toString(),
+              stderr: Buffer.concat(err).toString(),
+              out: o,
+            });
           });
         }),
     ),
@@ -130,12 +144,34 @@ function parallel(n: number, args: (i: number) => string[], env: NodeJS.ProcessE
 }
 
 const QUICK_START = (out: string): string[] => [
-  'req', '-new', '-x509', '-key', 'managedhsm:myhsm:mykey', '-provider', 'akv_provider', '-provider', 'default',
-  '-out', out, '-days', '365', '-subj', '/CN=test',
+  'req',
+  '-new',
+  '-x509',
+  '-key',
+  'managedhsm:myhsm:mykey',
+  '-provider',
+  'akv_provider',
+  '-provider',
+  'default',
+  '-out',
+  out,
+  '-days',
+  '365',
+  '-subj',
+  '/CN=test',
 ];
 const SIGN = (out: string): string[] => [
-  'dgst', '-sha256', '-provider', 'akv_provider', '-provider', 'default', '-sign', 'managedhsm:myhsm:mykey',
-  '-out', out, 'data.txt',
+  'dgst',
+  '-sha256',
+  '-provider',
+  'akv_provider',
+  '-provider',
+  'default',
+  '-sign',
+  'managedhsm:myhsm:mykey',
+  '-out',
+  out,
+  'data.txt',
 ];
 
 const sockets: string[] = [];
@@ -149,14 +185,29 @@ before(async () => {
     config,
     JSON.stringify({
       vaults: {
-        myhsm: { endpoint: emulator.url, caFile: emulator.caFile, disableChallengeResourceVerification: true },
+        myhsm: {
+          endpoint: emulator.url,
+          caFile: emulator.caFile,
+          disableChallengeResourceVerification: true,
+        },
       },
     }),
   );
   writeFileSync(join(work, 'data.txt'), 'signed through an agent nobody started\n');
   const created = spawnSync(
     AKV_BIN,
-    ['key', 'create', '--hsm-name', 'myhsm', '--name', 'mykey', '--kty', 'RSA-HSM', '--size', '2048'],
+    [
+      'key',
+      'create',
+      '--hsm-name',
+      'myhsm',
+      '--name',
+      'mykey',
+      '--kty',
+      'RSA-HSM',
+      '--size',
+      '2048',
+    ],
     { env: userEnv(runtimeDir('setup')), encoding: 'utf8' },
   );
   assert.equal(created.status, 0, created.stderr);
@@ -182,7 +233,16 @@ describe('the quick start, with nothing akv started', () => {
     // The certificate carries the HSM key's public half.
     const certKey = openssl(['x509', '-in', 'cert.pem', '-noout', '-pubkey'], cleanAkvEnv()).stdout;
     const hsmKey = openssl(
-      ['pkey', '-provider', 'akv_provider', '-provider', 'default', '-in', 'managedhsm:myhsm:mykey', '-pubout'],
+      [
+        'pkey',
+        '-provider',
+        'akv_provider',
+        '-provider',
+        'default',
+        '-in',
+        'managedhsm:myhsm:mykey',
+        '-pubout',
+      ],
       userEnv(run),
     ).stdout;
     assert.equal(certKey, hsmKey);
@@ -235,7 +295,10 @@ describe('autostart', () => {
     assert.equal(agentsOn(socket).length, 1);
     await waitFor('the idle agent to exit', () => agentsOn(socket).length === 0, 30_000);
     assert.ok(!existsSync(socket), 'the socket is removed');
-    assert.match(readFileSync(join(run, 'akv', 'agent.log'), 'utf8'), /idle: no request for the idle-exit period/);
+    assert.match(
+      readFileSync(join(run, 'akv', 'agent.log'), 'utf8'),
+      /idle: no request for the idle-exit period/,
+    );
   });
 
   it('AKV_AGENT_AUTOSTART=0 and autostart = no: a missing agent is the clear error, and none is started', () => {
@@ -243,7 +306,10 @@ describe('autostart', () => {
     const socket = socketOf(run);
     const r = openssl(SIGN('optout.sig'), userEnv(run, { AKV_AGENT_AUTOSTART: '0' }));
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /akv agent not reachable at .*agent\.sock.*it is not started automatically.*; hint: start it with `akv agent`/);
+    assert.match(
+      r.stderr,
+      /akv agent not reachable at .*agent\.sock.*it is not started automatically.*; hint: start it with `akv agent`/,
+    );
     const cnf = join(work, 'no-autostart.cnf');
     writeFileSync(
       cnf,
@@ -278,7 +344,10 @@ describe('autostart', () => {
     const socket = socketOf(run);
     sockets.push(socket);
     // Started with a token the HSM refuses: the agent runs, the operation fails.
-    const stale = openssl(SIGN('token-1.sig'), userEnv(run, { AZURE_CLI_ACCESS_TOKEN: 'expired-token' }));
+    const stale = openssl(
+      SIGN('token-1.sig'),
+      userEnv(run, { AZURE_CLI_ACCESS_TOKEN: 'expired-token' }),
+    );
     assert.notEqual(stale.status, 0);
     assert.match(stale.stderr, /no usable Azure credential|rejected the access token/);
     const [pid] = agentsOn(socket);
@@ -290,7 +359,10 @@ describe('autostart', () => {
     assert.match(log, /using the AZURE_CLI_ACCESS_TOKEN a client handed over/);
     assert.ok(!log.includes(TOKEN) && !log.includes('expired-token'), 'no token in the log');
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    assert.ok(!cmdline.includes(TOKEN) && !cmdline.includes('expired-token'), 'no token on the command line');
+    assert.ok(
+      !cmdline.includes(TOKEN) && !cmdline.includes('expired-token'),
+      'no token on the command line',
+    );
   });
 
   it('refuses a default socket directory with a wider mode, and an explicit socket in a directory that is not ours', () => {
@@ -306,7 +378,10 @@ describe('autostart', () => {
     chmodSync(shared, 0o777);
     try {
       const socket = join(shared, 'agent.sock');
-      const e = openssl(SIGN('notmine.sig'), userEnv(runtimeDir('notmine'), { AKV_AGENT_SOCKET: socket }));
+      const e = openssl(
+        SIGN('notmine.sig'),
+        userEnv(runtimeDir('notmine'), { AKV_AGENT_SOCKET: socket }),
+      );
       assert.notEqual(e.status, 0);
       assert.match(e.stderr, /will not start an akv agent in .*: its mode is 777/);
       assert.equal(agentsOn(socket).length, 0);
@@ -316,31 +391,40 @@ describe('autostart', () => {
   });
 
   it('settings are parsed strictly: a unit in AKV_AGENT_TIMEOUT_MS is an error naming the variable', () => {
-    const r = openssl(SIGN('strict.sig'), userEnv(runtimeDir('strict'), { AKV_AGENT_TIMEOUT_MS: '15s' }));
+    const r = openssl(
+      SIGN('strict.sig'),
+      userEnv(runtimeDir('strict'), { AKV_AGENT_TIMEOUT_MS: '15s' }),
+    );
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /AKV_AGENT_TIMEOUT_MS=15s is not a number of milliseconds/);
-    const big = openssl(SIGN('strict.sig'), userEnv(runtimeDir('strict2'), { AKV_AGENT_TIMEOUT_MS: '99999999999' }));
+    const big = openssl(
+      SIGN('strict.sig'),
+      userEnv(runtimeDir('strict2'), { AKV_AGENT_TIMEOUT_MS: '99999999999' }),
+    );
     assert.match(big.stderr, /AKV_AGENT_TIMEOUT_MS=99999999999 is not a number of milliseconds/);
   });
 });
 
-describe('who answers on the socket', { skip: process.getuid?.() !== 0 && 'needs root to run a listener as nobody' }, () => {
-  it('a socket served by another user is refused with the clear error, and nothing is sent to it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'akv-impostor-'));
-    chmodSync(dir, 0o777);
-    const socket = join(dir, 'agent.sock');
-    const counts = join(dir, 'received');
-    // A listener running as nobody that records how many bytes each client sent.
-    // Node itself (not a script file): nothing needs staging where nobody can read it.
-    const listener = spawn(
-      'setpriv',
-      [
-        '--reuid=nobody',
-        '--regid=nogroup',
-        '--clear-groups',
-        process.execPath,
-        '-e',
-        `const net = require('node:net'), fs = require('node:fs');
+describe(
+  'who answers on the socket',
+  { skip: process.getuid?.() !== 0 && 'needs root to run a listener as nobody' },
+  () => {
+    it('a socket served by another user is refused with the clear error, and nothing is sent to it', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'akv-impostor-'));
+      chmodSync(dir, 0o777);
+      const socket = join(dir, 'agent.sock');
+      const counts = join(dir, 'received');
+      // A listener running as nobody that records how many bytes each client sent.
+      // Node itself (not a script file): nothing needs staging where nobody can read it.
+      const listener = spawn(
+        'setpriv',
+        [
+          '--reuid=nobody',
+          '--regid=nogroup',
+          '--clear-groups',
+          process.execPath,
+          '-e',
+          `const net = require('node:net'), fs = require('node:fs');
          const [socket, counts] = process.argv.slice(1);
          net.createServer((c) => {
            let n = 0;
@@ -348,27 +432,35 @@ describe('who answers on the socket', { skip: process.getuid?.() !== 0 && 'needs
            c.on('close', () => fs.appendFileSync(counts, n + '\\n'));
            c.on('error', () => {});
          }).listen(socket, () => console.log('ready'));`,
-        socket,
-        counts,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    try {
-      await new Promise<void>((resolve, reject) => {
-        listener.stdout.once('data', () => resolve());
-        listener.once('exit', (code) => reject(new Error(`listener exited ${code}`)));
-      });
-      const r = openssl(SIGN('impostor.sig'), userEnv(runtimeDir('impostor'), { AKV_AGENT_SOCKET: socket }));
-      assert.notEqual(r.status, 0);
-      assert.match(
-        r.stderr,
-        /refused the akv agent socket .*agent\.sock: it is served by uid \d+ \(nobody\), not by you \(uid 0\) or root; nothing was sent; hint: .*agent_user = nobody.*AKV_AGENT_USER=nobody/,
+          socket,
+          counts,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
       );
-      await waitFor('the listener to record the connection', () => existsSync(counts));
-      assert.deepEqual(readFileSync(counts, 'utf8').trim().split('\n'), ['0'], 'the listener received nothing');
-    } finally {
-      listener.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
+      try {
+        await new Promise<void>((resolve, reject) => {
+          listener.stdout.once('data', () => resolve());
+          listener.once('exit', (code) => reject(new Error(`listener exited ${code}`)));
+        });
+        const r = openssl(
+          SIGN('impostor.sig'),
+          userEnv(runtimeDir('impostor'), { AKV_AGENT_SOCKET: socket }),
+        );
+        assert.notEqual(r.status, 0);
+        assert.match(
+          r.stderr,
+          /refused the akv agent socket .*agent\.sock: it is served by uid \d+ \(nobody\), not by you \(uid 0\) or root; nothing was sent; hint: .*agent_user = nobody.*AKV_AGENT_USER=nobody/,
+        );
+        await waitFor('the listener to record the connection', () => existsSync(counts));
+        assert.deepEqual(
+          readFileSync(counts, 'utf8').trim().split('\n'),
+          ['0'],
+          'the listener received nothing',
+        );
+      } finally {
+        listener.kill('SIGKILL');
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  },
+);

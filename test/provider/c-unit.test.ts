@@ -12,7 +12,10 @@ import { makeProvider, PROVIDER_DIR } from './openssl-env.js';
 
 describe('provider C tests', () => {
   it('make check: unit tests pass in the plain and the ASan/UBSan build', () => {
-    const r = spawnSync('make', ['-s', '-C', PROVIDER_DIR, 'check'], { encoding: 'utf8', timeout: 300_000 });
+    const r = spawnSync('make', ['-s', '-C', PROVIDER_DIR, 'check'], {
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
     const out = `${r.stdout}${r.stderr}`;
     assert.equal(r.status, 0, out);
     const summary = /provider-c-tests: (\d+) passed, (\d+) failed/.exec(out);
@@ -27,9 +30,13 @@ describe('provider C tests', () => {
 
   it('only OSSL_provider_init is exported from akv_provider.so', () => {
     makeProvider('all');
-    const r = spawnSync('nm', ['-D', '--defined-only', join(PROVIDER_DIR, 'build', 'akv_provider.so')], {
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      'nm',
+      ['-D', '--defined-only', join(PROVIDER_DIR, 'build', 'akv_provider.so')],
+      {
+        encoding: 'utf8',
+      },
+    );
     assert.equal(r.status, 0, r.stderr);
     const symbols = r.stdout
       .split('\n')
@@ -42,7 +49,9 @@ describe('provider C tests', () => {
   it('make fuzz: the decoder fuzz target survives a mutation run', () => {
     makeProvider('fuzz');
     const bin = join(PROVIDER_DIR, 'build', 'fuzz_decoders');
-    const isLibFuzzer = spawnSync(bin, ['-help=1'], { encoding: 'utf8' }).stderr.includes('libFuzzer');
+    const isLibFuzzer = spawnSync(bin, ['-help=1'], { encoding: 'utf8' }).stderr.includes(
+      'libFuzzer',
+    );
     const args = isLibFuzzer ? ['-runs=200000'] : ['-iterations=200000'];
     const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 300_000 });
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);

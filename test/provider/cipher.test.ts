@@ -14,8 +14,10 @@ let pe: ProviderEnv;
 
 before(async () => {
   pe = await startProviderEnv('cipher', 'cipherhsm');
-  for (const size of [2048, 3072, 4096]) pe.createKey(`rsa${size}`, '--kty', 'RSA-HSM', '--size', String(size));
-  for (const size of [128, 192, 256]) pe.createKey(`aes${size}`, '--kty', 'oct-HSM', '--size', String(size));
+  for (const size of [2048, 3072, 4096])
+    pe.createKey(`rsa${size}`, '--kty', 'RSA-HSM', '--size', String(size));
+  for (const size of [128, 192, 256])
+    pe.createKey(`aes${size}`, '--kty', 'oct-HSM', '--size', String(size));
 });
 
 after(async () => {
@@ -26,7 +28,17 @@ const uriOf = (key: string): string => `managedhsm:${pe.hsm}:${key}`;
 
 const PADDINGS: Array<[string, string[]]> = [
   ['OAEP SHA-1', ['-pkeyopt', 'rsa_padding_mode:oaep']],
-  ['OAEP SHA-256', ['-pkeyopt', 'rsa_padding_mode:oaep', '-pkeyopt', 'rsa_oaep_md:sha256', '-pkeyopt', 'rsa_mgf1_md:sha256']],
+  [
+    'OAEP SHA-256',
+    [
+      '-pkeyopt',
+      'rsa_padding_mode:oaep',
+      '-pkeyopt',
+      'rsa_oaep_md:sha256',
+      '-pkeyopt',
+      'rsa_mgf1_md:sha256',
+    ],
+  ],
   ['PKCS#1 v1.5', ['-pkeyopt', 'rsa_padding_mode:pkcs1']],
 ];
 
@@ -41,8 +53,28 @@ describe('RSA decryption in the HSM', () => {
         const pt = pe.file(`${key}.pt`);
         const ct = pe.file(`${key}.ct`);
         writeFileSync(pt, plain);
-        pe.opensslOk(['pkeyutl', '-encrypt', '-pubin', '-inkey', pub, ...opts, '-in', pt, '-out', ct]);
-        const r = pe.opensslOk(['pkeyutl', ...PROVIDERS, '-decrypt', '-inkey', uriOf(key), ...opts, '-in', ct]);
+        pe.opensslOk([
+          'pkeyutl',
+          '-encrypt',
+          '-pubin',
+          '-inkey',
+          pub,
+          ...opts,
+          '-in',
+          pt,
+          '-out',
+          ct,
+        ]);
+        const r = pe.opensslOk([
+          'pkeyutl',
+          ...PROVIDERS,
+          '-decrypt',
+          '-inkey',
+          uriOf(key),
+          ...opts,
+          '-in',
+          ct,
+        ]);
         assert.deepEqual(r.out, plain, `${size} ${label}`);
       }
     });
@@ -53,9 +85,36 @@ describe('RSA decryption in the HSM', () => {
     const pt = pe.file('local.pt');
     const ct = pe.file('local.ct');
     writeFileSync(pt, plain);
-    const oaep = ['-pkeyopt', 'rsa_padding_mode:oaep', '-pkeyopt', 'rsa_oaep_md:sha256', '-pkeyopt', 'rsa_mgf1_md:sha256'];
-    pe.opensslOk(['pkeyutl', ...PROVIDERS, '-encrypt', '-inkey', uriOf('rsa2048'), ...oaep, '-in', pt, '-out', ct]);
-    const r = pe.opensslOk(['pkeyutl', ...PROVIDERS, '-decrypt', '-inkey', uriOf('rsa2048'), ...oaep, '-in', ct]);
+    const oaep = [
+      '-pkeyopt',
+      'rsa_padding_mode:oaep',
+      '-pkeyopt',
+      'rsa_oaep_md:sha256',
+      '-pkeyopt',
+      'rsa_mgf1_md:sha256',
+    ];
+    pe.opensslOk([
+      'pkeyutl',
+      ...PROVIDERS,
+      '-encrypt',
+      '-inkey',
+      uriOf('rsa2048'),
+      ...oaep,
+      '-in',
+      pt,
+      '-out',
+      ct,
+    ]);
+    const r = pe.opensslOk([
+      'pkeyutl',
+      ...PROVIDERS,
+      '-decrypt',
+      '-inkey',
+      uriOf('rsa2048'),
+      ...oaep,
+      '-in',
+      ct,
+    ]);
     assert.deepEqual(r.out, plain);
   });
 
@@ -65,11 +124,33 @@ describe('RSA decryption in the HSM', () => {
     const pt = pe.file('mismatch.pt');
     const ct = pe.file('mismatch.ct');
     writeFileSync(pt, 'oaep');
-    pe.opensslOk(['pkeyutl', '-encrypt', '-pubin', '-inkey', pub, '-pkeyopt', 'rsa_padding_mode:oaep', '-in', pt, '-out', ct]);
+    pe.opensslOk([
+      'pkeyutl',
+      '-encrypt',
+      '-pubin',
+      '-inkey',
+      pub,
+      '-pkeyopt',
+      'rsa_padding_mode:oaep',
+      '-in',
+      pt,
+      '-out',
+      ct,
+    ]);
     const r = pe.openssl([
-      'pkeyutl', ...PROVIDERS, '-decrypt', '-inkey', uriOf('rsa2048'),
-      '-pkeyopt', 'rsa_padding_mode:oaep', '-pkeyopt', 'rsa_oaep_md:sha256', '-pkeyopt', 'rsa_mgf1_md:sha256',
-      '-in', ct,
+      'pkeyutl',
+      ...PROVIDERS,
+      '-decrypt',
+      '-inkey',
+      uriOf('rsa2048'),
+      '-pkeyopt',
+      'rsa_padding_mode:oaep',
+      '-pkeyopt',
+      'rsa_oaep_md:sha256',
+      '-pkeyopt',
+      'rsa_mgf1_md:sha256',
+      '-in',
+      ct,
     ]);
     assert.notEqual(r.status, 0);
     assert.equal(r.signal, null);
@@ -85,7 +166,17 @@ describe('AES key wrap in the HSM (pkeyutl -encrypt/-decrypt -inkey <aes uri>)',
       const inFile = pe.file(`kw${size}.key`);
       const wrapped = pe.file(`kw${size}.wrapped`);
       writeFileSync(inFile, secret);
-      pe.opensslOk(['pkeyutl', ...PROVIDERS, '-encrypt', '-inkey', key, '-in', inFile, '-out', wrapped]);
+      pe.opensslOk([
+        'pkeyutl',
+        ...PROVIDERS,
+        '-encrypt',
+        '-inkey',
+        key,
+        '-in',
+        inFile,
+        '-out',
+        wrapped,
+      ]);
       const blob = readFileSync(wrapped);
       assert.equal(blob.length, 40);
       const r = pe.opensslOk(['pkeyutl', ...PROVIDERS, '-decrypt', '-inkey', key, '-in', wrapped]);
@@ -105,7 +196,15 @@ describe('AES key wrap in the HSM (pkeyutl -encrypt/-decrypt -inkey <aes uri>)',
   it('input that is not a multiple of 8 bytes is refused before the HSM is asked', () => {
     const inFile = pe.file('odd.key');
     writeFileSync(inFile, randomBytes(20));
-    const r = pe.openssl(['pkeyutl', ...PROVIDERS, '-encrypt', '-inkey', uriOf('aes256'), '-in', inFile]);
+    const r = pe.openssl([
+      'pkeyutl',
+      ...PROVIDERS,
+      '-encrypt',
+      '-inkey',
+      uriOf('aes256'),
+      '-in',
+      inFile,
+    ]);
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /multiple of 8 bytes/);
   });

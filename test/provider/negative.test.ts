@@ -44,7 +44,11 @@ before(async () => {
   const keys = emulator.keyClient();
   await keys.createRsaKey('rsa', { keySize: 2048, hsm: true });
   await keys.createEcKey('ec', { curve: 'P-256', hsm: true });
-  await keys.createRsaKey('verify-only', { keySize: 2048, hsm: true, keyOps: ['verify', 'encrypt'] });
+  await keys.createRsaKey('verify-only', {
+    keySize: 2048,
+    hsm: true,
+    keyOps: ['verify', 'encrypt'],
+  });
   writeFileSync(join(work, 'data.txt'), 'negative tests\n');
 });
 
@@ -59,7 +63,20 @@ function openssl(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Run {
 }
 
 const sign = (uri: string, extra: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Run =>
-  openssl(['dgst', '-sha256', ...PROVIDERS, '-sign', uri, ...extra, '-out', join(work, 'sig.bin'), 'data.txt'], extraEnv);
+  openssl(
+    [
+      'dgst',
+      '-sha256',
+      ...PROVIDERS,
+      '-sign',
+      uri,
+      ...extra,
+      '-out',
+      join(work, 'sig.bin'),
+      'data.txt',
+    ],
+    extraEnv,
+  );
 
 describe('bad input', () => {
   it('malformed URIs are refused with the accepted forms', () => {
@@ -72,7 +89,11 @@ describe('bad input', () => {
       `keyvault:${HSM}:a:b`,
     ]) {
       const r = openssl(['pkey', ...PROVIDERS, '-in', uri, '-pubout']);
-      assertCleanFailure(r, /(malformed key URI|invalid (key )?URI).*Accepted forms|Accepted forms/s, uri);
+      assertCleanFailure(
+        r,
+        /(malformed key URI|invalid (key )?URI).*Accepted forms|Accepted forms/s,
+        uri,
+      );
     }
   });
 
@@ -84,25 +105,59 @@ describe('bad input', () => {
   it('a key whose key_ops exclude sign cannot sign, and says which operations it allows', () => {
     const r = sign(`managedhsm:${HSM}:verify-only`);
     assertCleanFailure(r, /does not allow sign \(its key_ops: .*verify/, 'verify-only key');
-    const d = openssl(['pkeyutl', ...PROVIDERS, '-decrypt', '-inkey', `managedhsm:${HSM}:verify-only`, '-in', 'data.txt']);
+    const d = openssl([
+      'pkeyutl',
+      ...PROVIDERS,
+      '-decrypt',
+      '-inkey',
+      `managedhsm:${HSM}:verify-only`,
+      '-in',
+      'data.txt',
+    ]);
     assertCleanFailure(d, /does not allow decrypt/, 'decrypt with a verify-only key');
   });
 
   it('SHA-1 signatures are refused with the digests to use instead', () => {
-    const r = openssl(['dgst', '-sha1', ...PROVIDERS, '-sign', `managedhsm:${HSM}:rsa`, '-out', 'sig.bin', 'data.txt']);
+    const r = openssl([
+      'dgst',
+      '-sha1',
+      ...PROVIDERS,
+      '-sign',
+      `managedhsm:${HSM}:rsa`,
+      '-out',
+      'sig.bin',
+      'data.txt',
+    ]);
     assertCleanFailure(r, /SHA-1 signatures are refused.*SHA-256/, 'sha1');
   });
 
   it('a PSS salt length other than the digest length is refused with the option to use', () => {
     for (const salt of ['max', '20']) {
-      const r = sign(`managedhsm:${HSM}:rsa`, ['-sigopt', 'rsa_padding_mode:pss', '-sigopt', `rsa_pss_saltlen:${salt}`]);
-      assertCleanFailure(r, /salt length .* not supported.*rsa_pss_saltlen:digest/, `saltlen ${salt}`);
+      const r = sign(`managedhsm:${HSM}:rsa`, [
+        '-sigopt',
+        'rsa_padding_mode:pss',
+        '-sigopt',
+        `rsa_pss_saltlen:${salt}`,
+      ]);
+      assertCleanFailure(
+        r,
+        /salt length .* not supported.*rsa_pss_saltlen:digest/,
+        `saltlen ${salt}`,
+      );
     }
   });
 
   it('RSA pkeyutl -sign without a digest algorithm asks for -pkeyopt digest', () => {
     writeFileSync(join(work, 'digest.bin'), Buffer.alloc(32, 7));
-    const r = openssl(['pkeyutl', ...PROVIDERS, '-sign', '-inkey', `managedhsm:${HSM}:rsa`, '-in', 'digest.bin']);
+    const r = openssl([
+      'pkeyutl',
+      ...PROVIDERS,
+      '-sign',
+      '-inkey',
+      `managedhsm:${HSM}:rsa`,
+      '-in',
+      'digest.bin',
+    ]);
     assertCleanFailure(r, /-pkeyopt digest:sha256/, 'pkeyutl without digest');
   });
 
@@ -147,7 +202,9 @@ describe('HSM faults surface through the agent', () => {
 
 describe('agent trouble', () => {
   it('agent down: the error names the socket and how to start the agent', () => {
-    const r = sign(`managedhsm:${HSM}:rsa`, [], { AKV_AGENT_SOCKET: join(work, 'nobody-here.sock') });
+    const r = sign(`managedhsm:${HSM}:rsa`, [], {
+      AKV_AGENT_SOCKET: join(work, 'nobody-here.sock'),
+    });
     assertCleanFailure(
       r,
       /akv agent not reachable at .*nobody-here\.sock.*it is not started automatically: AKV_AGENT_AUTOSTART=0.*; hint: .*akv agent/,
@@ -163,10 +220,9 @@ describe('agent trouble', () => {
     });
     await new Promise<void>((resolve) => server.listen(path, resolve));
     try {
-      const r = await runAsync(
-        ['pkey', ...PROVIDERS, '-in', `managedhsm:${HSM}:rsa`, '-pubout'],
-        { AKV_AGENT_SOCKET: path },
-      );
+      const r = await runAsync(['pkey', ...PROVIDERS, '-in', `managedhsm:${HSM}:rsa`, '-pubout'], {
+        AKV_AGENT_SOCKET: path,
+      });
       assertCleanFailure(r, /invalid frame header \(magic\)/, 'garbage');
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -179,12 +235,21 @@ describe('agent trouble', () => {
     await emulator.resetStats();
     try {
       const pending = runAsync([
-        'dgst', '-sha256', ...PROVIDERS, '-sign', `managedhsm:${HSM}:rsa`, '-out', join(work, 'killed.sig'),
+        'dgst',
+        '-sha256',
+        ...PROVIDERS,
+        '-sign',
+        `managedhsm:${HSM}:rsa`,
+        '-out',
+        join(work, 'killed.sig'),
         'data.txt',
       ]);
       for (let i = 0; i < 400 && ((await emulator.stats()).requests.sign ?? 0) === 0; i++)
         await new Promise((r) => setTimeout(r, 10));
-      assert.ok(((await emulator.stats()).requests.sign ?? 0) > 0, 'the sign request never reached the HSM');
+      assert.ok(
+        ((await emulator.stats()).requests.sign ?? 0) > 0,
+        'the sign request never reached the HSM',
+      );
       await agent.kill('SIGKILL');
       const r = await pending;
       assertCleanFailure(r, /akv agent|connection to the akv agent/, 'agent killed');
@@ -208,7 +273,13 @@ function runAsync(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run
     child.on('error', reject);
     child.on('close', (status, signal) => {
       const o = Buffer.concat(out);
-      resolve({ status, signal, stdout: o.toString(), stderr: Buffer.concat(err).toString(), out: o });
+      resolve({
+        status,
+        signal,
+        stdout: o.toString(),
+        stderr: Buffer.concat(err).toString(),
+        out: o,
+      });
     });
   });
 }

@@ -55,7 +55,13 @@ export function runSync(
   input?: Buffer | string,
   timeoutMs = 120_000,
 ): Run {
-  const r = spawnSync(cmd, args, { env, cwd, input, maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs });
+  const r = spawnSync(cmd, args, {
+    env,
+    cwd,
+    input,
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: timeoutMs,
+  });
   return {
     status: r.status,
     signal: r.signal,
@@ -99,7 +105,11 @@ export async function startProviderEnv(
     },
     opensslOk(args, options = {}) {
       const r = self.openssl(args, options);
-      assert.equal(r.status, 0, `openssl ${args.join(' ')} failed (${r.status} ${r.signal}):\n${r.stderr}`);
+      assert.equal(
+        r.status,
+        0,
+        `openssl ${args.join(' ')} failed (${r.status} ${r.signal}):\n${r.stderr}`,
+      );
       return r;
     },
     akvRun(args) {
@@ -107,7 +117,11 @@ export async function startProviderEnv(
     },
     akv(args) {
       const r = runSync(AKV_BIN, args, env, dir);
-      assert.equal(r.status, 0, `akv ${args.join(' ')} failed (${r.status}):\n${r.stderr}${r.stdout}`);
+      assert.equal(
+        r.status,
+        0,
+        `akv ${args.join(' ')} failed (${r.status}):\n${r.stderr}${r.stdout}`,
+      );
       return r;
     },
     createKey(name, ...args) {
@@ -147,7 +161,10 @@ export async function startProviderEnv(
 export function assertCleanFailure(r: Run, pattern: RegExp, what: string): void {
   assert.notEqual(r.status, 0, `${what}: expected failure, got exit 0\n${r.stdout}`);
   assert.equal(r.signal, null, `${what}: killed by ${r.signal} (crash?)\n${r.stderr}`);
-  assert.ok(r.status !== null && r.status < 128, `${what}: exit status ${r.status} looks like a crash`);
+  assert.ok(
+    r.status !== null && r.status < 128,
+    `${what}: exit status ${r.status} looks like a crash`,
+  );
   assert.match(r.stderr, pattern, `${what}: stderr lacks ${pattern}:\n${r.stderr}`);
 }
 
@@ -165,7 +182,9 @@ export function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+      server.close(() =>
+        resolve(typeof address === 'object' && address !== null ? address.port : 0),
+      );
     });
   });
 }

@@ -10,7 +10,13 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { makeProvider, PROVIDER_DIR, PROVIDERS, startProviderEnv, type ProviderEnv } from './openssl-env.js';
+import {
+  makeProvider,
+  PROVIDER_DIR,
+  PROVIDERS,
+  startProviderEnv,
+  type ProviderEnv,
+} from './openssl-env.js';
 
 let pe: ProviderEnv;
 const RSA_SIZES = [2048, 3072, 4096];
@@ -19,8 +25,10 @@ const DIGESTS = ['sha256', 'sha384', 'sha512'];
 
 before(async () => {
   pe = await startProviderEnv('sign', 'signhsm');
-  for (const size of RSA_SIZES) pe.createKey(`rsa${size}`, '--kty', 'RSA-HSM', '--size', String(size));
-  for (const curve of CURVES) pe.createKey(`ec${curve.slice(2)}`, '--kty', 'EC-HSM', '--curve', curve);
+  for (const size of RSA_SIZES)
+    pe.createKey(`rsa${size}`, '--kty', 'RSA-HSM', '--size', String(size));
+  for (const curve of CURVES)
+    pe.createKey(`ec${curve.slice(2)}`, '--kty', 'EC-HSM', '--curve', curve);
   writeFileSync(pe.file('data.txt'), 'The quick brown fox signs in the HSM.\n');
 });
 
@@ -40,7 +48,16 @@ function exportPublic(key: string): string {
 }
 
 function verifyWithDefault(pub: string, digest: string, sig: string, extra: string[] = []): void {
-  const r = pe.opensslOk(['dgst', `-${digest}`, '-verify', pub, ...extra, '-signature', sig, pe.file('data.txt')]);
+  const r = pe.opensslOk([
+    'dgst',
+    `-${digest}`,
+    '-verify',
+    pub,
+    ...extra,
+    '-signature',
+    sig,
+    pe.file('data.txt'),
+  ]);
   assert.match(r.stdout, /Verified OK/);
 }
 
@@ -49,7 +66,8 @@ describe('openssl pkey -pubout', () => {
     for (const key of ['rsa2048', 'rsa3072', 'rsa4096', 'ec256', 'ec384', 'ec521']) {
       const pub = exportPublic(key);
       const text = pe.opensslOk(['pkey', '-pubin', '-in', pub, '-noout', '-text']).stdout;
-      if (key.startsWith('rsa')) assert.match(text, new RegExp(`Public-Key: \\(${key.slice(3)} bit\\)`));
+      if (key.startsWith('rsa'))
+        assert.match(text, new RegExp(`Public-Key: \\(${key.slice(3)} bit\\)`));
       else assert.match(text, /NIST CURVE: P-(256|384|521)/);
     }
   });
@@ -62,16 +80,43 @@ describe('openssl dgst -sign', () => {
       const pub = exportPublic(key);
       for (const digest of DIGESTS) {
         const sig = pe.file(`${key}-${digest}.sig`);
-        pe.opensslOk(['dgst', `-${digest}`, ...PROVIDERS, '-sign', uriOf(key), '-out', sig, pe.file('data.txt')]);
+        pe.opensslOk([
+          'dgst',
+          `-${digest}`,
+          ...PROVIDERS,
+          '-sign',
+          uriOf(key),
+          '-out',
+          sig,
+          pe.file('data.txt'),
+        ]);
         assert.equal(readFileSync(sig).length, size / 8);
         verifyWithDefault(pub, digest, sig);
 
         const pss = ['-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:digest'];
         const psig = pe.file(`${key}-${digest}-pss.sig`);
-        pe.opensslOk(['dgst', `-${digest}`, ...PROVIDERS, '-sign', uriOf(key), ...pss, '-out', psig, pe.file('data.txt')]);
+        pe.opensslOk([
+          'dgst',
+          `-${digest}`,
+          ...PROVIDERS,
+          '-sign',
+          uriOf(key),
+          ...pss,
+          '-out',
+          psig,
+          pe.file('data.txt'),
+        ]);
         verifyWithDefault(pub, digest, psig, pss);
         // The PSS signature is not a PKCS#1 v1.5 one: verification without the PSS options fails.
-        const wrong = pe.openssl(['dgst', `-${digest}`, '-verify', pub, '-signature', psig, pe.file('data.txt')]);
+        const wrong = pe.openssl([
+          'dgst',
+          `-${digest}`,
+          '-verify',
+          pub,
+          '-signature',
+          psig,
+          pe.file('data.txt'),
+        ]);
         assert.notEqual(wrong.status, 0);
       }
     });
@@ -83,7 +128,16 @@ describe('openssl dgst -sign', () => {
       const pub = exportPublic(key);
       for (const digest of DIGESTS) {
         const sig = pe.file(`${key}-${digest}.sig`);
-        pe.opensslOk(['dgst', `-${digest}`, ...PROVIDERS, '-sign', uriOf(key), '-out', sig, pe.file('data.txt')]);
+        pe.opensslOk([
+          'dgst',
+          `-${digest}`,
+          ...PROVIDERS,
+          '-sign',
+          uriOf(key),
+          '-out',
+          sig,
+          pe.file('data.txt'),
+        ]);
         // DER ECDSA-Sig-Value, not Azure's raw r||s.
         assert.equal(readFileSync(sig)[0], 0x30);
         verifyWithDefault(pub, digest, sig);
@@ -106,7 +160,17 @@ describe('openssl pkeyutl -sign on a precomputed digest', () => {
     writeFileSync(digest, pe.opensslOk(['dgst', '-sha256', '-binary', pe.file('data.txt')]).out);
     const cases: Array<[string, string[]]> = [
       ['rsa2048', ['-pkeyopt', 'digest:sha256']],
-      ['rsa2048', ['-pkeyopt', 'digest:sha256', '-pkeyopt', 'rsa_padding_mode:pss', '-pkeyopt', 'rsa_pss_saltlen:digest']],
+      [
+        'rsa2048',
+        [
+          '-pkeyopt',
+          'digest:sha256',
+          '-pkeyopt',
+          'rsa_padding_mode:pss',
+          '-pkeyopt',
+          'rsa_pss_saltlen:digest',
+        ],
+      ],
       ['ec256', []],
       ['ec384', []],
       ['ec521', []],
@@ -114,8 +178,30 @@ describe('openssl pkeyutl -sign on a precomputed digest', () => {
     for (const [key, opts] of cases) {
       const pub = exportPublic(key);
       const sig = pe.file(`${key}-pkeyutl.sig`);
-      pe.opensslOk(['pkeyutl', ...PROVIDERS, '-sign', '-inkey', uriOf(key), '-in', digest, '-out', sig, ...opts]);
-      const r = pe.opensslOk(['pkeyutl', '-verify', '-pubin', '-inkey', pub, '-in', digest, '-sigfile', sig, ...opts]);
+      pe.opensslOk([
+        'pkeyutl',
+        ...PROVIDERS,
+        '-sign',
+        '-inkey',
+        uriOf(key),
+        '-in',
+        digest,
+        '-out',
+        sig,
+        ...opts,
+      ]);
+      const r = pe.opensslOk([
+        'pkeyutl',
+        '-verify',
+        '-pubin',
+        '-inkey',
+        pub,
+        '-in',
+        digest,
+        '-sigfile',
+        sig,
+        ...opts,
+      ]);
       assert.match(r.stdout, /Signature Verified Successfully/);
     }
   });
@@ -126,7 +212,10 @@ describe('round trips and the debug log (AKV_LOG_FILE)', () => {
     const log = pe.file('provider.log');
     const env = { ...pe.env, AKV_LOG_FILE: log, AKV_LOG_LEVEL: 'info' };
     const sig = pe.file('logged.sig');
-    pe.opensslOk(['dgst', '-sha256', ...PROVIDERS, '-sign', uriOf('ec256'), '-out', sig, pe.file('data.txt')], { env });
+    pe.opensslOk(
+      ['dgst', '-sha256', ...PROVIDERS, '-sign', uriOf('ec256'), '-out', sig, pe.file('data.txt')],
+      { env },
+    );
     const ref = pe.file('ec256.ref.pem');
     pe.akv(['keyref', uriOf('ec256'), '--out', ref]);
     pe.opensslOk(['pkey', ...PROVIDERS, '-in', ref, '-pubout'], { env });
@@ -134,12 +223,17 @@ describe('round trips and the debug log (AKV_LOG_FILE)', () => {
     const ops = lines.map((l) => /op=(\w+)/.exec(l)?.[1]);
     assert.deepEqual(ops, ['describe', 'sign', 'describe'], lines.join('\n'));
     for (const line of lines) {
-      assert.match(line, /^\d{4}-\d\d-\d\dT[\d:.]+Z akv_provider pid=\d+ info op=\w+ key=managedhsm:signhsm:ec256/);
+      assert.match(
+        line,
+        /^\d{4}-\d\d-\d\dT[\d:.]+Z akv_provider pid=\d+ info op=\w+ key=managedhsm:signhsm:ec256/,
+      );
       assert.match(line, /result=ok ms=\d+$/);
     }
     // Neither the signature nor the digest appears in the log.
     const text = readFileSync(log, 'utf8');
-    const digestHex = pe.opensslOk(['dgst', '-sha256', '-hex', '-r', pe.file('data.txt')]).stdout.split(' ')[0] ?? '';
+    const digestHex =
+      pe.opensslOk(['dgst', '-sha256', '-hex', '-r', pe.file('data.txt')]).stdout.split(' ')[0] ??
+      '';
     assert.equal(text.includes(digestHex), false);
     assert.equal(text.includes(readFileSync(sig).toString('hex').slice(0, 32)), false);
   });
@@ -150,7 +244,11 @@ describe('threads and fork', () => {
 
   for (const [label, bin, modules] of [
     ['plain build', 'sign_stress', join(PROVIDER_DIR, 'build')],
-    ['ASan/UBSan build of driver and module', 'sign_stress_asan', join(PROVIDER_DIR, 'build', 'asan')],
+    [
+      'ASan/UBSan build of driver and module',
+      'sign_stress_asan',
+      join(PROVIDER_DIR, 'build', 'asan'),
+    ],
   ] as const) {
     it(`8 threads and 2 forked children sign through one key (${label})`, () => {
       for (const key of ['rsa2048', 'ec256']) {

@@ -23,8 +23,21 @@ before(async () => {
   for (const key of ['tls-rsa', 'tls-ec']) {
     pe.akv(['keyref', `managedhsm:${pe.hsm}:${key}`, '--out', pe.file(`${key}.ref.pem`)]);
     pe.opensslOk(
-      ['req', '-new', '-x509', '-key', pe.file(`${key}.ref.pem`), '-subj', '/CN=localhost', '-addext',
-        'subjectAltName=DNS:localhost', '-days', '2', '-out', pe.file(`${key}.crt`)],
+      [
+        'req',
+        '-new',
+        '-x509',
+        '-key',
+        pe.file(`${key}.ref.pem`),
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost',
+        '-days',
+        '2',
+        '-out',
+        pe.file(`${key}.crt`),
+      ],
       { env: cnfEnv },
     );
   }
@@ -36,12 +49,27 @@ after(async () => {
 });
 
 /** Starts s_server on a free port and resolves once it accepts connections. */
-async function startServer(key: string, env: NodeJS.ProcessEnv, extra: string[]): Promise<{ port: number; proc: ChildProcess }> {
+async function startServer(
+  key: string,
+  env: NodeJS.ProcessEnv,
+  extra: string[],
+): Promise<{ port: number; proc: ChildProcess }> {
   const port = await freePort();
   const proc = spawn(
     'openssl',
-    ['s_server', ...extra, '-accept', `127.0.0.1:${port}`, '-cert', pe.file(`${key}.crt`), '-key',
-      pe.file(`${key}.ref.pem`), '-naccept', '2', '-www'],
+    [
+      's_server',
+      ...extra,
+      '-accept',
+      `127.0.0.1:${port}`,
+      '-cert',
+      pe.file(`${key}.crt`),
+      '-key',
+      pe.file(`${key}.ref.pem`),
+      '-naccept',
+      '2',
+      '-www',
+    ],
     { env, cwd: pe.dir, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   servers.add(proc);
@@ -53,15 +81,29 @@ async function startServer(key: string, env: NodeJS.ProcessEnv, extra: string[])
     };
     proc.stdout?.on('data', onData);
     proc.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-    proc.on('exit', (code) => reject(new Error(`s_server exited (${code}) before accepting:\n${output}`)));
+    proc.on('exit', (code) =>
+      reject(new Error(`s_server exited (${code}) before accepting:\n${output}`)),
+    );
   });
   return { port, proc };
 }
 
 function handshake(port: number, key: string, version: '-tls1_3' | '-tls1_2'): string {
   const r = pe.openssl(
-    ['s_client', '-connect', `127.0.0.1:${port}`, version, '-groups', version === '-tls1_2' ? 'P-256' : 'P-384:X25519', '-CAfile', pe.file(`${key}.crt`), '-verify_hostname',
-      'localhost', '-verify_return_error', '-brief'],
+    [
+      's_client',
+      '-connect',
+      `127.0.0.1:${port}`,
+      version,
+      '-groups',
+      version === '-tls1_2' ? 'P-256' : 'P-384:X25519',
+      '-CAfile',
+      pe.file(`${key}.crt`),
+      '-verify_hostname',
+      'localhost',
+      '-verify_return_error',
+      '-brief',
+    ],
     { input: '' },
   );
   const out = `${r.stdout}${r.stderr}`;
@@ -71,7 +113,11 @@ function handshake(port: number, key: string, version: '-tls1_3' | '-tls1_2'): s
 
 describe('TLS handshakes signed in the HSM (s_server -key <keyref.pem>)', () => {
   for (const [label, envOf, extra] of [
-    ['openssl.cnf activates default and akv_provider', (): NodeJS.ProcessEnv => cnfEnv, [] as string[]],
+    [
+      'openssl.cnf activates default and akv_provider',
+      (): NodeJS.ProcessEnv => cnfEnv,
+      [] as string[],
+    ],
     ['-provider default -provider akv_provider', (): NodeJS.ProcessEnv => pe.env, DEFAULT_FIRST],
     // akv_provider first: TLS then takes the NIST groups and ECDHE keys from akv_provider's keymgmt.
     ['-provider akv_provider -provider default', (): NodeJS.ProcessEnv => pe.env, PROVIDERS],
@@ -86,7 +132,10 @@ describe('TLS handshakes signed in the HSM (s_server -key <keyref.pem>)', () => 
         const tls12 = handshake(port, key, '-tls1_2');
         assert.match(tls12, /Protocol version: TLSv1\.2/);
         assert.match(tls12, /Verification: OK/);
-        assert.match(tls12, key === 'tls-ec' ? /Ciphersuite: ECDHE-ECDSA-/ : /Ciphersuite: ECDHE-RSA-/);
+        assert.match(
+          tls12,
+          key === 'tls-ec' ? /Ciphersuite: ECDHE-ECDSA-/ : /Ciphersuite: ECDHE-RSA-/,
+        );
         // NIST-curve ECDHE: the ephemeral keys come from whichever provider is first for "EC".
         assert.match(tls12, /Server Temp Key: ECDH, prime256v1/);
         assert.match(tls13, /Server Temp Key: ECDH, secp384r1/);

@@ -35,7 +35,17 @@ describe('openssl req and x509 with HSM keys', () => {
       [ecUri, 'ec'],
     ]) {
       const csr = pe.file(`${name}.csr`);
-      pe.opensslOk(['req', ...PROVIDERS, '-new', '-key', uri as string, '-subj', `/CN=${name}.example`, '-out', csr]);
+      pe.opensslOk([
+        'req',
+        ...PROVIDERS,
+        '-new',
+        '-key',
+        uri as string,
+        '-subj',
+        `/CN=${name}.example`,
+        '-out',
+        csr,
+      ]);
       const r = pe.opensslOk(['req', '-verify', '-in', csr, '-noout']);
       assert.match(`${r.stdout}${r.stderr}`, /verify OK|self-signature ok/i);
     }
@@ -43,7 +53,20 @@ describe('openssl req and x509 with HSM keys', () => {
 
   it('req -x509 self-signed with PKCS#1 v1.5 verifies', () => {
     const crt = pe.file('self-pkcs1.crt');
-    pe.opensslOk(['req', ...PROVIDERS, '-new', '-x509', '-key', rsaUri, '-subj', '/CN=pkcs1', '-days', '30', '-out', crt]);
+    pe.opensslOk([
+      'req',
+      ...PROVIDERS,
+      '-new',
+      '-x509',
+      '-key',
+      rsaUri,
+      '-subj',
+      '/CN=pkcs1',
+      '-days',
+      '30',
+      '-out',
+      crt,
+    ]);
     verifyCert(crt, crt);
     const text = pe.opensslOk(['x509', '-in', crt, '-noout', '-text']).stdout;
     assert.match(text, /Signature Algorithm: sha256WithRSAEncryption/);
@@ -52,9 +75,23 @@ describe('openssl req and x509 with HSM keys', () => {
   it('req -x509 self-signed with RSA-PSS carries RFC 4055 parameters and verifies', () => {
     const crt = pe.file('self-pss.crt');
     pe.opensslOk([
-      'req', ...PROVIDERS, '-new', '-x509', '-key', rsaUri, '-sha384',
-      '-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:digest',
-      '-subj', '/CN=pss', '-days', '30', '-out', crt,
+      'req',
+      ...PROVIDERS,
+      '-new',
+      '-x509',
+      '-key',
+      rsaUri,
+      '-sha384',
+      '-sigopt',
+      'rsa_padding_mode:pss',
+      '-sigopt',
+      'rsa_pss_saltlen:digest',
+      '-subj',
+      '/CN=pss',
+      '-days',
+      '30',
+      '-out',
+      crt,
     ]);
     verifyCert(crt, crt);
     const text = pe.opensslOk(['x509', '-in', crt, '-noout', '-text']).stdout;
@@ -67,16 +104,51 @@ describe('openssl req and x509 with HSM keys', () => {
   it('a CA key in the HSM signs a leaf CSR with x509 -req -CAkey, and the chain verifies', () => {
     const ca = pe.file('ca.crt');
     pe.opensslOk([
-      'req', ...PROVIDERS, '-new', '-x509', '-key', rsaUri, '-subj', '/CN=HSM Test CA',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-      '-days', '30', '-out', ca,
+      'req',
+      ...PROVIDERS,
+      '-new',
+      '-x509',
+      '-key',
+      rsaUri,
+      '-subj',
+      '/CN=HSM Test CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+      '-days',
+      '30',
+      '-out',
+      ca,
     ]);
     const csr = pe.file('leaf.csr');
-    pe.opensslOk(['req', ...PROVIDERS, '-new', '-key', ecUri, '-subj', '/CN=leaf.example', '-out', csr]);
+    pe.opensslOk([
+      'req',
+      ...PROVIDERS,
+      '-new',
+      '-key',
+      ecUri,
+      '-subj',
+      '/CN=leaf.example',
+      '-out',
+      csr,
+    ]);
     const leaf = pe.file('leaf.crt');
     pe.opensslOk([
-      'x509', ...PROVIDERS, '-req', '-in', csr, '-CA', ca, '-CAkey', rsaUri, '-CAcreateserial',
-      '-days', '5', '-out', leaf,
+      'x509',
+      ...PROVIDERS,
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      ca,
+      '-CAkey',
+      rsaUri,
+      '-CAcreateserial',
+      '-days',
+      '5',
+      '-out',
+      leaf,
     ]);
     verifyCert(ca, leaf);
     // The leaf's key is the HSM key: it matches the public key exported through the provider.
@@ -89,14 +161,46 @@ describe('openssl req and x509 with HSM keys', () => {
 describe('software keys next to HSM keys (akv_provider loaded first)', () => {
   it('genpkey and req -newkey still make ordinary keys, which sign and decrypt locally', () => {
     const ec = pe.file('soft-ec.pem');
-    pe.opensslOk(['genpkey', ...PROVIDERS, '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', ec]);
+    pe.opensslOk([
+      'genpkey',
+      ...PROVIDERS,
+      '-algorithm',
+      'EC',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-out',
+      ec,
+    ]);
     assert.match(readFileSync(ec, 'utf8'), /BEGIN PRIVATE KEY/);
     const rsa = pe.file('soft-rsa.pem');
-    pe.opensslOk(['genpkey', ...PROVIDERS, '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', rsa]);
+    pe.opensslOk([
+      'genpkey',
+      ...PROVIDERS,
+      '-algorithm',
+      'RSA',
+      '-pkeyopt',
+      'rsa_keygen_bits:2048',
+      '-out',
+      rsa,
+    ]);
     const crt = pe.file('soft.crt');
     pe.opensslOk([
-      'req', ...PROVIDERS, '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes',
-      '-keyout', pe.file('soft-new.pem'), '-subj', '/CN=soft', '-x509', '-days', '1', '-out', crt,
+      'req',
+      ...PROVIDERS,
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-384',
+      '-nodes',
+      '-keyout',
+      pe.file('soft-new.pem'),
+      '-subj',
+      '/CN=soft',
+      '-x509',
+      '-days',
+      '1',
+      '-out',
+      crt,
     ]);
     verifyCert(crt, crt);
     const data = pe.file('soft.txt');
@@ -106,7 +210,10 @@ describe('software keys next to HSM keys (akv_provider loaded first)', () => {
     pe.opensslOk(['dgst', '-sha256', '-prverify', ec, '-signature', sig, data]);
     const ct = pe.file('soft.ct');
     pe.opensslOk(['pkeyutl', ...PROVIDERS, '-encrypt', '-inkey', rsa, '-in', data, '-out', ct]);
-    assert.equal(pe.opensslOk(['pkeyutl', ...PROVIDERS, '-decrypt', '-inkey', rsa, '-in', ct]).stdout, 'software key');
+    assert.equal(
+      pe.opensslOk(['pkeyutl', ...PROVIDERS, '-decrypt', '-inkey', rsa, '-in', ct]).stdout,
+      'software key',
+    );
   });
 });
 
@@ -128,7 +235,17 @@ describe('key-reference files (akv keyref)', () => {
     const ref = pe.file('rsa.ref.pem');
     pe.akv(['keyref', rsaUri, '--out', ref]);
     const csr = pe.file('ref.csr');
-    pe.opensslOk(['req', ...PROVIDERS, '-new', '-key', ref, '-subj', '/CN=ref.example', '-out', csr]);
+    pe.opensslOk([
+      'req',
+      ...PROVIDERS,
+      '-new',
+      '-key',
+      ref,
+      '-subj',
+      '/CN=ref.example',
+      '-out',
+      csr,
+    ]);
     pe.opensslOk(['req', '-verify', '-in', csr, '-noout']);
   });
 
@@ -147,7 +264,15 @@ describe('key commands and the running agent agree', () => {
       'import',
       (name: string) => {
         const pem = pe.file(`${name}-imported.pem`);
-        pe.opensslOk(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', pem]);
+        pe.opensslOk([
+          'genpkey',
+          '-algorithm',
+          'EC',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-out',
+          pem,
+        ]);
         pe.akv(['key', 'import', '--hsm-name', pe.hsm, '--name', name, '--pem-file', pem]);
       },
     ],
@@ -158,11 +283,19 @@ describe('key commands and the running agent agree', () => {
       // Loaded once: the agent now caches this description (keyCacheTtlMs is minutes).
       const before = pe.opensslOk(['pkey', ...PROVIDERS, '-in', uri, '-pubout']).stdout;
       change(name);
-      const shown = JSON.parse(pe.akv(['key', 'show', '--hsm-name', pe.hsm, '--name', name]).stdout) as {
+      const shown = JSON.parse(
+        pe.akv(['key', 'show', '--hsm-name', pe.hsm, '--name', name]).stdout,
+      ) as {
         key: { kid: string };
       };
       const current = shown.key.kid.split('/').pop() ?? '';
-      const expected = pe.opensslOk(['pkey', ...PROVIDERS, '-in', `${uri}?version=${current}`, '-pubout']).stdout;
+      const expected = pe.opensslOk([
+        'pkey',
+        ...PROVIDERS,
+        '-in',
+        `${uri}?version=${current}`,
+        '-pubout',
+      ]).stdout;
       const after = pe.opensslOk(['pkey', ...PROVIDERS, '-in', uri, '-pubout']).stdout;
       assert.notEqual(after, before, 'the agent still served the old version');
       assert.equal(after, expected);
@@ -175,14 +308,19 @@ describe('key commands and the running agent agree', () => {
     pe.akv(['key', 'delete', '--hsm-name', pe.hsm, '--name', 'agree-delete']);
     const r = pe.openssl(['pkey', ...PROVIDERS, '-in', uri, '-pubout']);
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /akv_provider:akv_describe:key not found:.*describe: .*agree-delete.*; hint: /);
+    assert.match(
+      r.stderr,
+      /akv_provider:akv_describe:key not found:.*describe: .*agree-delete.*; hint: /,
+    );
   });
 });
 
 describe('?version= pinning', () => {
   it('after akv key rotate, the pinned old version still signs with the old key', () => {
     const uri = pe.createKey('rotating', '--kty', 'EC-HSM', '--curve', 'P-256');
-    const shown = JSON.parse(pe.akv(['key', 'show', '--hsm-name', pe.hsm, '--name', 'rotating']).stdout) as {
+    const shown = JSON.parse(
+      pe.akv(['key', 'show', '--hsm-name', pe.hsm, '--name', 'rotating']).stdout,
+    ) as {
       key: { kid: string };
     };
     const oldVersion = shown.key.kid.split('/').pop() ?? '';
@@ -191,13 +329,23 @@ describe('?version= pinning', () => {
     pe.opensslOk(['pkey', ...PROVIDERS, '-in', uri, '-pubout', '-out', oldPub]);
 
     pe.akv(['key', 'rotate', '--hsm-name', pe.hsm, '--name', 'rotating']);
-    const rotated = JSON.parse(pe.akv(['key', 'show', '--hsm-name', pe.hsm, '--name', 'rotating']).stdout) as {
+    const rotated = JSON.parse(
+      pe.akv(['key', 'show', '--hsm-name', pe.hsm, '--name', 'rotating']).stdout,
+    ) as {
       key: { kid: string };
     };
     const newVersion = rotated.key.kid.split('/').pop() ?? '';
     assert.notEqual(newVersion, oldVersion);
     const newPub = pe.file('new.pub');
-    pe.opensslOk(['pkey', ...PROVIDERS, '-in', `${uri}?version=${newVersion}`, '-pubout', '-out', newPub]);
+    pe.opensslOk([
+      'pkey',
+      ...PROVIDERS,
+      '-in',
+      `${uri}?version=${newVersion}`,
+      '-pubout',
+      '-out',
+      newPub,
+    ]);
     assert.notEqual(readFileSync(oldPub, 'utf8'), readFileSync(newPub, 'utf8'));
 
     const data = pe.file('data.txt');
@@ -206,7 +354,10 @@ describe('?version= pinning', () => {
     const sig = pe.file('pinned.sig');
     pe.opensslOk(['dgst', '-sha256', ...PROVIDERS, '-sign', pinned, '-out', sig, data]);
     pe.opensslOk(['dgst', '-sha256', '-verify', oldPub, '-signature', sig, data]);
-    assert.notEqual(pe.openssl(['dgst', '-sha256', '-verify', newPub, '-signature', sig, data]).status, 0);
+    assert.notEqual(
+      pe.openssl(['dgst', '-sha256', '-verify', newPub, '-signature', sig, data]).status,
+      0,
+    );
 
     // The pinned URI's public key is the old one, in both URI forms.
     const pinnedPub = pe.opensslOk(['pkey', ...PROVIDERS, '-in', pinned, '-pubout']).stdout;
@@ -216,9 +367,21 @@ describe('?version= pinning', () => {
 
     // The new version signs with the new key.
     const sig2 = pe.file('current.sig');
-    pe.opensslOk(['dgst', '-sha256', ...PROVIDERS, '-sign', `${uri}?version=${newVersion}`, '-out', sig2, data]);
+    pe.opensslOk([
+      'dgst',
+      '-sha256',
+      ...PROVIDERS,
+      '-sign',
+      `${uri}?version=${newVersion}`,
+      '-out',
+      sig2,
+      data,
+    ]);
     pe.opensslOk(['dgst', '-sha256', '-verify', newPub, '-signature', sig2, data]);
-    assert.notEqual(pe.openssl(['dgst', '-sha256', '-verify', oldPub, '-signature', sig2, data]).status, 0);
+    assert.notEqual(
+      pe.openssl(['dgst', '-sha256', '-verify', oldPub, '-signature', sig2, data]).status,
+      0,
+    );
 
     // An unpinned load is a snapshot: whatever version describe saw is the one that signs, so the
     // signature always matches the public key the provider loaded (even across a rotation).
