@@ -7,7 +7,11 @@
  *    ones in the child, and the owner pid is checked on every checkout (for forks that bypass the
  *    handlers); connections that were checked out at fork time are not returned to the child's pool;
  *  - every read and write is bounded by the request deadline, so a hung agent cannot hang us;
- *  - a pooled connection found dead (agent restarted) is replaced once, transparently.
+ *  - a pooled connection found dead (agent restarted) is replaced once, transparently;
+ *  - how a call waits for its answer is the caller's choice (akv_waiter): by default it polls,
+ *    blocking the thread; agent_async.c pauses the OpenSSL async job instead. A waiter may take
+ *    the connection away (AKV_WAIT_GONE: the job was abandoned and its fd closed), and then this
+ *    file never touches that fd again.
  */
 #include "agent_conn.h"
 
@@ -302,9 +306,10 @@ static int connect_agent(struct akv_agent *a, uid_t *peer_uid, char *err, size_t
     return fd;
 }
 
-/* 1 when ready, 0 on deadline, -1 on error. */
-static int wait_fd(int fd, short events, long long deadline)
+/* 1 when ready, 0 on deadline, -1 on error: the default waiter, which blocks the thread. */
+int akv_wait_poll(void *unused, int fd, short events, long long deadline)
 {
+    (void)unused;
     for (;;) {
         long long left = deadline - now_ms();
         if (left <= 0)
@@ -318,12 +323,16 @@ static int wait_fd(int fd, short events, long long deadline)
     }
 }
 
-enum io_result { IO_OK = 0, IO_EOF_AT_START, IO_BROKEN, IO_TIMEOUT };
+static const akv_waiter blocking_waiter = {akv_wait_poll, NULL};
 
+enum io_result { IO_OK = 0, IO_EOF_AT_START, IO_BROKEN, IO_TIMEOUT, IO_GONE };
+
+/* Requests are small and fit in the socket buffer: sending always waits the blocking way (the
+ * applications that run async jobs poll their wait fds for reading only). */
 static enum io_result send_all(int fd, const unsigned char *p, size_t len, long long deadline)
 {
     while (len > 0) {
-        int w = wait_fd(fd, POLLOUT, deadline);
+        int w = akv_wait_poll(NULL, fd, POLLOUT, deadline);
         if (w == 0)
             return IO_TIMEOUT;
         if (w < 0)
@@ -340,11 +349,14 @@ static enum io_result send_all(int fd, const unsigned char *p, size_t len, long 
     return IO_OK;
 }
 
-static enum io_result recv_all(int fd, unsigned char *p, size_t len, long long deadline, int first)
+static enum io_result recv_all(const akv_waiter *waiter, int fd, unsigned char *p, size_t len, long long deadline,
+                               int first)
 {
     size_t got = 0;
     while (got < len) {
-        int w = wait_fd(fd, POLLIN, deadline);
+        int w = waiter->wait(waiter->arg, fd, POLLIN, deadline);
+        if (w == AKV_WAIT_GONE)
+            return IO_GONE;
         if (w == 0)
             return IO_TIMEOUT;
         if (w < 0)
@@ -394,12 +406,25 @@ static int printable_copy(const akv_field *f, char **out)
     return 1;
 }
 
-static int read_response(struct akv_agent *a, int fd, uint8_t req_op, uint32_t id, long long deadline,
-                         akv_response *resp, int *eof_at_start, char *err, size_t errlen)
+static int report_gone(struct akv_agent *a, char *err, size_t errlen)
+{
+    snprintf(err, errlen,
+             "the application abandoned the operation while it waited for the akv agent at %s (the TLS "
+             "connection was closed); its agent connection was closed",
+             a->path);
+    return AKV_CALL_IO;
+}
+
+static int read_response(struct akv_agent *a, const akv_waiter *waiter, int fd, uint8_t req_op, uint32_t id,
+                         long long deadline, akv_response *resp, int *eof_at_start, int *gone, char *err,
+                         size_t errlen)
 {
     unsigned char hdr[AKV_FRAME_HEADER_SIZE];
-    enum io_result io = recv_all(fd, hdr, sizeof(hdr), deadline, 1);
+    enum io_result io = recv_all(waiter, fd, hdr, sizeof(hdr), deadline, 1);
     *eof_at_start = io == IO_EOF_AT_START;
+    *gone = io == IO_GONE;
+    if (io == IO_GONE)
+        return report_gone(a, err, errlen);
     if (io == IO_TIMEOUT) {
         snprintf(err, errlen,
                  "the akv agent at %s did not answer within %d ms; hint: see the agent log; raise "
@@ -439,7 +464,10 @@ static int read_response(struct akv_agent *a, int fd, uint8_t req_op, uint32_t i
         return AKV_CALL_NO_MEMORY;
     }
     memcpy(resp->raw, hdr, sizeof(hdr));
-    io = recv_all(fd, resp->raw + AKV_FRAME_HEADER_SIZE, body_len, deadline, 0);
+    io = recv_all(waiter, fd, resp->raw + AKV_FRAME_HEADER_SIZE, body_len, deadline, 0);
+    *gone = io == IO_GONE;
+    if (io == IO_GONE)
+        return report_gone(a, err, errlen);
     if (io == IO_TIMEOUT) {
         snprintf(err, errlen, "the akv agent at %s did not finish its answer within %d ms; hint: see the agent log",
                  a->path, a->timeout_ms);
@@ -497,15 +525,23 @@ static int hand_over_token(struct akv_agent *a, int fd, long long deadline)
         return 0;
     akv_response resp;
     char ignored[256];
-    int eof_at_start = 0;
+    int eof_at_start = 0, gone = 0;
     memset(&resp, 0, sizeof(resp));
-    int rc = read_response(a, fd, AKV_OP_HELLO, 0, deadline, &resp, &eof_at_start, ignored, sizeof(ignored));
+    /* The agent answers HELLO itself at once (no HSM): waited for the blocking way, even in a job. */
+    int rc = read_response(a, &blocking_waiter, fd, AKV_OP_HELLO, 0, deadline, &resp, &eof_at_start, &gone, ignored,
+                           sizeof(ignored));
     int usable = rc == AKV_CALL_OK && resp.frame.op != AKV_OP_PROTOCOL_ERROR;
     akv_response_free(&resp);
     return usable;
 }
 
 int akv_agent_call(AKV_AGENT *a, akv_buf *request, akv_response *resp, char *err, size_t errlen)
+{
+    return akv_agent_call_waiting(a, request, resp, &blocking_waiter, err, errlen);
+}
+
+int akv_agent_call_waiting(AKV_AGENT *a, akv_buf *request, akv_response *resp, const akv_waiter *waiter, char *err,
+                           size_t errlen)
 {
     memset(resp, 0, sizeof(*resp));
     if (request->failed || request->len < AKV_FRAME_HEADER_SIZE) {
@@ -560,12 +596,13 @@ int akv_agent_call(AKV_AGENT *a, akv_buf *request, akv_response *resp, char *err
                      a->path);
             return AKV_CALL_IO;
         }
-        int eof_at_start = 0;
-        int rc = read_response(a, fd, req_op, id, deadline, resp, &eof_at_start, err, errlen);
+        int eof_at_start = 0, gone = 0;
+        int rc = read_response(a, waiter, fd, req_op, id, deadline, resp, &eof_at_start, &gone, err, errlen);
         if (rc != AKV_CALL_OK) {
-            close(fd);
+            if (!gone) /* a waiter that reports GONE has closed the fd already */
+                close(fd);
             akv_response_free(resp);
-            if (reused && attempt == 0 && eof_at_start)
+            if (reused && attempt == 0 && eof_at_start && !gone)
                 continue;
             return rc;
         }

@@ -56,6 +56,25 @@ void akv_agent_allow_uid(AKV_AGENT *agent, uid_t uid);
 int akv_agent_call(AKV_AGENT *agent, akv_buf *request, akv_response *resp, char *err, size_t errlen);
 void akv_response_free(akv_response *resp);
 
+/*
+ * How a call waits for its connection to become readable: wait(arg, fd, events, deadline) returns
+ * 1 when fd is ready, 0 when the deadline (CLOCK_MONOTONIC ms) passed, -1 on a poll error, or
+ * AKV_WAIT_GONE when it has closed fd itself because the caller will never need the answer (an
+ * abandoned async job): the call then fails without touching fd again.
+ */
+#define AKV_WAIT_GONE (-2)
+typedef struct {
+    int (*wait)(void *arg, int fd, short events, long long deadline);
+    void *arg;
+} akv_waiter;
+
+/* The blocking waiter akv_agent_call uses: poll() until ready or the deadline. */
+int akv_wait_poll(void *unused, int fd, short events, long long deadline);
+
+/* akv_agent_call with the wait for the answer left to `waiter` (agent_async.c). */
+int akv_agent_call_waiting(AKV_AGENT *agent, akv_buf *request, akv_response *resp, const akv_waiter *waiter,
+                           char *err, size_t errlen);
+
 /* Test hooks: how many connections the pool holds idle, and how many were opened in total. */
 size_t akv_agent_idle_count(AKV_AGENT *agent);
 unsigned long akv_agent_connects(AKV_AGENT *agent);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent_async.h"
 #include "akv.h"
 
 static long long now_ms(void)
@@ -89,7 +90,8 @@ static int reason_for_call(int rc)
 }
 
 /*
- * One round trip. On success (transport OK and STATUS = OK) returns 1 with *resp filled;
+ * One round trip (inside an OpenSSL async job it pauses the job instead of blocking: agent_async.c).
+ * On success (transport OK and STATUS = OK) returns 1 with *resp filled;
  * otherwise raises an error as "<operation>: <what failed>; hint: <what to do>" (the agent's
  * MESSAGE names the key), logs it with the key, and returns 0. The error is recorded at the
  * caller's place in the code (the round_trip macro).
@@ -99,7 +101,7 @@ static int round_trip_at(AKV_PROV_CTX *prov, akv_buf *req, int op, const char *w
 {
     char err[512];
     long long t0 = now_ms();
-    int rc = akv_agent_call(prov->agent, req, resp, err, sizeof(err));
+    int rc = akv_agent_call_nonblocking(prov->agent, req, resp, err, sizeof(err));
     long long ms = now_ms() - t0;
     if (rc != AKV_CALL_OK) {
         akv_log(AKV_LOG_ERROR, "op=%s key=%s result=%s ms=%lld: %s", op_name(op), what, "transport-error", ms, err);

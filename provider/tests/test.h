@@ -35,6 +35,7 @@ extern const akv_test keyref_tests[];
 extern const akv_test sigalg_tests[];
 extern const akv_test conn_tests[];
 extern const akv_test peer_tests[];
+extern const akv_test async_tests[];
 
 /* Directory of the repository's test/vectors (set by main from argv or AKV_VECTORS_DIR). */
 extern const char *akv_vectors_dir;

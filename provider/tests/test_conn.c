@@ -17,25 +17,9 @@
 #include <unistd.h>
 
 #include "agent_conn.h"
+#include "fake_agent.h"
 #include "frame.h"
 #include "test.h"
-
-enum server_mode { MODE_ECHO, MODE_SILENT, MODE_GARBAGE, MODE_CUT_SHORT, MODE_WRONG_ID, MODE_STATUS_ERROR };
-
-#define MAX_CONNS 256
-
-typedef struct {
-    char path[108];
-    int listen_fd;
-    pthread_t acceptor;
-    volatile int mode;
-    volatile int stop;
-    pthread_mutex_t lock;
-    int conn_fds[MAX_CONNS];
-    int nconns;
-    int requests;
-    int pid_violations; /* one connection carried requests from two processes */
-} test_server;
 
 typedef struct {
     test_server *srv;
@@ -101,6 +85,8 @@ static void *serve_conn(void *varg)
         int mode = srv->mode;
         akv_buf out;
         akv_buf_init(&out);
+        if (mode == MODE_DELAY)
+            usleep(FAKE_AGENT_DELAY_MS * 1000);
         if (mode == MODE_SILENT) {
             /* Reads requests, never answers. */
         } else if (mode == MODE_GARBAGE) {
@@ -168,7 +154,7 @@ static void *accept_loop(void *varg)
     return NULL;
 }
 
-static int server_start(test_server *srv, const char *path, int mode)
+int server_start(test_server *srv, const char *path, int mode)
 {
     memset(srv, 0, sizeof(*srv));
     pthread_mutex_init(&srv->lock, NULL);
@@ -187,7 +173,7 @@ static int server_start(test_server *srv, const char *path, int mode)
 }
 
 /* Stops accepting and hangs up every connection, as a killed agent would. */
-static void server_stop(test_server *srv)
+void server_stop(test_server *srv)
 {
     srv->stop = 1;
     pthread_join(srv->acceptor, NULL);
@@ -203,7 +189,7 @@ static void server_stop(test_server *srv)
 
 static char socket_dir[64];
 
-static const char *socket_path(void)
+const char *socket_path(void)
 {
     static char path[128];
     if (socket_dir[0] == '\0') {
@@ -447,8 +433,13 @@ static void test_socket_path_too_long(void)
     CHECK(call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err)) == AKV_CALL_UNREACHABLE);
     CHECK(strstr(err, "too long") != NULL);
     akv_agent_free(agent);
+}
+
+void socket_dir_remove(void)
+{
     if (socket_dir[0] != '\0')
         rmdir(socket_dir);
+    socket_dir[0] = '\0';
 }
 
 const akv_test conn_tests[] = {{"conn: echo round trips reuse one pooled connection", test_echo_and_pool_reuse},

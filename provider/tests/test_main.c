@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fake_agent.h"
 #include "test.h"
 
 int akv_test_failures;
@@ -16,7 +17,7 @@ const char *akv_vectors_dir = "../test/vectors";
 
 int main(int argc, char **argv)
 {
-    const akv_test *suites[] = {frame_tests, keyref_tests, sigalg_tests, conn_tests, peer_tests};
+    const akv_test *suites[] = {frame_tests, keyref_tests, sigalg_tests, conn_tests, peer_tests, async_tests};
     const char *filter = argc > 2 ? argv[2] : NULL;
     int passed = 0, failed = 0;
 
@@ -41,6 +42,7 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
     }
+    socket_dir_remove();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

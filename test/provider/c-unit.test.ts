@@ -25,6 +25,8 @@ describe('provider C tests', () => {
     assert.match(out, /ok - frame: golden vectors/);
     assert.match(out, /ok - conn: 8 threads share the pool/);
     assert.match(out, /ok - conn: forked child never uses the parent's connection \(atfork\)/);
+    assert.match(out, /ok - async: 24 jobs of one thread wait at once/);
+    assert.match(out, /ok - async: an abandoned job leaks no fd and no connection/);
     assert.doesNotMatch(out, /ERROR: AddressSanitizer|runtime error:/);
   });
 

@@ -4,7 +4,7 @@
  * the exported environment, exactly as a person would type it.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -77,6 +77,8 @@ export interface ProviderEnvOptions {
    * talk to the agent. The test directory is then opened for passing through (0711), as /tmp is.
    */
   socketGroup?: string;
+  /** `akv dev up --latency-ms N`: every emulator request takes N ms. */
+  latencyMs?: number;
 }
 
 /** Starts a dev environment (emulator + agent) for one test file. */
@@ -88,11 +90,10 @@ export async function startProviderEnv(
   const dir = mkdtempSync(join(tmpdir(), `akv-${prefix}-`));
   const devDir = join(dir, 'dev');
   if (options.socketGroup) chmodSync(dir, 0o711);
-  const vars = await devUp(
-    devDir,
-    hsm,
-    options.socketGroup ? ['--socket-group', options.socketGroup] : [],
-  );
+  const vars = await devUp(devDir, hsm, [
+    ...(options.socketGroup ? ['--socket-group', options.socketGroup] : []),
+    ...(options.latencyMs !== undefined ? ['--latency-ms', String(options.latencyMs)] : []),
+  ]);
   const env: NodeJS.ProcessEnv = { ...cleanAkvEnv(), ...vars };
   delete env.OPENSSL_CONF;
   const self: ProviderEnv = {
@@ -187,4 +188,70 @@ export function freePort(): Promise<number> {
       );
     });
   });
+}
+
+/**
+ * `KEY.ref.pem`, a key reference for managedhsm:<hsm>:KEY, and `KEY.crt`, a self-signed
+ * certificate for it (CN and SAN localhost) signed in the HSM through `env`'s openssl.cnf.
+ */
+export function keyrefWithCertificate(pe: ProviderEnv, key: string, env: NodeJS.ProcessEnv): void {
+  pe.akv(['keyref', `managedhsm:${pe.hsm}:${key}`, '--out', pe.file(`${key}.ref.pem`)]);
+  pe.opensslOk(
+    [
+      'req',
+      '-new',
+      '-x509',
+      '-key',
+      pe.file(`${key}.ref.pem`),
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost',
+      '-days',
+      '2',
+      '-out',
+      pe.file(`${key}.crt`),
+    ],
+    { env },
+  );
+}
+
+/**
+ * Starts `openssl s_server -accept 127.0.0.1:PORT -cert KEY.crt -key KEY.ref.pem ARGS` on a free
+ * port and resolves once it accepts connections. Its stdin stays open (without -www, s_server
+ * ends a connection when its stdin ends).
+ */
+export async function startSServer(
+  pe: ProviderEnv,
+  key: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ port: number; proc: ChildProcess }> {
+  const port = await freePort();
+  const proc = spawn(
+    'openssl',
+    [
+      's_server',
+      '-accept',
+      `127.0.0.1:${port}`,
+      '-cert',
+      pe.file(`${key}.crt`),
+      '-key',
+      pe.file(`${key}.ref.pem`),
+      ...args,
+    ],
+    { env, cwd: pe.dir, stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('ACCEPT')) resolve();
+    });
+    proc.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+    proc.on('exit', (code) =>
+      reject(new Error(`s_server exited (${code}) before accepting:\n${output}`)),
+    );
+  });
+  return { port, proc };
 }

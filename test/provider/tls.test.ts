@@ -6,9 +6,15 @@
  * `-provider` options on the command line in either order.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { freePort, PROVIDERS, startProviderEnv, type ProviderEnv } from './openssl-env.js';
+import {
+  keyrefWithCertificate,
+  PROVIDERS,
+  startProviderEnv,
+  startSServer,
+  type ProviderEnv,
+} from './openssl-env.js';
 
 let pe: ProviderEnv;
 let cnfEnv: NodeJS.ProcessEnv;
@@ -20,27 +26,7 @@ before(async () => {
   pe.createKey('tls-rsa', '--kty', 'RSA-HSM', '--size', '2048');
   pe.createKey('tls-ec', '--kty', 'EC-HSM', '--curve', 'P-256');
   cnfEnv = { ...pe.env, OPENSSL_CONF: pe.writeOpensslCnf() };
-  for (const key of ['tls-rsa', 'tls-ec']) {
-    pe.akv(['keyref', `managedhsm:${pe.hsm}:${key}`, '--out', pe.file(`${key}.ref.pem`)]);
-    pe.opensslOk(
-      [
-        'req',
-        '-new',
-        '-x509',
-        '-key',
-        pe.file(`${key}.ref.pem`),
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost',
-        '-days',
-        '2',
-        '-out',
-        pe.file(`${key}.crt`),
-      ],
-      { env: cnfEnv },
-    );
-  }
+  for (const key of ['tls-rsa', 'tls-ec']) keyrefWithCertificate(pe, key, cnfEnv);
 });
 
 after(async () => {
@@ -48,44 +34,15 @@ after(async () => {
   await pe?.down();
 });
 
-/** Starts s_server on a free port and resolves once it accepts connections. */
+/** Starts s_server on a free port (two connections, -www) and resolves once it accepts them. */
 async function startServer(
   key: string,
   env: NodeJS.ProcessEnv,
   extra: string[],
 ): Promise<{ port: number; proc: ChildProcess }> {
-  const port = await freePort();
-  const proc = spawn(
-    'openssl',
-    [
-      's_server',
-      ...extra,
-      '-accept',
-      `127.0.0.1:${port}`,
-      '-cert',
-      pe.file(`${key}.crt`),
-      '-key',
-      pe.file(`${key}.ref.pem`),
-      '-naccept',
-      '2',
-      '-www',
-    ],
-    { env, cwd: pe.dir, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  servers.add(proc);
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      if (output.includes('ACCEPT')) resolve();
-    };
-    proc.stdout?.on('data', onData);
-    proc.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-    proc.on('exit', (code) =>
-      reject(new Error(`s_server exited (${code}) before accepting:\n${output}`)),
-    );
-  });
-  return { port, proc };
+  const server = await startSServer(pe, key, [...extra, '-naccept', '2', '-www'], env);
+  servers.add(server.proc);
+  return server;
 }
 
 function handshake(port: number, key: string, version: '-tls1_3' | '-tls1_2'): string {

@@ -1,0 +1,38 @@
+/*
+ * A small in-process Unix-socket server that speaks the agent's framing (test_conn.c): it is not
+ * an agent, it echoes INPUT as OUTPUT or misbehaves on purpose. One thread per connection, so
+ * connections are answered independently (MODE_DELAY answers each after FAKE_AGENT_DELAY_MS).
+ */
+#ifndef AKV_FAKE_AGENT_H
+#define AKV_FAKE_AGENT_H
+
+#include <pthread.h>
+
+enum server_mode { MODE_ECHO, MODE_SILENT, MODE_GARBAGE, MODE_CUT_SHORT, MODE_WRONG_ID, MODE_STATUS_ERROR, MODE_DELAY };
+
+#define FAKE_AGENT_DELAY_MS 100
+#define MAX_CONNS 256
+
+typedef struct {
+    char path[108];
+    int listen_fd;
+    pthread_t acceptor;
+    volatile int mode;
+    volatile int stop;
+    pthread_mutex_t lock;
+    int conn_fds[MAX_CONNS];
+    int nconns;
+    int requests;
+    int pid_violations; /* one connection carried requests from two processes */
+} test_server;
+
+/* Listens on `path` (removed first) in `mode`; 0 on failure. */
+int server_start(test_server *srv, const char *path, int mode);
+/* Stops accepting and hangs up every connection, as a killed agent would. */
+void server_stop(test_server *srv);
+/* A socket path in a private temporary directory (the same one on every call). */
+const char *socket_path(void);
+/* Removes that directory (at the end of the run). */
+void socket_dir_remove(void);
+
+#endif
