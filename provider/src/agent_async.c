@@ -52,10 +52,10 @@ static atomic_ulong stat_pauses, stat_async_calls, stat_abandoned, stat_wait_fds
 /* Lives as long as the wait context's entry (freed by the cleanup), or, when the job was
  * abandoned mid-operation, as long as that job. */
 typedef struct {
-    int wait_fd;    /* the fd the application polls: a duplicate of `target` */
-    int target;     /* the agent connection wait_fd currently duplicates */
-    int in_flight;  /* agent connection of the operation paused right now, or -1 */
-    int abandoned;  /* the cleanup ran while an operation was paused */
+    int wait_fd;   /* the fd the application polls: a duplicate of `target` */
+    int target;    /* the agent connection wait_fd currently duplicates */
+    int in_flight; /* agent connection of the operation paused right now, or -1 */
+    int abandoned; /* the cleanup ran while an operation was paused */
 } akv_wait_entry;
 
 static long long now_ms(void)

@@ -13,10 +13,10 @@ int akv_agent_call_nonblocking(AKV_AGENT *agent, akv_buf *request, akv_response 
 
 /* Process-wide counters, for tests and the debug log. */
 typedef struct {
-    unsigned long calls_in_jobs;  /* calls made inside an async job */
-    unsigned long pauses;         /* times a job was paused waiting for the agent */
-    unsigned long abandoned;      /* paused jobs whose wait context was freed (never resumed) */
-    unsigned long wait_fds_open;  /* wait fds registered in wait contexts and not yet cleaned up */
+    unsigned long calls_in_jobs; /* calls made inside an async job */
+    unsigned long pauses;        /* times a job was paused waiting for the agent */
+    unsigned long abandoned;     /* paused jobs whose wait context was freed (never resumed) */
+    unsigned long wait_fds_open; /* wait fds registered in wait contexts and not yet cleaned up */
 } akv_async_stats;
 void akv_async_stats_get(akv_async_stats *out);
 

@@ -68,8 +68,10 @@ static int own_directory(const akv_autostart_settings *s, const char *dir, char 
             return 0;
         }
         if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create the akv agent's directory %s (%s); hint: set AKV_AGENT_SOCKET to a socket "
-                     "in a directory of yours", dir, strerror(errno));
+            snprintf(err, errlen,
+                     "cannot create the akv agent's directory %s (%s); hint: set AKV_AGENT_SOCKET to a socket "
+                     "in a directory of yours",
+                     dir, strerror(errno));
             return 0;
         }
         if (lstat(dir, &st) != 0) {
@@ -78,8 +80,10 @@ static int own_directory(const akv_autostart_settings *s, const char *dir, char 
         }
     }
     if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "will not start an akv agent at %s: it is not a directory; hint: remove it, or set "
-                 "AKV_AGENT_SOCKET to a socket in a directory of yours", dir);
+        snprintf(err, errlen,
+                 "will not start an akv agent at %s: it is not a directory; hint: remove it, or set "
+                 "AKV_AGENT_SOCKET to a socket in a directory of yours",
+                 dir);
         return 0;
     }
     if (st.st_uid != uid) {
@@ -118,8 +122,10 @@ static int take_lock(const char *socket_path, long long deadline, char *err, siz
             return -1;
         }
         if (now_ms() >= deadline) {
-            snprintf(err, errlen, "another process kept %s locked while starting the akv agent; hint: see its log in "
-                     "the same directory", lock_path);
+            snprintf(err, errlen,
+                     "another process kept %s locked while starting the akv agent; hint: see its log in "
+                     "the same directory",
+                     lock_path);
             close(fd);
             return -1;
         }
@@ -163,8 +169,10 @@ static pid_t spawn_agent(const akv_autostart_settings *s, const char *socket_pat
     snprintf(idle, sizeof(idle), "%u", s->idle_exit_s);
     char *argv[] = {s->command, "agent", "--socket", (char *)socket_path, "--idle-exit", idle, "--autostarted", NULL};
     if (access(s->command, X_OK) != 0) {
-        snprintf(err, errlen, "cannot start the akv agent: %s is not an executable (%s); hint: set agent_command in "
-                 "openssl.cnf or AKV_AGENT_COMMAND to the akv command", s->command, strerror(errno));
+        snprintf(err, errlen,
+                 "cannot start the akv agent: %s is not an executable (%s); hint: set agent_command in "
+                 "openssl.cnf or AKV_AGENT_COMMAND to the akv command",
+                 s->command, strerror(errno));
         return -1;
     }
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -274,8 +282,10 @@ int akv_autostart(const akv_autostart_settings *s, const char *socket_path, int 
     snprintf(dir, sizeof(dir), "%s", socket_path);
     char *slash = strrchr(dir, '/');
     if (slash == NULL || slash == dir) {
-        snprintf(err, errlen, "will not start an akv agent for the socket %s: it is not in a directory of its own; "
-                 "hint: use an absolute path such as $XDG_RUNTIME_DIR/akv/agent.sock", socket_path);
+        snprintf(err, errlen,
+                 "will not start an akv agent for the socket %s: it is not in a directory of its own; "
+                 "hint: use an absolute path such as $XDG_RUNTIME_DIR/akv/agent.sock",
+                 socket_path);
         return -1;
     }
     *slash = '\0';

@@ -1,6 +1,7 @@
 /*
- * Connection pool to the akv agent. Rules this file keeps (design.md, "Things that are known to
- * bite"):
+ * Connection pool to the akv agent. The rules this file keeps, each against a way a socket pool
+ * fails inside threaded and forking servers such as nginx (docs/provider.md, "Robustness", says
+ * what they give the user):
  *  - a connection is used by one thread at a time: it is taken out of the pool for the whole
  *    request/response and put back afterwards;
  *  - a child process never uses a connection its parent opened: pthread_atfork drops the idle
@@ -16,10 +17,10 @@
 #include "agent_conn.h"
 
 #include <errno.h>
-#include <pwd.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,8 @@ struct akv_agent {
     char *path;
     int timeout_ms;
     pthread_mutex_t lock;
-    pid_t owner_pid;           /* process whose connections sit in `idle` */
-    unsigned long generation;  /* bumped when a fork invalidates older connections */
+    pid_t owner_pid;          /* process whose connections sit in `idle` */
+    unsigned long generation; /* bumped when a fork invalidates older connections */
     int idle[AKV_POOL_MAX];
     size_t nidle;
     uint32_t next_id;
@@ -416,8 +417,7 @@ static int report_gone(struct akv_agent *a, char *err, size_t errlen)
 }
 
 static int read_response(struct akv_agent *a, const akv_waiter *waiter, int fd, uint8_t req_op, uint32_t id,
-                         long long deadline, akv_response *resp, int *eof_at_start, int *gone, char *err,
-                         size_t errlen)
+                         long long deadline, akv_response *resp, int *eof_at_start, int *gone, char *err, size_t errlen)
 {
     unsigned char hdr[AKV_FRAME_HEADER_SIZE];
     enum io_result io = recv_all(waiter, fd, hdr, sizeof(hdr), deadline, 1);

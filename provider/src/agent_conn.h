@@ -72,8 +72,8 @@ typedef struct {
 int akv_wait_poll(void *unused, int fd, short events, long long deadline);
 
 /* akv_agent_call with the wait for the answer left to `waiter` (agent_async.c). */
-int akv_agent_call_waiting(AKV_AGENT *agent, akv_buf *request, akv_response *resp, const akv_waiter *waiter,
-                           char *err, size_t errlen);
+int akv_agent_call_waiting(AKV_AGENT *agent, akv_buf *request, akv_response *resp, const akv_waiter *waiter, char *err,
+                           size_t errlen);
 
 /* Test hooks: how many connections the pool holds idle, and how many were opened in total. */
 size_t akv_agent_idle_count(AKV_AGENT *agent);

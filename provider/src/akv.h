@@ -35,8 +35,8 @@
 
 typedef struct akv_prov_ctx {
     const OSSL_CORE_HANDLE *handle;
-    OSSL_LIB_CTX *libctx;     /* the application's library context, as seen from the provider */
-    OSSL_LIB_CTX *pub_libctx; /* private context with the default provider, for public-key math */
+    OSSL_LIB_CTX *libctx;       /* the application's library context, as seen from the provider */
+    OSSL_LIB_CTX *pub_libctx;   /* private context with the default provider, for public-key math */
     OSSL_PROVIDER *pub_default; /* the default provider loaded into pub_libctx */
     AKV_AGENT *agent;
     /* The key the decoder described last: OpenSSL tries a key-reference file with each of our
@@ -78,8 +78,7 @@ enum akv_reason {
  * Raises an error through the core, recording where it was raised (so `openssl` prints
  * `akv_provider:<function>:<reason>:<text>`), and logs it. Call it through AKV_RAISE.
  */
-void akv_raise(const AKV_PROV_CTX *ctx, const char *file, int line, const char *func, int reason, const char *fmt,
-               ...)
+void akv_raise(const AKV_PROV_CTX *ctx, const char *file, int line, const char *func, int reason, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 6, 7)))
 #endif
@@ -100,14 +99,14 @@ void akv_log(int level, const char *fmt, ...)
 typedef struct akv_key {
     int refcount;
     AKV_PROV_CTX *prov;
-    int type;         /* AKV_KEY_TYPE_RSA / _EC / _AES */
-    char *uri;        /* as the user wrote it; NULL for a public-only key */
-    char *op_uri;     /* what operations send: `uri` pinned to the version describe resolved */
-    char *version;    /* version describe resolved */
-    char *key_ops;    /* comma-separated, as the agent reports */
+    int type;      /* AKV_KEY_TYPE_RSA / _EC / _AES */
+    char *uri;     /* as the user wrote it; NULL for a public-only key */
+    char *op_uri;  /* what operations send: `uri` pinned to the version describe resolved */
+    char *version; /* version describe resolved */
+    char *key_ops; /* comma-separated, as the agent reports */
     unsigned bits;
-    char curve[16];   /* Azure name: P-256, P-256K, P-384, P-521 */
-    EVP_PKEY *pub;    /* public half in pub_libctx; NULL for AES */
+    char curve[16];    /* Azure name: P-256, P-256K, P-384, P-521 */
+    EVP_PKEY *pub;     /* public half in pub_libctx; NULL for AES */
     int local_private; /* a software key (keygen.c): `pub` holds its private part too */
 } AKV_KEY;
 

@@ -77,8 +77,8 @@ static int rsa_cipher_init(AKV_RSA_CIPHER_CTX *ctx, AKV_KEY *key, const OSSL_PAR
         return 0;
     }
     if (decrypting && !akv_key_allows(key, "decrypt")) {
-        AKV_RAISE(ctx->prov, AKV_R_OPERATION_NOT_PERMITTED, "key %s does not allow decrypt (its key_ops: %s)",
-                  key->uri, key->key_ops);
+        AKV_RAISE(ctx->prov, AKV_R_OPERATION_NOT_PERMITTED, "key %s does not allow decrypt (its key_ops: %s)", key->uri,
+                  key->key_ops);
         return 0;
     }
     akv_key_free(ctx->key);
@@ -180,10 +180,12 @@ static int rsa_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
 }
 
 /* The names OpenSSL gives the RSA padding modes in string parameters. */
-static const AKV_NAMED_INT pad_mode_names[] = {{OSSL_PKEY_RSA_PAD_MODE_OAEP, RSA_PKCS1_OAEP_PADDING},
-                                               {OSSL_PKEY_RSA_PAD_MODE_PKCSV15, RSA_PKCS1_PADDING},
-                                               {OSSL_PKEY_RSA_PAD_MODE_NONE, RSA_NO_PADDING},
-                                               {NULL, 0}};
+static const AKV_NAMED_INT pad_mode_names[] = {
+    {OSSL_PKEY_RSA_PAD_MODE_OAEP, RSA_PKCS1_OAEP_PADDING},
+    {OSSL_PKEY_RSA_PAD_MODE_PKCSV15, RSA_PKCS1_PADDING},
+    {OSSL_PKEY_RSA_PAD_MODE_NONE, RSA_NO_PADDING},
+    {NULL, 0},
+};
 
 static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 {
@@ -251,11 +253,13 @@ static int rsa_cipher_get_ctx_params(void *vctx, OSSL_PARAM params[])
     return 1;
 }
 
-static const OSSL_PARAM rsa_cipher_params[] = {OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL, 0),
-                                               OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, NULL, 0),
-                                               OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, NULL, 0),
-                                               OSSL_PARAM_octet_string(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, NULL, 0),
-                                               OSSL_PARAM_END};
+static const OSSL_PARAM rsa_cipher_params[] = {
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, NULL, 0),
+    OSSL_PARAM_octet_string(OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL, NULL, 0),
+    OSSL_PARAM_END,
+};
 
 static const OSSL_PARAM *rsa_cipher_ctx_params(void *vctx, void *provctx)
 {

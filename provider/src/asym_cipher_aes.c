@@ -79,8 +79,8 @@ static int kw_decrypt_init(void *vctx, void *provkey, const OSSL_PARAM params[])
     return kw_init(vctx, provkey, "unwrapKey");
 }
 
-static int kw_run(AKV_KW_CTX *ctx, int op, unsigned char *out, size_t *outlen, size_t outsize,
-                  const unsigned char *in, size_t inlen)
+static int kw_run(AKV_KW_CTX *ctx, int op, unsigned char *out, size_t *outlen, size_t outsize, const unsigned char *in,
+                  size_t inlen)
 {
     int wrapping = op == AKV_OP_WRAP;
     size_t min = wrapping ? 16 : 24;

@@ -79,7 +79,8 @@ static int pem_to_der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL
         OSSL_PARAM params[] = {
             OSSL_PARAM_octet_string(OSSL_OBJECT_PARAM_DATA, der, (size_t)der_len),
             OSSL_PARAM_utf8_string(OSSL_OBJECT_PARAM_DATA_STRUCTURE, (char *)AKV_KEYREF_STRUCTURE, 0),
-            OSSL_PARAM_END};
+            OSSL_PARAM_END,
+        };
         ret = data_cb(params, data_cbarg);
     }
 end:
@@ -90,8 +91,7 @@ end:
     return ret;
 }
 
-static int keyref_decode(AKV_DECODER_CTX *ctx, int type, OSSL_CORE_BIO *cin, OSSL_CALLBACK *data_cb,
-                         void *data_cbarg)
+static int keyref_decode(AKV_DECODER_CTX *ctx, int type, OSSL_CORE_BIO *cin, OSSL_CALLBACK *data_cb, void *data_cbarg)
 {
     unsigned char der[KEYREF_MAX_DER];
     size_t len = 0;
@@ -108,7 +108,8 @@ static int keyref_decode(AKV_DECODER_CTX *ctx, int type, OSSL_CORE_BIO *cin, OSS
     if (uri == NULL) {
         /* This decoder is only reached for our structure name, so a parse failure is a real error. */
         AKV_RAISE(ctx->prov, AKV_R_BAD_KEY_REFERENCE,
-                  "AKV KEY REFERENCE block is malformed (%s): write it again with `bin/akv keyref URI --out FILE`", why);
+                  "AKV KEY REFERENCE block is malformed (%s): write it again with `bin/akv keyref URI --out FILE`",
+                  why);
         return 0;
     }
     AKV_KEY *key = akv_describe_recent(ctx->prov, uri);
@@ -123,8 +124,8 @@ static int keyref_decode(AKV_DECODER_CTX *ctx, int type, OSSL_CORE_BIO *cin, OSS
     return akv_pass_key_reference(key, data_cb, data_cbarg);
 }
 
-static int keyref_to_rsa_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *data_cb,
-                                void *data_cbarg, OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+static int keyref_to_rsa_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *data_cb, void *data_cbarg,
+                                OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
     (void)selection;
     (void)pw_cb;
@@ -132,8 +133,8 @@ static int keyref_to_rsa_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, O
     return keyref_decode(vctx, AKV_KEY_TYPE_RSA, cin, data_cb, data_cbarg);
 }
 
-static int keyref_to_ec_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *data_cb,
-                               void *data_cbarg, OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+static int keyref_to_ec_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *data_cb, void *data_cbarg,
+                               OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
     (void)selection;
     (void)pw_cb;
@@ -141,8 +142,8 @@ static int keyref_to_ec_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OS
     return keyref_decode(vctx, AKV_KEY_TYPE_EC, cin, data_cb, data_cbarg);
 }
 
-static int keyref_to_aes_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *data_cb,
-                                void *data_cbarg, OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+static int keyref_to_aes_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *data_cb, void *data_cbarg,
+                                OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
     (void)selection;
     (void)pw_cb;

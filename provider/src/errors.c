@@ -62,8 +62,7 @@ static void format_error_text(char *text, size_t size, const char *fmt, va_list 
         memcpy(text + size - 4, "...", 4);
 }
 
-void akv_raise(const AKV_PROV_CTX *ctx, const char *file, int line, const char *func, int reason, const char *fmt,
-               ...)
+void akv_raise(const AKV_PROV_CTX *ctx, const char *file, int line, const char *func, int reason, const char *fmt, ...)
 {
     char text[AKV_ERROR_TEXT_MAX + 1];
     va_list ap;

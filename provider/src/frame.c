@@ -26,8 +26,8 @@ static void put_u32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)v;
 }
 
-akv_decode_result akv_frame_decode_header(const unsigned char *buf, size_t len, size_t max_body,
-                                          uint8_t *op, uint32_t *id, uint32_t *body_len)
+akv_decode_result akv_frame_decode_header(const unsigned char *buf, size_t len, size_t max_body, uint8_t *op,
+                                          uint32_t *id, uint32_t *body_len)
 {
     if (len < AKV_FRAME_HEADER_SIZE)
         return AKV_DECODE_SHORT_HEADER;
@@ -84,8 +84,8 @@ akv_decode_result akv_frame_decode_body(const unsigned char *body, size_t len, a
     return AKV_DECODE_OK;
 }
 
-akv_decode_result akv_frame_decode(const unsigned char *buf, size_t len, size_t max_body,
-                                   akv_frame *out, size_t *consumed)
+akv_decode_result akv_frame_decode(const unsigned char *buf, size_t len, size_t max_body, akv_frame *out,
+                                   size_t *consumed)
 {
     uint32_t body_len = 0;
     akv_decode_result r;

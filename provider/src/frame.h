@@ -40,15 +40,15 @@ typedef struct {
 } akv_frame;
 
 /* Reads the 12-byte header. Returns AKV_DECODE_OK or the reason it is unusable. */
-akv_decode_result akv_frame_decode_header(const unsigned char *buf, size_t len, size_t max_body,
-                                          uint8_t *op, uint32_t *id, uint32_t *body_len);
+akv_decode_result akv_frame_decode_header(const unsigned char *buf, size_t len, size_t max_body, uint8_t *op,
+                                          uint32_t *id, uint32_t *body_len);
 
 /*
  * Decodes one whole frame from buf (len bytes available). On success *consumed is the frame's
  * size; the fields point into buf, which must outlive the frame.
  */
-akv_decode_result akv_frame_decode(const unsigned char *buf, size_t len, size_t max_body,
-                                   akv_frame *out, size_t *consumed);
+akv_decode_result akv_frame_decode(const unsigned char *buf, size_t len, size_t max_body, akv_frame *out,
+                                   size_t *consumed);
 
 /* Decodes only a body (the fields), for a body already read off the socket. */
 akv_decode_result akv_frame_decode_body(const unsigned char *body, size_t len, akv_frame *out);

@@ -127,7 +127,7 @@ static int round_trip_at(AKV_PROV_CTX *prov, akv_buf *req, int op, const char *w
     akv_log(AKV_LOG_INFO, "op=%s key=%s result=ok ms=%lld", op_name(op), what, ms);
     return 1;
 }
-#define round_trip(prov, req, op, what, resp)                                                                     \
+#define round_trip(prov, req, op, what, resp)                                                                          \
     round_trip_at((prov), (req), (op), (what), (resp), OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC)
 
 static char *field_strdup(const akv_field *f)
@@ -219,7 +219,7 @@ AKV_KEY *akv_describe(AKV_PROV_CTX *prov, const char *uri)
         if (type == AKV_KEY_TYPE_EC && key->curve[0] == '\0') {
             char group[64];
             if (EVP_PKEY_get_utf8_string_param(key->pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL)) {
-                const char *az = strcmp(group, "prime256v1") == 0   ? "P-256"
+                const char *az = strcmp(group, "prime256v1") == 0  ? "P-256"
                                  : strcmp(group, "secp256k1") == 0 ? "P-256K"
                                  : strcmp(group, "secp384r1") == 0 ? "P-384"
                                  : strcmp(group, "secp521r1") == 0 ? "P-521"

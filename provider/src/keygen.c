@@ -107,7 +107,7 @@ void *akv_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
     (void)cb;
     (void)cbarg;
     int ok = (g->selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0 ? EVP_PKEY_generate(g->pctx, &pkey) > 0
-                                                                : EVP_PKEY_paramgen(g->pctx, &pkey) > 0;
+                                                               : EVP_PKEY_paramgen(g->pctx, &pkey) > 0;
     if (!ok)
         return NULL;
     AKV_KEY *key = akv_key_new(g->prov, g->type);
@@ -139,8 +139,10 @@ int akv_key_set_params(void *keydata, const OSSL_PARAM params[])
     return EVP_PKEY_set_params(key->pub, (OSSL_PARAM *)params) > 0;
 }
 
-static const OSSL_PARAM ec_settable[] = {OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0),
-                                         OSSL_PARAM_END};
+static const OSSL_PARAM ec_settable[] = {
+    OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0),
+    OSSL_PARAM_END,
+};
 
 const OSSL_PARAM *akv_ec_settable_params(void *provctx)
 {
@@ -167,12 +169,15 @@ typedef struct {
     unsigned int id, secbits;
 } tls_group;
 
-static const tls_group ec_groups[] = {{"secp256r1", "prime256v1", 23, 128},
-                                      {"secp384r1", "secp384r1", 24, 192},
-                                      {"secp521r1", "secp521r1", 25, 256},
-                                      {"P-256", "prime256v1", 23, 128},
-                                      {"P-384", "secp384r1", 24, 192},
-                                      {"P-521", "secp521r1", 25, 256}};
+static const tls_group ec_groups[] = {
+    {"secp256r1", "prime256v1", 23, 128},
+    {"secp384r1", "secp384r1", 24, 192},
+    {"secp521r1", "secp521r1", 25, 256},
+    /* The same groups under their NIST names. */
+    {"P-256", "prime256v1", 23, 128},
+    {"P-384", "secp384r1", 24, 192},
+    {"P-521", "secp521r1", 25, 256},
+};
 
 int akv_get_capabilities(void *provctx, const char *capability, OSSL_CALLBACK *cb, void *arg)
 {
@@ -193,7 +198,8 @@ int akv_get_capabilities(void *provctx, const char *capability, OSSL_CALLBACK *c
             OSSL_PARAM_int(OSSL_CAPABILITY_TLS_GROUP_MIN_DTLS, &min_dtls),
             OSSL_PARAM_int(OSSL_CAPABILITY_TLS_GROUP_MAX_DTLS, &max_dtls),
             OSSL_PARAM_int(OSSL_CAPABILITY_TLS_GROUP_IS_KEM, &is_kem),
-            OSSL_PARAM_END};
+            OSSL_PARAM_END,
+        };
         /* OSSL_PARAM_utf8_string with size 0 needs the real length for the core's copy. */
         for (int j = 0; j < 3; j++)
             params[j].data_size = strlen(params[j].data);

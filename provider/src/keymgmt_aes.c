@@ -84,9 +84,12 @@ static int aes_get_params(void *keydata, OSSL_PARAM params[])
     return 1;
 }
 
-static const OSSL_PARAM aes_gettable[] = {OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
-                                          OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
-                                          OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL), OSSL_PARAM_END};
+static const OSSL_PARAM aes_gettable[] = {
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
+    OSSL_PARAM_END,
+};
 
 static const OSSL_PARAM *aes_gettable_params(void *provctx)
 {
@@ -101,8 +104,8 @@ static int aes_export(void *keydata, int selection, OSSL_CALLBACK *param_cb, voi
     (void)param_cb;
     (void)cbarg;
     if (key != NULL)
-        AKV_RAISE(key->prov, AKV_R_PRIVATE_KEY_NOT_EXPORTABLE,
-                  "the AES key %s stays in the HSM and cannot be exported", key->uri ? key->uri : "");
+        AKV_RAISE(key->prov, AKV_R_PRIVATE_KEY_NOT_EXPORTABLE, "the AES key %s stays in the HSM and cannot be exported",
+                  key->uri ? key->uri : "");
     return 0;
 }
 

@@ -70,4 +70,3 @@ char *akv_keyref_parse(const unsigned char *der, size_t len, const char **why)
     *why = NULL;
     return s;
 }
-

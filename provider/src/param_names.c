@@ -4,8 +4,7 @@
 #include <openssl/params.h>
 #include <strings.h>
 
-int akv_value_of_name(const AKV_NAMED_INT *names, int (*same)(const char *, const char *), const char *name,
-                      int *value)
+int akv_value_of_name(const AKV_NAMED_INT *names, int (*same)(const char *, const char *), const char *name, int *value)
 {
     for (; names->name != NULL; names++) {
         if (same(name, names->name) == 0) {

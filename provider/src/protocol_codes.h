@@ -1,7 +1,9 @@
 /*
  * Numbers of the akv agent protocol, version 1 (docs/protocol.md).
  * Generated from src/protocol/constants.ts by `npm run generate`: do not edit by hand.
+ * Kept as generated (test/protocol/generated-header.test.ts), so clang-format leaves it alone.
  */
+/* clang-format off */
 #ifndef AKV_PROTOCOL_CODES_H
 #define AKV_PROTOCOL_CODES_H
 

@@ -101,15 +101,16 @@ static void default_socket(char *out, size_t size)
 
 int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get_params)
 {
-    const char *cnf_socket = NULL, *cnf_timeout = NULL, *cnf_autostart = NULL, *cnf_command = NULL,
-               *cnf_user = NULL;
+    const char *cnf_socket = NULL, *cnf_timeout = NULL, *cnf_autostart = NULL, *cnf_command = NULL, *cnf_user = NULL;
     if (core_get_params != NULL) {
-        OSSL_PARAM params[] = {OSSL_PARAM_utf8_ptr("agent_socket", (char **)&cnf_socket, 0),
-                               OSSL_PARAM_utf8_ptr("agent_timeout_ms", (char **)&cnf_timeout, 0),
-                               OSSL_PARAM_utf8_ptr("autostart", (char **)&cnf_autostart, 0),
-                               OSSL_PARAM_utf8_ptr("agent_command", (char **)&cnf_command, 0),
-                               OSSL_PARAM_utf8_ptr("agent_user", (char **)&cnf_user, 0),
-                               OSSL_PARAM_END};
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_utf8_ptr("agent_socket", (char **)&cnf_socket, 0),
+            OSSL_PARAM_utf8_ptr("agent_timeout_ms", (char **)&cnf_timeout, 0),
+            OSSL_PARAM_utf8_ptr("autostart", (char **)&cnf_autostart, 0),
+            OSSL_PARAM_utf8_ptr("agent_command", (char **)&cnf_command, 0),
+            OSSL_PARAM_utf8_ptr("agent_user", (char **)&cnf_user, 0),
+            OSSL_PARAM_END,
+        };
         core_get_params(ctx->handle, params);
     }
 
@@ -153,8 +154,10 @@ int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get
     uid_t agent_uid = 0;
     setting user = pick("AKV_AGENT_USER", "agent_user", cnf_user);
     if (user.value != NULL && !resolve_user(user.value, &agent_uid)) {
-        AKV_RAISE(ctx, AKV_R_INVALID_ARGUMENT, "%s=%.64s is not a user on this system; hint: name the user the agent "
-                  "runs as (e.g. akv) or its uid", user.from, user.value);
+        AKV_RAISE(ctx, AKV_R_INVALID_ARGUMENT,
+                  "%s=%.64s is not a user on this system; hint: name the user the agent "
+                  "runs as (e.g. akv) or its uid",
+                  user.from, user.value);
         return 0;
     }
 
@@ -168,7 +171,7 @@ int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get
     if (user.value != NULL)
         akv_agent_allow_uid(ctx->agent, agent_uid);
     akv_log(AKV_LOG_DEBUG, "provider settings: agent socket %s (%s), timeout %lu ms, autostart %s (%s), agent user %s",
-            socket_path, sock.from != NULL ? sock.from : "default", timeout_ms, autostart ? "on" : "off",
-            agent_command, user.value != NULL ? user.value : "-");
+            socket_path, sock.from != NULL ? sock.from : "default", timeout_ms, autostart ? "on" : "off", agent_command,
+            user.value != NULL ? user.value : "-");
     return 1;
 }

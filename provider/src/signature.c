@@ -126,7 +126,6 @@ static int verify_init(void *vctx, void *provkey, const OSSL_PARAM params[])
     return sig_init(vctx, provkey, params, 0);
 }
 
-
 static int local_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t sigsize, const unsigned char *tbs,
                       size_t tbslen);
 
@@ -263,7 +262,8 @@ static int configure_local(AKV_SIG_CTX *ctx, EVP_PKEY_CTX *c)
     if (ctx->is_rsa) {
         ok = EVP_PKEY_CTX_set_rsa_padding(c, ctx->pad_mode) > 0;
         if (ok && ctx->pad_mode == RSA_PKCS1_PSS_PADDING) {
-            int saltlen = ctx->saltlen_set ? ctx->saltlen : (ctx->signing ? RSA_PSS_SALTLEN_DIGEST : RSA_PSS_SALTLEN_AUTO);
+            int saltlen =
+                ctx->saltlen_set ? ctx->saltlen : (ctx->signing ? RSA_PSS_SALTLEN_DIGEST : RSA_PSS_SALTLEN_AUTO);
             ok = EVP_PKEY_CTX_set_rsa_pss_saltlen(c, saltlen) > 0;
             if (ok && ctx->mgf1_md != NULL)
                 ok = EVP_PKEY_CTX_set_rsa_mgf1_md(c, ctx->mgf1_md) > 0;
@@ -275,8 +275,7 @@ static int configure_local(AKV_SIG_CTX *ctx, EVP_PKEY_CTX *c)
 }
 
 /* Verifies locally with the public key, through the default provider in our library context. */
-static int do_verify(AKV_SIG_CTX *ctx, const unsigned char *sig, size_t siglen, const unsigned char *tbs,
-                     size_t tbslen)
+static int do_verify(AKV_SIG_CTX *ctx, const unsigned char *sig, size_t siglen, const unsigned char *tbs, size_t tbslen)
 {
     EVP_PKEY_CTX *v = EVP_PKEY_CTX_new_from_pkey(ctx->prov->pub_libctx, ctx->key->pub, NULL);
     int ok = v != NULL && EVP_PKEY_verify_init(v) > 0 && configure_local(ctx, v) &&

@@ -18,13 +18,13 @@ typedef struct {
     AKV_PROV_CTX *prov;
     AKV_KEY *key;
     int is_rsa;
-    int signing;           /* 1 sign, 0 verify */
-    EVP_MD *md;            /* NULL until a digest is chosen */
-    EVP_MD_CTX *mdctx;     /* running hash of digest-sign / digest-verify */
-    int pad_mode;          /* RSA_PKCS1_PADDING or RSA_PKCS1_PSS_PADDING */
-    int saltlen;           /* RSA_PSS_SALTLEN_* or an explicit byte count */
-    int saltlen_set;       /* the application chose a salt length */
-    EVP_MD *mgf1_md;       /* NULL = same as md */
+    int signing;       /* 1 sign, 0 verify */
+    EVP_MD *md;        /* NULL until a digest is chosen */
+    EVP_MD_CTX *mdctx; /* running hash of digest-sign / digest-verify */
+    int pad_mode;      /* RSA_PKCS1_PADDING or RSA_PKCS1_PSS_PADDING */
+    int saltlen;       /* RSA_PSS_SALTLEN_* or an explicit byte count */
+    int saltlen_set;   /* the application chose a salt length */
+    EVP_MD *mgf1_md;   /* NULL = same as md */
     unsigned char aid[AKV_MAX_ALGORITHM_ID];
     size_t aid_len;
 } AKV_SIG_CTX;

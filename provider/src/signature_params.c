@@ -63,15 +63,19 @@ int akv_sig_check_pss(AKV_SIG_CTX *ctx)
 }
 
 /* The names OpenSSL gives RSA padding modes and PSS salt lengths in string parameters. */
-static const AKV_NAMED_INT pad_mode_names[] = {{OSSL_PKEY_RSA_PAD_MODE_PKCSV15, RSA_PKCS1_PADDING},
-                                               {OSSL_PKEY_RSA_PAD_MODE_PSS, RSA_PKCS1_PSS_PADDING},
-                                               {OSSL_PKEY_RSA_PAD_MODE_NONE, RSA_NO_PADDING},
-                                               {OSSL_PKEY_RSA_PAD_MODE_X931, RSA_X931_PADDING},
-                                               {NULL, 0}};
-static const AKV_NAMED_INT saltlen_names[] = {{OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST, RSA_PSS_SALTLEN_DIGEST},
-                                              {OSSL_PKEY_RSA_PSS_SALT_LEN_MAX, RSA_PSS_SALTLEN_MAX},
-                                              {OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO, RSA_PSS_SALTLEN_AUTO},
-                                              {NULL, 0}};
+static const AKV_NAMED_INT pad_mode_names[] = {
+    {OSSL_PKEY_RSA_PAD_MODE_PKCSV15, RSA_PKCS1_PADDING},
+    {OSSL_PKEY_RSA_PAD_MODE_PSS, RSA_PKCS1_PSS_PADDING},
+    {OSSL_PKEY_RSA_PAD_MODE_NONE, RSA_NO_PADDING},
+    {OSSL_PKEY_RSA_PAD_MODE_X931, RSA_X931_PADDING},
+    {NULL, 0},
+};
+static const AKV_NAMED_INT saltlen_names[] = {
+    {OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST, RSA_PSS_SALTLEN_DIGEST},
+    {OSSL_PKEY_RSA_PSS_SALT_LEN_MAX, RSA_PSS_SALTLEN_MAX},
+    {OSSL_PKEY_RSA_PSS_SALT_LEN_AUTO, RSA_PSS_SALTLEN_AUTO},
+    {NULL, 0},
+};
 
 static int get_saltlen_param(const OSSL_PARAM *p, int *saltlen)
 {
@@ -220,20 +224,27 @@ static const OSSL_PARAM rsa_gettable_ctx[] = {
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL, 0),
     OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, NULL, 0),
-    OSSL_PARAM_END};
-static const OSSL_PARAM ecdsa_gettable_ctx[] = {OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, NULL, 0),
-                                                OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
-                                                OSSL_PARAM_size_t(OSSL_SIGNATURE_PARAM_DIGEST_SIZE, NULL),
-                                                OSSL_PARAM_END};
-static const OSSL_PARAM rsa_settable_ctx[] = {OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
-                                              OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
-                                              OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, NULL, 0),
-                                              OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL, 0),
-                                              OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, NULL, 0),
-                                              OSSL_PARAM_END};
-static const OSSL_PARAM ecdsa_settable_ctx[] = {OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
-                                                OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
-                                                OSSL_PARAM_END};
+    OSSL_PARAM_END,
+};
+static const OSSL_PARAM ecdsa_gettable_ctx[] = {
+    OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_size_t(OSSL_SIGNATURE_PARAM_DIGEST_SIZE, NULL),
+    OSSL_PARAM_END,
+};
+static const OSSL_PARAM rsa_settable_ctx[] = {
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, NULL, 0),
+    OSSL_PARAM_END,
+};
+static const OSSL_PARAM ecdsa_settable_ctx[] = {
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_PROPERTIES, NULL, 0),
+    OSSL_PARAM_END,
+};
 
 const OSSL_PARAM *akv_rsa_gettable_sig_params(void *vctx, void *provctx)
 {

@@ -25,13 +25,13 @@ static OSSL_FUNC_store_close_fn store_close;
 typedef struct {
     AKV_PROV_CTX *prov;
     char *uri;
-    int expect;      /* OSSL_STORE_INFO_* the application wants, 0 = anything */
-    int listing;     /* the URI names a vault, not a key */
+    int expect;  /* OSSL_STORE_INFO_* the application wants, 0 = anything */
+    int listing; /* the URI names a vault, not a key */
     char vault[256];
     char vault_type[16];
     char **names;
     int nnames;
-    int next;        /* next name to return */
+    int next; /* next name to return */
     int done;
 } AKV_STORE_CTX;
 
@@ -93,17 +93,18 @@ static void *store_open(void *provctx, const char *uri)
         free(ctx);
         return NULL;
     }
-    ctx->listing =
-        parse_listing_uri(uri, ctx->vault, sizeof(ctx->vault), ctx->vault_type, sizeof(ctx->vault_type));
+    ctx->listing = parse_listing_uri(uri, ctx->vault, sizeof(ctx->vault), ctx->vault_type, sizeof(ctx->vault_type));
     akv_log(AKV_LOG_DEBUG, "store open %s%s", uri, ctx->listing ? " (listing)" : "");
     return ctx;
 }
 
 static const OSSL_PARAM *store_settable_ctx_params(void *provctx)
 {
-    static const OSSL_PARAM settable[] = {OSSL_PARAM_int(OSSL_STORE_PARAM_EXPECT, NULL),
-                                          OSSL_PARAM_utf8_string(OSSL_STORE_PARAM_PROPERTIES, NULL, 0),
-                                          OSSL_PARAM_END};
+    static const OSSL_PARAM settable[] = {
+        OSSL_PARAM_int(OSSL_STORE_PARAM_EXPECT, NULL),
+        OSSL_PARAM_utf8_string(OSSL_STORE_PARAM_PROPERTIES, NULL, 0),
+        OSSL_PARAM_END,
+    };
     (void)provctx;
     return settable;
 }
@@ -124,9 +125,12 @@ static int load_name(AKV_STORE_CTX *ctx, OSSL_CALLBACK *object_cb, void *object_
     const char *name = ctx->names[ctx->next++];
     snprintf(uri, sizeof(uri), "%s:%s:%s", ctx->vault_type, ctx->vault, name);
     snprintf(desc, sizeof(desc), "key %s in %s %s", name, ctx->vault_type, ctx->vault);
-    OSSL_PARAM params[] = {OSSL_PARAM_int(OSSL_OBJECT_PARAM_TYPE, &object_type),
-                           OSSL_PARAM_utf8_string(OSSL_OBJECT_PARAM_DATA, uri, strlen(uri)),
-                           OSSL_PARAM_utf8_string(OSSL_OBJECT_PARAM_DESC, desc, strlen(desc)), OSSL_PARAM_END};
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_int(OSSL_OBJECT_PARAM_TYPE, &object_type),
+        OSSL_PARAM_utf8_string(OSSL_OBJECT_PARAM_DATA, uri, strlen(uri)),
+        OSSL_PARAM_utf8_string(OSSL_OBJECT_PARAM_DESC, desc, strlen(desc)),
+        OSSL_PARAM_END,
+    };
     return object_cb(params, object_cbarg);
 }
 

@@ -6,22 +6,22 @@
 
 extern int akv_test_failures; /* failures in the current test */
 
-#define CHECK(cond)                                                                                                  \
-    do {                                                                                                             \
-        if (!(cond)) {                                                                                               \
-            fprintf(stderr, "    %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                            \
-            akv_test_failures++;                                                                                     \
-        }                                                                                                            \
+#define CHECK(cond)                                                                                                    \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "    %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                               \
+            akv_test_failures++;                                                                                       \
+        }                                                                                                              \
     } while (0)
 
-#define CHECKF(cond, ...)                                                                                            \
-    do {                                                                                                             \
-        if (!(cond)) {                                                                                               \
-            fprintf(stderr, "    %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                           \
-            fprintf(stderr, __VA_ARGS__);                                                                            \
-            fputc('\n', stderr);                                                                                     \
-            akv_test_failures++;                                                                                     \
-        }                                                                                                            \
+#define CHECKF(cond, ...)                                                                                              \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "    %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                               \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fputc('\n', stderr);                                                                                       \
+            akv_test_failures++;                                                                                       \
+        }                                                                                                              \
     } while (0)
 
 typedef struct {

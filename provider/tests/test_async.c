@@ -6,9 +6,9 @@
  * the agent killed while jobs wait, and calls made outside any job.
  */
 #include <dirent.h>
-#include <stdio.h>
 #include <openssl/async.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -392,4 +392,5 @@ const akv_test async_tests[] = {
     {"async: an abandoned job leaks no fd and no connection", test_abandoned_job_leaks_nothing},
     {"async: agent killed while jobs wait: each fails cleanly, then it works again", test_agent_killed_while_jobs_wait},
     {"async: outside a job the call blocks as before", test_outside_a_job_blocks_as_before},
-    {NULL, NULL}};
+    {NULL, NULL},
+};

@@ -202,8 +202,7 @@ const char *socket_path(void)
 }
 
 /* One SIGN-shaped request carrying `payload`; returns the call result and checks the echo. */
-static int call_echo(AKV_AGENT *agent, const unsigned char *payload, size_t len, int *echo_ok, char *err,
-                     size_t errlen)
+static int call_echo(AKV_AGENT *agent, const unsigned char *payload, size_t len, int *echo_ok, char *err, size_t errlen)
 {
     akv_buf req;
     akv_response resp;
@@ -348,7 +347,8 @@ static void test_agent_restart(void)
     server_stop(&srv);
     /* Agent down: a clear error naming the socket and what to do. */
     CHECK(call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err)) == AKV_CALL_UNREACHABLE);
-    CHECKF(strstr(err, srv.path) != NULL && strstr(err, "; hint: start it with `akv agent`") != NULL, "message: %s", err);
+    CHECKF(strstr(err, srv.path) != NULL && strstr(err, "; hint: start it with `akv agent`") != NULL, "message: %s",
+           err);
     /* Agent back: the next call reconnects by itself. */
     CHECK(server_start(&srv, socket_path(), MODE_ECHO));
     CHECKF(call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err)) == AKV_CALL_OK && echo_ok, "%s", err);
@@ -442,16 +442,17 @@ void socket_dir_remove(void)
     socket_dir[0] = '\0';
 }
 
-const akv_test conn_tests[] = {{"conn: echo round trips reuse one pooled connection", test_echo_and_pool_reuse},
-                               {"conn: 8 threads share the pool, no connection used twice at once", test_eight_threads},
-                               {"conn: forked child never uses the parent's connection (atfork)", test_fork_with_handlers},
-                               {"conn: forked child never uses the parent's connection (pid check)",
-                                test_fork_without_handlers},
-                               {"conn: agent down then restarted", test_agent_restart},
-                               {"conn: silent agent times out", test_silent_agent_times_out},
-                               {"conn: garbage from the agent", test_garbage_from_agent},
-                               {"conn: answer cut short", test_answer_cut_short},
-                               {"conn: response with the wrong id", test_wrong_response_id},
-                               {"conn: error status comes back with its message", test_status_error_is_returned},
-                               {"conn: socket path too long", test_socket_path_too_long},
-                               {NULL, NULL}};
+const akv_test conn_tests[] = {
+    {"conn: echo round trips reuse one pooled connection", test_echo_and_pool_reuse},
+    {"conn: 8 threads share the pool, no connection used twice at once", test_eight_threads},
+    {"conn: forked child never uses the parent's connection (atfork)", test_fork_with_handlers},
+    {"conn: forked child never uses the parent's connection (pid check)", test_fork_without_handlers},
+    {"conn: agent down then restarted", test_agent_restart},
+    {"conn: silent agent times out", test_silent_agent_times_out},
+    {"conn: garbage from the agent", test_garbage_from_agent},
+    {"conn: answer cut short", test_answer_cut_short},
+    {"conn: response with the wrong id", test_wrong_response_id},
+    {"conn: error status comes back with its message", test_status_error_is_returned},
+    {"conn: socket path too long", test_socket_path_too_long},
+    {NULL, NULL},
+};

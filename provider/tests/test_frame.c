@@ -190,8 +190,10 @@ static void test_repeated_key_names_allowed(void)
     akv_frame_clear(&f);
 }
 
-const akv_test frame_tests[] = {{"frame: golden vectors (test/vectors/protocol-vectors.txt)", test_golden_vectors},
-                                {"frame: encode/decode round trip and truncations", test_encode_round_trip},
-                                {"frame: request body limit", test_request_limit},
-                                {"frame: KEY_NAME may repeat", test_repeated_key_names_allowed},
-                                {NULL, NULL}};
+const akv_test frame_tests[] = {
+    {"frame: golden vectors (test/vectors/protocol-vectors.txt)", test_golden_vectors},
+    {"frame: encode/decode round trip and truncations", test_encode_round_trip},
+    {"frame: request body limit", test_request_limit},
+    {"frame: KEY_NAME may repeat", test_repeated_key_names_allowed},
+    {NULL, NULL},
+};

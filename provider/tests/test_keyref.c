@@ -6,8 +6,8 @@
 #include "test.h"
 
 /* SEQUENCE { INTEGER 1, UTF8String "d", UTF8String "managedhsm:h:k" } */
-static const unsigned char good[] = {0x30, 0x16, 0x02, 0x01, 0x01, 0x0c, 0x01, 'd',  0x0c, 0x0e, 'm', 'a',
-                                     'n',  'a',  'g',  'e',  'd',  'h',  's',  'm',  ':',  'h',  ':', 'k'};
+static const unsigned char good[] = {0x30, 0x16, 0x02, 0x01, 0x01, 0x0c, 0x01, 'd', 0x0c, 0x0e, 'm', 'a',
+                                     'n',  'a',  'g',  'e',  'd',  'h',  's',  'm', ':',  'h',  ':', 'k'};
 
 static void test_keyref_good(void)
 {
@@ -70,8 +70,9 @@ static void test_keyref_bad(void)
     CHECK(akv_keyref_parse(nonmin, sizeof(nonmin), &why) == NULL);
 }
 
-const akv_test keyref_tests[] = {{"keyref: parses the structure akv keyref writes", test_keyref_good},
-                                 {"keyref: long-form DER lengths", test_keyref_long_form_length},
-                                 {"keyref: truncated, wrong version, control chars, trailing data refused",
-                                  test_keyref_bad},
-                                 {NULL, NULL}};
+const akv_test keyref_tests[] = {
+    {"keyref: parses the structure akv keyref writes", test_keyref_good},
+    {"keyref: long-form DER lengths", test_keyref_long_form_length},
+    {"keyref: truncated, wrong version, control chars, trailing data refused", test_keyref_bad},
+    {NULL, NULL},
+};

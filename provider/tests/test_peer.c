@@ -225,4 +225,5 @@ const akv_test peer_tests[] = {
     {"peer: agent_user allows that uid, and the user's token is not handed to it",
      test_agent_user_allows_it_without_the_token},
     {"peer: AZURE_CLI_ACCESS_TOKEN is handed over to an agent of our own uid", test_token_handed_to_own_agent},
-    {NULL, NULL}};
+    {NULL, NULL},
+};

@@ -143,7 +143,8 @@ static void test_fit_digest(void)
     CHECK(out[0] == 0 && out[31] == 0 && memcmp(out + 32, in, 32) == 0);
     akv_ecdsa_fit_digest(in, 48, out, 48);
     CHECK(memcmp(out, in, 48) == 0);
-    CHECK(akv_ecdsa_digest_len("P-521") == 64 && akv_ecdsa_digest_len("P-256K") == 32 && akv_ecdsa_digest_len("x") == 0);
+    CHECK(akv_ecdsa_digest_len("P-521") == 64 && akv_ecdsa_digest_len("P-256K") == 32 &&
+          akv_ecdsa_digest_len("x") == 0);
     CHECK(akv_ecdsa_alg("P-256K") != NULL && strcmp(akv_ecdsa_alg("P-256K"), "ES256K") == 0);
     CHECK(akv_ecdsa_alg("P-192") == NULL);
 }
@@ -161,9 +162,11 @@ static void test_hsm_digests(void)
     EVP_MD_free(sha384);
 }
 
-const akv_test sigalg_tests[] = {{"sigalg: PKCS#1 and ECDSA AlgorithmIdentifiers", test_pkcs1_and_ecdsa_ids},
-                                 {"sigalg: RSA-PSS AlgorithmIdentifier with RFC 4055 parameters", test_pss_params},
-                                 {"sigalg: ECDSA r||s to DER matches OpenSSL", test_ecdsa_raw_to_der},
-                                 {"sigalg: ECDSA digest fitting", test_fit_digest},
-                                 {"sigalg: digests the HSM signs", test_hsm_digests},
-                                 {NULL, NULL}};
+const akv_test sigalg_tests[] = {
+    {"sigalg: PKCS#1 and ECDSA AlgorithmIdentifiers", test_pkcs1_and_ecdsa_ids},
+    {"sigalg: RSA-PSS AlgorithmIdentifier with RFC 4055 parameters", test_pss_params},
+    {"sigalg: ECDSA r||s to DER matches OpenSSL", test_ecdsa_raw_to_der},
+    {"sigalg: ECDSA digest fitting", test_fit_digest},
+    {"sigalg: digests the HSM signs", test_hsm_digests},
+    {NULL, NULL},
+};

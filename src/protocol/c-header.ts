@@ -2,7 +2,7 @@
  * Renders provider/src/protocol_codes.h from constants.ts, so that the C provider and the
  * TypeScript side can never disagree on a number or a name: every C name is the TypeScript name
  * with an `AKV_` prefix (`Op.SIGN` → `AKV_OP_SIGN`, `FRAME_HEADER_SIZE` → `AKV_FRAME_HEADER_SIZE`).
- * `npm run generate` writes the file; test/protocol/generated-files.test.ts fails when the
+ * `npm run generate` writes the file; test/protocol/generated-header.test.ts fails when the
  * committed header has drifted from this rendering.
  */
 import {
@@ -40,7 +40,9 @@ export function protocolCodesHeader(): string {
     '/*',
     ' * Numbers of the akv agent protocol, version 1 (docs/protocol.md).',
     ' * Generated from src/protocol/constants.ts by `npm run generate`: do not edit by hand.',
+    ' * Kept as generated (test/protocol/generated-header.test.ts), so clang-format leaves it alone.',
     ' */',
+    '/* clang-format off */',
     '#ifndef AKV_PROTOCOL_CODES_H',
     '#define AKV_PROTOCOL_CODES_H',
     '',
