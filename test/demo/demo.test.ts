@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
-import { missingPrerequisite, REPO_DIR } from './example.js';
+import { missingPrerequisite, REPO_DIR } from '../nginx/example.js';
 
 function runDemo(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
