@@ -12,7 +12,8 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { cleanAkvEnv, devDown, devUp, parseExports } from '../helpers/dev.js';
-import { AKV_BIN, REPO_ROOT } from '../helpers/emulator.js';
+import { AKV_BIN } from '../helpers/emulator.js';
+import { stageAkv } from '../helpers/stage.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -91,33 +92,34 @@ describe('akv dev up --socket-group', { skip }, () => {
     'lets a member of the group (not the owner) use the agent',
     { skip: !isRoot && 'needs root to run a process as another user' },
     () => {
-      // `akv doctor`-like round trip from a www-data process: a PING on the socket.
-      const script = `
-      import('${join(REPO_ROOT, 'dist', 'src', 'client', 'agent-client.js')}').then(async ({ AgentClient }) => {
-        const c = new AgentClient(process.argv[1], { timeoutMs: 5000 });
-        await c.ping();
-        await c.close();
-        console.log('pong');
-      }).catch((e) => { console.error(e.message); process.exit(1); });`;
-      const r = spawnSync(
-        'setpriv',
-        [
-          `--reuid=${group as string}`,
-          `--regid=${group as string}`,
-          '--init-groups',
-          process.execPath,
-          '-e',
-          script,
-          env.AKV_AGENT_SOCKET as string,
-        ],
-        { encoding: 'utf8', timeout: 30_000 },
-      );
-      assert.equal(
-        r.status,
-        0,
-        `a ${group as string} process could not ping the agent: ${r.stderr}`,
-      );
-      assert.match(r.stdout, /pong/);
+      // `akv ping` as the group's user, from a copy it can read (the checkout may be closed to it).
+      const staged = stageAkv();
+      try {
+        const r = spawnSync(
+          'setpriv',
+          [
+            `--reuid=${group as string}`,
+            `--regid=${group as string}`,
+            '--init-groups',
+            'env',
+            '-i',
+            `PATH=${process.env.PATH ?? '/usr/bin:/bin'}`,
+            staged.bin,
+            'ping',
+            '--socket',
+            env.AKV_AGENT_SOCKET as string,
+          ],
+          { cwd: staged.root, encoding: 'utf8', timeout: 30_000 },
+        );
+        assert.equal(
+          r.status,
+          0,
+          `a ${group as string} process could not ping the agent: ${r.stdout}${r.stderr}`,
+        );
+        assert.match(r.stdout, /akv agent \S+ answers on /);
+      } finally {
+        staged.remove();
+      }
     },
   );
 

@@ -1,18 +1,17 @@
 /**
  * examples/grpc started by an ordinary user: no `user` directive, nginx workers and the agent
  * run as that user, sockets owner-only. CI runs as root, so this file runs the whole example
- * again as `nobody` (via runuser); run by an ordinary user, grpc-mtls.test.ts already covers it.
+ * again as `nobody` (via runuser), from a copy of akv that `nobody` can read (the checkout may be
+ * in a directory closed to others); run by an ordinary user, grpc-mtls.test.ts covers it.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chownSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { stageAkv, type StagedAkv } from '../helpers/stage.js';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const example = join(repo, 'examples', 'grpc');
 const USER = 'nobody';
 
 function userIds(name: string): { uid: number; gid: number } | undefined {
@@ -32,7 +31,13 @@ const skip = !isRoot
     : false;
 
 /** Runs an example script as the ordinary user, with only the settings this test chooses. */
-function asUser(dir: string, scriptName: string, args: string[], timeoutMs = 180_000) {
+function asUser(
+  akv: StagedAkv,
+  dir: string,
+  scriptName: string,
+  args: string[],
+  timeoutMs = 180_000,
+) {
   const env = [
     `PATH=${process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
     `HOME=${dir}`,
@@ -44,7 +49,16 @@ function asUser(dir: string, scriptName: string, args: string[], timeoutMs = 180
   ];
   const r = spawnSync(
     'runuser',
-    ['-u', USER, '--', 'env', '-i', ...env, join(example, scriptName), ...args],
+    [
+      '-u',
+      USER,
+      '--',
+      'env',
+      '-i',
+      ...env,
+      join(akv.root, 'examples', 'grpc', scriptName),
+      ...args,
+    ],
     {
       cwd: dir,
       encoding: 'utf8',
@@ -55,21 +69,23 @@ function asUser(dir: string, scriptName: string, args: string[], timeoutMs = 180
 }
 
 let dir = '';
+let akv: StagedAkv | undefined;
 
 before(() => {
   if (skip) return;
+  akv = stageAkv();
   dir = mkdtempSync(join(tmpdir(), 'akv-grpc-user-'));
   chownSync(dir, ids!.uid, ids!.gid);
 });
 
 after(() => {
-  if (!dir) return;
-  asUser(dir, 'stop-demo.sh', []);
-  rmSync(dir, { recursive: true, force: true });
+  if (dir && akv) asUser(akv, dir, 'stop-demo.sh', []);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  akv?.remove();
 });
 
 test('examples/grpc run-all.sh works for an ordinary user (EC keys)', { skip }, () => {
-  const r = asUser(dir, 'run-all.sh', ['--latency', '10']);
+  const r = asUser(akv!, dir, 'run-all.sh', ['--latency', '10']);
   assert.equal(
     r.status,
     0,

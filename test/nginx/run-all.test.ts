@@ -8,13 +8,13 @@ import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
-  EXAMPLE_DIR,
   makeTestDir,
   missingPrerequisite,
   readSettings,
   runScript,
   uniqueHsmName,
 } from './example.js';
+import { stageAkv } from '../helpers/stage.js';
 
 test(
   'run-all.sh passes every step on the emulator with an RSA and an EC key, then cleans up',
@@ -85,23 +85,13 @@ test('the step scripts refuse to run without settings, with a message that says 
 
 /**
  * As root (CI), also run the example as an ordinary user: nginx cannot switch users then, so its
- * workers run as that user and the agent socket stays owner-only. Skipped where no such run is
- * possible (not root, or the checkout is not readable by `nobody`).
+ * workers run as that user and the agent socket stays owner-only. `nobody` runs a copy of akv it
+ * can read (stageAkv), since the checkout may be in a directory closed to others.
  */
 function whyNoUserRun(): string | undefined {
   const missing = missingPrerequisite();
   if (missing) return missing;
   if (process.getuid?.() !== 0) return 'runs only as root (it switches to the user nobody)';
-  const probe = spawnSync('runuser', [
-    '-u',
-    'nobody',
-    '--',
-    'test',
-    '-x',
-    `${EXAMPLE_DIR}/run-all.sh`,
-  ]);
-  if (probe.status !== 0)
-    return `the user nobody cannot run ${EXAMPLE_DIR}/run-all.sh (checkout not readable by others)`;
   return undefined;
 }
 
@@ -109,17 +99,20 @@ test(
   'run-all.sh also passes when started by an ordinary user (nobody)',
   { skip: whyNoUserRun() },
   async () => {
+    const akv = stageAkv();
+    const example = join(akv.root, 'examples', 'nginx');
     const dir = makeTestDir('user');
     chmodSync(dir, 0o777);
     const envFile = `${dir}/.env`;
     const asNobody = (args: string[]) =>
       spawnSync('runuser', ['-u', 'nobody', '--', 'env', 'HOME=/tmp', ...args], {
+        cwd: dir,
         encoding: 'utf8',
         timeout: 180_000,
       });
     try {
       const r = asNobody([
-        `${EXAMPLE_DIR}/run-all.sh`,
+        `${example}/run-all.sh`,
         '--env-file',
         envFile,
         '--hsm-name',
@@ -134,9 +127,9 @@ test(
       assert.match(r.stdout, /test-client\.sh: \d+ passed, 0 failed/);
       assert.match(r.stdout, /run-all: every step passed/);
     } finally {
-      if (existsSync(envFile))
-        asNobody([`${EXAMPLE_DIR}/cleanup.sh`, '--env-file', envFile, '--all']);
+      if (existsSync(envFile)) asNobody([`${example}/cleanup.sh`, '--env-file', envFile, '--all']);
       rmSync(dir, { recursive: true, force: true });
+      akv.remove();
     }
   },
 );

@@ -1,0 +1,91 @@
+/**
+ * A step that runs as another user (an example started by `nobody`, a process of the agent
+ * socket's group) cannot use a checkout that lives in a directory closed to others: root's home,
+ * a 0700 `mktemp -d`. stageAkv copies what such a step runs into a fresh directory under the
+ * system's temporary directory, readable and traversable by everyone: bin/akv, the compiled code
+ * (dist/src, dist/examples), the npm packages the code needs at run time (not the development
+ * ones), the provider module and the examples' scripts. The copy is laid out as a checkout, so
+ * bin/akv, the examples and `akv dev up` find everything relative to it, and the tests hold
+ * wherever the checkout is.
+ */
+import {
+  chmodSync,
+  existsSync,
+  copyFileSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { REPO_ROOT } from './emulator.js';
+
+export interface StagedAkv {
+  /** The copy's root: bin/akv, dist/, node_modules/, provider/build/, examples/ below it. */
+  root: string;
+  /** Its bin/akv. */
+  bin: string;
+  remove(): void;
+}
+
+/** Top-level node_modules entries the code needs at run time (package-lock.json's non-dev ones). */
+function runtimePackages(): string[] {
+  const lock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { dev?: boolean }>;
+  };
+  const paths = Object.entries(lock.packages)
+    .filter(([path, entry]) => path.startsWith('node_modules/') && entry.dev !== true)
+    .map(([path]) => path);
+  // A nested package (node_modules/a/node_modules/b) comes with its parent's directory.
+  return paths.filter((p) => !paths.some((q) => q !== p && p.startsWith(`${q}/`)));
+}
+
+/** Makes DIR and its missing parents 0755, whatever the umask (nobody must pass through them). */
+function makeOpenDir(dir: string): void {
+  if (existsSync(dir)) return;
+  makeOpenDir(dirname(dir));
+  mkdirSync(dir);
+  chmodSync(dir, 0o755);
+}
+
+/** Copies FROM to TO: directories 0755, files 0644 or 0755 (executable), symbolic links as they are. */
+function copyTree(from: string, to: string): void {
+  const st = lstatSync(from);
+  if (st.isSymbolicLink()) {
+    makeOpenDir(dirname(to));
+    symlinkSync(readlinkSync(from), to);
+  } else if (st.isDirectory()) {
+    makeOpenDir(to);
+    for (const name of readdirSync(from)) copyTree(join(from, name), join(to, name));
+  } else if (st.isFile()) {
+    makeOpenDir(dirname(to));
+    copyFileSync(from, to);
+    chmodSync(to, st.mode & 0o111 ? 0o755 : 0o644);
+  }
+}
+
+/** Stages the checkout's runnable parts for other users (see the top of this file). */
+export function stageAkv(): StagedAkv {
+  const root = mkdtempSync(join(tmpdir(), 'akv-staged-'));
+  chmodSync(root, 0o755);
+  const parts = [
+    'package.json',
+    'bin',
+    join('dist', 'src'),
+    join('dist', 'examples'),
+    join('provider', 'build', 'akv_provider.so'),
+    'examples',
+    ...runtimePackages(),
+  ];
+  for (const part of parts) copyTree(join(REPO_ROOT, part), join(root, part));
+  return {
+    root,
+    bin: join(root, 'bin', 'akv'),
+    remove: () => rmSync(root, { recursive: true, force: true }),
+  };
+}
