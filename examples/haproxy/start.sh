@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Step 2 of the akv HAProxy example: writes openssl.cnf and haproxy.cfg and starts HAProxy.
+HELP="Usage: start.sh [--env-file FILE] [--async on|off] [--nbthread N]
+
+Writes STATE_DIR/openssl.cnf (default, then akv_provider with the agent socket) and
+STATE_DIR/haproxy.cfg (two TLS frontends, RSA and EC, each certificate with its key reference
+beside it), checks the configuration (haproxy -c) and starts HAProxy in the background with
+OPENSSL_CONF in its environment. A running HAProxy is stopped first.
+
+  --async on|off   ssl-mode-async in 'global' (default on: HAProxy never waits for the HSM)
+  --nbthread N     HAProxy threads (default 1)
+Both are remembered in the settings file. The provider logs to STATE_DIR/logs/provider.log at
+PROVIDER_LOG_LEVEL (settings file; debug shows each job paused for the HSM)."
+# shellcheck source=lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
+parse_common_args "$@"
+set -- ${REST_ARGS[@]+"${REST_ARGS[@]}"}
+load_env
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --async) need_value "$@"; ASYNC=$2; shift 2 ;;
+    --nbthread) need_value "$@"; NBTHREAD=$2; shift 2 ;;
+    *) die "unknown option '$1'" "run '$SCRIPT_NAME --help'" ;;
+  esac
+done
+[[ "$ASYNC" =~ ^(on|off)$ ]] || die "--async must be on or off, not '$ASYNC'" "pass --async on"
+[[ "$NBTHREAD" =~ ^[1-9][0-9]?$ ]] || die "--nbthread must be a number from 1 to 64, not '$NBTHREAD'" "pass --nbthread 1"
+require_command haproxy haproxy
+[ -S "$AGENT_SOCKET" ] || die "the akv agent is not running (no socket $AGENT_SOCKET)" "run ./setup.sh"
+for kind in rsa ec; do
+  [ -s "$CERT_DIR/$kind.pem" ] && [ -s "$CERT_DIR/$kind.pem.key" ] || die "no certificate or key reference for $kind in $CERT_DIR" "run ./setup.sh"
+done
+# Remember the choices for test-client.sh and the next start.
+sed -i -e "s/^ASYNC=.*/ASYNC=$ASYNC/" -e "s/^NBTHREAD=.*/NBTHREAD=$NBTHREAD/" "$ENV_FILE"
+
+write_openssl_cnf
+async_line=""
+[ "$ASYNC" = off ] || async_line="    ssl-mode-async"
+render "$EXAMPLE_DIR/templates/haproxy.cfg.template" "$HAPROXY_CFG" "NBTHREAD=$NBTHREAD" "ASYNC_LINE=$async_line" \
+  "PID_FILE=$HAPROXY_PID" "RSA_PORT=$RSA_PORT" "EC_PORT=$EC_PORT" "CERT_DIR=$CERT_DIR"
+
+# HAProxy's environment: the provider configuration and its log; nothing else of ours.
+haproxy_env=(env -u AKV_AGENT_SOCKET -u AKV_CONFIG OPENSSL_CONF="$OPENSSL_CNF" AKV_LOG_FILE="$PROVIDER_LOG" AKV_LOG_LEVEL="$PROVIDER_LOG_LEVEL")
+"${haproxy_env[@]}" haproxy -c -q -f "$HAPROXY_CFG" >"$LOG_DIR/haproxy-check.log" 2>&1 \
+  || { cat "$LOG_DIR/haproxy-check.log" >&2; die "haproxy -c refused $HAPROXY_CFG" "read the messages above (a key reference the provider cannot load says why)"; }
+
+old=$(haproxy_pid)
+if [ -n "$old" ]; then
+  kill -TERM "$old"
+  for _ in $(seq 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+fi
+: >"$HAPROXY_LOG"
+"${haproxy_env[@]}" haproxy -D -f "$HAPROXY_CFG" >>"$HAPROXY_LOG" 2>&1 \
+  || { cat "$HAPROXY_LOG" >&2; die "haproxy did not start" "read $HAPROXY_LOG and $PROVIDER_LOG"; }
+for _ in $(seq 50); do [ -n "$(haproxy_pid)" ] && break; sleep 0.1; done
+[ -n "$(haproxy_pid)" ] || die "haproxy did not start" "read $HAPROXY_LOG"
+say "$(haproxy -v | head -n 1 | cut -d' ' -f1-3) running: pid $(haproxy_pid), nbthread $NBTHREAD, ssl-mode-async $ASYNC"
+say "  RSA: https://localhost:$RSA_PORT  (key $(key_uri_of rsa))"
+say "  EC:  https://localhost:$EC_PORT  (key $(key_uri_of ec))"
+say "try: curl --cacert $CERT_DIR/rsa.pem https://localhost:$RSA_PORT/"
+say "next: ./test-client.sh"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Last step of the akv HAProxy example: stops HAProxy (and with --all the agent and emulator).
+HELP="Usage: stop.sh [--env-file FILE] [--all]
+
+Stops HAProxy. With --all also stops the akv agent and the emulator ('bin/akv dev down') and
+removes the state directory and the settings file."
+# shellcheck source=lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
+parse_common_args "$@"
+set -- ${REST_ARGS[@]+"${REST_ARGS[@]}"}
+all=no
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --all) all=yes; shift ;;
+    *) die "unknown option '$1'" "run '$SCRIPT_NAME --help'" ;;
+  esac
+done
+load_env
+pid=$(haproxy_pid)
+if [ -n "$pid" ]; then
+  kill -TERM "$pid"
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  say "haproxy (pid $pid) stopped"
+else
+  say "haproxy is not running"
+fi
+if [ "$all" = yes ]; then
+  "$AKV_BIN" dev down --dir "$DEV_DIR" --quiet || true
+  say "agent and emulator stopped"
+  case "$STATE_DIR" in /tmp/* | "${TMPDIR:-/tmp}"/*) rm -rf "$STATE_DIR" ;; *) say "kept $STATE_DIR (not under /tmp)" ;; esac
+  rm -f "$ENV_FILE"
+  say "removed the state and $ENV_FILE"
+fi
