@@ -31,6 +31,8 @@ export const FOREIGN_VARIABLES = [
   'OPENSSL_CONF',
   'OPENSSL_MODULES',
   'AKV_NGINX_ENV',
+  'AKV_BIN',
+  'AKV_PROVIDER_MODULE',
 ];
 
 /** The repository root: the nearest directory upwards with package.json. */

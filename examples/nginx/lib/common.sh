@@ -6,7 +6,8 @@ set -euo pipefail
 
 EXAMPLE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPO_DIR=$(cd "$EXAMPLE_DIR/../.." && pwd)
-AKV_BIN="$REPO_DIR/bin/akv"
+# The akv command: this checkout's, or another one (AKV_BIN=/usr/bin/akv: the Debian package's).
+AKV_BIN="${AKV_BIN:-$REPO_DIR/bin/akv}"
 SCRIPT_NAME=$(basename "$0")
 
 # The settings file: --env-file FILE (parsed by parse_common_args), else AKV_NGINX_ENV, else .env.
