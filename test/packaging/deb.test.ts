@@ -143,11 +143,18 @@ const alreadyThere = (): string | undefined => {
     if (existsSync(p)) return `${p} exists`;
   return undefined;
 };
+/** apt can satisfy `Depends: nodejs (>= 20.19)` only with Node.js as a Debian package. */
+const nodejsPackage = (): boolean => {
+  const v = sh('dpkg-query', ['-W', '-f', '${Version}', 'nodejs']);
+  return v.status === 0 && sh('dpkg', ['--compare-versions', v.stdout, 'ge', '20.19']).status === 0;
+};
 const skipInstall = !isRoot
   ? 'installing the package needs root (run npm test as root)'
-  : alreadyThere()
-    ? `akv is already on this machine (${alreadyThere()}): not touching it`
-    : false;
+  : !nodejsPackage()
+    ? 'Node.js is not installed as the nodejs Debian package (>= 20.19), which the package depends on'
+    : alreadyThere()
+      ? `akv is already on this machine (${alreadyThere()}): not touching it`
+      : false;
 
 /** What the package may touch, as a comparable snapshot. */
 function machineState(): Record<string, string | boolean> {
