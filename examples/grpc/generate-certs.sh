@@ -13,7 +13,7 @@ For each key type (default: both), makes sure these HSM keys exist (creates the 
   $(key_name ca TYPE)      the demo CA           RSA-HSM 2048 / EC-HSM P-256
   $(key_name server TYPE)  the server sidecar's key
   $(key_name client TYPE)  the client sidecar's key
-and writes to DIR/certs/TYPE/ (DIR: \$GRPC_DEMO_DIR, default tmp/grpc-demo in the repository):
+and writes to DIR/certs/TYPE/ (DIR: \$STATE_DIR, default tmp/grpc-demo in the repository):
   ca.pem                 self-signed CA certificate   (openssl req -x509 -key managedhsm:...)
   server.pem, client.pem issued by the CA             (openssl x509 -req -CAkey managedhsm:...)
   server.keyref.pem, client.keyref.pem   key references for nginx (akv keyref): no key material
@@ -21,8 +21,8 @@ and writes to DIR/certs/TYPE/ (DIR: \$GRPC_DEMO_DIR, default tmp/grpc-demo in th
 Idempotent: certificates that are still valid for a day, chain to the CA and match the HSM key's
 public key are kept; others are issued again. --force issues everything again.
 
-With GRPC_USE_EMULATOR=1 (default) it starts the local HSM emulator and the agent
-(bin/akv dev up --dir DIR/akv-dev); with GRPC_USE_EMULATOR=0 it uses the agent named by
+With AKV_MODE=emulator (default) it starts the local HSM emulator and the agent
+(bin/akv dev up --dir DIR/akv-dev); with AKV_MODE=azure it uses the agent named by
 AKV_AGENT_SOCKET and the HSM named by --hsm-name / AKV_HSM_NAME (see README.md).
 EOF
 }
@@ -32,8 +32,8 @@ force=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
-    --dir) GRPC_DEMO_DIR=${2:?--dir needs a directory}; shift 2 ;;
-    --hsm-name) AKV_HSM_NAME=${2:?--hsm-name needs a name}; shift 2 ;;
+    --dir) need_value "$@"; STATE_DIR=$2; shift 2 ;;
+    --hsm-name) need_value "$@"; AKV_HSM_NAME=$2; shift 2 ;;
     --key-type)
       case "${2:-}" in rsa | ec) types=$2 ;; both) types="rsa ec" ;; *) usage_error "--key-type wants rsa, ec or both" ;; esac
       shift 2 ;;
@@ -49,19 +49,19 @@ ensure_akv_env
 ensure_key() {
   local name kty shown
   name=$(key_name "$1" "$2")
-  if shown=$("$AKV" key show --hsm-name "$AKV_HSM_NAME" --name "$name" 2>/dev/null); then
+  if shown=$("$AKV_BIN" key show --hsm-name "$AKV_HSM_NAME" --name "$name" 2>/dev/null); then
     kty=$(printf '%s' "$shown" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log((j.key&&j.key.kty)||j.kty||j.keyType||"")}catch{console.log("")}})')
     case "$2:$kty" in
       rsa:RSA* | ec:EC* | *:) say "key $name exists (${kty:-type not shown})" ;;
-      *) die "HSM key $name exists but is $kty, not ${2^^}" "delete it or choose another GRPC_KEY_PREFIX" ;;
+      *) die "HSM key $name exists but is $kty, not ${2^^}" "delete it or choose another KEY_PREFIX" ;;
     esac
     return 0
   fi
   say "creating HSM key $name"
   if [ "$2" = rsa ]; then
-    "$AKV" key create --hsm-name "$AKV_HSM_NAME" --name "$name" --kty RSA-HSM --size 2048 >/dev/null
+    "$AKV_BIN" key create --hsm-name "$AKV_HSM_NAME" --name "$name" --kty RSA-HSM --size 2048 >/dev/null
   else
-    "$AKV" key create --hsm-name "$AKV_HSM_NAME" --name "$name" --kty EC-HSM --curve P-256 >/dev/null
+    "$AKV_BIN" key create --hsm-name "$AKV_HSM_NAME" --name "$name" --kty EC-HSM --curve P-256 >/dev/null
   fi || die "could not create HSM key $name" "check the agent and the HSM: bin/akv doctor $(key_uri "$1" "$2")"
 }
 
@@ -133,11 +133,11 @@ for type in $types; do
       issue_leaf "$role" "$type" "$dir" "$subject"
       say "$type: $role.pem issued (CSR signed by $(key_uri "$role" "$type"), certificate by $(key_uri ca "$type"))"
     fi
-    if ! "$AKV" keyref "$(key_uri "$role" "$type")" --out "$dir/$role.keyref.pem" >/dev/null 2>"$dir/keyref.log"; then
+    if ! "$AKV_BIN" keyref "$(key_uri "$role" "$type")" --out "$dir/$role.keyref.pem" >/dev/null 2>"$dir/keyref.log"; then
       cat "$dir/keyref.log" >&2
       die "could not write the key reference $dir/$role.keyref.pem" "run: bin/akv keyref $(key_uri "$role" "$type") --out FILE"
     fi
   done
   rm -f "$dir"/*.csr "$dir"/*.x509.log "$dir/keyref.log"
 done
-say "certificates and key references are in $GRPC_DEMO_DIR/certs/"
+say "certificates and key references are in $STATE_DIR/certs/"

@@ -21,25 +21,25 @@ keep=0 latency=200
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
-    --dir) GRPC_DEMO_DIR=${2:?--dir needs a directory}; shift 2 ;;
-    --hsm-name) AKV_HSM_NAME=${2:?--hsm-name needs a name}; shift 2 ;;
-    --key-type) GRPC_KEY_TYPE=${2:?--key-type needs rsa or ec}; shift 2 ;;
+    --dir) need_value "$@"; STATE_DIR=$2; shift 2 ;;
+    --hsm-name) need_value "$@"; AKV_HSM_NAME=$2; shift 2 ;;
+    --key-type) need_value "$@"; KEY_TYPE=$2; shift 2 ;;
     --keep) keep=1; shift ;;
-    --latency) latency=${2:?--latency needs a number}; shift 2 ;;
+    --latency) need_value "$@"; latency=$2; shift 2 ;;
     *) usage_error "unknown option '$1'" ;;
   esac
 done
 [[ "$latency" =~ ^[0-9]+$ ]] || usage_error "--latency wants a number"
 finish_settings
-opts=(--dir "$GRPC_DEMO_DIR")
-export AKV_HSM_NAME GRPC_KEY_TYPE
+opts=(--dir "$STATE_DIR")
+export AKV_HSM_NAME KEY_TYPE
 
 step() { printf '\n== %s\n' "$*"; }
 stop_on_exit() { [ "$keep" = 1 ] || "$EXAMPLE_DIR/stop-demo.sh" "${opts[@]}" || true; }
 trap stop_on_exit EXIT
 
-step "1/5 keys and certificates ($GRPC_KEY_TYPE)"
-"$EXAMPLE_DIR/generate-certs.sh" "${opts[@]}" --key-type "$GRPC_KEY_TYPE"
+step "1/5 keys and certificates ($KEY_TYPE)"
+"$EXAMPLE_DIR/generate-certs.sh" "${opts[@]}" --key-type "$KEY_TYPE"
 step "2/5 start the gRPC server and the two sidecars"
 "$EXAMPLE_DIR/start-demo.sh" "${opts[@]}"
 step "3/5 unary and streaming calls through mutual TLS"
@@ -49,7 +49,7 @@ load_akv_env_if_any
 log=$(agent_log_file)
 [ -n "$log" ] || die "cannot tell where the agent logs" "set AKV_LOG_FILE or log.file in the agent config"
 node "$REPO_DIR/dist/examples/grpc/src/audit-log.js" --require --log "$log" \
-  "$(key_uri server "$GRPC_KEY_TYPE")" "$(key_uri client "$GRPC_KEY_TYPE")"
+  "$(key_uri server "$KEY_TYPE")" "$(key_uri client "$KEY_TYPE")"
 if [ "$latency" -gt 0 ]; then
   step "5/5 latency of $latency unary calls"
   printf 'direct (no sidecars): '
@@ -58,18 +58,18 @@ if [ "$latency" -gt 0 ]; then
   "$EXAMPLE_DIR/run-client.sh" "${opts[@]}" --latency "$latency"
   # A client sidecar without keep-alive or session resumption: every call pays a full mutual TLS
   # handshake, i.e. one HSM signature by the server key and one by the client key.
-  certs=$(certs_dir "$GRPC_KEY_TYPE")
+  certs=$(certs_dir "$KEY_TYPE")
   mkdir -p "$RUN_DIR/handshake" && chmod 0700 "$RUN_DIR/handshake"
-  "$EXAMPLE_DIR/sidecar.sh" start client --dir "$GRPC_DEMO_DIR" --name handshake --no-reuse \
-    --cert "$certs/client.pem" --key "$(nginx_key_for client "$GRPC_KEY_TYPE")" --ca "$certs/ca.pem" \
-    --listen-socket "$RUN_DIR/handshake/greeter.sock" --server-port "$(sed -n 's/^server_port=//p' "$GRPC_DEMO_DIR/demo.env")" >/dev/null
+  "$EXAMPLE_DIR/sidecar.sh" start client --dir "$STATE_DIR" --name handshake --no-reuse \
+    --cert "$certs/client.pem" --key "$(nginx_key_for client "$KEY_TYPE")" --ca "$certs/ca.pem" \
+    --listen-socket "$RUN_DIR/handshake/greeter.sock" --server-port "$(sed -n 's/^server_port=//p' "$STATE_DIR/demo.env")" >/dev/null
   handshakes=$((latency < 50 ? latency : 50))
   printf 'full handshake/call:  '
   node "$REPO_DIR/dist/examples/grpc/src/client.js" --socket "$RUN_DIR/handshake/greeter.sock" --latency "$handshakes"
-  "$EXAMPLE_DIR/sidecar.sh" stop --dir "$GRPC_DEMO_DIR" --name handshake >/dev/null
+  "$EXAMPLE_DIR/sidecar.sh" stop --dir "$STATE_DIR" --name handshake >/dev/null
 fi
 if [ "$keep" = 1 ]; then
-  step "left running; stop with: examples/grpc/stop-demo.sh --dir $GRPC_DEMO_DIR"
+  step "left running; stop with: examples/grpc/stop-demo.sh --dir $STATE_DIR"
 else
   step "stop"
 fi

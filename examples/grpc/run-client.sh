@@ -9,7 +9,7 @@ usage() {
 Usage: $SCRIPT_NAME [--dir DIR] [--direct] [client options]
 
 Runs the gRPC client (dist/examples/grpc/src/client.js) against the demo that start-demo.sh
-started in DIR (\$GRPC_DEMO_DIR, default tmp/grpc-demo in the repository): by default on the client
+started in DIR (\$STATE_DIR, default tmp/grpc-demo in the repository): by default on the client
 sidecar's socket, so the call crosses both sidecars and mutual TLS with the HSM-held keys.
 
   --direct   call the server's own socket instead (no sidecars, no TLS; as root only root and
@@ -30,7 +30,7 @@ pass=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
-    --dir) GRPC_DEMO_DIR=${2:?--dir needs a directory}; shift 2 ;;
+    --dir) need_value "$@"; STATE_DIR=$2; shift 2 ;;
     --direct) direct=1; shift ;;
     --socket) usage_error "the socket comes from the demo; use --direct for the server's own socket" ;;
     *) pass+=("$1"); shift ;;
@@ -41,5 +41,5 @@ require_built
 
 socket=$CLIENT_SOCKET
 [ "$direct" = 1 ] && socket=$SERVER_APP_SOCKET
-[ -S "$socket" ] || die "no socket at $socket: the demo is not running in $GRPC_DEMO_DIR" "start it: examples/grpc/start-demo.sh --dir $GRPC_DEMO_DIR"
+[ -S "$socket" ] || die "no socket at $socket: the demo is not running in $STATE_DIR" "start it: examples/grpc/start-demo.sh --dir $STATE_DIR"
 exec node "$REPO_DIR/dist/examples/grpc/src/client.js" --socket "$socket" ${pass[@]+"${pass[@]}"}

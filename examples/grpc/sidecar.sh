@@ -15,7 +15,7 @@ Usage:
   $SCRIPT_NAME stop --name NAME | --all
   $SCRIPT_NAME port --name NAME
 
-One nginx per sidecar, in GRPC_DEMO_DIR/nginx/NAME (config, pid, logs, temp files), started with
+One nginx per sidecar, in STATE_DIR/nginx/NAME (config, pid, logs, temp files), started with
 -p/-c so it never touches the system's nginx. A server sidecar terminates mutual TLS on 127.0.0.1
 (a free port unless --port) and forwards plaintext gRPC to --app-socket; a client sidecar listens
 on --listen-socket (plaintext gRPC, HTTP/2) and originates mutual TLS to 127.0.0.1:--server-port.
@@ -28,9 +28,9 @@ on --listen-socket (plaintext gRPC, HTTP/2) and originates mutual TLS to 127.0.0
   --no-client-cert   client sidecar that presents no certificate (to show it is refused)
   --no-reuse         client sidecar that makes a new connection with a full TLS handshake for
                      every call (no keep-alive, no session resumption): measures the handshake
-  --dir DIR          demo directory (default: \$GRPC_DEMO_DIR or tmp/grpc-demo in the repository)
+  --dir DIR          demo directory (default: \$STATE_DIR or tmp/grpc-demo in the repository)
 
-If GRPC_DEMO_DIR/openssl.cnf exists (written by generate-certs.sh / start-demo.sh), nginx runs
+If STATE_DIR/openssl.cnf exists (written by generate-certs.sh / start-demo.sh), nginx runs
 with it as OPENSSL_CONF, so HSM keys work through the akv provider. Starting a sidecar that runs
 with the same configuration does nothing; with a different one it is restarted.
 Prints, for a server sidecar, "port=N".
@@ -54,26 +54,26 @@ no_client_cert=0 all=0 reuse=1
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
-    --name) name=${2:?--name needs a value}; shift 2 ;;
-    --cert) cert=${2:?--cert needs a file}; shift 2 ;;
-    --key) key=${2:?--key needs a value}; shift 2 ;;
-    --ca) ca=${2:?--ca needs a file}; shift 2 ;;
-    --app-socket) app_socket=${2:?--app-socket needs a path}; shift 2 ;;
-    --port) port=${2:?--port needs a number}; shift 2 ;;
-    --listen-socket) listen_socket=${2:?--listen-socket needs a path}; shift 2 ;;
-    --server-port) server_port=${2:?--server-port needs a number}; shift 2 ;;
-    --server-name) server_name=${2:?--server-name needs a host name}; shift 2 ;;
+    --name) need_value "$@"; name=$2; shift 2 ;;
+    --cert) need_value "$@"; cert=$2; shift 2 ;;
+    --key) need_value "$@"; key=$2; shift 2 ;;
+    --ca) need_value "$@"; ca=$2; shift 2 ;;
+    --app-socket) need_value "$@"; app_socket=$2; shift 2 ;;
+    --port) need_value "$@"; port=$2; shift 2 ;;
+    --listen-socket) need_value "$@"; listen_socket=$2; shift 2 ;;
+    --server-port) need_value "$@"; server_port=$2; shift 2 ;;
+    --server-name) need_value "$@"; server_name=$2; shift 2 ;;
     --no-client-cert) no_client_cert=1; shift ;;
     --no-reuse) reuse=0; shift ;;
     --all) all=1; shift ;;
-    --dir) GRPC_DEMO_DIR=${2:?--dir needs a directory}; shift 2 ;;
+    --dir) need_value "$@"; STATE_DIR=$2; shift 2 ;;
     *) usage_error "unknown option '$1'" ;;
   esac
 done
 finish_settings
 [ "$all" = 1 ] || [[ "$name" =~ ^[a-z0-9][a-z0-9_-]{0,40}$ ]] ||
   usage_error "--name is required: lowercase letters, digits, '-' or '_'"
-prefix="$GRPC_DEMO_DIR/nginx/$name"
+prefix="$STATE_DIR/nginx/$name"
 
 sidecar_running() { pid_alive "$1/nginx.pid" nginx; }
 
@@ -91,14 +91,14 @@ stop_sidecar() {
 case "$action" in
   stop)
     if [ "$all" = 1 ]; then
-      for p in "$GRPC_DEMO_DIR"/nginx/*/; do [ -d "$p" ] && stop_sidecar "${p%/}"; done
+      for p in "$STATE_DIR"/nginx/*/; do [ -d "$p" ] && stop_sidecar "${p%/}"; done
     else
       stop_sidecar "$prefix"
     fi
     exit 0
     ;;
   port)
-    [ -f "$prefix/sidecar.env" ] || die "no sidecar '$name' in $GRPC_DEMO_DIR" "start it first"
+    [ -f "$prefix/sidecar.env" ] || die "no sidecar '$name' in $STATE_DIR" "start it first"
     sed -n 's/^port=//p' "$prefix/sidecar.env"
     exit 0
     ;;
@@ -106,7 +106,7 @@ case "$action" in
   *) usage_error "unknown action '$action' (start, stop or port)" ;;
 esac
 
-require_commands nginx perl node
+require_commands nginx node
 need_file() { [ -n "$2" ] || usage_error "$1 is required"; [ -r "$2" ] || die "$1 $2: no such readable file"; }
 abs() { printf '%s/%s' "$(cd "$(dirname "$1")" && pwd)" "$(basename "$1")"; }
 need_file --ca "$ca"
@@ -124,17 +124,17 @@ else
 fi
 
 mkdir -p "$prefix/logs" "$prefix/temp"
-export R_PREFIX=$prefix R_USER_LINE R_WORKERS=2 R_CA=$ca
-R_USER_LINE=$(nginx_user_line)
-http2_template_values
+# The template values (examples/lib.sh render), besides PORT.
+values=("PREFIX=$prefix" "USER_LINE=$(nginx_user_line)" "WORKERS=2" "CA=$ca")
+mapfile -t -O "${#values[@]}" values < <(http2_template_values)
 if [ "$role" = server ]; then
   [ -n "$app_socket" ] || usage_error "--app-socket is required for a server sidecar"
   if [ -z "$port" ] && sidecar_running "$prefix" && [ -f "$prefix/sidecar.env" ]; then
     port=$(sed -n 's/^port=//p' "$prefix/sidecar.env") # keep the port clients already use
   fi
   [ -z "$port" ] || [[ "$port" =~ ^[0-9]+$ ]] || usage_error "--port wants a number, got '$port'"
-  worker_can_reach "$app_socket" || warn "the nginx workers ($GRPC_WORKER_USER) cannot open $app_socket: calls will fail with 502"
-  export R_APP_SOCKET=$app_socket R_CERT=$cert R_KEY=$key
+  user_can_use "$NGINX_USER" "$app_socket" || warn "the nginx workers ($NGINX_USER) cannot open $app_socket: calls will fail with 502"
+  values+=("APP_SOCKET=$app_socket" "CERT=$cert" "KEY=$key")
   template="$EXAMPLE_DIR/nginx/server-sidecar.conf.template"
 else
   [ -n "$listen_socket" ] || usage_error "--listen-socket is required for a client sidecar"
@@ -142,18 +142,17 @@ else
   [ -d "$(dirname "$listen_socket")" ] || die "directory $(dirname "$listen_socket") does not exist" "create it (mode 0700: whoever reaches this socket calls as this client)"
   listen_socket=$(abs "$listen_socket")
   if [ -n "$cert" ]; then
-    R_CLIENT_CERT_LINES="            grpc_ssl_certificate $cert;
-            grpc_ssl_certificate_key $key;"
+    values+=("CLIENT_CERT_LINES=            grpc_ssl_certificate $cert;
+            grpc_ssl_certificate_key $key;")
   else
-    R_CLIENT_CERT_LINES="            # (started with --no-client-cert: presents no certificate)"
+    values+=("CLIENT_CERT_LINES=            # (started with --no-client-cert: presents no certificate)")
   fi
   if [ "$reuse" = 1 ]; then
-    R_KEEPALIVE_LINE="        keepalive 8;" R_SESSION_REUSE=on
+    values+=("KEEPALIVE_LINE=        keepalive 8;" "SESSION_REUSE=on")
   else
-    R_KEEPALIVE_LINE="        # (started with --no-reuse: a new connection for every call)" R_SESSION_REUSE=off
+    values+=("KEEPALIVE_LINE=        # (started with --no-reuse: a new connection for every call)" "SESSION_REUSE=off")
   fi
-  export R_KEEPALIVE_LINE R_SESSION_REUSE
-  export R_CLIENT_CERT_LINES R_LISTEN_SOCKET=$listen_socket R_SERVER_PORT=$server_port R_SERVER_NAME=$server_name
+  values+=("LISTEN_SOCKET=$listen_socket" "SERVER_PORT=$server_port" "SERVER_NAME=$server_name")
   template="$EXAMPLE_DIR/nginx/client-sidecar.conf.template"
 fi
 
@@ -162,7 +161,7 @@ nginx_env=()
 
 # render_conf PORT: writes the candidate configuration to $prefix/nginx.conf.new.
 render_conf() {
-  R_PORT=$1 render "$template" "$prefix/nginx.conf.new"
+  render "$template" "$prefix/nginx.conf.new" "${values[@]}" "PORT=$1"
 }
 
 try_port=${port:-$(free_port)}

@@ -11,17 +11,17 @@ Usage: $SCRIPT_NAME [--dir DIR] [--hsm-name NAME] [--key-type rsa|ec]
 
   gRPC client --(unix socket)--> client sidecar ==mutual TLS==> server sidecar --(unix socket)--> gRPC server
 
-Starts, in DIR (\$GRPC_DEMO_DIR, default tmp/grpc-demo in the repository):
-  the HSM emulator and the agent   (GRPC_USE_EMULATOR=1, default; bin/akv dev up --dir DIR/akv-dev,
+Starts, in DIR (\$STATE_DIR, default tmp/grpc-demo in the repository):
+  the HSM emulator and the agent   (AKV_MODE=emulator, default; bin/akv dev up --dir DIR/akv-dev,
                                     as root with --socket-group <the workers' group>)
   the gRPC server                  DIR/run/server/greeter.sock   log: DIR/logs/server-app.log
   the server sidecar (nginx)       127.0.0.1:<free port>         DIR/nginx/server/
   the client sidecar (nginx)       DIR/run/client/greeter.sock   DIR/nginx/client/
-using the key set --key-type (default: \$GRPC_KEY_TYPE or rsa). Certificates that are missing are
+using the key set --key-type (default: \$KEY_TYPE or rsa). Certificates that are missing are
 made first (generate-certs.sh). Idempotent: what already runs with the same settings is left
 alone; a sidecar whose settings changed (e.g. another --key-type) is restarted.
 
-As root, nginx workers run as \$GRPC_WORKER_USER (www-data): the server's socket directory is
+As root, nginx workers run as \$NGINX_USER (www-data): the server's socket directory is
 group-owned by that user's group (mode 2750), the client's socket directory stays 0700.
 Stop everything with stop-demo.sh.
 EOF
@@ -30,9 +30,9 @@ EOF
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
-    --dir) GRPC_DEMO_DIR=${2:?--dir needs a directory}; shift 2 ;;
-    --hsm-name) AKV_HSM_NAME=${2:?--hsm-name needs a name}; shift 2 ;;
-    --key-type) GRPC_KEY_TYPE=${2:?--key-type needs rsa or ec}; shift 2 ;;
+    --dir) need_value "$@"; STATE_DIR=$2; shift 2 ;;
+    --hsm-name) need_value "$@"; AKV_HSM_NAME=$2; shift 2 ;;
+    --key-type) need_value "$@"; KEY_TYPE=$2; shift 2 ;;
     *) usage_error "unknown option '$1'" ;;
   esac
 done
@@ -40,11 +40,11 @@ finish_settings
 require_built
 ensure_akv_env
 
-certs=$(certs_dir "$GRPC_KEY_TYPE")
+certs=$(certs_dir "$KEY_TYPE")
 for f in ca.pem server.pem client.pem server.keyref.pem client.keyref.pem; do
   if [ ! -s "$certs/$f" ]; then
-    say "no $GRPC_KEY_TYPE certificates yet: running generate-certs.sh"
-    GRPC_DEMO_DIR=$GRPC_DEMO_DIR AKV_HSM_NAME=$AKV_HSM_NAME "$EXAMPLE_DIR/generate-certs.sh" --key-type "$GRPC_KEY_TYPE"
+    say "no $KEY_TYPE certificates yet: running generate-certs.sh"
+    STATE_DIR=$STATE_DIR AKV_HSM_NAME=$AKV_HSM_NAME "$EXAMPLE_DIR/generate-certs.sh" --key-type "$KEY_TYPE"
     break
   fi
 done
@@ -52,14 +52,13 @@ done
 # Socket directories. Whoever reaches the server's socket bypasses mutual TLS, whoever reaches
 # the client sidecar's socket calls with the client's identity: each is open to one party only.
 mkdir -p "$RUN_DIR/server" "$RUN_DIR/client" "$LOG_DIR"
-chmod 0711 "$GRPC_DEMO_DIR" "$RUN_DIR"
+chmod 0711 "$STATE_DIR" "$RUN_DIR"
 chmod 0700 "$RUN_DIR/client"
 if is_root; then
-  ensure_workers_can_enter_demo_dir
   chgrp "$(worker_group)" "$RUN_DIR/server"
   chmod 2750 "$RUN_DIR/server" # setgid: the socket is created group-owned by the workers' group
-  worker_can_reach "$AKV_AGENT_SOCKET" ||
-    die "the nginx workers ($GRPC_WORKER_USER) cannot use the agent socket $AKV_AGENT_SOCKET" \
+  user_can_use "$NGINX_USER" "$AKV_AGENT_SOCKET" ||
+    die "the nginx workers ($NGINX_USER) cannot use the agent socket $AKV_AGENT_SOCKET" \
       "run the agent with \"socketGroup\": \"$(worker_group)\" in its config (docs/configuration.md)"
 else
   chmod 0700 "$RUN_DIR/server"
@@ -80,17 +79,17 @@ else
   say "gRPC server listening on $SERVER_APP_SOCKET (pid $(cat "$SERVER_APP_PID"))"
 fi
 
-server_port=$("$EXAMPLE_DIR/sidecar.sh" start server --dir "$GRPC_DEMO_DIR" --name server \
-  --cert "$certs/server.pem" --key "$(nginx_key_for server "$GRPC_KEY_TYPE")" --ca "$certs/ca.pem" \
+server_port=$("$EXAMPLE_DIR/sidecar.sh" start server --dir "$STATE_DIR" --name server \
+  --cert "$certs/server.pem" --key "$(nginx_key_for server "$KEY_TYPE")" --ca "$certs/ca.pem" \
   --app-socket "$SERVER_APP_SOCKET" | sed -n 's/^port=//p')
 [ -n "$server_port" ] || die "the server sidecar did not report its port"
 
-"$EXAMPLE_DIR/sidecar.sh" start client --dir "$GRPC_DEMO_DIR" --name client \
-  --cert "$certs/client.pem" --key "$(nginx_key_for client "$GRPC_KEY_TYPE")" --ca "$certs/ca.pem" \
+"$EXAMPLE_DIR/sidecar.sh" start client --dir "$STATE_DIR" --name client \
+  --cert "$certs/client.pem" --key "$(nginx_key_for client "$KEY_TYPE")" --ca "$certs/ca.pem" \
   --listen-socket "$CLIENT_SOCKET" --server-port "$server_port" >/dev/null
 
 printf 'key_type=%s\nserver_port=%s\nclient_socket=%s\nserver_socket=%s\n' \
-  "$GRPC_KEY_TYPE" "$server_port" "$CLIENT_SOCKET" "$SERVER_APP_SOCKET" >"$GRPC_DEMO_DIR/demo.env"
-say "running ($GRPC_KEY_TYPE keys from $AKV_HSM_NAME):"
+  "$KEY_TYPE" "$server_port" "$CLIENT_SOCKET" "$SERVER_APP_SOCKET" >"$STATE_DIR/demo.env"
+say "running ($KEY_TYPE keys from $AKV_HSM_NAME):"
 say "  gRPC client -> $CLIENT_SOCKET -> client sidecar ==mTLS==> 127.0.0.1:$server_port -> server sidecar -> $SERVER_APP_SOCKET"
-say "call it:  examples/grpc/run-client.sh --dir $GRPC_DEMO_DIR"
+say "call it:  examples/grpc/run-client.sh --dir $STATE_DIR"

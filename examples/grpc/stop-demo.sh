@@ -7,8 +7,8 @@ usage() {
   cat <<EOF
 Usage: $SCRIPT_NAME [--dir DIR] [--keep-hsm] [--clean]
 
-Stops, in DIR (\$GRPC_DEMO_DIR, default tmp/grpc-demo in the repository): every sidecar (nginx) under
-DIR/nginx/, the gRPC server, and (GRPC_USE_EMULATOR=1) the HSM emulator and the agent.
+Stops, in DIR (\$STATE_DIR, default tmp/grpc-demo in the repository): every sidecar (nginx) under
+DIR/nginx/, the gRPC server, and (AKV_MODE=emulator) the HSM emulator and the agent.
 
   --keep-hsm   leave the emulator and the agent running (faster next start)
   --clean      also delete DIR (certificates, logs, the emulator's keys)
@@ -21,34 +21,34 @@ keep_hsm=0 clean=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
-    --dir) GRPC_DEMO_DIR=${2:?--dir needs a directory}; shift 2 ;;
+    --dir) need_value "$@"; STATE_DIR=$2; shift 2 ;;
     --keep-hsm) keep_hsm=1; shift ;;
     --clean) clean=1; shift ;;
     *) usage_error "unknown option '$1'" ;;
   esac
 done
-if [ ! -d "$GRPC_DEMO_DIR" ]; then
-  say "nothing to stop: $GRPC_DEMO_DIR does not exist"
+if [ ! -d "$STATE_DIR" ]; then
+  say "nothing to stop: $STATE_DIR does not exist"
   exit 0
 fi
 finish_settings
 
-"$EXAMPLE_DIR/sidecar.sh" stop --all --dir "$GRPC_DEMO_DIR"
+"$EXAMPLE_DIR/sidecar.sh" stop --all --dir "$STATE_DIR"
 if pid_alive "$SERVER_APP_PID" "$SERVER_APP_JS"; then
   stop_pid "$SERVER_APP_PID" "$SERVER_APP_JS"
   say "stopped the gRPC server"
 fi
-rm -f "$SERVER_APP_PID" "$GRPC_DEMO_DIR/demo.env"
-if [ "$GRPC_USE_EMULATOR" = 1 ] && [ "$keep_hsm" = 0 ] && [ -d "$DEV_DIR" ] && [ -f "$REPO_DIR/dist/src/cli/main.js" ]; then
-  if "$AKV" dev down --dir "$DEV_DIR" --quiet >/dev/null; then
+rm -f "$SERVER_APP_PID" "$STATE_DIR/demo.env"
+if [ "$AKV_MODE" = emulator ] && [ "$keep_hsm" = 0 ] && [ -d "$DEV_DIR" ] && [ -f "$REPO_DIR/dist/src/cli/main.js" ]; then
+  if (dev_down "$DEV_DIR"); then
     say "stopped the HSM emulator and the agent"
   else
-    warn "akv dev down --dir $DEV_DIR failed"
+    warn "the HSM emulator and the agent of $DEV_DIR may still run"
   fi
 fi
 if [ "$clean" = 1 ]; then
-  case "$GRPC_DEMO_DIR" in / | "$HOME" | "$REPO_DIR" | "$EXAMPLE_DIR") die "refusing to delete $GRPC_DEMO_DIR" ;; esac
-  rm -rf "$GRPC_DEMO_DIR"
-  say "deleted $GRPC_DEMO_DIR"
+  case "$STATE_DIR" in / | "$HOME" | "$REPO_DIR" | "$EXAMPLE_DIR") die "refusing to delete $STATE_DIR" ;; esac
+  rm -rf "$STATE_DIR"
+  say "deleted $STATE_DIR"
 fi
 say "stopped"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Step 7 of the akv nginx example: stops everything and removes what the scripts made.
+set -euo pipefail
 HELP="Usage: cleanup.sh [--env-file FILE] [--all]
 
 Stops nginx, the akv agent and (emulator mode) the emulator, then removes STATE_DIR

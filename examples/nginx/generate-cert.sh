@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Step 3 of the akv nginx example: a CSR and a certificate for each HSM key, signed inside the HSM.
+set -euo pipefail
 HELP="Usage: generate-cert.sh [--env-file FILE] [--force]
 
 For the RSA key and for the EC key, with 'openssl' going through akv_provider (so every signature
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
 done
 load_env
 require_akv_cli
-require_command openssl openssl
+require_commands openssl
 require_agent
 mkdir -p "$CERT_DIR"
 chmod 0755 "$CERT_DIR"

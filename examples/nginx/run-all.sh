@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole akv nginx example in one command: every step script, in order.
+set -euo pipefail
 HELP="Usage: run-all.sh [--env-file FILE] [--keep] [setup-env.sh options...]
 
 Runs setup-env.sh, start-agent.sh, generate-cert.sh, start-server.sh and test-client.sh, then

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Step 1 of the akv nginx example: writes the settings file (.env) from .env.example.
+set -euo pipefail
 HELP="Usage: setup-env.sh [--env-file FILE] [--mode emulator|azure] [--hsm-name NAME]
                     [--rsa-key NAME] [--ec-key NAME] [--state-dir DIR] [--workers N|auto]
                     [--new-ports] [--force]
@@ -26,7 +27,6 @@ set -- ${REST_ARGS[@]+"${REST_ARGS[@]}"}
 declare -A OVERRIDE=()
 force=no
 new_ports=no
-need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value" "run '$SCRIPT_NAME --help'"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --mode) need_value "$@"; OVERRIDE[AKV_MODE]=$2; shift 2 ;;
@@ -52,11 +52,6 @@ if [ "$force" = no ] && [ -f "$ENV_FILE" ]; then
     CURRENT[${line%%=*}]=${line#*=}
   done <"$ENV_FILE"
 fi
-
-# A port nobody listens on now: the kernel picks one, we release it.
-free_port() {
-  node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
-}
 
 validate() {
   local key=$1 value=$2

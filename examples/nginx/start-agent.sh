@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Step 2 of the akv nginx example: starts the akv agent (and, in emulator mode, the local Managed
 # HSM emulator) in the background and makes sure the RSA and EC keys exist.
+set -euo pipefail
 HELP="Usage: start-agent.sh [--env-file FILE] [--restart] [--skip-keys]
 
 Starts what the HSM keys need, in the background:
@@ -48,12 +49,11 @@ start_with_dev_up() {
     say "stopping the running agent"
     stop_daemon "$AGENT_PID_FILE"
   fi
-  local args=(dev up --dir "$DEV_DIR" --hsm-name "$AKV_HSM_NAME")
-  if [ -n "$socket_group" ]; then args+=(--socket-group "$socket_group"); fi
-  say "emulator and agent: bin/akv ${args[*]} (starts what is not running; logs: $DEV_DIR/emulator.log, $AGENT_LOG)"
+  local group_args=()
+  if [ -n "$socket_group" ]; then group_args=(--socket-group "$socket_group"); fi
+  say "emulator and agent: bin/akv dev up --dir $DEV_DIR --hsm-name $AKV_HSM_NAME${socket_group:+ --socket-group $socket_group} (starts what is not running; logs: $DEV_DIR/emulator.log, $AGENT_LOG)"
   local exports
-  exports=$(env -u AKV_CONFIG -u AKV_AGENT_SOCKET -u AKV_LOG_FILE -u AKV_LOG_LEVEL "$AKV_BIN" "${args[@]}") \
-    || die "bin/akv ${args[*]} failed" "read the message above (a running environment with another socket group: ./stop-agent.sh first)"
+  exports=$(dev_up "$DEV_DIR" "$AKV_HSM_NAME" ${group_args[@]+"${group_args[@]}"})
   # dev up prints the exports the example relies on: the paths lib/common.sh expects.
   grep -qxF "export AKV_AGENT_SOCKET='$AGENT_SOCKET'" <<<"$exports" \
     || die "bin/akv dev up put the agent socket elsewhere than $AGENT_SOCKET" "report this bug; its exports were: $exports"
@@ -94,14 +94,14 @@ start_own_agent() {
     # Ready when it printed its ready line (a socket file alone may be a stale one).
     agent_ready() {
       grep -q "^akv agent listening on" "$LOG_DIR/agent-stdout.log" && [ -S "$AGENT_SOCKET" ] \
-        || { pid_alive "$(pid_from "$AGENT_PID_FILE")" || return 2; false; }
+        || { [ -n "$(daemon_pid "$AGENT_PID_FILE")" ] || return 2; false; }
     }
     if ! wait_until 30 agent_ready; then
       tail -n 20 "$LOG_DIR/agent-stdout.log" >&2 || true
       die "the akv agent did not start" "read $LOG_DIR/agent-stdout.log and $AGENT_LOG"
     fi
   fi
-  say "agent: running (pid $(pid_from "$AGENT_PID_FILE")), socket $AGENT_SOCKET"
+  say "agent: running (pid $(daemon_pid "$AGENT_PID_FILE")), socket $AGENT_SOCKET"
 }
 
 if [ "$AKV_MODE" = emulator ]; then start_with_dev_up; else start_own_agent; fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Step 4 of the akv nginx example: starts nginx with the two HSM-held keys.
+set -euo pipefail
 HELP="Usage: start-server.sh [--env-file FILE] [--reload]
 
 Writes STATE_DIR/openssl.cnf (activates 'default' and 'akv_provider', names the agent socket) and
@@ -46,7 +47,7 @@ fi
 
 key_mode=${AKV_NGINX_KEY_MODE:-}
 if [ -z "$key_mode" ]; then
-  if nginx_supports_store; then key_mode=store; else key_mode=keyref; fi
+  if nginx_reads_store_uris; then key_mode=store; else key_mode=keyref; fi
 fi
 key_ref() {
   local kind=$1

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Stops the akv agent (and the emulator in emulator mode) started by start-agent.sh.
+set -euo pipefail
 HELP="Usage: stop-agent.sh [--env-file FILE] [--agent-only]
 
 Stops the akv agent started by start-agent.sh and, in emulator mode, the emulator
@@ -23,12 +24,11 @@ load_env
 if [ "$AKV_MODE" = emulator ] && [ "$agent_only" = no ]; then
   if [ -d "$DEV_DIR" ]; then
     say "stopping the akv agent and emulator: bin/akv dev down --dir $DEV_DIR"
-    env -u AKV_CONFIG -u AKV_AGENT_SOCKET "$AKV_BIN" dev down --dir "$DEV_DIR" 2>&1 \
-      || die "bin/akv dev down --dir $DEV_DIR failed" "read the message above"
+    dev_down "$DEV_DIR"
   fi
 else
   if [ -n "$(daemon_pid "$AGENT_PID_FILE")" ]; then
-    say "stopping the akv agent (pid $(pid_from "$AGENT_PID_FILE"))"
+    say "stopping the akv agent (pid $(daemon_pid "$AGENT_PID_FILE"))"
   fi
   stop_daemon "$AGENT_PID_FILE"
 fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Step 6 of the akv nginx example: stops the nginx started by start-server.sh.
+set -euo pipefail
 HELP="Usage: stop-server.sh [--env-file FILE]
 
 Stops the example's nginx gracefully (nginx -s quit: open requests finish), waiting up to 15 s
@@ -19,10 +20,10 @@ fi
 say "stopping nginx (master pid $master)"
 env OPENSSL_CONF="$OPENSSL_CNF" "$(nginx_bin)" -p "$NGINX_PREFIX" -c "$NGINX_CONF" -e "$NGINX_ERROR_LOG" -s quit 2>>"$NGINX_ERROR_LOG" \
   || kill -QUIT "$master" 2>/dev/null || true
-if ! wait_until 15 bash -c "! kill -0 $master"; then
+if ! wait_until 15 proc_gone "$master"; then
   warn "nginx did not quit within 15 s: sending SIGTERM"
   kill -TERM "$master" 2>/dev/null || true
-  wait_until 10 bash -c "! kill -0 $master" || kill -KILL "$master" 2>/dev/null || true
+  wait_until 10 proc_gone "$master" || kill -KILL "$master" 2>/dev/null || true
 fi
 rm -f "$NGINX_PID"
 say "nginx stopped"

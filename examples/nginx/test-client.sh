@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Step 5 of the akv nginx example: checks, as a client, that nginx serves TLS with the HSM keys.
+set -euo pipefail
 HELP="Usage: test-client.sh [--env-file FILE]
 
 For the RSA server and the EC server, checks (and fails on):
@@ -15,8 +16,7 @@ Prints one PASS/FAIL line per check and exits non-zero when any check failed."
 parse_common_args "$@"
 reject_unknown_args ${REST_ARGS[@]+"${REST_ARGS[@]}"}
 load_env
-require_command curl curl
-require_command openssl openssl
+require_commands curl openssl
 [ -n "$(daemon_pid "$NGINX_PID")" ] || die "nginx is not running" "run ./start-server.sh"
 
 passed=0

@@ -25,31 +25,42 @@ interface Run {
   stderr: string;
 }
 
+/** The example's settings (examples/grpc/lib.sh) and the old names it refuses. */
+const SETTING = /^(AKV_|GRPC_|STATE_DIR$|KEY_TYPE$|KEY_PREFIX$|NGINX_USER$|EMULATOR_LATENCY_MS$)/;
+
 /** The environment of the example's scripts: this test's settings, none of the caller's. */
-function scriptEnv(dir: string): NodeJS.ProcessEnv {
+function scriptEnv(dir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of Object.keys(env)) {
-    if (/^(GRPC_|AKV_|OPENSSL_CONF$|OPENSSL_MODULES$)/.test(name)) delete env[name];
+    if (SETTING.test(name) || name === 'OPENSSL_CONF' || name === 'OPENSSL_MODULES')
+      delete env[name];
   }
   // Everything set explicitly, so that a developer's examples/grpc/.env changes nothing here.
   return {
     ...env,
-    GRPC_DEMO_DIR: dir,
+    STATE_DIR: dir,
     AKV_HSM_NAME: HSM,
-    GRPC_USE_EMULATOR: '1',
-    GRPC_KEY_PREFIX: 'grpc',
-    GRPC_KEY_TYPE: 'rsa',
-    GRPC_WORKER_USER: 'www-data',
+    AKV_MODE: 'emulator',
+    KEY_PREFIX: 'grpc',
+    KEY_TYPE: 'rsa',
+    NGINX_USER: 'www-data',
+    ...extra,
   };
 }
 
 /** Runs one of the example's scripts with the demo directory of this test file. */
-function script(dir: string, name: string, args: string[] = [], timeoutMs = 120_000): Run {
+function script(
+  dir: string,
+  name: string,
+  args: string[] = [],
+  timeoutMs = 120_000,
+  extraEnv: NodeJS.ProcessEnv = {},
+): Run {
   const r = spawnSync(join(example, name), args, {
     cwd: repo,
     encoding: 'utf8',
     timeout: timeoutMs,
-    env: scriptEnv(dir),
+    env: scriptEnv(dir, extraEnv),
   });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? String(r.error ?? '') };
 }
@@ -475,4 +486,30 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
     );
     ok(script(dir, 'stop-demo.sh'), 'stop-demo.sh on a stopped demo');
   });
+});
+
+test('the scripts refuse a wrong or renamed setting, saying what to set instead', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'akv-grpc-settings-'));
+  try {
+    const renamed = script(dir, 'start-demo.sh', [], 30_000, { GRPC_USE_EMULATOR: '0' });
+    assert.equal(renamed.status, 1);
+    assert.match(
+      renamed.stderr,
+      /^start-demo\.sh: error: the setting GRPC_USE_EMULATOR was renamed; hint: use AKV_MODE=emulator\|azure/,
+    );
+    const wrong = script(dir, 'start-demo.sh', [], 30_000, { AKV_MODE: 'cloud' });
+    assert.equal(wrong.status, 1);
+    assert.match(
+      wrong.stderr,
+      /^start-demo\.sh: error: AKV_MODE must be 'emulator' or 'azure', not 'cloud'; hint: /,
+    );
+    const usage = script(dir, 'start-demo.sh', ['--dir'], 30_000);
+    assert.equal(usage.status, 2);
+    assert.match(
+      usage.stderr,
+      /^start-demo\.sh: error: --dir needs a value; hint: run 'start-demo\.sh --help'/,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

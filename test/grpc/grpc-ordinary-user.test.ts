@@ -41,11 +41,11 @@ function asUser(
   const env = [
     `PATH=${process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
     `HOME=${dir}`,
-    `GRPC_DEMO_DIR=${join(dir, 'demo')}`,
+    `STATE_DIR=${join(dir, 'demo')}`,
     'AKV_HSM_NAME=grpcuser',
-    'GRPC_USE_EMULATOR=1',
-    'GRPC_KEY_PREFIX=grpc',
-    'GRPC_KEY_TYPE=ec',
+    'AKV_MODE=emulator',
+    'KEY_PREFIX=grpc',
+    'KEY_TYPE=ec',
   ];
   const r = spawnSync(
     'runuser',
