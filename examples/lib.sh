@@ -45,6 +45,38 @@ reject_unknown_args() { [ $# -eq 0 ] || usage_error "unknown option '$1'"; }
 
 # --- settings files ------------------------------------------------------------------------
 
+# For examples whose steps share a settings file (nginx, haproxy): the example's library sets
+# ENV_FILE_VARIABLE (e.g. AKV_NGINX_ENV) and ENV_FILE (its value, else the example's .env), and
+# each script passes its arguments and its help text (HELP) here. Handles -h/--help and
+# --env-file FILE (made absolute, and exported in ENV_FILE_VARIABLE for the steps a script runs);
+# leaves the other arguments in REST_ARGS.
+parse_common_args() {
+  REST_ARGS=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -h | --help)
+        printf '%s\n' "$HELP"
+        exit 0
+        ;;
+      --env-file)
+        need_value "$@"
+        ENV_FILE=$2
+        shift 2
+        ;;
+      --env-file=*)
+        ENV_FILE=${1#--env-file=}
+        shift
+        ;;
+      *)
+        REST_ARGS+=("$1")
+        shift
+        ;;
+    esac
+  done
+  case "$ENV_FILE" in /*) ;; *) ENV_FILE="$PWD/$ENV_FILE" ;; esac
+  export "$ENV_FILE_VARIABLE=$ENV_FILE"
+}
+
 # read_settings FILE [--as-environment]: sets a shell variable for each NAME=value line of FILE
 # (blank lines and '#' comments skipped, a value may be "double-quoted"). With --as-environment
 # the settings are environment variables: one already set in the environment keeps its value,

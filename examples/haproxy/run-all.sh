@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole akv HAProxy example in one go: setup, start, test-client, stop --all.
+set -euo pipefail
 HELP="Usage: run-all.sh [--env-file FILE] [--keep] [--hsm-name NAME] [--latency-ms N]
 
 Runs setup.sh (with --hsm-name and --latency-ms), start.sh, test-client.sh and stop.sh --all in
@@ -15,7 +16,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --keep) keep=yes; shift ;;
     --hsm-name | --latency-ms) need_value "$@"; setup_args+=("$1" "$2"); shift 2 ;;
-    *) die "unknown option '$1'" "run '$SCRIPT_NAME --help'" ;;
+    *) reject_unknown_args "$1" ;;
   esac
 done
 step() {

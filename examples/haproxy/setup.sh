@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Step 1 of the akv HAProxy example: settings, the emulator and agent, the HSM keys, their key
 # references and certificates.
+set -euo pipefail
 HELP="Usage: setup.sh [--env-file FILE] [--hsm-name NAME] [--state-dir DIR] [--latency-ms N] [--force]
 
 Writes the settings (default examples/haproxy/.env: HSM name, two free ports, a private state
@@ -28,14 +29,12 @@ while [ $# -gt 0 ]; do
     --state-dir) need_value "$@"; state_dir=$2; shift 2 ;;
     --latency-ms) need_value "$@"; latency=$2; shift 2 ;;
     --force) force=yes; shift ;;
-    *) die "unknown option '$1'" "run '$SCRIPT_NAME --help'" ;;
+    *) reject_unknown_args "$1" ;;
   esac
 done
 [[ "$hsm_name" =~ ^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$ ]] || die "'$hsm_name' is not a valid HSM name" "use 3-24 letters, digits and hyphens"
 [ -z "$latency" ] || [[ "$latency" =~ ^[0-9]+$ ]] || die "--latency-ms must be a whole number of milliseconds, not '$latency'" "pass e.g. --latency-ms 10"
-[ -f "$REPO_DIR/dist/src/cli/main.js" ] || die "the akv CLI is not built" "run 'npm run build' in $REPO_DIR"
-
-free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+require_akv_cli
 
 if [ "$force" = yes ] || [ ! -f "$ENV_FILE" ]; then
   [ -n "$state_dir" ] || state_dir=$(mktemp -d "${TMPDIR:-/tmp}/akv-haproxy.XXXXXX")
@@ -44,7 +43,7 @@ if [ "$force" = yes ] || [ ! -f "$ENV_FILE" ]; then
   ec_port=$(free_port)
   while [ "$ec_port" = "$rsa_port" ]; do ec_port=$(free_port); done
   mkdir -p "$(dirname "$ENV_FILE")"
-  printf 'HSM_NAME=%s\nRSA_PORT=%s\nEC_PORT=%s\nSTATE_DIR=%s\nLATENCY_MS=%s\nASYNC=on\nNBTHREAD=1\nPROVIDER_LOG_LEVEL=debug\n' \
+  printf 'AKV_HSM_NAME=%s\nRSA_PORT=%s\nEC_PORT=%s\nSTATE_DIR=%s\nEMULATOR_LATENCY_MS=%s\nASYNC=on\nNBTHREAD=1\nPROVIDER_LOG_LEVEL=debug\n' \
     "$hsm_name" "$rsa_port" "$ec_port" "$state_dir" "${latency:-0}" >"$ENV_FILE"
   say "wrote $ENV_FILE (hsm=$hsm_name, ports: RSA $rsa_port, EC $ec_port, state: $state_dir)"
 fi
@@ -53,23 +52,22 @@ mkdir -p "$STATE_DIR" "$CERT_DIR" "$LOG_DIR"
 chmod 0700 "$STATE_DIR"
 
 # The emulator and an agent for it (starts only what is not running).
-dev_args=(dev up --dir "$DEV_DIR" --hsm-name "$HSM_NAME" --quiet)
-[ -z "$latency" ] || LATENCY_MS=$latency
-[ "${LATENCY_MS:-0}" = 0 ] || dev_args+=(--latency-ms "$LATENCY_MS")
-env -u AKV_CONFIG -u AKV_AGENT_SOCKET -u AKV_LOG_FILE -u AKV_LOG_LEVEL "$AKV_BIN" "${dev_args[@]}" >/dev/null \
-  || die "bin/akv ${dev_args[*]} failed" "read the message above; ./stop.sh --all starts again from nothing"
-say "emulator and agent running (bin/akv ${dev_args[*]}; agent socket $AGENT_SOCKET)"
+[ -z "$latency" ] || EMULATOR_LATENCY_MS=$latency
+latency_args=()
+[ "$EMULATOR_LATENCY_MS" = 0 ] || latency_args=(--latency-ms "$EMULATOR_LATENCY_MS")
+dev_up "$DEV_DIR" "$AKV_HSM_NAME" ${latency_args[@]+"${latency_args[@]}"} >/dev/null
+say "emulator and agent running (bin/akv dev up --dir $DEV_DIR --hsm-name $AKV_HSM_NAME ${latency_args[*]}; agent socket $AGENT_SOCKET)"
 write_openssl_cnf
 
 for kind in rsa ec; do
   uri=$(key_uri_of "$kind")
-  if akv key show --hsm-name "$HSM_NAME" --name "haproxy-$kind" >/dev/null 2>&1; then
+  if akv key show --hsm-name "$AKV_HSM_NAME" --name "haproxy-$kind" >/dev/null 2>&1; then
     say "key $uri: exists"
   elif [ "$kind" = rsa ]; then
-    akv key create --hsm-name "$HSM_NAME" --name "haproxy-$kind" --kty RSA-HSM --size 3072 >/dev/null || die "could not create $uri" "see the message above"
+    akv key create --hsm-name "$AKV_HSM_NAME" --name "haproxy-$kind" --kty RSA-HSM --size 3072 >/dev/null || die "could not create $uri" "see the message above"
     say "key $uri: created (RSA 3072)"
   else
-    akv key create --hsm-name "$HSM_NAME" --name "haproxy-$kind" --kty EC-HSM --curve P-256 >/dev/null || die "could not create $uri" "see the message above"
+    akv key create --hsm-name "$AKV_HSM_NAME" --name "haproxy-$kind" --kty EC-HSM --curve P-256 >/dev/null || die "could not create $uri" "see the message above"
     say "key $uri: created (EC P-256)"
   fi
   # HAProxy loads the key from the file beside the certificate: a key reference, not a key.

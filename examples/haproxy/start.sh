@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Step 2 of the akv HAProxy example: writes openssl.cnf and haproxy.cfg and starts HAProxy.
+set -euo pipefail
 HELP="Usage: start.sh [--env-file FILE] [--async on|off] [--nbthread N]
 
 Writes STATE_DIR/openssl.cnf (default, then akv_provider with the agent socket) and
@@ -20,12 +21,12 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --async) need_value "$@"; ASYNC=$2; shift 2 ;;
     --nbthread) need_value "$@"; NBTHREAD=$2; shift 2 ;;
-    *) die "unknown option '$1'" "run '$SCRIPT_NAME --help'" ;;
+    *) reject_unknown_args "$1" ;;
   esac
 done
 [[ "$ASYNC" =~ ^(on|off)$ ]] || die "--async must be on or off, not '$ASYNC'" "pass --async on"
 [[ "$NBTHREAD" =~ ^[1-9][0-9]?$ ]] || die "--nbthread must be a number from 1 to 64, not '$NBTHREAD'" "pass --nbthread 1"
-require_command haproxy haproxy
+require_commands haproxy
 [ -S "$AGENT_SOCKET" ] || die "the akv agent is not running (no socket $AGENT_SOCKET)" "run ./setup.sh"
 for kind in rsa ec; do
   [ -s "$CERT_DIR/$kind.pem" ] && [ -s "$CERT_DIR/$kind.pem.key" ] || die "no certificate or key reference for $kind in $CERT_DIR" "run ./setup.sh"
@@ -44,16 +45,12 @@ haproxy_env=(env -u AKV_AGENT_SOCKET -u AKV_CONFIG OPENSSL_CONF="$OPENSSL_CNF" A
 "${haproxy_env[@]}" haproxy -c -q -f "$HAPROXY_CFG" >"$LOG_DIR/haproxy-check.log" 2>&1 \
   || { cat "$LOG_DIR/haproxy-check.log" >&2; die "haproxy -c refused $HAPROXY_CFG" "read the messages above (a key reference the provider cannot load says why)"; }
 
-old=$(haproxy_pid)
-if [ -n "$old" ]; then
-  kill -TERM "$old"
-  for _ in $(seq 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
-fi
+stop_haproxy
 : >"$HAPROXY_LOG"
 "${haproxy_env[@]}" haproxy -D -f "$HAPROXY_CFG" >>"$HAPROXY_LOG" 2>&1 \
   || { cat "$HAPROXY_LOG" >&2; die "haproxy did not start" "read $HAPROXY_LOG and $PROVIDER_LOG"; }
-for _ in $(seq 50); do [ -n "$(haproxy_pid)" ] && break; sleep 0.1; done
-[ -n "$(haproxy_pid)" ] || die "haproxy did not start" "read $HAPROXY_LOG"
+haproxy_running() { [ -n "$(haproxy_pid)" ]; }
+wait_until 5 haproxy_running || die "haproxy did not start" "read $HAPROXY_LOG"
 say "$(haproxy -v | head -n 1 | cut -d' ' -f1-3) running: pid $(haproxy_pid), nbthread $NBTHREAD, ssl-mode-async $ASYNC"
 say "  RSA: https://localhost:$RSA_PORT  (key $(key_uri_of rsa))"
 say "  EC:  https://localhost:$EC_PORT  (key $(key_uri_of ec))"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Last step of the akv HAProxy example: stops HAProxy (and with --all the agent and emulator).
+set -euo pipefail
 HELP="Usage: stop.sh [--env-file FILE] [--all]
 
 Stops HAProxy. With --all also stops the akv agent and the emulator ('bin/akv dev down') and
@@ -12,22 +13,19 @@ all=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --all) all=yes; shift ;;
-    *) die "unknown option '$1'" "run '$SCRIPT_NAME --help'" ;;
+    *) reject_unknown_args "$1" ;;
   esac
 done
 load_env
 pid=$(haproxy_pid)
 if [ -n "$pid" ]; then
-  kill -TERM "$pid"
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  stop_haproxy
   say "haproxy (pid $pid) stopped"
 else
   say "haproxy is not running"
 fi
 if [ "$all" = yes ]; then
-  "$AKV_BIN" dev down --dir "$DEV_DIR" --quiet || true
-  say "agent and emulator stopped"
+  if (dev_down "$DEV_DIR"); then say "agent and emulator stopped"; else warn "the agent and emulator of $DEV_DIR may still run"; fi
   case "$STATE_DIR" in /tmp/* | "${TMPDIR:-/tmp}"/*) rm -rf "$STATE_DIR" ;; *) say "kept $STATE_DIR (not under /tmp)" ;; esac
   rm -f "$ENV_FILE"
   say "removed the state and $ENV_FILE"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Step 3 of the akv HAProxy example: checks both frontends as a client.
+set -euo pipefail
 HELP="Usage: test-client.sh [--env-file FILE]
 
 For the RSA and the EC frontend: an HTTPS request with curl, TLS 1.3 and TLS 1.2 handshakes with
@@ -11,9 +12,9 @@ when a check fails."
 . "$(dirname "$0")/lib/common.sh"
 parse_common_args "$@"
 set -- ${REST_ARGS[@]+"${REST_ARGS[@]}"}
-[ $# -eq 0 ] || die "unknown option '$1'" "run '$SCRIPT_NAME --help'"
+reject_unknown_args "$@"
 load_env
-require_command curl curl
+require_commands curl openssl
 [ -n "$(haproxy_pid)" ] || die "haproxy is not running" "run ./start.sh"
 
 passed=0

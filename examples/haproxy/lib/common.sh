@@ -1,59 +1,29 @@
-# Shared by the scripts of examples/haproxy (sourced, not run): settings, paths, messages.
+# What the scripts of examples/haproxy share (sourced, not run): the settings file and every path
+# derived from it. Messages, option parsing, processes, templates and `akv dev up` come from
+# examples/lib.sh, shared with the other examples; the settings have the same names as theirs
+# where they mean the same thing (AKV_HSM_NAME, STATE_DIR, RSA_PORT, EC_PORT,
+# EMULATOR_LATENCY_MS).
 # shellcheck shell=bash
 
 set -euo pipefail
 
-EXAMPLE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-REPO_DIR=$(cd "$EXAMPLE_DIR/../.." && pwd)
-AKV_BIN="$REPO_DIR/bin/akv"
-SCRIPT_NAME=$(basename "$0")
-# The settings file: --env-file FILE, else AKV_HAPROXY_ENV, else examples/haproxy/.env.
+# shellcheck source=../../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../lib.sh"
+EXAMPLE_DIR="$EXAMPLES_DIR/haproxy"
+
+# The settings file: --env-file FILE (parse_common_args), else AKV_HAPROXY_ENV, else .env.
+ENV_FILE_VARIABLE=AKV_HAPROXY_ENV
 ENV_FILE="${AKV_HAPROXY_ENV:-$EXAMPLE_DIR/.env}"
-
-say() { printf '%s: %s\n' "$SCRIPT_NAME" "$*"; }
-# die MESSAGE [HINT]: what failed and what to do, on one line.
-die() {
-  if [ $# -gt 1 ]; then
-    printf '%s: error: %s; hint: %s\n' "$SCRIPT_NAME" "$1" "$2" >&2
-  else
-    printf '%s: error: %s\n' "$SCRIPT_NAME" "$1" >&2
-  fi
-  exit 1
-}
-
-# Handles --help and --env-file; leaves the other arguments in REST_ARGS.
-parse_common_args() {
-  REST_ARGS=()
-  while [ $# -gt 0 ]; do
-    case "$1" in
-      -h | --help) printf '%s\n' "$HELP"; exit 0 ;;
-      --env-file)
-        [ $# -ge 2 ] || die "--env-file needs a file name" "pass --env-file PATH"
-        ENV_FILE=$2
-        shift 2
-        ;;
-      *) REST_ARGS+=("$1"); shift ;;
-    esac
-  done
-  case "$ENV_FILE" in /*) ;; *) ENV_FILE="$PWD/$ENV_FILE" ;; esac
-}
-
-need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value" "run '$SCRIPT_NAME --help'"; }
 
 # Reads the settings setup.sh wrote and derives every path from them.
 load_env() {
   [ -f "$ENV_FILE" ] || die "no settings file at $ENV_FILE" "run ./setup.sh first"
-  local line key
-  while IFS= read -r line || [ -n "$line" ]; do
-    case "$line" in '' | '#'*) continue ;; esac
-    key=${line%%=*}
-    [[ "$key" =~ ^[A-Z][A-Z0-9_]*$ ]] || die "$ENV_FILE: cannot read the line '$line'" "rerun ./setup.sh --force"
-    printf -v "$key" '%s' "${line#*=}"
-  done <"$ENV_FILE"
+  read_settings "$ENV_FILE"
   local name
-  for name in HSM_NAME RSA_PORT EC_PORT STATE_DIR; do
+  for name in AKV_HSM_NAME RSA_PORT EC_PORT STATE_DIR; do
     [ -n "${!name:-}" ] || die "$ENV_FILE does not set $name" "rerun ./setup.sh --force"
   done
+  EMULATOR_LATENCY_MS=${EMULATOR_LATENCY_MS:-0}
   ASYNC=${ASYNC:-on}
   NBTHREAD=${NBTHREAD:-1}
   PROVIDER_LOG_LEVEL=${PROVIDER_LOG_LEVEL:-debug}
@@ -70,38 +40,14 @@ load_env() {
   HAPROXY_PID="$STATE_DIR/haproxy.pid"
 }
 
-key_uri_of() { printf 'managedhsm:%s:%s' "$HSM_NAME" "haproxy-$1"; }
+key_uri_of() { printf 'managedhsm:%s:%s' "$AKV_HSM_NAME" "haproxy-$1"; }
 port_of() { if [ "$1" = rsa ]; then printf '%s' "$RSA_PORT"; else printf '%s' "$EC_PORT"; fi; }
 
-# The provider module: the repository's build, else the one in OpenSSL's modules directory.
-provider_module() {
-  local built="$REPO_DIR/provider/build/akv_provider.so" dir
-  if [ -f "$built" ]; then printf '%s' "$built"; return; fi
-  dir=$(pkg-config --variable=modulesdir libcrypto 2>/dev/null || true)
-  [ -n "$dir" ] && [ -f "$dir/akv_provider.so" ] || die "akv_provider.so is not built" "run 'npm run build' in $REPO_DIR"
-  printf '%s' "$dir/akv_provider.so"
-}
+# The pid of the example's HAProxy (its command line names STATE_DIR); empty when it is not running.
+haproxy_pid() { running_pid "$HAPROXY_PID" "$STATE_DIR"; }
 
-require_command() {
-  command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed" "install it: apt-get install -y $2"
-}
-
-haproxy_pid() {
-  local pid
-  pid=$(cat "$HAPROXY_PID" 2>/dev/null || true)
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf '%s' "$pid"; fi
-}
-
-# render TEMPLATE OUT NAME=VALUE...: replaces every @NAME@, writes OUT atomically.
-render() {
-  local template=$1 out=$2 text pair
-  shift 2
-  text=$(<"$template")
-  for pair in "$@"; do text=${text//@${pair%%=*}@/${pair#*=}}; done
-  [[ ! "$text" =~ @[A-Z_]+@ ]] || die "internal: $template still has ${BASH_REMATCH[0]}" "report this bug"
-  printf '%s\n' "$text" >"$out.tmp"
-  mv -f "$out.tmp" "$out"
-}
+# Stops the example's HAProxy: SIGTERM, SIGKILL after 10 s.
+stop_haproxy() { stop_pid "$HAPROXY_PID" "$STATE_DIR" TERM 10; }
 
 # Runs the akv CLI against the example's agent; openssl through akv_provider; openssl without it.
 akv() { env -u AKV_LOG_FILE -u AKV_LOG_LEVEL AKV_CONFIG="$AGENT_CONFIG" AKV_AGENT_SOCKET="$AGENT_SOCKET" "$AKV_BIN" "$@"; }

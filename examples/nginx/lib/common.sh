@@ -9,37 +9,9 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../../lib.sh"
 EXAMPLE_DIR="$EXAMPLES_DIR/nginx"
 
-# The settings file: --env-file FILE (parsed by parse_common_args), else AKV_NGINX_ENV, else .env.
+# The settings file: --env-file FILE (parse_common_args), else AKV_NGINX_ENV, else .env.
+ENV_FILE_VARIABLE=AKV_NGINX_ENV
 ENV_FILE="${AKV_NGINX_ENV:-$EXAMPLE_DIR/.env}"
-
-# Handles the options every script accepts. Sets REST_ARGS to what is left for the script.
-# The caller passes its help text in HELP.
-parse_common_args() {
-  REST_ARGS=()
-  while [ $# -gt 0 ]; do
-    case "$1" in
-      -h | --help)
-        printf '%s\n' "$HELP"
-        exit 0
-        ;;
-      --env-file)
-        need_value "$@"
-        ENV_FILE=$2
-        shift 2
-        ;;
-      --env-file=*)
-        ENV_FILE=${1#--env-file=}
-        shift
-        ;;
-      *)
-        REST_ARGS+=("$1")
-        shift
-        ;;
-    esac
-  done
-  case "$ENV_FILE" in /*) ;; *) ENV_FILE="$PWD/$ENV_FILE" ;; esac
-  export AKV_NGINX_ENV="$ENV_FILE"
-}
 
 # Reads the settings written by setup-env.sh and derives every path from them.
 load_env() {
