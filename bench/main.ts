@@ -10,11 +10,13 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openContext, missingBuild, missingNginx, type OpenContext } from './lib/context.js';
 import { buildDrivers } from './lib/drivers.js';
+import { missingHaproxy } from './lib/haproxy.js';
 import { machineFacts } from './lib/machine.js';
 import { renderReport, type RunRecord } from './lib/report.js';
 import { PROFILES, type Scenario, type ScenarioResult } from './lib/result.js';
 import { REPO_ROOT } from './lib/services.js';
 import { barChartSvg } from './lib/svg.js';
+import { asyncHaproxy } from './scenarios/async.js';
 import { blocking } from './scenarios/blocking.js';
 import { capacity } from './scenarios/capacity.js';
 import { localKey } from './scenarios/local-key.js';
@@ -24,7 +26,13 @@ import { overhead } from './scenarios/overhead.js';
 import { token } from './scenarios/token.js';
 
 /** In the order they run; the ids are what --only takes. */
-const SCENARIOS: Array<{ id: string; title: string; run: Scenario; needsNginx?: boolean }> = [
+const SCENARIOS: Array<{
+  id: string;
+  title: string;
+  run: Scenario;
+  needsNginx?: boolean;
+  needsHaproxy?: boolean;
+}> = [
   { id: 'overhead', title: '1. Overhead per signature', run: overhead },
   { id: 'blocking', title: '2. The blocking bound', run: blocking, needsNginx: true },
   { id: 'local-key', title: '3. HSM key against a local key', run: localKey, needsNginx: true },
@@ -32,6 +40,13 @@ const SCENARIOS: Array<{ id: string; title: string; run: Scenario; needsNginx?: 
   { id: 'capacity', title: '5. Agent capacity', run: capacity },
   { id: 'memory', title: '6. Memory', run: memory },
   { id: 'token', title: '7. Token cost', run: token },
+  {
+    id: 'async',
+    title: '8. Async HAProxy',
+    run: asyncHaproxy,
+    needsNginx: true,
+    needsHaproxy: true,
+  },
 ];
 
 const USAGE = `Usage: npm run bench -- [--quick] [--only IDS] [--out DIR] [--publish] [--keep]
@@ -143,6 +158,7 @@ async function main(): Promise<number> {
   await buildDrivers();
   const machine = await machineFacts();
   const nginxMissing = await missingNginx();
+  const haproxyMissing = await missingHaproxy();
   const dir = mkdtempSync(join(tmpdir(), 'akv-bench-'));
   let open: OpenContext | undefined;
   const onSignal = (): void => {
@@ -167,6 +183,10 @@ async function main(): Promise<number> {
       };
       if (s.needsNginx && nginxMissing) {
         results.push({ ...blank, error: nginxMissing });
+        continue;
+      }
+      if (s.needsHaproxy && haproxyMissing) {
+        results.push({ ...blank, error: haproxyMissing });
         continue;
       }
       try {

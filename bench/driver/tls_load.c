@@ -7,7 +7,12 @@
  * small (an ECDHE share and a signature check), so the server is what limits the figure; its CPU
  * is reported so that can be checked.
  *
- *   akv-tls-load --connect HOST:PORT --threads N --duration-ms MS [--tls12] [--latency-file PATH]
+ *   akv-tls-load --connect HOST:PORT --threads N --duration-ms MS [--tls12] [--resume]
+ *                [--latency-file PATH]
+ *
+ * --resume measures the other case, a server with session resumption on: each thread offers the
+ * session of its previous connection (TLS 1.2 session tickets or ids, usable as soon as the
+ * handshake ends), so every connection after a thread's first can be resumed without a signature.
  *
  * Prints one JSON object on stdout: handshakes, resumed (must stay 0), errors, elapsed_us,
  * cpu_user_us, cpu_sys_us, protocol, cipher and the server's signature algorithm.
@@ -33,11 +38,13 @@ typedef struct {
     struct sockaddr_in addr;
     uint64_t deadline_ns;
     pthread_barrier_t go;
+    int resume;
 } shared_state;
 
 typedef struct {
     shared_state *shared;
     SSL *ssl; /* reused across connections (SSL_clear): saves OpenSSL 3's per-object set-up */
+    SSL_SESSION *session; /* --resume: the previous connection's session */
     bench_samples samples;
     long errors;
     long resumed;
@@ -75,8 +82,9 @@ static int handshake_once(thread_state *t)
         record_error(t, "connect()");
         goto done;
     }
-    /* A cleared SSL keeps its last session: drop it, so the handshake cannot resume. */
-    if (SSL_clear(ssl) != 1 || SSL_set_session(ssl, NULL) != 1 || SSL_set_fd(ssl, fd) != 1 ||
+    /* A cleared SSL keeps its last session: drop it, so the handshake cannot resume (or, with
+     * --resume, offer the previous connection's). */
+    if (SSL_clear(ssl) != 1 || SSL_set_session(ssl, s->resume ? t->session : NULL) != 1 || SSL_set_fd(ssl, fd) != 1 ||
         SSL_set_tlsext_host_name(ssl, "localhost") != 1) {
         record_error(t, "SSL_clear");
         goto done;
@@ -88,6 +96,10 @@ static int handshake_once(thread_state *t)
     ok = 1;
     if (SSL_session_reused(ssl))
         t->resumed++;
+    if (s->resume) {
+        SSL_SESSION_free(t->session);
+        t->session = SSL_get1_session(ssl);
+    }
     if (t->protocol[0] == '\0') {
         int nid = NID_undef;
         snprintf(t->protocol, sizeof(t->protocol), "%s", SSL_get_version(ssl));
@@ -119,15 +131,17 @@ static void *worker(void *arg)
         if (handshake_once(t))
             bench_samples_add(&t->samples, bench_now_ns() - start);
     }
+    SSL_SESSION_free(t->session);
     SSL_free(t->ssl);
     return NULL;
 }
 
 static void usage(void)
 {
-    fputs("usage: akv-tls-load --connect HOST:PORT --threads N --duration-ms MS [--tls12]\n"
+    fputs("usage: akv-tls-load --connect HOST:PORT --threads N --duration-ms MS [--tls12] [--resume]\n"
           "                    [--latency-file PATH]\n"
-          "Full TLS handshakes only (no resumption); prints one JSON object.\n",
+          "Full TLS handshakes only (no resumption) unless --resume (TLS 1.2, each connection offers\n"
+          "its thread's previous session); prints one JSON object.\n",
           stderr);
 }
 
@@ -162,6 +176,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--tls12") == 0) {
             tls12 = 1;
             continue;
+        } else if (strcmp(a, "--resume") == 0) {
+            s.resume = 1;
+            continue;
         }
         if (v == NULL) {
             usage();
@@ -192,12 +209,14 @@ int main(int argc, char **argv)
         bench_print_openssl_errors();
         bench_die(1, "cannot create a TLS client context");
     }
-    int version = tls12 ? TLS1_2_VERSION : TLS1_3_VERSION;
+    int version = tls12 || s.resume ? TLS1_2_VERSION : TLS1_3_VERSION;
     SSL_CTX_set_min_proto_version(s.ctx, version);
     SSL_CTX_set_max_proto_version(s.ctx, version);
-    /* Full handshakes only: no tickets, no client-side session cache. */
-    SSL_CTX_set_options(s.ctx, SSL_OP_NO_TICKET);
-    SSL_CTX_set_session_cache_mode(s.ctx, SSL_SESS_CACHE_OFF);
+    if (!s.resume) {
+        /* Full handshakes only: no tickets, no client-side session cache. */
+        SSL_CTX_set_options(s.ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_session_cache_mode(s.ctx, SSL_SESS_CACHE_OFF);
+    }
     SSL_CTX_set_verify(s.ctx, SSL_VERIFY_NONE, NULL);
 
     thread_state *ts = calloc((size_t)threads, sizeof(*ts));

@@ -7,7 +7,14 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { childPids, run, runChecked, sleep } from './proc.js';
-import { AKV_BIN, cleanEnv, PROVIDER_DIR, type Agent, type BenchKey } from './services.js';
+import {
+  AKV_BIN,
+  cleanEnv,
+  PROVIDER_DIR,
+  providerOpensslCnf,
+  type Agent,
+  type BenchKey,
+} from './services.js';
 
 export interface TlsServer {
   label: string;
@@ -73,28 +80,13 @@ export class Nginx {
     agent: Agent,
     workers: number,
     servers: TlsServer[],
+    /** Directory under `dir` (several nginx can run side by side). */
+    name = 'nginx',
   ): Promise<Nginx> {
-    const prefix = join(dir, 'nginx');
+    const prefix = join(dir, name);
     for (const sub of ['logs', 'tmp']) mkdirSync(join(prefix, sub), { recursive: true });
     const opensslCnf = join(prefix, 'openssl.cnf');
-    writeFileSync(
-      opensslCnf,
-      [
-        'openssl_conf = openssl_init',
-        '[openssl_init]',
-        'providers = provider_sect',
-        '[provider_sect]',
-        'default = default_sect',
-        'akv_provider = akv_sect',
-        '[default_sect]',
-        'activate = 1',
-        '[akv_sect]',
-        `module = ${join(PROVIDER_DIR, 'akv_provider.so')}`,
-        `agent_socket = ${agent.socket}`,
-        'activate = 1',
-        '',
-      ].join('\n'),
-    );
+    writeFileSync(opensslCnf, providerOpensslCnf(agent));
     const isRoot = process.getuid?.() === 0;
     const serverBlocks = servers.map(
       (s) => `    # ${s.label}
@@ -122,7 +114,7 @@ http {
     uwsgi_temp_path ${prefix}/tmp/uwsgi;
     scgi_temp_path ${prefix}/tmp/scgi;
     # Resumption stays available, as in production; the load generator never uses it.
-    ssl_session_cache shared:bench:10m;
+    ssl_session_cache shared:${name}:10m;
 ${serverBlocks.join('\n')}
 }
 `;

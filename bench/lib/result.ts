@@ -64,6 +64,14 @@ export interface Profile {
   tlsClients: number;
   /** Threads of the C driver in the capacity scenario. */
   capacityThreads: number;
+  /** Concurrent TLS clients in the async HAProxy scenario. */
+  asyncClients: number[];
+  /** Length of one async-scenario case. */
+  asyncLoadMs: number;
+  /** nginx worker_processes against the blocking bound. */
+  nginxWorkerCounts: number[];
+  /** A short run (fewer operations where a scenario counts them itself). */
+  quick: boolean;
   /** Runs of each one-shot command. */
   oneShotRuns: number;
   /** One-shot commands in the token-cost scenario (per credential setting). */
@@ -79,6 +87,10 @@ export const PROFILES: Record<Profile['name'], Profile> = {
     blockingClients: [32],
     tlsClients: 32,
     capacityThreads: 64,
+    asyncClients: [1, 16, 256],
+    asyncLoadMs: 2000,
+    nginxWorkerCounts: [4, 16, 64],
+    quick: true,
     oneShotRuns: 5,
     tokenCommands: 10,
   },
@@ -90,6 +102,10 @@ export const PROFILES: Record<Profile['name'], Profile> = {
     blockingClients: [32, 64],
     tlsClients: 32,
     capacityThreads: 64,
+    asyncClients: [1, 4, 16, 64, 256],
+    asyncLoadMs: 4000,
+    nginxWorkerCounts: [4, 16, 64],
+    quick: false,
     oneShotRuns: 20,
     tokenCommands: 100,
   },

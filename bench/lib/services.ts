@@ -347,3 +347,26 @@ export async function importKey(
 export function keyLabel(spec: KeySpec): string {
   return spec.kty === 'RSA' ? `RSA ${spec.bits}` : `EC ${spec.curve}`;
 }
+
+/**
+ * An openssl.cnf for a bench TLS server: `default`, then akv_provider (this build's module) with
+ * the agent socket. `autostart = no` for servers that must never wait for an agent to start.
+ */
+export function providerOpensslCnf(agent: Agent, options: { autostart?: boolean } = {}): string {
+  return [
+    'openssl_conf = openssl_init',
+    '[openssl_init]',
+    'providers = provider_sect',
+    '[provider_sect]',
+    'default = default_sect',
+    'akv_provider = akv_sect',
+    '[default_sect]',
+    'activate = 1',
+    '[akv_sect]',
+    `module = ${join(PROVIDER_DIR, 'akv_provider.so')}`,
+    `agent_socket = ${agent.socket}`,
+    ...(options.autostart === false ? ['autostart = no'] : []),
+    'activate = 1',
+    '',
+  ].join('\n');
+}

@@ -7,7 +7,7 @@
 import { DirectSigner } from '../lib/rest-client.js';
 import { distribution, median } from '../lib/stats.js';
 import { keyLabel } from '../lib/services.js';
-import { tlsTrial, type TlsTrial } from '../lib/tls-trial.js';
+import { nginxPids, tlsTrial, type TlsTrial } from '../lib/tls-trial.js';
 import {
   formatRate,
   formatUs,
@@ -41,7 +41,9 @@ export async function blocking(ctx: BenchContext): Promise<ScenarioResult> {
           ctx.log(
             `blocking bound: ${keyLabel(ctx.keys[key].spec)}, ${clients} clients, trial ${t + 1}/${ctx.profile.trials}`,
           );
-          c.trials.push(await tlsTrial(ctx, bn, bn.ports[key].hsm, clients, ctx.profile.loadMs));
+          c.trials.push(
+            await tlsTrial(ctx, nginxPids(bn), bn.ports[key].hsm, clients, ctx.profile.loadMs),
+          );
         }
         cases.push(c);
       }

@@ -7,7 +7,7 @@
  */
 import { median } from '../lib/stats.js';
 import { keyLabel } from '../lib/services.js';
-import { tlsTrial, type TlsTrial } from '../lib/tls-trial.js';
+import { nginxPids, tlsTrial, type TlsTrial } from '../lib/tls-trial.js';
 import {
   formatRate,
   formatRatio,
@@ -21,7 +21,7 @@ const TARGETS: Record<'rsa3072' | 'ec256', number> = { rsa3072: 0.8, ec256: 0.5 
 
 function cpuCell(t: TlsTrial[]): string {
   const m = (f: (x: TlsTrial) => number): string => formatUs(median(t.map(f)));
-  return `nginx ${m((x) => x.cpuPerHandshakeUs.nginx)}, agent ${m((x) => x.cpuPerHandshakeUs.agent)}, emulator ${m((x) => x.cpuPerHandshakeUs.emulator)}, client ${m((x) => x.cpuPerHandshakeUs.loadGenerator)}`;
+  return `nginx ${m((x) => x.cpuPerHandshakeUs.server)}, agent ${m((x) => x.cpuPerHandshakeUs.agent)}, emulator ${m((x) => x.cpuPerHandshakeUs.emulator)}, client ${m((x) => x.cpuPerHandshakeUs.loadGenerator)}`;
 }
 
 export async function localKey(ctx: BenchContext): Promise<ScenarioResult> {
@@ -37,7 +37,9 @@ export async function localKey(ctx: BenchContext): Promise<ScenarioResult> {
       );
       const order = t % 2 === 0 ? (['hsm', 'local'] as const) : (['local', 'hsm'] as const);
       for (const which of order) {
-        r[which].push(await tlsTrial(ctx, bn, bn.ports[key][which], clients, ctx.profile.loadMs));
+        r[which].push(
+          await tlsTrial(ctx, nginxPids(bn), bn.ports[key][which], clients, ctx.profile.loadMs),
+        );
       }
     }
     results[key] = r;
@@ -77,14 +79,17 @@ export async function localKey(ctx: BenchContext): Promise<ScenarioResult> {
     });
     const hsmCpu = median(
       r.hsm.map(
-        (t) => t.cpuPerHandshakeUs.nginx + t.cpuPerHandshakeUs.agent + t.cpuPerHandshakeUs.emulator,
+        (t) =>
+          t.cpuPerHandshakeUs.server + t.cpuPerHandshakeUs.agent + t.cpuPerHandshakeUs.emulator,
       ),
     );
-    const hostCpu = median(r.hsm.map((t) => t.cpuPerHandshakeUs.nginx + t.cpuPerHandshakeUs.agent));
-    const localCpu = median(r.local.map((t) => t.cpuPerHandshakeUs.nginx));
+    const hostCpu = median(
+      r.hsm.map((t) => t.cpuPerHandshakeUs.server + t.cpuPerHandshakeUs.agent),
+    );
+    const localCpu = median(r.local.map((t) => t.cpuPerHandshakeUs.server));
     cpuRatios[label] = { withEmulator: localCpu / hsmCpu, hostOnly: localCpu / hostCpu };
     findings.push(
-      `${label}: ${formatRate(hsm)} with the HSM key against ${formatRate(local)} with the local key, ratio ${formatRatio(ratio)}. Server-side CPU per handshake: ${formatUs(hsmCpu)} (nginx ${formatUs(median(r.hsm.map((t) => t.cpuPerHandshakeUs.nginx)))} + agent + emulator) against ${formatUs(localCpu)} (nginx alone): a CPU-cost ratio of ${formatRatio(localCpu / hsmCpu)}; without the emulator's share (the HSM is another machine in production) ${formatRatio(localCpu / hostCpu)}.`,
+      `${label}: ${formatRate(hsm)} with the HSM key against ${formatRate(local)} with the local key, ratio ${formatRatio(ratio)}. Server-side CPU per handshake: ${formatUs(hsmCpu)} (nginx ${formatUs(median(r.hsm.map((t) => t.cpuPerHandshakeUs.server)))} + agent + emulator) against ${formatUs(localCpu)} (nginx alone): a CPU-cost ratio of ${formatRatio(localCpu / hsmCpu)}; without the emulator's share (the HSM is another machine in production) ${formatRatio(localCpu / hostCpu)}.`,
     );
     groups.push({
       label,

@@ -5,7 +5,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { handleAdmin, type AdminState } from './admin.js';
 import { CryptoPool } from './crypto/pool.js';
 import { HsmError, badParameter } from './errors.js';
@@ -130,8 +129,10 @@ export class EmulatorServer {
 
   private async handleApi(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const { stats, faults } = this.admin;
-    // Every API request pays the latency, challenges included, as a far-away HSM would cost.
-    if (this.admin.latencyMs > 0) await sleep(this.admin.latencyMs);
+    // Every API request, challenges included, takes the latency as its whole service time, as a
+    // far-away HSM would: the answer leaves latencyMs after the request arrived, the emulator's
+    // own work (an RSA 3072 signature takes milliseconds) included, not added.
+    if (this.admin.latencyMs > 0) holdAnswer(res, performance.now() + this.admin.latencyMs);
     const token = bearerToken(req.headers.authorization);
     if (token === undefined) {
       stats.count('challenge');
@@ -265,4 +266,17 @@ function dispatch(ctx: ApiContext, r: ApiRoute): Promise<ApiResult> | ApiResult 
     default:
       return cryptoOperation(ctx, r.operation, name, r.version);
   }
+}
+
+/** Delays `res.end` (every answer ends with it) until `until` (performance.now() ms). */
+function holdAnswer(res: ServerResponse, until: number): void {
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  res.end = ((...args: unknown[]) => {
+    const wait = until - performance.now();
+    if (wait <= 0) return end(...args);
+    setTimeout(() => {
+      if (!res.destroyed) end(...args);
+    }, wait);
+    return res;
+  }) as typeof res.end;
 }
