@@ -27,7 +27,7 @@ const DIGEST_INFO_PREFIX: Record<DigestName, Buffer> = {
 };
 
 /** The DER DigestInfo a PKCS#1 v1.5 signature carries for `digest`. */
-export function digestInfo(hash: DigestName, digest: Buffer): Buffer {
+function digestInfo(hash: DigestName, digest: Buffer): Buffer {
   return Buffer.concat([DIGEST_INFO_PREFIX[hash], digest]);
 }
 
