@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanAkvEnv } from '../helpers/dev.js';
 import { AKV_BIN, startEmulator, type RunningEmulator } from '../helpers/emulator.js';
-import { PROVIDER_DIR, runSync, type Run } from './openssl-env.js';
+import { PROVIDER_DIR, opensslCnf, runSync, type Run } from './openssl-env.js';
 
 const TOKEN = 'quick-start-token';
 let emulator: RunningEmulator;
@@ -311,23 +311,7 @@ describe('autostart', () => {
       /akv agent not reachable at .*agent\.sock.*it is not started automatically.*; hint: start it with `akv agent`/,
     );
     const cnf = join(work, 'no-autostart.cnf');
-    writeFileSync(
-      cnf,
-      [
-        'openssl_conf = openssl_init',
-        '[openssl_init]',
-        'providers = provider_sect',
-        '[provider_sect]',
-        'default = default_sect',
-        'akv_provider = akv_sect',
-        '[default_sect]',
-        'activate = 1',
-        '[akv_sect]',
-        'activate = 1',
-        'autostart = no',
-        '',
-      ].join('\n'),
-    );
+    writeFileSync(cnf, opensslCnf(['autostart = no']));
     const viaCnf = runSync(
       'openssl',
       ['dgst', '-sha256', '-sign', 'managedhsm:myhsm:mykey', '-out', 'optout2.sig', 'data.txt'],

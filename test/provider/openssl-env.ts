@@ -81,6 +81,24 @@ export interface ProviderEnvOptions {
   latencyMs?: number;
 }
 
+/** An openssl.cnf activating default, then akv_provider with these lines in its section. */
+export function opensslCnf(akvSection: string[]): string {
+  return [
+    'openssl_conf = openssl_init',
+    '[openssl_init]',
+    'providers = provider_sect',
+    '[provider_sect]',
+    'default = default_sect',
+    'akv_provider = akv_sect',
+    '[default_sect]',
+    'activate = 1',
+    '[akv_sect]',
+    'activate = 1',
+    ...akvSection,
+    '',
+  ].join('\n');
+}
+
 /** Starts a dev environment (emulator + agent) for one test file. */
 export async function startProviderEnv(
   prefix: string,
@@ -131,23 +149,7 @@ export async function startProviderEnv(
     },
     writeOpensslCnf(name = 'openssl.cnf') {
       const path = join(dir, name);
-      writeFileSync(
-        path,
-        [
-          'openssl_conf = openssl_init',
-          '[openssl_init]',
-          'providers = provider_sect',
-          '[provider_sect]',
-          'default = default_sect',
-          'akv_provider = akv_sect',
-          '[default_sect]',
-          'activate = 1',
-          '[akv_sect]',
-          'activate = 1',
-          `agent_socket = ${env.AKV_AGENT_SOCKET ?? ''}`,
-          '',
-        ].join('\n'),
-      );
+      writeFileSync(path, opensslCnf([`agent_socket = ${env.AKV_AGENT_SOCKET ?? ''}`]));
       return path;
     },
     async down() {
