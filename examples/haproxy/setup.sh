@@ -43,7 +43,7 @@ if [ "$force" = yes ] || [ ! -f "$ENV_FILE" ]; then
   ec_port=$(free_port)
   while [ "$ec_port" = "$rsa_port" ]; do ec_port=$(free_port); done
   mkdir -p "$(dirname "$ENV_FILE")"
-  printf 'AKV_HSM_NAME=%s\nRSA_PORT=%s\nEC_PORT=%s\nSTATE_DIR=%s\nEMULATOR_LATENCY_MS=%s\nASYNC=on\nNBTHREAD=1\nPROVIDER_LOG_LEVEL=debug\n' \
+  printf 'AKV_HSM_NAME=%s\nRSA_PORT=%s\nEC_PORT=%s\nSTATE_DIR=%s\nEMULATOR_LATENCY_MS=%s\nASYNC=on\nNBTHREAD=1\nTIMEOUT_CLIENT=30\nPROVIDER_LOG_LEVEL=debug\n' \
     "$hsm_name" "$rsa_port" "$ec_port" "$state_dir" "${latency:-0}" >"$ENV_FILE"
   say "wrote $ENV_FILE (hsm=$hsm_name, ports: RSA $rsa_port, EC $ec_port, state: $state_dir)"
 fi

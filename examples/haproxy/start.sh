@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Step 2 of the akv HAProxy example: writes openssl.cnf and haproxy.cfg and starts HAProxy.
 set -euo pipefail
-HELP="Usage: start.sh [--env-file FILE] [--async on|off] [--nbthread N]
+HELP="Usage: start.sh [--env-file FILE] [--async on|off] [--nbthread N] [--timeout-client SECONDS]
 
 Writes STATE_DIR/openssl.cnf (default, then akv_provider with the agent socket) and
 STATE_DIR/haproxy.cfg (two TLS frontends, RSA and EC, each certificate with its key reference
@@ -10,7 +10,9 @@ OPENSSL_CONF in its environment. A running HAProxy is stopped first.
 
   --async on|off   ssl-mode-async in 'global' (default on: HAProxy never waits for the HSM)
   --nbthread N     HAProxy threads (default 1)
-Both are remembered in the settings file. The provider logs to STATE_DIR/logs/provider.log at
+  --timeout-client SECONDS
+                   HAProxy's 'timeout client', which also bounds a handshake (default 30)
+All three are remembered in the settings file. The provider logs to STATE_DIR/logs/provider.log at
 PROVIDER_LOG_LEVEL (settings file; debug shows each job paused for the HSM)."
 # shellcheck source=lib/common.sh
 . "$(dirname "$0")/lib/common.sh"
@@ -21,24 +23,27 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --async) need_value "$@"; ASYNC=$2; shift 2 ;;
     --nbthread) need_value "$@"; NBTHREAD=$2; shift 2 ;;
+    --timeout-client) need_value "$@"; TIMEOUT_CLIENT=$2; shift 2 ;;
     *) reject_unknown_args "$1" ;;
   esac
 done
 [[ "$ASYNC" =~ ^(on|off)$ ]] || die "--async must be on or off, not '$ASYNC'" "pass --async on"
 [[ "$NBTHREAD" =~ ^[1-9][0-9]?$ ]] || die "--nbthread must be a number from 1 to 64, not '$NBTHREAD'" "pass --nbthread 1"
+[[ "$TIMEOUT_CLIENT" =~ ^[1-9][0-9]{0,4}$ ]] || die "--timeout-client must be a whole number of seconds from 1 to 99999, not '$TIMEOUT_CLIENT'" "pass --timeout-client 30"
 require_commands haproxy
 [ -S "$AGENT_SOCKET" ] || die "the akv agent is not running (no socket $AGENT_SOCKET)" "run ./setup.sh"
 for kind in rsa ec; do
   [ -s "$CERT_DIR/$kind.pem" ] && [ -s "$CERT_DIR/$kind.pem.key" ] || die "no certificate or key reference for $kind in $CERT_DIR" "run ./setup.sh"
 done
 # Remember the choices for test-client.sh and the next start.
-sed -i -e "s/^ASYNC=.*/ASYNC=$ASYNC/" -e "s/^NBTHREAD=.*/NBTHREAD=$NBTHREAD/" "$ENV_FILE"
+sed -i -e "s/^ASYNC=.*/ASYNC=$ASYNC/" -e "s/^NBTHREAD=.*/NBTHREAD=$NBTHREAD/" -e "s/^TIMEOUT_CLIENT=.*/TIMEOUT_CLIENT=$TIMEOUT_CLIENT/" "$ENV_FILE"
+grep -q '^TIMEOUT_CLIENT=' "$ENV_FILE" || printf 'TIMEOUT_CLIENT=%s\n' "$TIMEOUT_CLIENT" >>"$ENV_FILE"
 
 write_openssl_cnf
 async_line=""
 [ "$ASYNC" = off ] || async_line="    ssl-mode-async"
 render "$EXAMPLE_DIR/templates/haproxy.cfg.template" "$HAPROXY_CFG" "NBTHREAD=$NBTHREAD" "ASYNC_LINE=$async_line" \
-  "PID_FILE=$HAPROXY_PID" "RSA_PORT=$RSA_PORT" "EC_PORT=$EC_PORT" "CERT_DIR=$CERT_DIR"
+  "PID_FILE=$HAPROXY_PID" "RSA_PORT=$RSA_PORT" "EC_PORT=$EC_PORT" "CERT_DIR=$CERT_DIR" "TIMEOUT_CLIENT=$TIMEOUT_CLIENT"
 
 # HAProxy's environment: the provider configuration and its log; nothing else of ours.
 haproxy_env=(env -u AKV_AGENT_SOCKET -u AKV_CONFIG OPENSSL_CONF="$OPENSSL_CNF" AKV_LOG_FILE="$PROVIDER_LOG" AKV_LOG_LEVEL="$PROVIDER_LOG_LEVEL")

@@ -125,4 +125,31 @@ describe('HAProxy nbthread 1, HSM latency 300 ms', () => {
     assert.deepEqual(await handshake(ex.ecPort, caFile), { ok: true });
     assert.equal(readPid(ex.haproxyPidFile), pid);
   });
+
+  // Last: it slows the HSM down for good.
+  it('HAProxy gives up on handshakes whose jobs wait for the HSM: the abandoned jobs leave no fd', async () => {
+    // Every HSM request now takes 2.5 s; HAProxy drops a client after 1 s (timeout client), so it
+    // frees each connection while its job is paused (it waits for the wait fd first, then frees
+    // the SSL object without resuming the job).
+    await runStep('setup.sh', ['--env-file', ex.envFile, '--latency-ms', '2500']);
+    const pid = await startHaproxy(ex, true, 1);
+    const fdsBefore = fdCount(pid);
+    const abandonedBefore = logCount(ex, 'paused job was abandoned');
+    const outcomes = await Promise.all(
+      Array.from({ length: 4 }, () => handshake(ex.ecPort, caFile, 20_000)),
+    );
+    assert.equal(outcomes.filter((o) => o.ok).length, 0, 'a handshake outlived timeout client');
+    await waitFor(
+      'the 4 jobs to be abandoned',
+      () => logCount(ex, 'paused job was abandoned') - abandonedBefore >= 4,
+      15_000,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const fdsAfter = fdCount(pid);
+    assert.ok(
+      fdsAfter <= fdsBefore,
+      `HAProxy had ${fdsBefore} fds before, ${fdsAfter} after 4 abandoned jobs`,
+    );
+    assert.ok(processAlive(pid), 'HAProxy died freeing paused jobs');
+  });
 });

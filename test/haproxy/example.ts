@@ -106,7 +106,11 @@ export async function setupExample(label: string, latencyMs: number): Promise<Ha
 }
 
 /** start.sh: (re)starts HAProxy with ssl-mode-async on or off, one thread. */
-export async function startHaproxy(ex: HaproxyExample, async: boolean): Promise<number> {
+export async function startHaproxy(
+  ex: HaproxyExample,
+  async: boolean,
+  timeoutClientSeconds = 30,
+): Promise<number> {
   await runStep('start.sh', [
     '--env-file',
     ex.envFile,
@@ -114,6 +118,8 @@ export async function startHaproxy(ex: HaproxyExample, async: boolean): Promise<
     async ? 'on' : 'off',
     '--nbthread',
     '1',
+    '--timeout-client',
+    String(timeoutClientSeconds),
   ]);
   return readPid(ex.haproxyPidFile);
 }
