@@ -4,49 +4,31 @@
  * that makes many full handshakes at once (node:tls, no session reuse) and the HAProxy process's
  * open fds.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { FOREIGN_VARIABLES } from '../../src/demo/example.js';
+import {
+  makeTestDir as makeDir,
+  mustSucceed,
+  runExampleScript,
+  uniqueHsmName,
+  type ScriptResult,
+} from '../helpers/example-scripts.js';
+
+export { uniqueHsmName, type ScriptResult } from '../helpers/example-scripts.js';
 
 export const REPO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const EXAMPLE_DIR = join(REPO_DIR, 'examples', 'haproxy');
 
-export interface ScriptResult {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs one script of examples/haproxy, without the caller's akv/OpenSSL variables. */
 export function runScript(script: string, args: string[]): Promise<ScriptResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of [...FOREIGN_VARIABLES, 'AKV_HAPROXY_ENV']) delete env[name];
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(EXAMPLE_DIR, script), args, { cwd: EXAMPLE_DIR, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code, signal) =>
-      resolve({ status: code ?? (signal ? 128 : 1), stdout, stderr }),
-    );
-  });
+  return runExampleScript(EXAMPLE_DIR, script, args, {}, ['AKV_HAPROXY_ENV']);
 }
 
 /** Fails with the script's whole output when it did not exit 0. */
 export async function runStep(script: string, args: string[]): Promise<ScriptResult> {
-  const r = await runScript(script, args);
-  if (r.status !== 0) {
-    throw new Error(
-      `${script} ${args.join(' ')} exited ${r.status}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`,
-    );
-  }
-  return r;
+  return mustSucceed(await runScript(script, args), script, args);
 }
 
 export interface HaproxyExample {
@@ -61,13 +43,8 @@ export interface HaproxyExample {
   devDir: string;
 }
 
-/** An HSM name unique to this run (3-24 letters, digits, hyphens). */
-export function uniqueHsmName(label: string): string {
-  return `${label}${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`.slice(0, 24);
-}
-
 export function makeTestDir(label: string): string {
-  return mkdtempSync(join(tmpdir(), `akv-haproxy-test-${label}-`));
+  return makeDir('haproxy', label);
 }
 
 export function readExample(envFile: string): HaproxyExample {

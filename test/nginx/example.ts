@@ -4,13 +4,21 @@
  * files can run side by side. Also a small TLS client (node:tls, no session reuse, so every
  * connection is a full handshake that the HSM key signs).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { FOREIGN_VARIABLES } from '../../src/demo/example.js';
+import {
+  exampleEnv,
+  makeTestDir as makeDir,
+  mustSucceed,
+  runExampleScript,
+  uniqueHsmName,
+  type ScriptResult,
+} from '../helpers/example-scripts.js';
+
+export { uniqueHsmName, type ScriptResult } from '../helpers/example-scripts.js';
 
 export const REPO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const EXAMPLE_DIR = join(REPO_DIR, 'examples', 'nginx');
@@ -28,12 +36,6 @@ export function missingPrerequisite(): string | undefined {
   ];
   const missing = needed.find((f) => !existsSync(f));
   return missing ? `not built: ${missing} (run npm run build)` : undefined;
-}
-
-export interface ScriptResult {
-  status: number;
-  stdout: string;
-  stderr: string;
 }
 
 /** The settings a running example was set up with (the .env file) and the paths derived from them. */
@@ -54,46 +56,18 @@ export interface ExampleSettings {
   opensslCnf: string;
 }
 
-/** Environment for the scripts: nothing from the developer's shell that would redirect them. */
-function scriptEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  for (const name of FOREIGN_VARIABLES) {
-    if (!(name in extra)) delete env[name];
-  }
-  return env;
-}
-
 /** Runs one script of examples/nginx (asynchronously, so a test's own servers keep running). */
 export function runScript(
   script: string,
   args: string[],
   extraEnv: Record<string, string> = {},
 ): Promise<ScriptResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(EXAMPLE_DIR, script), args, {
-      cwd: EXAMPLE_DIR,
-      env: scriptEnv(extraEnv),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code, signal) =>
-      resolve({ status: code ?? (signal ? 128 : 1), stdout, stderr }),
-    );
-  });
+  return runExampleScript(EXAMPLE_DIR, script, args, extraEnv);
 }
 
 /** Fails with the script's whole output when it did not exit 0. */
 export async function runStep(script: string, args: string[]): Promise<ScriptResult> {
-  const r = await runScript(script, args);
-  if (r.status !== 0) {
-    throw new Error(
-      `${script} ${args.join(' ')} exited ${r.status}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`,
-    );
-  }
-  return r;
+  return mustSucceed(await runScript(script, args), script, args);
 }
 
 export function readSettings(envFile: string): ExampleSettings {
@@ -136,12 +110,7 @@ export function readSettings(envFile: string): ExampleSettings {
 
 /** A private directory for one test file's settings file. */
 export function makeTestDir(label: string): string {
-  return mkdtempSync(join(tmpdir(), `akv-nginx-test-${label}-`));
-}
-
-/** An HSM name unique to this run (3-24 letters, digits, hyphens). */
-export function uniqueHsmName(label: string): string {
-  return `${label}${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`.slice(0, 24);
+  return makeDir('nginx', label);
 }
 
 /**
@@ -222,7 +191,7 @@ export function nginxSignal(settings: ExampleSettings, signal: string): ScriptRe
       '-s',
       signal,
     ],
-    { encoding: 'utf8', env: scriptEnv({ OPENSSL_CONF: settings.opensslCnf }) },
+    { encoding: 'utf8', env: exampleEnv({ OPENSSL_CONF: settings.opensslCnf }) },
   );
   return { status: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
