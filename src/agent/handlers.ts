@@ -203,7 +203,7 @@ async function privateOp(
       stringField(Tag.KEY_VERSION, result.version),
     ];
     if (result.retries > 0) fields.push(u32Field(Tag.RETRIES, result.retries));
-    await noticeRotation(ctx, ref, result.version);
+    noticeRotation(ctx, ref, result.version);
   } catch (err) {
     const e =
       err instanceof SlotCancelled
@@ -259,13 +259,9 @@ function runPrivate(
  * An unpinned operation that ran on a different version than the cached description means the
  * key was rotated: drop the description so the next DESCRIBE returns the new public key.
  */
-async function noticeRotation(
-  ctx: HandlerContext,
-  ref: KeyRef,
-  usedVersion: string,
-): Promise<void> {
+function noticeRotation(ctx: HandlerContext, ref: KeyRef, usedVersion: string): void {
   if (ref.version !== undefined || usedVersion === '') return;
-  const cached = await ctx.cache.peek(ref).catch(() => undefined);
+  const cached = ctx.cache.peek(ref);
   if (cached && cached.version.toLowerCase() !== usedVersion.toLowerCase())
     ctx.cache.invalidate(ref);
 }

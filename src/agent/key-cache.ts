@@ -11,6 +11,8 @@ interface Entry {
   value: Promise<KeyDescription>;
   /** Set when the load finished; until then the entry is in flight and never expires. */
   expiresAt?: number;
+  /** The loaded description (set with expiresAt), for peek() without a promise. */
+  settled?: KeyDescription;
 }
 
 /** Bound on entries, so a client describing endless distinct names cannot grow memory forever. */
@@ -56,8 +58,10 @@ export class KeyCache {
     try {
       const description = await entry.value;
       if (this.entries.get(key) === entry) {
-        if (this.ttlMs > 0) entry.expiresAt = this.now() + this.ttlMs;
-        else this.entries.delete(key);
+        if (this.ttlMs > 0) {
+          entry.expiresAt = this.now() + this.ttlMs;
+          entry.settled = description;
+        } else this.entries.delete(key);
       }
       return { description, hit: false };
     } catch (err) {
@@ -67,10 +71,10 @@ export class KeyCache {
   }
 
   /** The cached, settled description of exactly `ref`, if any (never calls the HSM). */
-  async peek(ref: KeyRef): Promise<KeyDescription | undefined> {
+  peek(ref: KeyRef): KeyDescription | undefined {
     const entry = this.entries.get(cacheKey(ref));
     if (!entry || entry.expiresAt === undefined || entry.expiresAt <= this.now()) return undefined;
-    return entry.value;
+    return entry.settled;
   }
 
   /** Forgets every cached version of the key (pinned or not). */

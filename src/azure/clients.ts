@@ -5,16 +5,20 @@
  */
 import { Agent as HttpsAgent } from 'node:https';
 import { createSecureContext, rootCertificates } from 'node:tls';
-import { KeyClient, type CryptographyClient, type KeyClientOptions } from '@azure/keyvault-keys';
+import { KeyClient } from '@azure/keyvault-keys';
 import type { Logger } from 'pino';
 import type { AkvConfig, RetryConfig, VaultType } from '../config/types.js';
-import { DEFAULT_DEADLINE_MS, DEFAULT_RETRY } from '../config/load.js';
+import { DEFAULT_DEADLINE_MS, DEFAULT_RETRY, agentLimits } from '../config/load.js';
 import type { KeyRef } from '../uri/index.js';
 import { formatKeyUri } from '../uri/index.js';
 import { createCredential, type AkvCredential } from './credentials.js';
 import { resolveEndpoint, type VaultEndpoint } from './endpoints.js';
 import type { FailureKind, OpContext } from './failures.js';
-import { withRetries, type RetryResult } from './retry.js';
+import type { Deadline } from './abort.js';
+import { withRetries, type RetryOptions, type RetryResult } from './retry.js';
+import { API_VERSION, ChallengeRecorder, KeyOperations } from './key-operations.js';
+import { HsmHttpClient } from './hsm-http.js';
+import { akvVersion } from '../version.js';
 import { RetryBudget } from './retry-budget.js';
 
 export interface AzureHooks {
@@ -29,13 +33,12 @@ export interface AzureHooks {
 interface VaultClients {
   endpoint: VaultEndpoint;
   keyClient: KeyClient;
-  /** Our own keep-alive pool when the endpoint has an extra CA (otherwise the SDK's). */
-  httpsAgent?: HttpsAgent;
-  crypto: Map<string, { client: CryptographyClient; createdAt: number }>;
+  /** The SDK client's keep-alive pool. */
+  httpsAgent: HttpsAgent;
+  /** The hot path's keep-alive connections: at most maxInFlight. */
+  http: HsmHttpClient;
+  operations: KeyOperations;
 }
-
-/** Upper bound of cached CryptographyClients per vault (oldest dropped first). */
-const MAX_CRYPTO_CLIENTS = 1000;
 
 export class AzureClients {
   readonly credential: AkvCredential;
@@ -44,6 +47,8 @@ export class AzureClients {
   private readonly budgets = new Map<string, RetryBudget>();
   readonly deadlineMs: number;
   readonly retry: RetryConfig;
+  /** What every call's retry loop shares (the per-call parts are added to a copy). */
+  private readonly retryOptions: RetryOptions;
 
   constructor(
     readonly config: AkvConfig,
@@ -56,6 +61,24 @@ export class AzureClients {
       createCredential(config, logger, { onRefresh: () => this.hooks.onTokenRefresh?.() });
     this.deadlineMs = config.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.retry = config.retry ?? DEFAULT_RETRY;
+    this.retryOptions = {
+      deadlineMs: this.deadlineMs,
+      retry: this.retry,
+      onRetry: (kind, attempt, delayMs, ctx) => {
+        this.logger?.debug(
+          { op: ctx.op, target: ctx.target, kind, attempt, delayMs },
+          'retrying HSM call',
+        );
+        this.hooks.onRetry?.(kind);
+      },
+      onBudgetSpent: (kind, ctx) => {
+        this.logger?.debug(
+          { op: ctx.op, target: ctx.target, kind },
+          'not retrying: the retry budget of this HSM is spent',
+        );
+        this.hooks.onRetryBudgetSpent?.(kind);
+      },
+    };
   }
 
   endpoint(vaultType: VaultType, vault: string): VaultEndpoint {
@@ -64,44 +87,6 @@ export class AzureClients {
 
   keyClient(vaultType: VaultType, vault: string): KeyClient {
     return this.vault(vaultType, vault).keyClient;
-  }
-
-  /**
-   * The CryptographyClient of a key. It fetches the key once and then runs public operations
-   * (RSA wrap/encrypt) locally and checks key_ops and dates against that copy, so it is renewed
-   * after keyCacheTtlMs: a rotated or changed key is seen as soon as the agent's own cache sees it.
-   */
-  cryptoClient(ref: KeyRef): CryptographyClient {
-    const v = this.vault(ref.vaultType, ref.vault);
-    const id = `${ref.name.toLowerCase()}/${ref.version?.toLowerCase() ?? ''}`;
-    const now = Date.now();
-    const cached = v.crypto.get(id);
-    if (
-      cached &&
-      (ref.version !== undefined || now - cached.createdAt < this.config.keyCacheTtlMs)
-    ) {
-      return cached.client;
-    }
-    const client = v.keyClient.getCryptographyClient(
-      ref.name,
-      ref.version ? { keyVersion: ref.version } : undefined,
-    );
-    v.crypto.delete(id);
-    if (v.crypto.size >= MAX_CRYPTO_CLIENTS) {
-      const oldest = v.crypto.keys().next().value;
-      if (oldest !== undefined) v.crypto.delete(oldest);
-    }
-    v.crypto.set(id, { client, createdAt: now });
-    return client;
-  }
-
-  /**
-   * Drops the cached CryptographyClient of a key: it remembers the key's operations and dates
-   * from its first use, so after "not found", "forbidden" or "disabled" the next call starts fresh.
-   */
-  forgetKey(ref: KeyRef): void {
-    const v = this.vaults.get(vaultId(ref.vaultType, ref.vault));
-    v?.crypto.delete(`${ref.name.toLowerCase()}/${ref.version?.toLowerCase() ?? ''}`);
   }
 
   /** The context used in messages for an operation on a key. */
@@ -138,27 +123,34 @@ export class AzureClients {
     return withRetries(
       ctx,
       {
-        deadlineMs: this.deadlineMs,
-        ...(deadline !== undefined ? { deadline } : {}),
+        ...this.retryOptions,
         budget: this.budgetFor(ctx.url),
-        onBudgetSpent: (kind) => {
-          this.logger?.debug(
-            { op: ctx.op, target: ctx.target, kind },
-            'not retrying: the retry budget of this HSM is spent',
-          );
-          this.hooks.onRetryBudgetSpent?.(kind);
-        },
-        retry: this.retry,
         idempotent,
-        onRetry: (kind, attempt, delayMs) => {
-          this.logger?.debug(
-            { op: ctx.op, target: ctx.target, kind, attempt, delayMs },
-            'retrying HSM call',
-          );
-          this.hooks.onRetry?.(kind);
-        },
+        ...(deadline !== undefined ? { deadline } : {}),
       },
-      call,
+      (until) => call(until.signal),
+    );
+  }
+
+  /**
+   * Runs a private-key operation of the hot path (key-operations.ts) under the deadline, the
+   * retries and the HSM's retry budget; the message context is built only if one is needed.
+   */
+  runKeyOperation<T>(
+    ref: KeyRef,
+    keyOp: string,
+    call: (operations: KeyOperations, deadline: Deadline) => Promise<T>,
+    deadline?: number,
+  ): Promise<RetryResult<T>> {
+    const v = this.vault(ref.vaultType, ref.vault);
+    return withRetries(
+      () => this.keyContext(ref, keyOp, keyOp),
+      {
+        ...this.retryOptions,
+        budget: this.budgetFor(v.endpoint.url),
+        ...(deadline !== undefined ? { deadline } : {}),
+      },
+      (until) => call(v.operations, until),
     );
   }
 
@@ -183,43 +175,57 @@ export class AzureClients {
   }
 
   close(): void {
-    for (const v of this.vaults.values()) v.httpsAgent?.destroy();
+    for (const v of this.vaults.values()) {
+      v.httpsAgent.destroy();
+      v.http.close();
+    }
     this.vaults.clear();
   }
 
   /*
    * The SDK's challenge handling has a race: while the first request of a pipeline is out without
    * a token (its body held back), a concurrent request with a body can complete the challenge,
-   * and the first one is then re-sent with an empty body (400). Every operation here starts with
-   * a body-less GET (getKey, list, or CryptographyClient's key fetch), and a GET that finishes has
-   * completed the challenge, so no body-carrying request is sent before that. Keep it so.
+   * and the first one is then re-sent with an empty body (400). The agent's SDK calls are
+   * body-less GETs (getKey, list), and the hot path (key-operations.ts) sends its POSTs only after
+   * a GET has completed the challenge. Keep it so.
    */
   private vault(vaultType: VaultType, vault: string): VaultClients {
     const id = vaultId(vaultType, vault);
     let v = this.vaults.get(id);
     if (!v) {
       const endpoint = resolveEndpoint(this.config, vaultType, vault);
-      const options: KeyClientOptions = {
+      // The extra CA is added to the public ones, so a corporate CA does not lock Azure out. It
+      // goes in as one ready-made secure context: passed as `tlsOptions.ca`, Node would turn the
+      // ~150 root certificates into the pool key of every request (measured: ~1 ms of CPU per
+      // operation, half the client's cost).
+      const tls = endpoint.caPem
+        ? { secureContext: createSecureContext({ ca: [...rootCertificates, endpoint.caPem] }) }
+        : {};
+      const httpsAgent = new HttpsAgent({ keepAlive: true, ...tls });
+      const http = new HsmHttpClient(endpoint.url, {
+        ...tls,
+        maxConnections: agentLimits(this.config).maxInFlight,
+      });
+      const recorder = new ChallengeRecorder(this.credential);
+      const keyClient = new KeyClient(endpoint.url, recorder, {
         // Retries happen in withRetries (429 without Retry-After included); two layers would multiply.
         retryOptions: { maxRetries: 0 },
         disableChallengeResourceVerification: endpoint.disableChallengeResourceVerification,
-      };
-      // The extra CA is added to the public ones, so a corporate CA does not lock Azure out. It
-      // goes in as a ready-made secure context on our own keep-alive agent: passed as
-      // `tlsOptions.ca`, Node would turn the ~150 root certificates into the pool key of every
-      // request (measured: ~1 ms of CPU per operation, half the client's cost).
-      let httpsAgent: HttpsAgent | undefined;
-      if (endpoint.caPem) {
-        const secureContext = createSecureContext({ ca: [...rootCertificates, endpoint.caPem] });
-        httpsAgent = new HttpsAgent({ keepAlive: true, secureContext });
-        options.agent = httpsAgent;
-      }
-      v = {
-        endpoint,
-        keyClient: new KeyClient(endpoint.url, this.credential, options),
-        crypto: new Map(),
-      };
-      if (httpsAgent) v.httpsAgent = httpsAgent;
+        serviceVersion: API_VERSION,
+        agent: httpsAgent,
+      });
+      const operations = new KeyOperations(
+        endpoint.url,
+        http,
+        recorder,
+        (ref) =>
+          keyClient.getKey(ref.name, {
+            ...(ref.version ? { version: ref.version } : {}),
+            abortSignal: AbortSignal.timeout(this.deadlineMs),
+          }),
+        akvVersion(),
+      );
+      v = { endpoint, keyClient, httpsAgent, http, operations };
       this.vaults.set(id, v);
     }
     return v;

@@ -65,10 +65,11 @@ export function isAbortError(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as Error).name === 'AbortError';
 }
 
+/** The SDK's RestError, or the hot path's HsmHttpError (key-operations.ts), which has its shape. */
 function asRestError(err: unknown): RestErrorLike | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const e = err as RestErrorLike;
-  return e.name === 'RestError' ? e : undefined;
+  return e.name === 'RestError' || e.name === 'HsmHttpError' ? e : undefined;
 }
 
 /** Parses the Retry-After family of headers into milliseconds. */

@@ -1,15 +1,18 @@
 /**
  * The agent's one way to the HSM: describe a key, run a private-key operation, list keys. Every
- * call goes through AzureClients (cached SDK clients, shared token cache, retries, deadline) and
- * fails only with AkvError. The agent caches descriptions; nothing is cached here except clients.
+ * call goes through AzureClients (cached clients, shared token cache, retries, deadline) and fails
+ * only with AkvError. Describe and list use the SDK's KeyClient; the private-key operations use
+ * the lean hot path (key-operations.ts). The agent caches descriptions; nothing is cached here
+ * except clients.
  */
-import type { CryptographyClient, KeyClient } from '@azure/keyvault-keys';
+import type { KeyClient } from '@azure/keyvault-keys';
 import type { Logger } from 'pino';
 import type { AkvConfig, VaultType } from '../config/types.js';
 import { AkvError } from '../errors.js';
 import type { KeyRef } from '../uri/index.js';
 import { AzureClients, type AzureHooks } from './clients.js';
 import { describeKey, versionFromKid, type KeyDescription } from './describe.js';
+import type { RestKeyOp } from './key-operations.js';
 import { probeCredential, probeVault, type CredentialProbe, type VaultProbe } from './probes.js';
 
 export type { KeyDescription } from './describe.js';
@@ -74,23 +77,21 @@ const WRAP_ALGORITHMS = [
   'RSA-OAEP-256',
 ] as const;
 
-type SignAlgorithm = (typeof SIGN_ALGORITHMS)[number];
-type DecryptAlgorithm = (typeof DECRYPT_ALGORITHMS)[number];
-type WrapAlgorithm = (typeof WRAP_ALGORITHMS)[number];
-
-function isOneOf<T extends string>(allowed: readonly T[], alg: string): alg is T {
-  return allowed.some((a) => a === alg);
+/** The four private-key operations: their REST name, key_ops name and algorithms. */
+interface KeyOperationSpec {
+  name: string;
+  rest: RestKeyOp;
+  /** As key_ops and messages name it (FORBIDDEN hints). */
+  keyOp: 'sign' | 'decrypt' | 'wrapKey' | 'unwrapKey';
+  algorithms: readonly string[];
 }
 
-const isSignAlgorithm = (alg: string): alg is SignAlgorithm => isOneOf(SIGN_ALGORITHMS, alg);
-const isDecryptAlgorithm = (alg: string): alg is DecryptAlgorithm =>
-  isOneOf(DECRYPT_ALGORITHMS, alg);
-const isWrapAlgorithm = (alg: string): alg is WrapAlgorithm => isOneOf(WRAP_ALGORITHMS, alg);
-
-/** Error codes after which a cached CryptographyClient may hold stale key state. */
-const STALE_KEY_CODES = new Set(['KEY_NOT_FOUND', 'FORBIDDEN', 'KEY_DISABLED']);
-
-type KeyOp = 'sign' | 'decrypt' | 'wrapKey' | 'unwrapKey';
+const KEY_OPERATIONS = {
+  sign: { name: 'sign', rest: 'sign', keyOp: 'sign', algorithms: SIGN_ALGORITHMS },
+  decrypt: { name: 'decrypt', rest: 'decrypt', keyOp: 'decrypt', algorithms: DECRYPT_ALGORITHMS },
+  wrap: { name: 'wrap', rest: 'wrapkey', keyOp: 'wrapKey', algorithms: WRAP_ALGORITHMS },
+  unwrap: { name: 'unwrap', rest: 'unwrapkey', keyOp: 'unwrapKey', algorithms: WRAP_ALGORITHMS },
+} as const satisfies Record<string, KeyOperationSpec>;
 
 interface RawResponse {
   parsedBody?: unknown;
@@ -100,12 +101,6 @@ interface RawResponse {
 function fieldOf(value: unknown, name: string): unknown {
   if (typeof value !== 'object' || value === null || !(name in value)) return undefined;
   return Reflect.get(value, name);
-}
-
-/** The kid the service put in its answer (the SDK hands back the client's own idea of the kid). */
-function kidOf(raw: RawResponse | undefined): string | undefined {
-  const kid = fieldOf(raw?.parsedBody, 'kid');
-  return typeof kid === 'string' ? kid : undefined;
 }
 
 function octBitsOf(raw: RawResponse | undefined): number {
@@ -182,36 +177,20 @@ export class AzureGateway implements HsmGateway {
     return 0;
   }
 
-  async sign(ref: KeyRef, alg: string, digest: Buffer, opts: CallOptions = {}): Promise<OpResult> {
-    if (!isSignAlgorithm(alg)) throw unsupportedAlgorithm('sign', alg, SIGN_ALGORITHMS);
-    return this.privateOp(ref, 'sign', opts, (c, o) => c.sign(alg, digest, o));
+  sign(ref: KeyRef, alg: string, digest: Buffer, opts: CallOptions = {}): Promise<OpResult> {
+    return this.keyOperation(KEY_OPERATIONS.sign, ref, alg, digest, opts);
   }
 
-  async decrypt(
-    ref: KeyRef,
-    alg: string,
-    ciphertext: Buffer,
-    opts: CallOptions = {},
-  ): Promise<OpResult> {
-    if (!isDecryptAlgorithm(alg)) throw unsupportedAlgorithm('decrypt', alg, DECRYPT_ALGORITHMS);
-    return this.privateOp(ref, 'decrypt', opts, (c, o) =>
-      c.decrypt({ algorithm: alg, ciphertext }, o),
-    );
+  decrypt(ref: KeyRef, alg: string, ciphertext: Buffer, opts: CallOptions = {}): Promise<OpResult> {
+    return this.keyOperation(KEY_OPERATIONS.decrypt, ref, alg, ciphertext, opts);
   }
 
-  async wrapKey(ref: KeyRef, alg: string, key: Buffer, opts: CallOptions = {}): Promise<OpResult> {
-    if (!isWrapAlgorithm(alg)) throw unsupportedAlgorithm('wrap', alg, WRAP_ALGORITHMS);
-    return this.privateOp(ref, 'wrapKey', opts, (c, o) => c.wrapKey(alg, key, o));
+  wrapKey(ref: KeyRef, alg: string, key: Buffer, opts: CallOptions = {}): Promise<OpResult> {
+    return this.keyOperation(KEY_OPERATIONS.wrap, ref, alg, key, opts);
   }
 
-  async unwrapKey(
-    ref: KeyRef,
-    alg: string,
-    wrapped: Buffer,
-    opts: CallOptions = {},
-  ): Promise<OpResult> {
-    if (!isWrapAlgorithm(alg)) throw unsupportedAlgorithm('unwrap', alg, WRAP_ALGORITHMS);
-    return this.privateOp(ref, 'unwrapKey', opts, (c, o) => c.unwrapKey(alg, wrapped, o));
+  unwrapKey(ref: KeyRef, alg: string, wrapped: Buffer, opts: CallOptions = {}): Promise<OpResult> {
+    return this.keyOperation(KEY_OPERATIONS.unwrap, ref, alg, wrapped, opts);
   }
 
   async listKeys(vaultType: VaultType, vault: string, opts: CallOptions = {}): Promise<string[]> {
@@ -255,38 +234,23 @@ export class AzureGateway implements HsmGateway {
     return this.clients.keyClient(ref.vaultType, ref.vault);
   }
 
-  private async privateOp(
+  /** A private-key operation on the hot path (key-operations.ts), with retries and deadline. */
+  private async keyOperation(
+    op: KeyOperationSpec,
     ref: KeyRef,
-    keyOp: KeyOp,
+    alg: string,
+    input: Buffer,
     opts: CallOptions,
-    call: (
-      client: CryptographyClient,
-      options: { abortSignal: AbortSignal; onResponse: (r: RawResponse) => void },
-    ) => Promise<{ result: Uint8Array; keyID?: string }>,
   ): Promise<OpResult> {
-    const ctx = this.clients.keyContext(ref, keyOp, keyOp);
-    try {
-      let kid: string | undefined;
-      const { value, retries } = await this.clients.run(
-        ctx,
-        (abortSignal) => {
-          kid = undefined;
-          return call(this.clients.cryptoClient(ref), {
-            abortSignal,
-            onResponse: (r) => {
-              kid = kidOf(r) ?? kid;
-            },
-          });
-        },
-        true,
-        opts.deadline,
-      );
-      const version = versionFromKid(kid ?? value.keyID) || ref.version || '';
-      return { output: Buffer.from(value.result), version, retries };
-    } catch (err) {
-      if (err instanceof AkvError && STALE_KEY_CODES.has(err.code)) this.clients.forgetKey(ref);
-      throw err;
-    }
+    if (!op.algorithms.includes(alg)) throw unsupportedAlgorithm(op.name, alg, op.algorithms);
+    const { value, retries } = await this.clients.runKeyOperation(
+      ref,
+      op.keyOp,
+      (operations, deadline) => operations.run(ref, op.rest, alg, input, deadline),
+      opts.deadline,
+    );
+    const version = versionFromKid(value.kid) || ref.version || '';
+    return { output: value.result, version, retries };
   }
 }
 

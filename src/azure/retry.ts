@@ -7,6 +7,7 @@
  */
 import type { RetryConfig } from '../config/types.js';
 import { AkvError } from '../errors.js';
+import { Deadline, abortError } from './abort.js';
 import { WINDOW_MS, type RetryBudget } from './retry-budget.js';
 import {
   classify,
@@ -27,11 +28,11 @@ export interface RetryOptions {
   retry: RetryConfig;
   /** False for create/import/delete: retried only on 429/503. */
   idempotent?: boolean;
-  onRetry?(kind: FailureKind, attempt: number, delayMs: number): void;
+  onRetry?(kind: FailureKind, attempt: number, delayMs: number, ctx: OpContext): void;
   /** The HSM's shared budget: counts this call's first attempt, grants (or refuses) its retries. */
   budget?: RetryBudget;
   /** A retry was refused because the budget was spent. */
-  onBudgetSpent?(kind: FailureKind): void;
+  onBudgetSpent?(kind: FailureKind, ctx: OpContext): void;
   random?: () => number;
 }
 
@@ -50,28 +51,31 @@ export function backoffDelay(
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
 
+/**
+ * `ctx` names the call in messages; a function is only called when a message is needed (a retry
+ * or a failure), so the hot path does not build one per operation.
+ */
 export async function withRetries<T>(
-  ctx: OpContext,
+  ctx: OpContext | (() => OpContext),
   options: RetryOptions,
-  call: (signal: AbortSignal) => Promise<T>,
+  call: (deadline: Deadline) => Promise<T>,
 ): Promise<RetryResult<T>> {
+  const context = (): OpContext => (typeof ctx === 'function' ? ctx() : ctx);
   const deadline = options.deadline ?? Date.now() + options.deadlineMs;
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), Math.max(0, deadline - Date.now()));
-  timer.unref?.();
+  const until = new Deadline(deadline);
   let retries = 0;
   options.budget?.recordAttempt();
   try {
     for (;;) {
       try {
-        return { value: await call(controller.signal), retries };
+        return { value: await call(until), retries };
       } catch (err) {
-        if (controller.signal.aborted || isAbortError(err)) {
-          throw toAkvError(abortError(), ctx, retries, options.deadlineMs);
+        if (until.expired || isAbortError(err)) {
+          throw toAkvError(abortError(), context(), retries, options.deadlineMs);
         }
         const c = classify(err);
         if (!isRetryable(c, options.idempotent ?? true) || retries >= options.retry.maxRetries) {
-          throw toAkvError(err, ctx, retries, options.deadlineMs);
+          throw toAkvError(err, context(), retries, options.deadlineMs);
         }
         const attempt = retries + 1;
         const delay =
@@ -79,20 +83,21 @@ export async function withRetries<T>(
             ? c.retryAfterMs
             : backoffDelay(attempt, options.retry, options.random);
         // Sleeping past the deadline only to fail then helps nobody: report the real cause now.
-        if (Date.now() + delay >= deadline) throw toAkvError(err, ctx, retries, options.deadlineMs);
+        if (Date.now() + delay >= deadline)
+          throw toAkvError(err, context(), retries, options.deadlineMs);
         if (options.budget && !options.budget.tryRetry()) {
-          options.onBudgetSpent?.(c.kind);
-          throw budgetSpent(toAkvError(err, ctx, retries, options.deadlineMs), ctx, options);
+          const named = context();
+          options.onBudgetSpent?.(c.kind, named);
+          throw budgetSpent(toAkvError(err, named, retries, options.deadlineMs), named, options);
         }
-        options.onRetry?.(c.kind, attempt, delay);
-        await sleep(delay, controller.signal);
-        if (controller.signal.aborted)
-          throw toAkvError(abortError(), ctx, retries, options.deadlineMs);
+        options.onRetry?.(c.kind, attempt, delay, context());
+        // The wait ends before the deadline (checked above).
+        await sleep(delay);
         retries = attempt;
       }
     }
   } finally {
-    clearTimeout(timer);
+    until.dispose();
   }
 }
 
@@ -107,21 +112,6 @@ function budgetSpent(e: AkvError, ctx: OpContext, options: RetryOptions): AkvErr
   );
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-function abortError(): Error {
-  const e = new Error('deadline reached');
-  e.name = 'AbortError';
-  return e;
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => (ms <= 0 ? resolve() : setTimeout(resolve, ms)));
 }

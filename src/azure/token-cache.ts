@@ -5,6 +5,7 @@
  * Azure CLI credential takes seconds per call.
  */
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-auth';
+import { raceAbort } from './abort.js';
 
 /** Refresh this long before expiry (Azure tokens live 60-90 minutes). */
 export const REFRESH_BEFORE_EXPIRY_MS = 5 * 60_000;
@@ -51,7 +52,11 @@ export class CachingCredential implements TokenCredential {
       pending.catch(() => undefined);
       return token;
     }
-    return raceAbort(pending, options.abortSignal);
+    return raceAbort(
+      pending,
+      options.abortSignal,
+      'the operation was aborted while waiting for a token',
+    );
   }
 
   private startRefresh(
@@ -94,29 +99,4 @@ export class CachingCredential implements TokenCredential {
     this.hooks.onRefresh?.();
     return token;
   }
-}
-
-function raceAbort<T>(promise: Promise<T>, signal: GetTokenOptions['abortSignal']): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(abortError());
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortError());
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
-function abortError(): Error {
-  const err = new Error('the operation was aborted while waiting for a token');
-  err.name = 'AbortError';
-  return err;
 }

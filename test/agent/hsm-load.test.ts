@@ -74,3 +74,30 @@ describe('a throttling HSM', () => {
     assert.equal((await client.sign(EC, 'ES256', DIGEST)).output.length, 64);
   });
 });
+
+describe('a herd of first operations', () => {
+  it('costs one GET, also after a restart: 300 signatures are 300 signs and 1 GET', async () => {
+    const pinned = (await emulator.keyClient().getKey('ec')).properties.version!;
+    const agent = await startAgent({ emulator, hsmName: HSM });
+    try {
+      for (const round of ['fresh agent', 'after a restart']) {
+        await emulator.resetStats();
+        const client = agent.client();
+        const results = await Promise.all(
+          Array.from({ length: 300 }, (_, i) =>
+            client.sign(i % 2 ? EC : `${EC}?version=${pinned}`, 'ES256', DIGEST),
+          ),
+        );
+        assert.ok(results.every((r) => r.version === pinned));
+        const { requests } = await emulator.stats();
+        // Before: every first operation fetched the key itself (300 signatures, 600 requests).
+        assert.equal(requests.sign, 300, round);
+        assert.equal(requests.get ?? 0, 1, `${round}: GETs (one authenticates the HSM)`);
+        await client.close();
+        await agent.restart();
+      }
+    } finally {
+      await agent.stop();
+    }
+  });
+});
