@@ -1,10 +1,11 @@
 /**
  * The agent's structured logger (pino, one JSON object per line) and its audit record: one line
  * per private-key operation with the key URI, operation, algorithm, result, latency, key version
- * and the client's pid. Digests, plaintexts, ciphertexts and tokens are never passed to it; the
- * redaction list is a second line of defence against a careless future log call.
+ * and the pid the client reports. Digests, plaintexts, ciphertexts and tokens are never passed to
+ * it; the redaction list is a second line of defence against a careless future log call. A log
+ * file the agent creates is 0600 (its directory 0700): the audit trail is the agent user's.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
@@ -30,15 +31,17 @@ const REDACT_PATHS = [
 ];
 
 /**
- * Creates the logger: to `cfg.file` when set (appended, directory created), else to stderr
- * (stdout carries the agent's ready line). Writes are synchronous so that nothing is lost on exit
- * and a test or an operator reading the file sees every completed operation.
+ * Creates the logger: to `cfg.file` when set (appended; the file created 0600 and a missing
+ * directory 0700), else to stderr (stdout carries the agent's ready line). Writes are synchronous
+ * so that nothing is lost on exit and a test or an operator reading the file sees every completed
+ * operation. An existing file keeps its mode (an operator may share it with a log group); one
+ * that every user may read is reported once, as a warning.
  */
 export function createLogger(cfg: AkvConfig['log']): Logger {
   let destination: ReturnType<typeof pino.destination>;
   try {
-    if (cfg.file) mkdirSync(dirname(cfg.file), { recursive: true });
-    destination = pino.destination({ dest: cfg.file ?? 2, sync: true, append: true });
+    if (cfg.file) mkdirSync(dirname(cfg.file), { recursive: true, mode: 0o700 });
+    destination = pino.destination({ dest: cfg.file ?? 2, sync: true, append: true, mode: 0o600 });
   } catch (err) {
     throw new AkvError(
       'BAD_REQUEST',
@@ -57,7 +60,22 @@ export function createLogger(cfg: AkvConfig['log']): Logger {
     destination,
   );
   ownLoggers.add(logger);
+  if (cfg.file) warnIfOthersCanRead(logger, cfg.file);
   return logger;
+}
+
+function warnIfOthersCanRead(logger: Logger, file: string): void {
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return;
+  }
+  if ((mode & 0o006) === 0) return;
+  logger.warn(
+    { file, mode: `0${mode.toString(8)}` },
+    `the log file can be read by every user on this host (mode 0${mode.toString(8)}): it holds the audit trail; run chmod o-rwx on it`,
+  );
 }
 
 export interface AuditRecord {
@@ -87,6 +105,8 @@ function auditFields(r: AuditRecord): Record<string, unknown> {
     status: r.status,
     latency_ms: Math.round(r.latencyMs * 100) / 100,
     client_pid: r.clientPid,
+    // Node cannot read a Unix socket peer's credentials (SO_PEERCRED): the pid is the client's word.
+    pid_source: r.clientPid !== undefined ? 'client' : undefined,
     key_version: r.keyVersion || undefined,
     retries: r.retries,
     error: r.error,

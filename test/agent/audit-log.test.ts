@@ -4,7 +4,7 @@
  * or through pino (any other logger).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
@@ -54,6 +54,7 @@ const KEYS_OK = [
   'status',
   'latency_ms',
   'client_pid',
+  'pid_source',
   'key_version',
   'retries',
   'msg',
@@ -83,7 +84,9 @@ it("the agent's logger writes the documented line, keys in order, values escaped
   assert.equal(second!.uri, failed.uri);
   assert.equal(second!.error, failed.error);
   assert.equal(second!.msg, 'key operation failed');
+  assert.equal(first!.pid_source, 'client');
   assert.equal('client_pid' in second!, false, 'absent values are left out');
+  assert.equal('pid_source' in second!, false);
 });
 
 it('the same line through pino for any other logger', () => {
@@ -107,4 +110,30 @@ it('honours the log level', () => {
   const written = auditedAt('warn');
   assert.equal(written.length, 1);
   assert.equal(written[0]!.status, 'KEY_NOT_FOUND');
+});
+
+it('creates the log file 0600 and its directory 0700, whatever the umask', () => {
+  const old = process.umask(0o002);
+  try {
+    const file = join(dir, 'new-dir', 'agent.log');
+    const logger = createLogger({ level: 'info', file });
+    logAudit(logger, ok);
+    closeLogger(logger);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, 'new-dir')).mode & 0o777, 0o700);
+  } finally {
+    process.umask(old);
+  }
+});
+
+it('warns about an existing log file every user may read, and leaves its mode alone', () => {
+  const file = join(dir, 'shared.log');
+  writeFileSync(file, '', { mode: 0o644 });
+  chmodSync(file, 0o644);
+  const logger = createLogger({ level: 'info', file });
+  closeLogger(logger);
+  const [warning] = lines(file);
+  assert.equal(warning!.level, 'warn');
+  assert.match(String(warning!.msg), /read by every user.*chmod o-rwx/);
+  assert.equal(statSync(file).mode & 0o777, 0o644);
 });

@@ -4,6 +4,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import {
   constants,
   createCipheriv,
@@ -348,6 +349,8 @@ describe('versions, list, errors', () => {
     assert.equal(line.alg, 'ES256');
     assert.equal(line.result, 'ok');
     assert.equal(line.client_pid, process.pid);
+    assert.equal(line.pid_source, 'client', 'the pid is marked as what the client reported');
+    assert.equal(statSync(agent.logFile).mode & 0o777, 0o600, 'the log file is the agent user’s');
     assert.equal(typeof line.latency_ms, 'number');
     assert.equal(line.key_version, created.get('ec-P-256')!.properties.version);
     const failed = audit.find((l) => l.status === 'BAD_PARAMETER');
