@@ -23,6 +23,7 @@ import { localKey } from './scenarios/local-key.js';
 import { memory } from './scenarios/memory.js';
 import { oneShot } from './scenarios/one-shot.js';
 import { overhead } from './scenarios/overhead.js';
+import { soak } from './scenarios/soak.js';
 import { token } from './scenarios/token.js';
 
 /** In the order they run; the ids are what --only takes. */
@@ -47,6 +48,7 @@ const SCENARIOS: Array<{
     needsNginx: true,
     needsHaproxy: true,
   },
+  { id: 'soak', title: '9. Soak', run: soak },
 ];
 
 const USAGE = `Usage: npm run bench -- [--quick] [--only IDS] [--out DIR] [--publish] [--keep]

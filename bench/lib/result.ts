@@ -76,6 +76,8 @@ export interface Profile {
   oneShotRuns: number;
   /** One-shot commands in the token-cost scenario (per credential setting). */
   tokenCommands: number;
+  /** Signatures in the soak (issue 13). */
+  soakSignatures: number;
 }
 
 export const PROFILES: Record<Profile['name'], Profile> = {
@@ -93,6 +95,7 @@ export const PROFILES: Record<Profile['name'], Profile> = {
     quick: true,
     oneShotRuns: 5,
     tokenCommands: 10,
+    soakSignatures: 20_000,
   },
   full: {
     name: 'full',
@@ -108,6 +111,7 @@ export const PROFILES: Record<Profile['name'], Profile> = {
     quick: false,
     oneShotRuns: 20,
     tokenCommands: 100,
+    soakSignatures: 200_000,
   },
 };
 
