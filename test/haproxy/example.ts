@@ -11,12 +11,18 @@ import { fileURLToPath } from 'node:url';
 import {
   makeTestDir as makeDir,
   mustSucceed,
+  readPid,
   runExampleScript,
   uniqueHsmName,
   type ScriptResult,
 } from '../helpers/example-scripts.js';
 
-export { uniqueHsmName, type ScriptResult } from '../helpers/example-scripts.js';
+export {
+  processAlive,
+  readPid,
+  uniqueHsmName,
+  type ScriptResult,
+} from '../helpers/example-scripts.js';
 
 export const REPO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const EXAMPLE_DIR = join(REPO_DIR, 'examples', 'haproxy');
@@ -105,21 +111,6 @@ export async function stopExample(ex: HaproxyExample | undefined): Promise<void>
   if (!ex) return;
   await runScript('stop.sh', ['--env-file', ex.envFile, '--all']);
   rmSync(dirname(ex.envFile), { recursive: true, force: true });
-}
-
-export function readPid(file: string): number {
-  const pid = Number(readFileSync(file, 'utf8').trim());
-  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`${file} holds no pid`);
-  return pid;
-}
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Open file descriptors of a process. */

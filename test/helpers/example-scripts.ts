@@ -4,7 +4,7 @@
  * shell that would point them elsewhere (the demo's FOREIGN_VARIABLES).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FOREIGN_VARIABLES } from '../../src/demo/example.js';
@@ -68,4 +68,20 @@ export function makeTestDir(example: string, label: string): string {
 /** An HSM name unique to this run (3-24 letters, digits, hyphens). */
 export function uniqueHsmName(label: string): string {
   return `${label}${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`.slice(0, 24);
+}
+
+/** The pid in a pid file an example wrote. */
+export function readPid(file: string): number {
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`${file} holds no pid`);
+  return pid;
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -18,7 +18,12 @@ import {
   type ScriptResult,
 } from '../helpers/example-scripts.js';
 
-export { uniqueHsmName, type ScriptResult } from '../helpers/example-scripts.js';
+export {
+  processAlive,
+  readPid,
+  uniqueHsmName,
+  type ScriptResult,
+} from '../helpers/example-scripts.js';
 
 export const REPO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const EXAMPLE_DIR = join(REPO_DIR, 'examples', 'nginx');
@@ -140,21 +145,6 @@ export async function stopExample(settings: ExampleSettings | undefined): Promis
   if (!settings) return;
   await runScript('cleanup.sh', ['--env-file', settings.envFile, '--all']);
   rmSync(dirname(settings.envFile), { recursive: true, force: true });
-}
-
-export function readPid(file: string): number {
-  const pid = Number(readFileSync(file, 'utf8').trim());
-  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`${file} holds no pid`);
-  return pid;
-}
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The pids of a process's children (nginx workers of a master), sorted. */

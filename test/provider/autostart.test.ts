@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanAkvEnv } from '../helpers/dev.js';
 import { AKV_BIN, startEmulator, type RunningEmulator } from '../helpers/emulator.js';
-import { PROVIDER_DIR, opensslCnf, runSync, type Run } from './openssl-env.js';
+import { PROVIDER_DIR, opensslCnf, runAsync, runSync, type Run } from './openssl-env.js';
 
 const TOKEN = 'quick-start-token';
 let emulator: RunningEmulator;
@@ -118,29 +118,7 @@ function parallel(
   args: (i: number) => string[],
   env: NodeJS.ProcessEnv,
 ): Promise<Run[]> {
-  return Promise.all(
-    Array.from(
-      { length: n },
-      (_, i) =>
-        new Promise<Run>((resolve) => {
-          const child = spawn('openssl', args(i), { env, cwd: work });
-          const out: Buffer[] = [];
-          const err: Buffer[] = [];
-          child.stdout.on('data', (c: Buffer) => out.push(c));
-          child.stderr.on('data', (c: Buffer) => err.push(c));
-          child.on('close', (status, signal) => {
-            const o = Buffer.concat(out);
-            resolve({
-              status,
-              signal,
-              stdout: o.toString(),
-              stderr: Buffer.concat(err).toString(),
-              out: o,
-            });
-          });
-        }),
-    ),
-  );
+  return Promise.all(Array.from({ length: n }, (_, i) => runAsync('openssl', args(i), env, work)));
 }
 
 const QUICK_START = (out: string): string[] => [

@@ -6,7 +6,6 @@
  * non-zero exit status, no crash, and an error that says what to do.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,7 +14,14 @@ import { after, before, describe, it } from 'node:test';
 import { startAgent, type RunningAgent } from '../helpers/agent.js';
 import { cleanAkvEnv } from '../helpers/dev.js';
 import { startEmulator, type RunningEmulator } from '../helpers/emulator.js';
-import { assertCleanFailure, PROVIDER_DIR, PROVIDERS, runSync, type Run } from './openssl-env.js';
+import {
+  assertCleanFailure,
+  PROVIDER_DIR,
+  PROVIDERS,
+  runAsync as runOpensslAsync,
+  runSync,
+  type Run,
+} from './openssl-env.js';
 
 const HSM = 'neghsm';
 let emulator: RunningEmulator;
@@ -264,22 +270,5 @@ describe('agent trouble', () => {
 
 /** Runs openssl without blocking the event loop (a test-side server must keep answering). */
 function runAsync(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('openssl', args, { cwd: work, env: { ...env, ...extraEnv } });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (status, signal) => {
-      const o = Buffer.concat(out);
-      resolve({
-        status,
-        signal,
-        stdout: o.toString(),
-        stderr: Buffer.concat(err).toString(),
-        out: o,
-      });
-    });
-  });
+  return runOpensslAsync('openssl', args, { ...env, ...extraEnv }, work);
 }

@@ -99,6 +99,33 @@ export function opensslCnf(akvSection: string[]): string {
   ].join('\n');
 }
 
+/** runSync's asynchronous twin: the event loop keeps running (a test-side server must answer). */
+export function runAsync(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, env });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (status, signal) => {
+      const o = Buffer.concat(out);
+      resolve({
+        status,
+        signal,
+        stdout: o.toString(),
+        stderr: Buffer.concat(err).toString(),
+        out: o,
+      });
+    });
+  });
+}
+
 /** Starts a dev environment (emulator + agent) for one test file. */
 export async function startProviderEnv(
   prefix: string,
