@@ -139,12 +139,13 @@ int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get
     }
 
     unsigned long idle_exit = AKV_DEFAULT_IDLE_EXIT_S;
-    setting idle = pick("AKV_AGENT_IDLE_EXIT", "", NULL);
-    if (idle.value != NULL && !parse_uint(idle.value, 0, 31536000ul, &idle_exit)) {
+    /* Environment only: it tells the agent a user's shell starts, not a server's openssl.cnf. */
+    const char *idle = getenv("AKV_AGENT_IDLE_EXIT");
+    if (idle != NULL && *idle != '\0' && !parse_uint(idle, 0, 31536000ul, &idle_exit)) {
         AKV_RAISE(ctx, AKV_R_INVALID_ARGUMENT,
                   "AKV_AGENT_IDLE_EXIT=%.40s is not a number of seconds (0 to 31536000); hint: e.g. 900, or 0 for "
                   "never",
-                  idle.value);
+                  idle);
         return 0;
     }
 
