@@ -1,34 +1,39 @@
 #!/usr/bin/env node
-// `npm run package`: builds akv_<version>_<arch>.deb with dpkg-deb from the built tree (npm run
-// build runs first) and prints its path as the last line. The layout (docs/deployment.md):
-//   /usr/lib/akv/{bin/akv, dist/src, node_modules (production), package.json}
-//   /usr/bin/akv -> ../lib/akv/bin/akv
-//   <OpenSSL's modules directory>/akv_provider.so (its built-in agent command is /usr/bin/akv)
-//   /lib/systemd/system/akv-agent.{socket,service}
-//   /etc/akv/{config.json, openssl.cnf}, /etc/logrotate.d/akv (conffiles)
-//   /usr/share/doc/akv (README, docs, copyright)
-// The version comes from package.json only. Nothing installed may point into this checkout: the
-// script checks every staged file for the checkout's path and fails if one does.
+// `npm run package`: builds akv_<version>_<arch>.deb (and akv-dbgsym_<version>_<arch>.deb) with
+// debhelper and prints the .deb's path as the last line. `npm run build` runs first.
+//
+// dpkg-buildpackage runs in a source tree prepared in a temporary directory, never in the
+// checkout (its build products would land in the checkout's parent directory):
+//   debian/       this repository's debian/, with debian/copyright completed from node_modules
+//   app/          dist/src (no source maps), bin/akv, a run-time package.json, and the production
+//                 node_modules (npm ci --omit=dev) without docs, tests, licence files (they are in
+//                 debian/copyright), type declarations, source maps, dotfiles or empty directories
+//   man/, completion/   generated from the CLI's --help texts (scripts/generate-man.mjs)
+//   provider/, package.json, packaging/systemd/, README.md, docs/, CHANGELOG.md
+// debian/rules builds the provider there with dpkg-buildflags' flags; debhelper does the rest
+// (docs/packaging.md). Nothing installed may point into this checkout or the temporary tree: the
+// script checks every file of the built .deb and fails if one does.
 // Options: --out DIR (default: the repository root).
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
   cpSync,
+  existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
-  symlinkSync,
+  rmdirSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
+import { debianCopyright } from './package-copyright.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
@@ -44,176 +49,202 @@ function fail(message, hint) {
   process.exit(1);
 }
 
-if (!/^\d+\.\d+\.\d+([~+.-][0-9A-Za-z.+~-]+)?$/.test(version ?? ''))
+if (!/^\d+\.\d+\.\d+([~+.][0-9A-Za-z.+~]+)?$/.test(version ?? ''))
   fail(`package.json's version ${JSON.stringify(version)} is not a Debian version`, 'use x.y.z');
-for (const built of ['dist/src/cli/main.js'])
-  try {
-    lstatSync(join(root, built));
-  } catch {
-    fail(`${built} is missing`, 'run `npm run build` first (`npm run package` does)');
-  }
+const changelogVersion = /^akv \(([^)]+)\)/.exec(
+  readFileSync(join(root, 'debian/changelog'), 'utf8'),
+)?.[1];
+if (changelogVersion !== version)
+  fail(
+    `debian/changelog's latest entry is ${changelogVersion ?? '(none)'} but package.json says ${version}`,
+    'follow the version bump procedure in docs/releasing.md (both, and CHANGELOG.md, change together)',
+  );
+if (!existsSync(join(root, 'dist/src/cli/main.js')))
+  fail('dist/src/cli/main.js is missing', 'run `npm run build` first (`npm run package` does)');
+for (const tool of ['dpkg-buildpackage', 'dh'])
+  if (spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status !== 0)
+    fail(`${tool} is not installed`, 'apt-get install debhelper (npm run setup installs it)');
 
 const arch = run('dpkg', ['--print-architecture']).trim();
-const modulesDir = /MODULESDIR:\s*"([^"]+)"/.exec(run('openssl', ['version', '-m']))?.[1];
-if (!modulesDir) fail('`openssl version -m` names no modules directory', 'install OpenSSL 3');
-
 const work = mkdtempSync(join(tmpdir(), 'akv-package-'));
-const stage = join(work, 'root');
-const lib = join(stage, 'usr/lib/akv');
+const src = join(work, `akv-${version}`);
 try {
+  say(`preparing the source tree of akv ${version} in ${src}`);
+  const copy = (from, to = from, filter = undefined) =>
+    cpSync(join(root, from), join(src, to), { recursive: true, filter });
+  copy('debian');
+  copy('package.json');
+  copy('provider', 'provider', (p) => !relative(join(root, 'provider'), p).startsWith('build'));
+  for (const optional of ['pkcs11']) if (existsSync(join(root, optional))) copy(optional);
+  copy('packaging/systemd');
+  copy('README.md');
+  copy('docs');
+  // Not at the top: dh_installchangelogs would take it for the package's changelog.gz, which in a
+  // native package is debian/changelog. debian/akv.docs installs it as CHANGELOG.md.
+  copy('CHANGELOG.md', 'upstream/CHANGELOG.md');
+
   // The TypeScript build, without tests, benches or source maps (they name sources not shipped).
-  say(`staging akv ${version} for ${arch} in ${work}`);
-  mkdirSync(lib, { recursive: true });
-  cpSync(join(root, 'dist/src'), join(lib, 'dist/src'), {
+  const app = join(src, 'app');
+  cpSync(join(root, 'dist/src'), join(app, 'dist/src'), {
     recursive: true,
-    filter: (src) => !src.endsWith('.map'),
+    filter: (p) => !p.endsWith('.map'),
   });
-  mkdirSync(join(lib, 'bin'));
-  copyFileSync(join(root, 'bin/akv'), join(lib, 'bin/akv'));
-  chmodSync(join(lib, 'bin/akv'), 0o755);
-  for (const f of ['package.json', 'package-lock.json']) copyFileSync(join(root, f), join(lib, f));
+  mkdirSync(join(app, 'bin'));
+  copyFileSync(join(root, 'bin/akv'), join(app, 'bin/akv'));
+  chmodSync(join(app, 'bin/akv'), 0o755);
+  copyFileSync(join(root, 'package-lock.json'), join(app, 'package-lock.json'));
+  copyFileSync(join(root, 'package.json'), join(app, 'package.json'));
 
   // Production dependencies exactly as locked (no install scripts: none is needed at run time).
   say('installing production node_modules (npm ci --omit=dev)');
   run(
     'npm',
     ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'],
-    { cwd: lib, stdio: ['ignore', 'ignore', 'inherit'] },
+    { cwd: app, stdio: ['ignore', 'ignore', 'inherit'] },
   );
-  rmSync(join(lib, 'package-lock.json'));
+  rmSync(join(app, 'package-lock.json'));
+  rmSync(join(app, 'node_modules/.package-lock.json'), { force: true });
   // What Node needs at run time ("type": "module") and what `akv --version` reads.
-  const { name, version: v, description, license, type, engines, dependencies } = pkg;
+  const { name, description, license, type, engines, dependencies } = pkg;
   writeFileSync(
-    join(lib, 'package.json'),
-    `${JSON.stringify({ name, version: v, description, license, type, private: true, engines, dependencies }, null, 2)}\n`,
+    join(app, 'package.json'),
+    `${JSON.stringify({ name, version, description, license, type, private: true, engines, dependencies }, null, 2)}\n`,
   );
-  rmSync(join(lib, 'node_modules/.package-lock.json'), { force: true });
-  // Type declarations and source maps are never loaded at run time: two thirds of the files.
-  for (const f of walk(join(lib, 'node_modules')))
-    if (/\.(map|d\.ts|d\.cts|d\.mts)$/.test(f)) rmSync(f);
-
-  mkdirSync(join(stage, 'usr/bin'), { recursive: true });
-  symlinkSync('../lib/akv/bin/akv', join(stage, 'usr/bin/akv'));
-
-  // The provider, built apart from the checkout's build so that its agent command is /usr/bin/akv.
-  say('building and installing akv_provider.so (make install PREFIX=/usr)');
-  run(
-    'make',
-    [
-      '-s',
-      '-C',
-      join(root, 'provider'),
-      `BUILD=${join(work, 'provider-build')}`,
-      'install',
-      `DESTDIR=${stage}`,
-      'PREFIX=/usr',
-    ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-
-  const install = (from, to, mode = 0o644) => {
-    mkdirSync(dirname(join(stage, to)), { recursive: true });
-    copyFileSync(join(root, from), join(stage, to));
-    chmodSync(join(stage, to), mode);
-  };
-  install('packaging/systemd/akv-agent.socket', 'lib/systemd/system/akv-agent.socket');
-  install('packaging/systemd/akv-agent.service', 'lib/systemd/system/akv-agent.service');
-  install('packaging/debian/config.json', 'etc/akv/config.json');
-  install('packaging/debian/openssl.cnf', 'etc/akv/openssl.cnf');
-  install('packaging/debian/logrotate', 'etc/logrotate.d/akv');
-  const conffiles = ['/etc/akv/config.json', '/etc/akv/openssl.cnf', '/etc/logrotate.d/akv'];
-
-  const doc = 'usr/share/doc/akv';
-  install('README.md', `${doc}/README.md`);
-  for (const f of readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')))
-    install(`docs/${f}`, `${doc}/${f}`);
+  // The licences go into debian/copyright before pruning removes the packages' licence files.
   writeFileSync(
-    join(stage, doc, 'copyright'),
-    `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: akv\n\nFiles: *\nLicense: MIT\n ${readFileSync(
-      join(root, 'LICENSE'),
-      'utf8',
-    )
-      .trim()
-      .split('\n')
-      .map((l) => (l.trim() === '' ? '.' : l))
-      .join('\n ')}\n`,
+    join(src, 'debian/copyright'),
+    debianCopyright(
+      readFileSync(join(root, 'debian/copyright'), 'utf8'),
+      join(app, 'node_modules'),
+    ),
   );
-  writeFileSync(
-    join(stage, doc, 'changelog.gz'),
-    gzipSync(`akv ${version}: built from package.json's version by npm run package.\n`, {
-      level: 9,
-    }),
-  );
+  const pruned = pruneNodeModules(join(app, 'node_modules'));
+  say(`node_modules: ${pruned} files and directories not needed at run time removed`);
 
-  // Nothing may point into the checkout (nor into the staging directory).
-  const files = walk(stage);
-  for (const f of files) {
+  say('generating the manual pages and shell completion from the --help texts');
+  run(process.execPath, [join(root, 'scripts/generate-man.mjs'), '--out', src], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+
+  say('dpkg-buildpackage -us -uc -b (debhelper)');
+  const build = spawnSync('dpkg-buildpackage', ['-us', '-uc', '-b'], {
+    cwd: src,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    env: { ...process.env, DEB_BUILD_OPTIONS: process.env.DEB_BUILD_OPTIONS ?? 'nocheck' },
+  });
+  if (build.status !== 0) {
+    process.stderr.write(`${build.stdout}${build.stderr}`.split('\n').slice(-60).join('\n'));
+    fail(
+      `dpkg-buildpackage failed (exit ${build.status ?? build.signal})`,
+      'the lines above say which debhelper step; missing build tools: npm run setup',
+    );
+  }
+
+  const deb = join(work, `akv_${version}_${arch}.deb`);
+  const dbgsym = join(work, `akv-dbgsym_${version}_${arch}.deb`);
+  if (!existsSync(deb)) fail(`dpkg-buildpackage made no ${deb}`, 'check debian/control');
+
+  // Nothing installed may point into the checkout or the build tree.
+  const tree = join(work, 'check');
+  run('dpkg-deb', ['-x', deb, tree]);
+  for (const f of walk(tree)) {
     const st = lstatSync(f);
-    const text = st.isSymbolicLink() ? readlinkText(f) : readFileSync(f).toString('latin1');
+    const text = st.isSymbolicLink()
+      ? run('readlink', [f])
+      : st.isFile()
+        ? readFileSync(f).toString('latin1')
+        : '';
     for (const bad of [root, work])
       if (text.includes(bad))
         fail(
-          `${relative(stage, f)} contains the path ${bad}`,
+          `${relative(tree, f)} contains the path ${bad}`,
           'it must not depend on the build tree',
         );
   }
 
-  const debian = join(stage, 'DEBIAN');
-  mkdirSync(debian);
-  const installedKiB = Math.ceil(files.reduce((n, f) => n + lstatSync(f).size, 0) / 1024);
-  writeFileSync(
-    join(debian, 'control'),
-    [
-      'Package: akv',
-      `Version: ${version}`,
-      `Architecture: ${arch}`,
-      'Maintainer: The akv authors <akv@localhost>',
-      `Installed-Size: ${installedKiB}`,
-      'Depends: nodejs (>= 20.19), libssl3, adduser',
-      'Recommends: logrotate',
-      'Section: admin',
-      'Priority: optional',
-      'Description: Azure Managed HSM keys for every OpenSSL 3 application',
-      ' akv_provider is an OpenSSL 3 provider through which nginx, HAProxy, curl, the openssl',
-      ' command and other OpenSSL 3 applications use RSA and EC keys that stay in Azure Key Vault',
-      ' Managed HSM. It forwards private-key operations over a Unix socket to the akv agent',
-      ' (Node.js), run by systemd with socket activation (akv-agent.socket).',
-      '',
-    ].join('\n'),
-  );
-  writeFileSync(join(debian, 'conffiles'), `${conffiles.join('\n')}\n`);
-  for (const script of ['postinst', 'prerm', 'postrm']) {
-    copyFileSync(join(root, 'packaging/debian', script), join(debian, script));
-    chmodSync(join(debian, script), 0o755);
-  }
-  const md5 = files
-    .filter((f) => !lstatSync(f).isSymbolicLink() && !conffiles.includes(`/${relative(stage, f)}`))
-    .map(
-      (f) => `${createHash('md5').update(readFileSync(f)).digest('hex')}  ${relative(stage, f)}`,
-    );
-  writeFileSync(join(debian, 'md5sums'), `${md5.join('\n')}\n`);
-
   mkdirSync(outDir, { recursive: true });
-  const deb = join(outDir, `akv_${version}_${arch}.deb`);
-  run('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', stage, deb], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  console.log(deb);
+  const out = join(outDir, `akv_${version}_${arch}.deb`);
+  moveFile(deb, out);
+  if (existsSync(dbgsym)) {
+    const outDbgsym = join(outDir, `akv-dbgsym_${version}_${arch}.deb`);
+    moveFile(dbgsym, outDbgsym);
+    say(`debug symbols: ${outDbgsym}`);
+  }
+  console.log(out);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
 
+/**
+ * Removes from node_modules what is never loaded: documentation, tests, examples, licence files
+ * (recorded in debian/copyright), type declarations, source maps, TypeScript sources shipped
+ * beside their JavaScript, dotfiles (.npmignore, .github, ...), then the directories left empty.
+ * Returns how many entries went.
+ */
+function pruneNodeModules(dir) {
+  const DIRS = /^(docs?|tests?|__tests__|examples?|benchmarks?|\..*)$/i;
+  const FILES =
+    /^(readme|changelog|changes|history|authors|contributing|licen[cs]e|copying|notice|security|copyrightnotice)([.-].*)?$|\.(md|markdown|html|sh|map|d\.ts|d\.cts|d\.mts|tsbuildinfo)$|^\.|^tsconfig.*\.json$/i;
+  const CODE = /\.(c|m)?js$|\.node$|^package\.json$/;
+  let removed = 0;
+  // The packages' own command-line programs ("bin" in package.json): akv never runs them.
+  for (const pkgDir of readdirSync(dir, { recursive: true })
+    .filter((f) => f.endsWith('package.json'))
+    .map((f) => dirname(join(dir, f)))) {
+    const { bin } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
+    for (const f of typeof bin === 'string' ? [bin] : Object.values(bin ?? {}))
+      if (existsSync(join(pkgDir, f))) {
+        rmSync(join(pkgDir, f));
+        removed++;
+      }
+  }
+  const visit = (d) => {
+    // node_modules/<name> and node_modules/@scope/<name> are packages, whatever their names.
+    const holdsPackages =
+      basename(d) === 'node_modules' ||
+      (basename(d).startsWith('@') && basename(dirname(d)) === 'node_modules');
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, entry.name);
+      if (entry.isDirectory()) {
+        if (DIRS.test(entry.name) && (!holdsPackages || entry.name.startsWith('.'))) {
+          rmSync(p, { recursive: true });
+          removed++;
+          continue;
+        }
+        visit(p);
+        if (readdirSync(p).length === 0) {
+          rmdirSync(p);
+          removed++;
+        }
+      } else if (
+        (FILES.test(entry.name) && !CODE.test(entry.name)) ||
+        (/\.[cm]?ts$/.test(entry.name) && existsSync(p.replace(/ts$/, 'js')))
+      ) {
+        rmSync(p);
+        removed++;
+      }
+    }
+  };
+  visit(dir);
+  return removed;
+}
+
 function walk(dir) {
   const out = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const st = lstatSync(p);
-    if (st.isDirectory()) out.push(...walk(p));
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...walk(p));
     else out.push(p);
   }
   return out;
 }
 
-function readlinkText(p) {
-  return execFileSync('readlink', [p], { encoding: 'utf8' });
+function moveFile(from, to) {
+  try {
+    renameSync(from, to);
+  } catch {
+    copyFileSync(from, to);
+    rmSync(from);
+  }
 }

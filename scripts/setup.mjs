@@ -35,6 +35,11 @@ const PACKAGES = {
   stunnel4: () => hasCommand('stunnel'),
   haproxy: () => hasCommand('haproxy'),
   python3: () => hasCommand('python3'),
+  // npm run package (dpkg-buildpackage, dh) and its test (lintian); dch for a version bump.
+  debhelper: () => hasCommand('dh') && hasCommand('dpkg-buildpackage'),
+  lintian: () => hasCommand('lintian'),
+  devscripts: () => hasCommand('dch'),
+  zsh: () => hasCommand('zsh'), // the zsh completion's syntax check (test/packaging/manual.test.ts)
 };
 
 function hasCommand(name) {

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * `akv` entry point: finds the sub-command module in `commands/` and runs it.
  * Commands are loaded lazily so that a quick command does not pay for the Azure SDK's import cost.
@@ -7,6 +6,7 @@ import type { Command } from './command.js';
 import { UsageError } from './command.js';
 import { withHint } from '../errors.js';
 import { akvVersion } from '../version.js';
+import { HELP_TOPICS } from './help/topics.js';
 
 /** Sub-commands in the order `akv --help` lists them; each maps to `commands/<file>.js`. */
 const COMMANDS: Record<string, string> = {
@@ -48,12 +48,28 @@ async function printHelp(): Promise<void> {
     const cmd = await loadCommand(name);
     if (cmd) lines.push(`  ${name.padEnd(10)} ${cmd.summary}`);
   }
+  lines.push('', 'Topics (akv help <topic>):');
+  for (const [name, topic] of Object.entries(HELP_TOPICS))
+    lines.push(`  ${name.padEnd(10)} ${topic.summary}`);
   lines.push('', 'Run `akv <command> --help` for the options of one command.');
   console.log(lines.join('\n'));
 }
 
+/** `akv help <command|topic>`: the command's --help text, or a topic (HELP_TOPICS). */
+async function printHelpOn(name: string): Promise<number> {
+  const topic = HELP_TOPICS[name];
+  const cmd = topic === undefined ? await loadCommand(name) : undefined;
+  if (topic === undefined && cmd === undefined) {
+    console.error(`akv help: no command or topic '${name}'. Run \`akv --help\` for the list.`);
+    return 2;
+  }
+  console.log(topic?.text ?? cmd?.usage);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === 'help' && rest[0] !== undefined) return printHelpOn(rest[0]);
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     await printHelp();
     return name === undefined ? 2 : 0;

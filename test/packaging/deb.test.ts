@@ -1,19 +1,24 @@
 /**
- * `npm run package` (scripts/package.mjs): the .deb's fields and contents, and nothing in it that
- * points into this checkout. As root, the package is installed for real (apt-get, no
- * recommends), used from `/` (`akv --help`, doctor finds the provider in OpenSSL's modules
- * directory, an agent socket-activated by systemd-socket-activate runs as the akv user and serves
- * the installed provider), upgraded and reinstalled (a changed config survives), removed (config
- * and user stay) and purged (nothing is left), so the machine ends as it started. Without root,
- * or when akv is already installed here, that part is skipped with the reason.
+ * `npm run package` (scripts/package.mjs, dpkg-buildpackage + debhelper): the .deb's fields and
+ * contents, the -dbgsym package, nothing in it that points into this checkout, and lintian with
+ * every tag (pedantic and experimental included) either fixed or overridden with a reason.
+ * As root, the package is INSTALLED ON THIS HOST for real (apt-get, no recommends; one host
+ * install at a time: flock /run/lock/akv-host-deb.lock, and apt waits for the dpkg lock), used
+ * from `/` (`akv --help`, man pages, doctor finds the provider in OpenSSL's modules directory, an
+ * agent socket-activated by systemd-socket-activate runs as the akv user and serves the installed
+ * provider), upgraded and reinstalled (a changed config survives), removed (config and user stay)
+ * and purged (what the admin wrote and the system user stay; the test removes those itself), so
+ * the machine ends as it started. Without root, or when akv is already installed here, that part
+ * is skipped with the reason.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
   existsSync,
   lstatSync,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   readlinkSync,
@@ -73,21 +78,78 @@ test('npm run package builds akv_<version>_<arch>.deb and prints its path last',
   assert.equal(field('Package'), 'akv');
   assert.equal(field('Version'), pkg.version);
   assert.equal(field('Architecture'), ARCH);
-  assert.equal(field('Depends'), 'nodejs (>= 20.19), libssl3, adduser');
+  // Hand-written: nodejs and adduser; dh_shlibdeps: the C libraries the provider links.
+  const depends = field('Depends').split(/,\s*/);
+  for (const d of [/^adduser$/, /^nodejs \(>= 20\.19\)$/, /^libc6 \(>= [\d.]+\)$/, /^libssl3 /])
+    assert.ok(
+      depends.some((x) => d.test(x)),
+      `Depends ${field('Depends')} has ${d}`,
+    );
+  assert.match(field('Maintainer'), /^[^<]+ <[^@\s]+@[^@\s]+\.[a-z]+>$/);
+  assert.doesNotMatch(field('Maintainer'), /localhost/);
   const conffiles = ok('sh', [
     '-c',
     `dpkg-deb --ctrl-tarfile "$1" | tar -xOf - ./conffiles`,
     'sh',
     deb,
   ]);
-  assert.deepEqual(conffiles.trim().split('\n'), [
+  assert.deepEqual(conffiles.trim().split('\n').sort(), [
     '/etc/akv/config.json',
     '/etc/akv/openssl.cnf',
     '/etc/logrotate.d/akv',
   ]);
+  // debhelper wrote the maintainer scripts' systemd parts (no systemctl of our own).
+  const postinst = ok('sh', [
+    '-c',
+    `dpkg-deb --ctrl-tarfile "$1" | tar -xOf - ./postinst`,
+    'sh',
+    deb,
+  ]);
+  assert.match(postinst, /Automatically added by dh_installsystemd/);
+  assert.match(postinst, /adduser --system/);
 });
 
-test('the .deb holds the CLI, node_modules, the provider, units, config and docs', () => {
+test("a -dbgsym package holds the provider's debug symbols; the shipped module is stripped", () => {
+  const dbgsym = join(scratch, `akv-dbgsym_${pkg.version}_${ARCH}.deb`);
+  assert.ok(existsSync(dbgsym), `${dbgsym}\n${buildOutput}`);
+  assert.match(
+    ok('dpkg-deb', ['--contents', dbgsym]),
+    /\/usr\/lib\/debug\/\.build-id\/.*\.debug$/m,
+  );
+  const tree = mkdtempSync(join(scratch, 'strip-'));
+  ok('dpkg-deb', ['-x', deb, tree]);
+  const sections = ok('readelf', ['-S', '-W', join(tree, MODULES_DIR, 'akv_provider.so')]);
+  assert.doesNotMatch(sections, /\.debug_info|\.symtab/, 'no debug info or symbol table');
+  assert.match(sections, /\.gnu_debuglink/, 'linked to its -dbgsym file');
+  rmSync(tree, { recursive: true, force: true });
+});
+
+test('lintian: no error or warning, and every other tag overridden with a reason', () => {
+  const r = sh('lintian', [
+    '--info',
+    '--pedantic',
+    '--display-experimental',
+    '--show-overrides',
+    deb,
+  ]);
+  const lines = `${r.stdout}${r.stderr}`.split('\n');
+  const tags = lines.filter((l) => /^[EWIPX]: /.test(l));
+  assert.deepEqual(tags, [], `lintian ${deb}:\n${r.stdout}${r.stderr}`);
+  assert.ok(
+    lines.some((l) => l.startsWith('O: akv: ')),
+    'the overrides are there and lintian read them',
+  );
+  // Each override says why (a comment right above it).
+  const overrides = readFileSync(join(REPO_ROOT, 'debian/akv.lintian-overrides'), 'utf8').split(
+    '\n',
+  );
+  overrides.forEach((l, i) => {
+    if (l.startsWith('akv: '))
+      assert.ok(overrides[i - 1]?.startsWith('#'), `override "${l}" has a comment saying why`);
+  });
+});
+
+test('the .deb holds the CLI, node_modules, the provider, units, config, docs, man pages and completion', () => {
   const listing = ok('dpkg-deb', ['--contents', deb]);
   const paths = new Set(listing.split('\n').map((l) => l.split(/\s+/)[5]?.replace(/^\./, '')));
   for (const p of [
@@ -104,8 +166,16 @@ test('the .deb holds the CLI, node_modules, the provider, units, config and docs
     '/etc/akv/openssl.cnf',
     '/etc/logrotate.d/akv',
     '/usr/share/doc/akv/README.md',
+    '/usr/share/doc/akv/CHANGELOG.md',
     '/usr/share/doc/akv/deployment.md',
     '/usr/share/doc/akv/copyright',
+    '/usr/share/doc/akv/changelog.gz',
+    '/usr/share/man/man1/akv.1.gz',
+    '/usr/share/man/man8/akv-agent.8.gz',
+    '/usr/share/man/man7/akv_provider.7.gz',
+    '/usr/share/man/man5/akv.json.5.gz',
+    '/usr/share/bash-completion/completions/akv',
+    '/usr/share/zsh/vendor-completions/_akv',
   ])
     assert.ok(paths.has(p), `${p} is in the package`);
   assert.match(
@@ -113,8 +183,28 @@ test('the .deb holds the CLI, node_modules, the provider, units, config and docs
     /^lrwxrwxrwx \S+ +0 \S+ \S+ \.\/usr\/bin\/akv -> \.\.\/lib\/akv\/bin\/akv$/m,
   );
   for (const p of paths) {
-    assert.ok(!p?.includes('/node_modules/typescript/'), 'no dev dependency');
-    if (p?.startsWith('/usr/lib/akv/dist/'))
+    if (p === undefined || p === '') continue;
+    for (const dev of ['typescript', '@grpc', 'protobufjs', 'eslint'])
+      assert.ok(!p.includes(`/node_modules/${dev}/`), `no dev dependency: ${p}`);
+    if (p.includes('/node_modules/')) {
+      const base = p.replace(/\/$/, '').split('/').at(-1)!;
+      assert.doesNotMatch(
+        base,
+        /^\.npmignore$|\.md$|\.d\.ts$|\.map$|^\.|\.html$/,
+        `run-time files only: ${p}`,
+      );
+      assert.doesNotMatch(
+        p,
+        /\/(test|tests|__tests__|docs?|examples?)\//,
+        `no tests or docs: ${p}`,
+      );
+      if (p.endsWith('/'))
+        assert.ok(
+          [...paths].some((q) => q !== p && q?.startsWith(p)),
+          `empty: ${p}`,
+        );
+    }
+    if (p.startsWith('/usr/lib/akv/dist/'))
       assert.ok(
         !p.startsWith('/usr/lib/akv/dist/test/') && !p.endsWith('.map'),
         `no tests or maps: ${p}`,
@@ -184,14 +274,38 @@ function machineState(): Record<string, string | boolean> {
   };
 }
 
-describe('installed for real (root)', { skip: skipInstall }, () => {
+/**
+ * Holds `flock /run/lock/akv-host-deb.lock` (shared with every test that installs akv on this
+ * host) until release() is called; waits up to 20 minutes for another holder.
+ */
+async function hostInstallLock(): Promise<{ release: () => void }> {
+  const child = spawn(
+    'flock',
+    ['-w', '1200', '/run/lock/akv-host-deb.lock', 'sh', '-c', 'echo locked; exec cat >/dev/null'],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());
+    child.on('exit', (code) => reject(new Error(`flock gave up (exit ${code})`)));
+  });
+  return { release: () => child.stdin.end() };
+}
+
+describe('INSTALLS akv ON THIS HOST (root; purged again at the end)', { skip: skipInstall }, () => {
+  let lock: { release: () => void } | undefined;
+  before(async () => {
+    console.log(
+      `# deb.test: installing ${deb} on this host with apt-get (waiting for /run/lock/akv-host-deb.lock and the dpkg lock); it is purged when the test ends`,
+    );
+    lock = await hostInstallLock();
+  });
   const aptGet = (args: string[]): string =>
     // unsafe-io: no fsync per file (this is a test install, removed a minute later).
     ok(
       'apt-get',
       [
         '-o',
-        'DPkg::Lock::Timeout=300',
+        'DPkg::Lock::Timeout=900',
         '-o',
         'DPkg::Options::=--force-unsafe-io',
         '-y',
@@ -202,10 +316,10 @@ describe('installed for real (root)', { skip: skipInstall }, () => {
         env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
       },
     );
-  let before: ReturnType<typeof machineState>;
+  let initial: ReturnType<typeof machineState> | undefined;
 
   test('apt-get install ./akv_*.deb, then akv works from /', () => {
-    before = machineState();
+    initial = machineState();
     aptGet(['install', '--no-install-recommends', deb]);
     assert.equal(ok('/usr/bin/akv', ['--version']).trim(), `akv ${pkg.version}`);
     assert.match(ok('/usr/bin/akv', ['--help']), /^Usage: akv <command>/);
@@ -282,7 +396,7 @@ describe('installed for real (root)', { skip: skipInstall }, () => {
   test('reinstall and upgrade keep a changed /etc/akv/config.json', () => {
     const changed = '{ "socket": "/run/akv/agent.sock", "keyCacheTtlMs": 1234 }\n';
     writeFileSync('/etc/akv/config.json', changed);
-    ok('dpkg', ['--force-unsafe-io', '-i', deb]);
+    aptGet(['install', '--reinstall', '--no-install-recommends', deb]);
     assert.equal(readFileSync('/etc/akv/config.json', 'utf8'), changed);
     // The same package as version <version>+upgrade.
     const tree = mkdtempSync(join(scratch, 'upgrade-'));
@@ -294,13 +408,13 @@ describe('installed for real (root)', { skip: skipInstall }, () => {
     );
     const upgraded = join(scratch, 'upgraded.deb');
     ok('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', tree, upgraded]);
-    ok('dpkg', ['--force-unsafe-io', '-i', upgraded]);
+    aptGet(['install', '--no-install-recommends', upgraded]);
     assert.equal(ok('dpkg-query', ['-W', '-f', '${Version}', 'akv']), `${pkg.version}+upgrade`);
     assert.equal(readFileSync('/etc/akv/config.json', 'utf8'), changed);
   });
 
-  test('dpkg -r removes the files and keeps /etc/akv and the user; dpkg -P removes them too', () => {
-    ok('dpkg', ['--force-unsafe-io', '-r', 'akv']);
+  test('remove keeps /etc/akv and the user; purge keeps only what the admin wrote and the user', () => {
+    aptGet(['remove', 'akv']);
     for (const p of [
       '/usr/bin/akv',
       '/usr/lib/akv',
@@ -310,12 +424,48 @@ describe('installed for real (root)', { skip: skipInstall }, () => {
       assert.ok(!existsSync(p), `${p} removed`);
     assert.ok(existsSync('/etc/akv/config.json'), 'config kept on remove');
     assert.equal(sh('getent', ['passwd', 'akv']).status, 0, 'user kept on remove');
-    ok('dpkg', ['--force-unsafe-io', '-P', 'akv']);
-    assert.deepEqual(machineState(), before, 'the machine is as before the install');
+    // What the README and docs/deployment.md tell the administrator to write.
+    const dropIn = '/etc/systemd/system/akv-agent.socket.d/group.conf';
+    mkdirSync('/etc/systemd/system/akv-agent.socket.d', { recursive: true });
+    writeFileSync(dropIn, '[Socket]\nSocketGroup=www-data\n');
+    writeFileSync('/etc/akv/agent.env', 'AZURE_TENANT_ID=test\n', { mode: 0o600 });
+    try {
+      aptGet(['purge', 'akv']);
+      assert.equal(
+        readFileSync(dropIn, 'utf8'),
+        '[Socket]\nSocketGroup=www-data\n',
+        'drop-in kept',
+      );
+      assert.ok(existsSync('/etc/akv/agent.env'), "the admin's agent.env kept");
+      assert.ok(!existsSync('/etc/akv/config.json'), 'conffiles purged');
+      assert.equal(
+        sh('getent', ['passwd', 'akv']).status,
+        0,
+        'the system user stays (as Debian does)',
+      );
+    } finally {
+      rmSync('/etc/systemd/system/akv-agent.socket.d', { recursive: true, force: true });
+      rmSync('/etc/akv', { recursive: true, force: true });
+    }
+    // Only the user and group are left of the install: this test removes them, which leaves the
+    // machine as it was.
+    if (!initial?.user) sh('deluser', ['--system', 'akv']);
+    if (!initial?.group && sh('getent', ['group', 'akv']).status === 0)
+      sh('delgroup', ['--system', 'akv']);
+    assert.deepEqual(machineState(), initial, 'the machine is as before the install');
   });
 
   after(() => {
-    // Whatever failed above: leave nothing behind.
-    if (sh('dpkg-query', ['-W', 'akv']).status === 0) sh('dpkg', ['-P', 'akv']);
+    // Whatever failed above: leave nothing behind, then let the next host install in.
+    try {
+      if (sh('dpkg-query', ['-W', 'akv']).status === 0)
+        sh('apt-get', ['-o', 'DPkg::Lock::Timeout=900', '-y', '-q', 'purge', 'akv']);
+      if (initial && !initial.user && sh('getent', ['passwd', 'akv']).status === 0)
+        sh('deluser', ['--system', 'akv']);
+      if (initial && !initial.group && sh('getent', ['group', 'akv']).status === 0)
+        sh('delgroup', ['--system', 'akv']);
+    } finally {
+      lock?.release();
+    }
   });
 });
