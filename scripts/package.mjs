@@ -173,7 +173,7 @@ try {
   }
   console.log(out);
 } finally {
-  rmSync(work, { recursive: true, force: true });
+  if (!process.env.AKV_PACKAGE_KEEP) rmSync(work, { recursive: true, force: true });
 }
 
 /**
