@@ -5,7 +5,6 @@
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 import { withHint } from '../errors.js';
-import { akvVersion } from '../version.js';
 import { HELP_TOPICS } from './help/topics.js';
 
 /** Sub-commands in the order `akv --help` lists them; each maps to `commands/<file>.js`. */
@@ -74,9 +73,9 @@ async function main(argv: string[]): Promise<number> {
     await printHelp();
     return name === undefined ? 2 : 0;
   }
-  if (name === '--version') {
-    console.log(`akv ${akvVersion()}`);
-    return 0;
+  if (name === '--version' || name === '-V') {
+    const { printVersions } = await import('./version-report.js');
+    return printVersions();
   }
   const cmd = await loadCommand(name);
   if (!cmd) {

@@ -568,10 +568,17 @@ describe('akv doctor', () => {
 
   it('fails on a stopped agent and names it', async () => {
     await devDown(dirA);
-    const r = await akv(['doctor', `managedhsm:${HSM}:eckey`], env);
+    // Autostart off: doctor would otherwise start the agent as the provider does.
+    const r = await akv(['doctor', `managedhsm:${HSM}:eckey`], {
+      ...env,
+      AKV_AGENT_AUTOSTART: '0',
+    });
     assert.equal(r.code, 1);
     assert.match(r.stdout, /\[FAIL\] agent reachable: akv agent not reachable at .*agent\.sock/);
-    assert.match(r.stdout, /agent\.sock \(ENOENT\); hint: start it with `akv agent`/);
+    assert.match(
+      r.stdout,
+      /agent\.sock \(ENOENT\), and it is not started automatically: autostart is off \(AKV_AGENT_AUTOSTART\); hint: start it with `akv agent`/,
+    );
     assert.match(r.stdout, /\[skip\] test signature/);
   });
 

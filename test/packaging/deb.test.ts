@@ -321,7 +321,10 @@ describe('INSTALLS akv ON THIS HOST (root; purged again at the end)', { skip: sk
   test('apt-get install ./akv_*.deb, then akv works from /', () => {
     initial = machineState();
     aptGet(['install', '--no-install-recommends', deb]);
-    assert.equal(ok('/usr/bin/akv', ['--version']).trim(), `akv ${pkg.version}`);
+    const versions = ok('/usr/bin/akv', ['--version']).split('\n');
+    assert.equal(versions[0], `akv ${pkg.version}`);
+    assert.equal(versions[2], `provider: ${pkg.version} in ${MODULES_DIR}`);
+    assert.match(ok('man', ['-w', 'akv-agent']), /\/usr\/share\/man\/man8\/akv-agent\.8\.gz/);
     assert.match(ok('/usr/bin/akv', ['--help']), /^Usage: akv <command>/);
     assert.equal(readlinkSync('/usr/bin/akv'), '../lib/akv/bin/akv');
     const user = ok('getent', ['passwd', 'akv']).trim().split(':');

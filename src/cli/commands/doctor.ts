@@ -14,13 +14,8 @@ import { withHint } from '../../errors.js';
 import { parseKeyUri } from '../../uri/index.js';
 import { akvVersion } from '../../version.js';
 import { agentChecks, askAgent, type Check } from '../doctor/agent-view.js';
-import {
-  checkAgent,
-  checkCredential,
-  checkHsm,
-  checkKey,
-  checkSignature,
-} from '../doctor/checks.js';
+import { checkAgentOrAutostart } from '../doctor/autostart-check.js';
+import { checkCredential, checkHsm, checkKey, checkSignature } from '../doctor/checks.js';
 import { fail, fromError, skip, type Outcome } from '../doctor/outcome.js';
 import { checkProvider } from '../doctor/provider-check.js';
 import { agentSocketPath } from '../util/agent.js';
@@ -32,7 +27,10 @@ Checks each link between an OpenSSL application and the HSM key, in order, and p
 per link ([ ok ], [FAIL] with a hint, [warn], [skip]):
   provider loadable   openssl loads akv_provider: from OpenSSL's modules directory first
                       (openssl version -m), else from OPENSSL_MODULES
-  agent reachable     HELLO and PING over AKV_AGENT_SOCKET (or the config's socket)
+  agent reachable     HELLO and PING over AKV_AGENT_SOCKET (or the config's socket); when no
+                      agent runs but the provider would start one (autostart), a warning
+                      without URI (after checking that it could), and with a URI doctor starts
+                      it as the provider would (AKV_AGENT_AUTOSTART=0: a failure)
   agent credential    what the agent sees (DIAGNOSE): its credential and token expiry,
   agent HSM NAME      and whether each HSM it knows (the config's, the URI's) answers
   credential          this user's own token (config AKV_CONFIG, AZURE_CLI_ACCESS_TOKEN, az login
@@ -77,7 +75,7 @@ async function runChecks(
     checks.push(['config', fromError(err, 'fix the config file named by AKV_CONFIG')]);
   }
   const agentOutcome: Outcome = socket
-    ? await checkAgent(socket)
+    ? await checkAgentOrAutostart(socket, uri !== undefined)
     : fail('no agent socket known', 'set AKV_AGENT_SOCKET');
   checks.push(['agent reachable', agentOutcome]);
 

@@ -15,7 +15,8 @@ interface Load {
   why: string;
 }
 
-function loadFrom(modulesDir: string | undefined): Load | Error {
+/** What `openssl list -providers` says of akv_provider from modulesDir (undefined: OpenSSL's own). */
+export function providerLoad(modulesDir: string | undefined): Load | Error {
   const env = { ...process.env };
   if (modulesDir === undefined) delete env.OPENSSL_MODULES;
   else env.OPENSSL_MODULES = modulesDir;
@@ -38,7 +39,7 @@ function loadFrom(modulesDir: string | undefined): Load | Error {
 
 export function checkProvider(): Outcome {
   const systemDir = opensslModulesDir() ?? "OpenSSL's modules directory";
-  const system = loadFrom(undefined);
+  const system = providerLoad(undefined);
   if (system instanceof Error)
     return fail(
       `cannot run openssl: ${system.message}`,
@@ -50,7 +51,7 @@ export function checkProvider(): Outcome {
     );
   const fromEnv = process.env.OPENSSL_MODULES;
   if (fromEnv) {
-    const env = loadFrom(fromEnv);
+    const env = providerLoad(fromEnv);
     if (!(env instanceof Error) && env.loaded)
       return ok(
         `akv_provider ${env.version ?? ''} loads from OPENSSL_MODULES=${fromEnv} (not installed in ${systemDir}: applications started without OPENSSL_MODULES, such as nginx from systemd, will not find it)`,
