@@ -230,9 +230,10 @@ proc_gone() { ! proc_running "$1"; }
 # nothing otherwise. Always succeeds: test its output.
 running_pid() {
   local pid
-  pid=$(tr -dc '0-9' <"$1" 2>/dev/null) || return 0
+  # 2>/dev/null before <FILE: redirections apply left to right, so a missing FILE stays quiet.
+  pid=$(tr -dc '0-9' 2>/dev/null <"$1") || return 0
   [ -n "$pid" ] && proc_running "$pid" || return 0
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2" || return 0
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$2" || return 0
   printf '%s' "$pid"
 }
 

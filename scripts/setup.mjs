@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.argv.includes('--quiet');
 const say = (msg) => quiet || console.log(`setup: ${msg}`);
+// Said even with --quiet: on a fresh clone these take a minute or more, which is otherwise silence
+// before anything (`npm run demo`'s [1/10], `npm test`'s first test).
+const sayLong = (msg) => console.error(`setup: ${msg}`);
 
 // Debian package -> a file or command that shows it is present (so non-Debian hosts can pass too).
 const PACKAGES = {
@@ -59,7 +62,7 @@ const missing = Object.entries(PACKAGES)
 if (missing.length > 0) {
   const line = `apt-get install -y ${missing.join(' ')}`;
   if (process.getuid && process.getuid() === 0) {
-    say(`installing missing system packages: ${missing.join(' ')}`);
+    sayLong(`installing missing system packages (apt-get): ${missing.join(' ')}`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
     execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
@@ -77,7 +80,9 @@ if (missing.length > 0) {
 const lock = join(root, 'package-lock.json');
 const marker = join(root, 'node_modules', '.package-lock.json');
 if (!existsSync(marker) || statSync(marker).mtimeMs < statSync(lock).mtimeMs) {
-  say('installing npm dependencies (npm ci)');
+  sayLong('installing npm dependencies (npm ci; a minute or two on a fresh clone)');
   execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
 }
+if (!existsSync(join(root, 'dist', 'src', 'cli', 'main.js')))
+  sayLong('first build: compiling the TypeScript (tsc) and the C provider (make), about a minute');
 say('ready');

@@ -39,5 +39,10 @@ fi
 if [ "$all" = yes ]; then
   rm -f "$ENV_FILE"
   say "removed $ENV_FILE"
+  # `npm run demo -- --keep` keeps its settings in a private akv-demo-* directory: gone with them.
+  env_dir=$(dirname "$ENV_FILE")
+  case $(basename "$env_dir") in
+    akv-demo-*) if rmdir "$env_dir" 2>/dev/null; then say "removed $env_dir"; fi ;;
+  esac
 fi
 say "clean"

@@ -4,6 +4,7 @@
  * log file. Gives AgentClients connected to it, and stop/kill/restart/reload controls.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,8 +49,12 @@ export interface RunningAgent {
 }
 
 const children = new Set<ChildProcess>();
+// Agent directories not removed by stop() (tests that kill() an agent, or fail before stop()):
+// removed when the test process exits, so no /tmp/akv-agent-test-* is left behind.
+const agentDirs = new Set<string>();
 process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
+  for (const dir of agentDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Environment variables that would override the config file the helper writes. */
@@ -121,6 +126,7 @@ async function waitForReady(proc: Proc): Promise<void> {
 
 export async function startAgent(options: StartAgentOptions): Promise<RunningAgent> {
   const dir = await mkdtemp(join(tmpdir(), 'akv-agent-test-'));
+  agentDirs.add(dir);
   const socket = join(dir, 'akv', 'agent.sock');
   const configFile = join(dir, 'config.json');
   const logFile = join(dir, 'agent.log');
