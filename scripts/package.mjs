@@ -6,7 +6,7 @@
 // checkout (its build products would land in the checkout's parent directory):
 //   debian/       this repository's debian/, with debian/copyright completed from node_modules
 //   app/          dist/src (no source maps), bin/akv, a run-time package.json, and the production
-//                 node_modules (npm ci --omit=dev) without docs, tests, licence files (they are in
+//                 node_modules (the lock's non-dev packages) without docs, tests, licence files (in
 //                 debian/copyright), type declarations, source maps, dotfiles or empty directories
 //   man/, completion/   generated from the CLI's --help texts (scripts/generate-man.mjs)
 //   provider/, package.json, packaging/systemd/, README.md, docs/, CHANGELOG.md
@@ -92,18 +92,36 @@ try {
   mkdirSync(join(app, 'bin'));
   copyFileSync(join(root, 'bin/akv'), join(app, 'bin/akv'));
   chmodSync(join(app, 'bin/akv'), 0o755);
-  copyFileSync(join(root, 'package-lock.json'), join(app, 'package-lock.json'));
   copyFileSync(join(root, 'package.json'), join(app, 'package.json'));
 
-  // Production dependencies exactly as locked (no install scripts: none is needed at run time).
-  say('installing production node_modules (npm ci --omit=dev)');
-  run(
-    'npm',
-    ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'],
-    { cwd: app, stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  rmSync(join(app, 'package-lock.json'));
-  rmSync(join(app, 'node_modules/.package-lock.json'), { force: true });
+  // Production dependencies exactly as locked: every package-lock.json entry not marked dev (or
+  // optional), copied from this checkout's node_modules, which `npm ci` installed from the same lock
+  // (npm run build checks that it is not older than the lock). Checked against the lock's version.
+  say('copying the production node_modules (the lock file without its dev packages)');
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8'));
+  let copied = 0;
+  for (const [path, entry] of Object.entries(lock.packages ?? {})) {
+    if (path === '' || entry.dev || entry.devOptional || entry.optional || entry.link) continue;
+    const installed = join(root, path, 'package.json');
+    if (!existsSync(installed))
+      fail(
+        `${path} is in package-lock.json but not installed`,
+        'run `npm ci` (npm run build does)',
+      );
+    const { version: found } = JSON.parse(readFileSync(installed, 'utf8'));
+    if (found !== entry.version)
+      fail(
+        `${path} is ${found}, the lock says ${entry.version}`,
+        'run `npm ci` (npm run build does)',
+      );
+    cpSync(join(root, path), join(app, path), {
+      recursive: true,
+      // Nested node_modules are entries of their own (copied only when they are production ones).
+      filter: (p) => !relative(join(root, path), p).split('/').includes('node_modules'),
+    });
+    copied++;
+  }
+  say(`node_modules: ${copied} packages`);
   // What Node needs at run time ("type": "module") and what `akv --version` reads.
   const { name, description, license, type, engines, dependencies } = pkg;
   writeFileSync(

@@ -107,7 +107,12 @@ export class AgentProcess {
     let metricsServer: Server | undefined;
     if (config.metricsListen) {
       try {
-        const started = await startMetricsServer(config.metricsListen, metrics, access);
+        const started = await startMetricsServer(
+          config.metricsListen,
+          metrics,
+          access,
+          config.metricsDetail,
+        );
         metricsServer = started.server;
         out(`akv agent metrics on ${started.url}`);
       } catch (err) {

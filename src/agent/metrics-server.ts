@@ -2,7 +2,9 @@
  * The agent's HTTP listener (config `metricsListen`, keep it on loopback): GET /metrics
  * (Prometheus text), GET /healthz (the process is alive and serving: 200) and GET /readyz (200
  * when a credential gives a token and at least one HSM answers, else 503; the JSON body says what
- * was checked). Nothing else is served.
+ * was checked). Nothing else is served. /readyz's detail (HSM URLs, credential source, token
+ * expiry) goes to loopback clients only, unless the config's metricsDetail is "everyone": a
+ * Prometheus or kubelet on another address gets `{"ready": ...}` and the same status code.
  */
 import { createServer } from 'node:http';
 import type { Server, ServerResponse } from 'node:http';
@@ -33,10 +35,18 @@ function send(res: ServerResponse, status: number, type: string, body: string): 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** Serves the three endpoints; resolves with the server and the /metrics URL once listening. */
+/** 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return v4.startsWith('127.') || address === '::1';
+}
+
 export async function startMetricsServer(
   listen: string,
   registry: AgentMetrics,
   access: AccessChecker,
+  detail: 'loopback' | 'everyone' = 'loopback',
 ): Promise<{ server: Server; url: string }> {
   const { host, port } = parseListen(listen);
   const server = createServer((req, res) => {
@@ -53,10 +63,22 @@ export async function startMetricsServer(
     } else if (path === '/healthz') {
       send(res, 200, JSON_TYPE, `${JSON.stringify({ status: 'alive' })}\n`);
     } else if (path === '/readyz') {
+      const full = detail === 'everyone' || isLoopback(req.socket.remoteAddress);
       access.check().then(
-        (a) => send(res, a.ready ? 200 : 503, JSON_TYPE, `${JSON.stringify(a)}\n`),
+        (a) =>
+          send(
+            res,
+            a.ready ? 200 : 503,
+            JSON_TYPE,
+            `${JSON.stringify(full ? a : { ready: a.ready, detail: 'on loopback only (metricsDetail)' })}\n`,
+          ),
         (err: Error) =>
-          send(res, 503, JSON_TYPE, `${JSON.stringify({ ready: false, reason: err.message })}\n`),
+          send(
+            res,
+            503,
+            JSON_TYPE,
+            `${JSON.stringify(full ? { ready: false, reason: err.message } : { ready: false })}\n`,
+          ),
       );
     } else {
       send(res, 404, 'text/plain', 'not found: the agent serves GET /metrics, /healthz, /readyz\n');

@@ -259,6 +259,7 @@ const TOP_LEVEL_KEYS = [
   'keyCacheTtlMs',
   'log',
   'metricsListen',
+  'metricsDetail',
   'retry',
   'maxClients',
   'clientIdleTimeoutMs',
@@ -309,11 +310,18 @@ function applyFile(config: AkvConfig, raw: unknown, file: string): void {
 
   const metrics = r.string('metricsListen');
   if (metrics !== undefined) {
-    if (!/^[^\s:]+:\d{1,5}$/.test(metrics) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(metrics)) {
-      r.fail('metricsListen', 'must be HOST:PORT, e.g. "127.0.0.1:9464"');
+    // A port alone ("9464" or ":9464") binds loopback: other hosts see nothing unless asked for.
+    const portOnly = /^:?(\d{1,5})$/.exec(metrics);
+    if (
+      !portOnly &&
+      !/^[^\s:]+:\d{1,5}$/.test(metrics) &&
+      !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(metrics)
+    ) {
+      r.fail('metricsListen', 'must be HOST:PORT or PORT, e.g. "127.0.0.1:9464" or "9464"');
     }
-    config.metricsListen = metrics;
+    config.metricsListen = portOnly ? `127.0.0.1:${portOnly[1]}` : metrics;
   }
+  config.metricsDetail = r.oneOf('metricsDetail', ['loopback', 'everyone']) ?? config.metricsDetail;
 
   const retry = r.object('retry');
   if (retry) {

@@ -49,8 +49,13 @@ export interface AkvConfig {
   /** How long public keys and key metadata stay cached. */
   keyCacheTtlMs: number;
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error'; file?: string };
-  /** Prometheus text endpoint, e.g. "127.0.0.1:9464"; absent = disabled. */
+  /** Prometheus text endpoint, e.g. "127.0.0.1:9464" (a port alone: loopback); absent = disabled. */
   metricsListen?: string;
+  /**
+   * Who gets /readyz's detail (HSM URLs, credential source, token expiry): "loopback" clients only
+   * (the default; others get only `ready`), or "everyone".
+   */
+  metricsDetail?: 'loopback' | 'everyone';
   /** Retry policy; `loadConfig` always fills it (optional so hand-built configs stay short). */
   retry?: RetryConfig;
   /**

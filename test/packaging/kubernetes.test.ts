@@ -8,6 +8,7 @@
  * hit the metrics listener; the agent must use workload identity (sidecar and DaemonSet).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -50,6 +51,24 @@ function akvSection(cnf: string): Record<string, string> {
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => [m[1]!, m[2]!]),
   );
+}
+
+/**
+ * The init container copies akv_provider.so from OpenSSL's modules directory as `openssl version
+ * -m` reports it (no architecture triplet written down): the command, run here by sh with the
+ * real openssl and `cp` replaced by `echo cp`, names this machine's modules directory.
+ */
+function checkProviderCopy(copy: Obj): void {
+  const script = (copy.command as string[]).at(-1)!;
+  assert.doesNotMatch(script, /x86_64|aarch64|-linux-gnu/, 'no architecture in the path');
+  const r = spawnSync('sh', ['-c', script.replace(/(^|&& )cp /, '$1echo cp ')], {
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const modulesDir = /MODULESDIR: "([^"]+)"/.exec(
+    spawnSync('openssl', ['version', '-m'], { encoding: 'utf8' }).stdout,
+  )![1];
+  assert.equal(r.stdout.trim(), `cp ${modulesDir}/akv_provider.so /opt/akv-provider/`);
 }
 
 const containers = (pod: Obj): Obj[] => [...(pod.initContainers ?? []), ...pod.containers];
@@ -236,4 +255,30 @@ test('the container image runs the agent as the uid and group the manifests name
     {},
   );
   assert.equal(own.socketGroup, 'akv');
+});
+
+test('every init container that copies the provider finds it where openssl says, on any architecture', () => {
+  let checked = 0;
+  for (const file of ['sidecar.yaml', 'daemonset.yaml'])
+    for (const doc of load(file)) {
+      const pod = doc.spec?.template?.spec as Obj | undefined;
+      for (const c of (pod?.initContainers ?? []) as Obj[])
+        if (c.name === 'akv-provider') {
+          checkProviderCopy(c);
+          checked++;
+        }
+    }
+  assert.equal(checked, 2, 'one in each manifest');
+});
+
+test('the Dockerfile pins its base images by digest', () => {
+  const text = readFileSync(join(REPO_ROOT, 'packaging', 'container', 'Dockerfile'), 'utf8');
+  const args = Object.fromEntries(
+    [...text.matchAll(/^ARG (\w+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]),
+  );
+  const froms = [...text.matchAll(/^FROM (\S+)/gm)].map((m) =>
+    m[1]!.replace(/^\$\{(\w+)\}$/, (_, name: string) => args[name] ?? name),
+  );
+  assert.ok(froms.length >= 2, froms.join(' '));
+  for (const f of froms) assert.match(f, /^[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}$/, f);
 });
