@@ -79,8 +79,8 @@ try {
   copy('packaging/systemd');
   copy('README.md');
   copy('docs');
-  // Not at the top: dh_installchangelogs would take it for the package's changelog.gz, which in a
-  // native package is debian/changelog. debian/akv.docs installs it as CHANGELOG.md.
+  // Apart from the docs: dh_installchangelogs would take it for the package's changelog.gz (in a
+  // native package, debian/changelog); debian/rules installs it as CHANGELOG.md afterwards.
   copy('CHANGELOG.md', 'upstream/CHANGELOG.md');
 
   // The TypeScript build, without tests, benches or source maps (they name sources not shipped).
