@@ -59,9 +59,12 @@ export async function releaseKey(
   if (refusal)
     throw new HsmError(403, 'Forbidden', `Key release refused: ${refusal}`, 'AccessDenied');
   const target = wrappingKeyOf(token.claims);
+  // As recorded: the released JWK names the plain key type (RSA, not RSA-HSM), and the request's
+  // kid is the key id as the caller addressed it (version-less when no version was given).
   const jwk = publicJwk(ctx.host, key, v) as unknown as Record<string, unknown>;
+  jwk.kty = v.jwk.kty;
   jwk.key_hsm = wrapForTarget(v.jwk, target, enc);
-  const kid = keyIdOf(ctx.host, key.name, v.version);
+  const kid = keyIdOf(ctx.host, key.name, version ? v.version : undefined);
   const payload = {
     request: {
       'api-version': ctx.apiVersion,

@@ -7,11 +7,13 @@
  * encrypted with RSA-OAEP (SHA-1), followed by the key material wrapped with that AES key by
  * AES Key Wrap with Padding (RFC 5649); RSA_AES_KEY_WRAP_256 / _384 use OAEP with SHA-256 /
  * SHA-384. The material is PKCS#8 DER for RSA and EC keys, the raw key bytes for oct keys.
- * `key_hsm` is base64url(JSON {schema_version, header:{kid, alg:"dir", enc}, ciphertext}).
+ * `key_hsm` is base64url(JSON {schema_version: "1.0", header:{kid, alg:"dir", enc}, ciphertext}),
+ * the shape of a recorded real release (test/conformance/fixtures/js-mhsm-release.json).
  */
 import {
   constants,
   createCipheriv,
+  createHash,
   createPrivateKey,
   createPublicKey,
   publicEncrypt,
@@ -98,7 +100,6 @@ export function wrapForTarget(jwk: PrivateJwk, target: WrappingKey, enc: Release
     schema_version: '1.0',
     header: { kid: target.kid, alg: 'dir', enc },
     ciphertext: Buffer.concat([wrappedAesKey, wrapped]).toString('base64url'),
-    generator: 'akv emulator',
   };
   return Buffer.from(JSON.stringify(blob)).toString('base64url');
 }
@@ -111,8 +112,13 @@ export interface ReleaseSigner {
 
 /** A compact JWS (ES256 with the P-256 TLS key) over `payload`, with the chain in `x5c`. */
 export function signRelease(signer: ReleaseSigner, payload: unknown): string {
-  const x5c = signer.certPems.map((pem) => new X509Certificate(pem).raw.toString('base64'));
-  const header = { alg: 'ES256', typ: 'JWT', x5c };
+  const certs = signer.certPems.map((pem) => new X509Certificate(pem).raw);
+  const x5c = certs.map((der) => der.toString('base64'));
+  // As recorded: kid and x5t#S256 are the SHA-256 thumbprint of the signing certificate.
+  const thumbprint = createHash('sha256')
+    .update(certs[0] ?? Buffer.alloc(0))
+    .digest('base64url');
+  const header = { alg: 'ES256', kid: thumbprint, x5c, 'x5t#S256': thumbprint };
   const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
   const signature = sign('sha256', Buffer.from(input), {
     key: signer.keyPem,
