@@ -2,7 +2,7 @@
  * The agent/CLI configuration (JSON file named by AKV_CONFIG or --config; see
  * docs/configuration.md). Every field is optional in the file; `loadConfig` fills defaults.
  */
-export type VaultType = 'managedhsm' | 'keyvault';
+export type { VaultType } from '../protocol/index.js';
 
 export interface VaultConfig {
   /** Base URL overriding https://<name>.managedhsm.azure.net (emulator, sovereign clouds). */
