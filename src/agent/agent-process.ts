@@ -43,7 +43,7 @@ export interface AgentOptions {
 export const agentVersion = akvVersion;
 
 function readConfig(opts: AgentOptions): AkvConfig {
-  const config = loadConfig(opts.configPath);
+  const config = loadConfig(opts.configPath, process.env, { autostarted: opts.autostarted });
   if (opts.socket !== undefined) config.socket = resolve(opts.socket);
   return config;
 }
@@ -75,6 +75,7 @@ export class AgentProcess {
     const out = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
     const config = readConfig(opts);
     const logger = createLogger(config.log);
+    for (const warning of config.warnings ?? []) logger.warn(warning);
     const gateways = new GatewayHolder(newGateway(config, logger));
     const cache = new KeyCache(config.keyCacheTtlMs);
     const limits = agentLimits(config);
