@@ -45,7 +45,7 @@ export interface AgentOptions {
 export const agentVersion = akvVersion;
 
 function readConfig(opts: AgentOptions): AkvConfig {
-  const config = loadConfig(opts.configPath);
+  const config = loadConfig(opts.configPath, process.env, { autostarted: opts.autostarted });
   if (opts.socket !== undefined) config.socket = resolve(opts.socket);
   return config;
 }
@@ -80,6 +80,7 @@ export class AgentProcess {
     // Before anything is bound: a policy that cannot be enforced stops the start.
     const policy = AccessPolicy.fromConfig(config);
     const logger = createLogger(config.log);
+    for (const warning of config.warnings ?? []) logger.warn(warning);
     const gateways = new GatewayHolder(newGateway(config, logger));
     const cache = new KeyCache(config.keyCacheTtlMs);
     const limits = agentLimits(config);

@@ -95,4 +95,6 @@ export interface AkvConfig {
   policy?: PolicyConfig;
   /** Where the file was read from (undefined when built from defaults only). */
   path?: string;
+  /** Settings that were not applied and why, for the agent to log once it has a logger. */
+  warnings?: string[];
 }
