@@ -15,6 +15,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const style = `--style=file:${join(root, 'provider', '.clang-format')}`;
 const SOURCE_DIRS = [
   ...['src', 'tests', 'fuzz', 'tools'].map((d) => join(root, 'provider', d)),
+  join(root, 'native'),
   ...['src', 'tests'].map((d) => join(root, 'pkcs11', d)),
 ];
 const CHECKED_MAJOR = 14;
