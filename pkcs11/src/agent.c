@@ -46,6 +46,7 @@ static CK_RV rv_for_status(uint32_t status)
     case AKV_STATUS_BAD_PARAMETER:
         return CKR_DATA_INVALID;
     case AKV_STATUS_KEY_DISABLED:
+    case AKV_STATUS_ACCESS_DENIED:
         return CKR_KEY_FUNCTION_NOT_PERMITTED;
     case AKV_STATUS_TIMEOUT:
     case AKV_STATUS_THROTTLED:
