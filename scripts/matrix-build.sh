@@ -10,7 +10,8 @@
 # - Every build goes to its own prefix $AKV_MATRIX_DIR/<target>; a prefix holding .akv-complete
 #   for the same version is reused; anything else there is a half-finished build and is redone.
 # - Builds run under nice (shared machines); progress goes to stderr, stdout stays empty.
-# - One run at a time per $AKV_MATRIX_DIR (flock on its .lock).
+# - One build per target at a time (flock on $AKV_MATRIX_DIR/<target>.lock); an interrupted
+#   OpenSSL build resumes where make stopped.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -41,11 +42,11 @@ apt_opts=(
 update_index() {
   mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/sources.list.d" "$APT_DIR/cache/archives/partial"
   local list="$APT_DIR/sources.list" suite
-  : >"$list.new"
+  : >"$list.$$"
   for suite in $SUITES; do
-    echo "deb-src [signed-by=$KEYRING] $MIRROR $suite main" >>"$list.new"
+    echo "deb-src [signed-by=$KEYRING] $MIRROR $suite main" >>"$list.$$"
   done
-  mv "$list.new" "$list"
+  mv "$list.$$" "$list"
   local stamp="$APT_DIR/lists/.akv-updated"
   if [[ -f "$stamp" && -n "$(find "$stamp" -mmin -1440 2>/dev/null)" ]]; then
     return
@@ -120,9 +121,15 @@ build_openssl() {
   local branch="$1" version="$2" tarball="$3"
   local prefix="$MATRIX_DIR/openssl-$branch" upstream="${version%-*}"
   reuse "$prefix" "$upstream" && return 0
-  local started src
+  local started src bdir="$MATRIX_DIR/build/openssl-$branch" log="$MATRIX_DIR/build/openssl-$branch.log"
   started=$(date +%s)
-  src="$(unpack "$tarball" "$MATRIX_DIR/build/openssl-$branch")"
+  src="$(find "$bdir" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -n 1 || true)"
+  if [[ -n "$src" && -f "$bdir/.configured" ]] && grep -qx "$upstream" "$bdir/.configured"; then
+    # An interrupted build of the same version: make carries on where it stopped.
+    say "openssl-$branch: resuming the interrupted build in $bdir"
+  else
+    src="$(unpack "$tarball" "$bdir")"
+  fi
   local opts=(--prefix="$prefix" --openssldir="$prefix/ssl" --libdir=lib shared no-tests
     "-Wl,-rpath,$prefix/lib")
   # Parts the provider and its tests never touch are left out to keep a from-scratch matrix build
@@ -135,15 +142,17 @@ build_openssl() {
   for option in "${trim[@]}"; do
     if grep -q "\"$option\"" "$src/Configure"; then opts+=("no-$option"); fi
   done
-  say "openssl-$branch: configuring $upstream (${opts[*]})"
-  (cd "$src" && nice -n 10 ./Configure "${opts[@]}") >"$MATRIX_DIR/build/openssl-$branch.log" 2>&1 ||
-    die "openssl-$branch: Configure failed, see $MATRIX_DIR/build/openssl-$branch.log"
-  say "openssl-$branch: compiling (make -j$JOBS build_sw, log in $MATRIX_DIR/build/openssl-$branch.log)"
-  (cd "$src" && nice -n 10 make -j"$JOBS" build_sw && make install_sw install_ssldirs) \
-    >>"$MATRIX_DIR/build/openssl-$branch.log" 2>&1 ||
-    die "openssl-$branch: build failed, see $MATRIX_DIR/build/openssl-$branch.log"
+  if [[ ! -f "$bdir/.configured" ]]; then
+    say "openssl-$branch: configuring $upstream (${opts[*]})"
+    (cd "$src" && nice -n 10 ./Configure "${opts[@]}") >"$log" 2>&1 ||
+      die "openssl-$branch: Configure failed, see $log"
+    echo "$upstream" >"$bdir/.configured"
+  fi
+  say "openssl-$branch: compiling (make -j$JOBS build_sw, log in $log)"
+  (cd "$src" && nice -n 10 make -j"$JOBS" build_sw && make install_sw install_ssldirs) >>"$log" 2>&1 ||
+    die "openssl-$branch: build failed, see $log"
   "$prefix/bin/openssl" version >&2 || die "openssl-$branch: the built openssl does not run"
-  rm -rf "$MATRIX_DIR/build/openssl-$branch"
+  rm -rf "$bdir"
   finish "$prefix" "$upstream" "$started"
 }
 
@@ -185,13 +194,6 @@ build_nginx() {
 
 main() {
   mkdir -p "$MATRIX_DIR/build"
-  # One build at a time per matrix directory (a second run waits instead of deleting the first's
-  # "unfinished" prefix).
-  exec 9>"$MATRIX_DIR/.lock"
-  if ! flock -n 9; then
-    say "another matrix build holds $MATRIX_DIR/.lock; waiting for it"
-    flock 9
-  fi
   local wanted=" $* " total_start
   total_start=$(date +%s)
   local component branch versions target got version tarball
@@ -203,6 +205,13 @@ main() {
       if [[ "$pass" == other && "$component" == openssl ]]; then continue; fi
       target="$component-$branch"
       if [[ "$wanted" != "  " && "$wanted" != *" $target "* ]]; then continue; fi
+      # One build of a target at a time (a second run waits instead of deleting the first's
+      # "unfinished" prefix); different targets may build side by side.
+      exec 9>"$MATRIX_DIR/$target.lock"
+      if ! flock -n 9; then
+        say "$target: another run is building it ($MATRIX_DIR/$target.lock); waiting"
+        flock 9
+      fi
       # shellcheck disable=SC2086
       if ! got="$(fetch_source "$component" $versions)"; then
         echo "none of $versions of $component is served by $MIRROR ($SUITES)" >"$MATRIX_DIR/$target.unavailable"
@@ -213,6 +222,7 @@ main() {
       version="${got%% *}"
       tarball="${got#* }"
       "build_$component" "$branch" "$version" "$tarball"
+      exec 9>&-
     done <"$VERSIONS"
   done
   local secs=$(($(date +%s) - total_start))

@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { cleanAkvEnv, devDown, devUp } from '../helpers/dev.js';
 import { AKV_BIN, REPO_ROOT } from '../helpers/emulator.js';
 
@@ -39,6 +39,28 @@ export const PROVIDER_BUILD_DIR = MATRIX_OPENSSL_PREFIX
 export const PROVIDER_MODULES_DIR = process.env.AKV_TEST_OPENSSL_MODULES
   ? resolve(process.env.AKV_TEST_OPENSSL_MODULES)
   : PROVIDER_BUILD_DIR;
+/**
+ * Extra environment for the example scripts (examples/haproxy, examples/nginx) in a matrix run:
+ * the prefix's openssl first on PATH, the module built for it, and the server binary the matrix
+ * built (AKV_TEST_HAPROXY / AKV_TEST_NGINX: its directory first on PATH). Empty otherwise.
+ */
+export function matrixExampleEnv(): Record<string, string> {
+  const dirs = [
+    ...(MATRIX_OPENSSL_PREFIX ? [join(MATRIX_OPENSSL_PREFIX, 'bin')] : []),
+    ...['AKV_TEST_HAPROXY', 'AKV_TEST_NGINX']
+      .map((name) => process.env[name])
+      .filter((path): path is string => Boolean(path))
+      .map((path) => dirname(resolve(path))),
+  ];
+  if (dirs.length === 0) return {};
+  return {
+    PATH: [...dirs, process.env.PATH ?? ''].join(':'),
+    ...(MATRIX_OPENSSL_PREFIX
+      ? { AKV_PROVIDER_MODULE: join(PROVIDER_MODULES_DIR, 'akv_provider.so') }
+      : {}),
+  };
+}
+
 /** `make -C provider` arguments selecting this OpenSSL. */
 export const MAKE_OPENSSL_ARGS = MATRIX_OPENSSL_PREFIX
   ? [`OPENSSL_PREFIX=${MATRIX_OPENSSL_PREFIX}`]
