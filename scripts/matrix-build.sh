@@ -56,6 +56,17 @@ update_index() {
   touch "$stamp"
 }
 
+# orig_tarball DIR PACKAGE UPSTREAM: the upstream tarball in DIR, if there.
+orig_tarball() {
+  local f
+  for f in "$1/$2_$3.orig.tar."{gz,xz,bz2}; do
+    if [[ -f "$f" ]]; then
+      echo "$f"
+      return 0
+    fi
+  done
+}
+
 # fetch_source PACKAGE VERSION...: the upstream tarball of the first VERSION the archive serves.
 # Prints its path; returns 1 when none downloads. Debian's packaging files are not needed (the
 # upstream sources are built), so a version whose .dsc or debian.tar is gone still counts.
@@ -65,13 +76,13 @@ fetch_source() {
   for version in "$@"; do
     upstream="${version%-*}"
     dir="$MATRIX_DIR/sources/$pkg-$version"
-    tarball="$(ls "$dir/${pkg}_${upstream}.orig.tar."{gz,xz,bz2} 2>/dev/null | head -n 1 || true)"
+    tarball="$(orig_tarball "$dir" "$pkg" "$upstream")"
     if [[ -z "$tarball" ]]; then
       update_index
       mkdir -p "$dir"
       say "downloading $pkg=$version"
       (cd "$dir" && apt-get "${apt_opts[@]}" source --download-only "$pkg=$version" >"$dir/apt.log" 2>&1) || true
-      tarball="$(ls "$dir/${pkg}_${upstream}.orig.tar."{gz,xz,bz2} 2>/dev/null | head -n 1 || true)"
+      tarball="$(orig_tarball "$dir" "$pkg" "$upstream")"
     fi
     if [[ -n "$tarball" ]]; then
       echo "$version $tarball"
