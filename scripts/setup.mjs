@@ -28,6 +28,8 @@ const PACKAGES = {
   'libclang-rt-14-dev': () => true, // optional: gcc's own ASan runtime (libasan) is used
   // The C style check of the lint test (scripts/format-c.mjs): Debian 12's clang-format 14.
   'clang-format': () => hasCommand('clang-format'),
+  // The shell-script check of the lint test (scripts/shellcheck.mjs, .shellcheckrc).
+  shellcheck: () => hasCommand('shellcheck'),
   // The application matrix (test/applications, docs/applications.md). Debian 12's osslsigncode
   // 2.5 signs with key-reference files as well as backports' 2.9, so no extra apt source.
   osslsigncode: () => hasCommand('osslsigncode'),
