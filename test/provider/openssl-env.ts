@@ -96,7 +96,15 @@ export interface ProviderEnv {
   down(): Promise<void>;
 }
 
-/** Runs a command to its end (killed after `timeoutMs`, 120 s by default) and keeps its output. */
+/** `openssl` is the matrix's (OPENSSL) in every runner below; other commands run as given. */
+function command(cmd: string): string {
+  return cmd === 'openssl' ? OPENSSL : cmd;
+}
+
+/**
+ * Runs a command to its end (killed after `timeoutMs`, 120 s by default) and keeps its output.
+ * `openssl` is the one this run selects (OPENSSL).
+ */
 export function runSync(
   cmd: string,
   args: string[],
@@ -105,7 +113,7 @@ export function runSync(
   input?: Buffer | string,
   timeoutMs = 120_000,
 ): Run {
-  const r = spawnSync(cmd, args, {
+  const r = spawnSync(command(cmd), args, {
     env,
     cwd,
     input,
@@ -157,7 +165,7 @@ export function runAsync(
   cwd: string,
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env });
+    const child = spawn(command(cmd), args, { cwd, env });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
