@@ -58,6 +58,8 @@ static void *key_dup(const void *keydata, int selection)
 static void *key_load(const void *reference, size_t reference_sz, int type)
 {
     AKV_KEY_HANDLE *handle = (AKV_KEY_HANDLE *)reference;
+    if (akv_key_failure_raise(reference, reference_sz))
+        return NULL;
     if (reference == NULL || reference_sz != sizeof(*handle) || handle->magic != AKV_KEY_HANDLE_MAGIC ||
         handle->key == NULL || handle->key->type != type)
         return NULL;

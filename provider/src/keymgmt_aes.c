@@ -41,6 +41,8 @@ static void *aes_dup(const void *keydata, int selection)
 static void *aes_load(const void *reference, size_t reference_sz)
 {
     AKV_KEY_HANDLE *handle = (AKV_KEY_HANDLE *)reference;
+    if (akv_key_failure_raise(reference, reference_sz))
+        return NULL;
     if (reference == NULL || reference_sz != sizeof(*handle) || handle->magic != AKV_KEY_HANDLE_MAGIC ||
         handle->key == NULL || handle->key->type != AKV_KEY_TYPE_AES)
         return NULL;
