@@ -12,7 +12,10 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const style = `--style=file:${join(root, 'provider', '.clang-format')}`;
-const SOURCE_DIRS = ['src', 'tests', 'fuzz', 'tools'].map((d) => join(root, 'provider', d));
+const SOURCE_DIRS = [
+  ...['src', 'tests', 'fuzz', 'tools'].map((d) => join(root, 'provider', d)),
+  join(root, 'native'),
+];
 const CHECKED_MAJOR = 14;
 
 function cFiles(path) {

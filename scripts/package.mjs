@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run package`: builds akv_<version>_<arch>.deb with dpkg-deb from the built tree (npm run
 // build runs first) and prints its path as the last line. The layout (docs/deployment.md):
-//   /usr/lib/akv/{bin/akv, dist/src, node_modules (production), package.json}
+//   /usr/lib/akv/{bin/akv, dist/src, native/build/akv_peercred.node, node_modules (production), package.json}
 //   /usr/bin/akv -> ../lib/akv/bin/akv
 //   <OpenSSL's modules directory>/akv_provider.so (its built-in agent command is /usr/bin/akv),
 //   with links libakv_provider.so and libakv_provider -> akv_provider.so (the original Managed
@@ -48,7 +48,7 @@ function fail(message, hint) {
 
 if (!/^\d+\.\d+\.\d+([~+.-][0-9A-Za-z.+~-]+)?$/.test(version ?? ''))
   fail(`package.json's version ${JSON.stringify(version)} is not a Debian version`, 'use x.y.z');
-for (const built of ['dist/src/cli/main.js'])
+for (const built of ['dist/src/cli/main.js', 'native/build/akv_peercred.node'])
   try {
     lstatSync(join(root, built));
   } catch {
@@ -70,6 +70,12 @@ try {
     recursive: true,
     filter: (src) => !src.endsWith('.map'),
   });
+  // The agent's peer-credentials addon, where dist/src/agent/peer-credentials.js looks for it.
+  mkdirSync(join(lib, 'native/build'), { recursive: true });
+  copyFileSync(
+    join(root, 'native/build/akv_peercred.node'),
+    join(lib, 'native/build/akv_peercred.node'),
+  );
   mkdirSync(join(lib, 'bin'));
   copyFileSync(join(root, 'bin/akv'), join(lib, 'bin/akv'));
   chmodSync(join(lib, 'bin/akv'), 0o755);

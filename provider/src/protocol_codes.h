@@ -75,7 +75,8 @@ enum akv_status {
     AKV_STATUS_UNSUPPORTED = 9,
     AKV_STATUS_KEY_DISABLED = 10,
     AKV_STATUS_BAD_PARAMETER = 11,
-    AKV_STATUS_INTERNAL = 12
+    AKV_STATUS_INTERNAL = 12,
+    AKV_STATUS_ACCESS_DENIED = 13
 };
 
 /* Every status as X(NAME, code), for tables of names. */
@@ -92,6 +93,7 @@ enum akv_status {
     X(UNSUPPORTED, 9) \
     X(KEY_DISABLED, 10) \
     X(BAD_PARAMETER, 11) \
-    X(INTERNAL, 12)
+    X(INTERNAL, 12) \
+    X(ACCESS_DENIED, 13)
 
 #endif

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { AkvError } from '../errors.js';
+import { readPolicy } from './policy.js';
 import type { AkvConfig, CredentialConfig, RetryConfig, VaultConfig } from './types.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
@@ -188,7 +189,7 @@ function applyEnv(config: AkvConfig, env: Env, options: LoadOptions = {}): void 
 }
 
 /** A tiny strict reader: every access names the field so errors can say exactly what is wrong. */
-class FieldReader {
+export class FieldReader {
   constructor(
     private readonly file: string,
     private readonly obj: Record<string, unknown>,
@@ -265,6 +266,20 @@ class FieldReader {
     return new FieldReader(this.file, v, this.name(key));
   }
 
+  /** The INDEXth element of the list KEY, which must be an object (named `key[index]`). */
+  element(key: string, index: number): FieldReader {
+    const list = this.obj[key];
+    const v = Array.isArray(list) ? (list[index] as unknown) : undefined;
+    const name = `${this.name(key)}[${index}]`;
+    if (!isPlainObject(v)) throw fieldError(this.file, name, 'must be a JSON object');
+    return new FieldReader(this.file, v, name);
+  }
+
+  /** The raw value of KEY (for list readers that check each element themselves). */
+  raw(key: string): unknown {
+    return this.obj[key];
+  }
+
   keys(): string[] {
     return Object.keys(this.obj);
   }
@@ -301,6 +316,7 @@ const TOP_LEVEL_KEYS = [
   'clientIdleTimeoutMs',
   'maxInFlight',
   'maxInFlightPerClient',
+  'policy',
 ] as const;
 
 const VAULT_NAME = /^[A-Za-z0-9-]{3,24}$/;
@@ -351,6 +367,9 @@ function applyFile(config: AkvConfig, raw: unknown, file: string): void {
     }
     config.metricsListen = metrics;
   }
+
+  const policy = r.object('policy');
+  if (policy) config.policy = readPolicy(policy);
 
   const retry = r.object('retry');
   if (retry) {

@@ -2,7 +2,7 @@
  * The agent/CLI configuration (JSON file named by AKV_CONFIG or --config; see
  * docs/configuration.md). Every field is optional in the file; `loadConfig` fills defaults.
  */
-export type VaultType = 'managedhsm' | 'keyvault';
+export type { VaultType } from '../protocol/index.js';
 
 export interface VaultConfig {
   /** Base URL overriding https://<name>.managedhsm.azure.net (emulator, sovereign clouds). */
@@ -36,6 +36,33 @@ export interface RetryConfig {
   budgetMinRetries?: number;
 }
 
+/** What a policy rule may allow (docs/security.md, "Access policy"). */
+export const POLICY_OPERATIONS = ['sign', 'decrypt', 'wrap', 'unwrap', 'describe', 'list'] as const;
+export type PolicyOperation = (typeof POLICY_OPERATIONS)[number];
+
+/**
+ * One rule: the peers it is for (by the kernel's uid/gid, every listed selector must match; a
+ * list matches when any entry does), the keys (URI patterns, `*` and `?` globs) and operations.
+ */
+export interface PolicyRule {
+  name: string;
+  /** User names or numeric uids. */
+  users?: Array<string | number>;
+  /** Group names or numeric gids: the peer's primary or a supplementary group. */
+  groups?: Array<string | number>;
+  /** Absolute paths the peer's /proc/<pid>/exe must be one of. */
+  executables?: string[];
+  /** `managedhsm:<hsm>:<key>` / `keyvault:<vault>:<key>` patterns. */
+  keys: string[];
+  operations: PolicyOperation[];
+}
+
+export interface PolicyConfig {
+  /** Named in every ACCESS_DENIED message and audit line (default: the config file's path). */
+  name?: string;
+  rules: PolicyRule[];
+}
+
 export interface AkvConfig {
   /** Agent socket path (AKV_AGENT_SOCKET overrides). */
   socket: string;
@@ -64,6 +91,8 @@ export interface AkvConfig {
   maxInFlight?: number;
   /** Requests one connection may have in the agent (running or queued) before it is read no more. */
   maxInFlightPerClient?: number;
+  /** Per-key access policy; absent = every client of the socket may use every key. */
+  policy?: PolicyConfig;
   /** Where the file was read from (undefined when built from defaults only). */
   path?: string;
   /** Settings that were not applied and why, for the agent to log once it has a logger. */

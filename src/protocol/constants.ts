@@ -90,6 +90,8 @@ export const Status = {
   KEY_DISABLED: 10,
   BAD_PARAMETER: 11,
   INTERNAL: 12,
+  /** The agent's access policy does not let this peer use this key for this operation. */
+  ACCESS_DENIED: 13,
 } as const;
 export type StatusName = keyof typeof Status;
 
