@@ -23,6 +23,7 @@ const COMMANDS: Record<string, string> = {
   unwrap: 'unwrap',
   doctor: 'doctor',
   ping: 'ping',
+  pkcs11: 'pkcs11',
 };
 
 async function loadCommand(name: string): Promise<Command | undefined> {
