@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -267,6 +268,38 @@ static int peer_allowed(struct akv_agent *a, int fd, uid_t *peer_uid, char *err,
     return 0;
 }
 
+/* Connecting was refused by permissions: a directory on the way that is another user's and
+ * closed to us (a per-user agent's 0700 directory), or the socket's own mode (a shared agent's
+ * socket group). Says which. */
+static void explain_denied(const char *path, char *err, size_t errlen)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    struct stat st;
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        if (stat(dir, &st) == 0 && st.st_uid != geteuid() && access(dir, X_OK) != 0) {
+            char name[64] = "";
+            struct passwd pw, *found = NULL;
+            char buf[1024];
+            if (getpwuid_r(st.st_uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL)
+                snprintf(name, sizeof(name), " (%s)", found->pw_name);
+            snprintf(err, errlen,
+                     "cannot reach the akv agent socket %s: its directory %s belongs to uid %u%s with mode %03o, "
+                     "closed to you (uid %u): it is that user's own agent, not a shared one; hint: run your own "
+                     "agent (unset AKV_AGENT_SOCKET / agent_socket to use yours), or have the agent shared through "
+                     "a socket group (docs/deployment.md)",
+                     path, dir, (unsigned)st.st_uid, name, (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
+            return;
+        }
+    }
+    snprintf(err, errlen,
+             "permission denied on the akv agent socket %s; hint: run as a user in the socket's group "
+             "(socketGroup in the agent config)",
+             path);
+}
+
 static int connect_agent(struct akv_agent *a, uid_t *peer_uid, char *err, size_t errlen)
 {
     struct sockaddr_un sa;
@@ -284,10 +317,7 @@ static int connect_agent(struct akv_agent *a, uid_t *peer_uid, char *err, size_t
     if (fd < 0) {
         int e = errno;
         if (e == EACCES || e == EPERM)
-            snprintf(err, errlen,
-                     "permission denied on the akv agent socket %s; hint: run as a user in the socket's group "
-                     "(socketGroup in the agent config)",
-                     a->path);
+            explain_denied(a->path, err, errlen);
         else if (e == ENOENT || e == ECONNREFUSED)
             snprintf(err, errlen,
                      "akv agent not reachable at %s (%s): %s; hint: start it with `akv agent`, or point "
