@@ -32,7 +32,15 @@
 
 #include "agent_autostart.h"
 
+/* Idle connections kept after a blocking call (one thread uses one at a time: a few cover a
+ * threaded server's bursts). */
 #define AKV_POOL_MAX 8
+/* Idle connections kept after a call from an OpenSSL async job: one thread may have hundreds of
+ * handshakes waiting at once, each on its own connection, and every connection not kept is a
+ * connect() + accept() + HELLO for the next job, about 475 µs of agent CPU (docs/provider.md,
+ * "Async mode"). Bounded so that a burst does not pin fds for ever: the agent closes connections
+ * idle for clientIdleTimeoutMs, and a closed one is dropped at checkout. */
+#define AKV_ASYNC_POOL_MAX 256
 
 struct akv_agent {
     char *path;
@@ -40,7 +48,7 @@ struct akv_agent {
     pthread_mutex_t lock;
     pid_t owner_pid;          /* process whose connections sit in `idle` */
     unsigned long generation; /* bumped when a fork invalidates older connections */
-    int idle[AKV_POOL_MAX];
+    int idle[AKV_ASYNC_POOL_MAX];
     size_t nidle;
     uint32_t next_id;
     unsigned long connects;
@@ -193,10 +201,10 @@ static void checkout(struct akv_agent *a, int *fd, unsigned long *gen, uint32_t 
     pthread_mutex_unlock(&a->lock);
 }
 
-static void checkin(struct akv_agent *a, int fd, unsigned long gen)
+static void checkin(struct akv_agent *a, int fd, unsigned long gen, size_t keep)
 {
     pthread_mutex_lock(&a->lock);
-    if (gen == a->generation && a->owner_pid == getpid() && a->nidle < AKV_POOL_MAX) {
+    if (gen == a->generation && a->owner_pid == getpid() && a->nidle < keep) {
         a->idle[a->nidle++] = fd;
         fd = -1;
     }
@@ -639,7 +647,7 @@ int akv_agent_call_waiting(AKV_AGENT *a, akv_buf *request, akv_response *resp, c
         if (resp->frame.op == AKV_OP_PROTOCOL_ERROR)
             close(fd); /* the agent closes after a protocol error */
         else
-            checkin(a, fd, gen);
+            checkin(a, fd, gen, waiter == &blocking_waiter ? AKV_POOL_MAX : AKV_ASYNC_POOL_MAX);
         return AKV_CALL_OK;
     }
     snprintf(err, errlen, "the akv agent at %s closed the connection twice in a row", a->path);
