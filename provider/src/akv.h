@@ -148,6 +148,15 @@ extern const OSSL_DISPATCH akv_aes_keymgmt_functions[];
 extern const OSSL_DISPATCH akv_store_functions[];
 extern const OSSL_DISPATCH akv_rsa_signature_functions[];
 extern const OSSL_DISPATCH akv_ecdsa_signature_functions[];
+#ifdef OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT
+/* OpenSSL 3.4+ composite signature algorithms (signature.c). */
+extern const OSSL_DISPATCH akv_rsa_sha256_signature_functions[];
+extern const OSSL_DISPATCH akv_rsa_sha384_signature_functions[];
+extern const OSSL_DISPATCH akv_rsa_sha512_signature_functions[];
+extern const OSSL_DISPATCH akv_ecdsa_sha256_signature_functions[];
+extern const OSSL_DISPATCH akv_ecdsa_sha384_signature_functions[];
+extern const OSSL_DISPATCH akv_ecdsa_sha512_signature_functions[];
+#endif
 extern const OSSL_DISPATCH akv_rsa_asym_cipher_functions[];
 extern const OSSL_DISPATCH akv_aes_kw_asym_cipher_functions[];
 extern const OSSL_DISPATCH akv_pem_to_der_decoder_functions[];
