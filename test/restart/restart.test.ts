@@ -9,11 +9,15 @@
  *    how many were in flight; that many OK audit lines follow), none is cut, none fails;
  *  - kill -9 with operations in flight: only those may fail, each with a clean error, and the
  *    next ones succeed on the next agent (the provider sends an operation that may run twice once
- *    more on a fresh connection, so in practice none fails).
+ *    more on a fresh connection, so in practice none fails);
+ *  - the same kill -9 under HAProxy with ssl-mode-async (each handshake's signature on its own
+ *    agent connection, paused in an OpenSSL async job), loaded with full handshakes by
+ *    akv-tls-load: at most the handshakes in flight fail, HAProxy stays up, the next succeed.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -25,12 +29,24 @@ import {
   type RunningEmulator,
 } from '../helpers/emulator.js';
 import { holdSocket, type SocketHolder } from '../helpers/socket-holder.js';
+import { freePort, opensslCnf } from '../provider/openssl-env.js';
 
 const HSM = 'restarthsm';
 const KEY = `managedhsm:${HSM}:restart-ec`;
 const THREADS = 8;
 const SIGN_BENCH = join(REPO_ROOT, 'bench', 'driver', 'build', 'akv-sign-bench');
+const TLS_LOAD = join(REPO_ROOT, 'bench', 'driver', 'build', 'akv-tls-load');
+const PROVIDER_SO = join(REPO_ROOT, 'provider', 'build', 'akv_provider.so');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const portOpen = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 
 interface BenchResult {
   ops: number;
@@ -178,7 +194,7 @@ describe('agent restarts under socket activation, under load', () => {
   const okBy = (pid: number): LogLine[] =>
     logLines().filter((l) => l.audit === true && l.pid === pid && l.status === 'OK');
 
-  it('SIGTERM, one second without an agent, a new agent: no signature fails', async () => {
+  it('SIGTERM, one second without an agent, a new agent: no signature fails', async (t) => {
     await emulator.setLatency(20);
     const first = await start();
     const load = signFor(6000);
@@ -189,6 +205,7 @@ describe('agent restarts under socket activation, under load', () => {
     await sleep(1000);
     const second = await start();
     const r = await load;
+    t.diagnostic(`${r.ops} signatures, ${r.errors} failed, across SIGTERM + 1 s gap + restart`);
     assert.equal(r.status, 0, `akv-sign-bench: ${r.stderr}`);
     assert.equal(r.errors, 0, `signatures failed across the restart: ${r.stderr}`);
     assert.ok(okBy(first).length > 0, 'the first agent signed nothing');
@@ -200,7 +217,7 @@ describe('agent restarts under socket activation, under load', () => {
     assert.ok(okBy(first).length + okBy(second).length >= r.ops, 'a signature has no audit line');
   });
 
-  it('SIGTERM at a slow HSM: the operations in flight finish and are answered, none is cut', async () => {
+  it('SIGTERM at a slow HSM: the operations in flight finish and are answered, none is cut', async (t) => {
     await emulator.setLatency(1000);
     const first = await start();
     const load = signFor(10_000);
@@ -228,11 +245,14 @@ describe('agent restarts under socket activation, under load', () => {
     await emulator.setLatency(20);
     const second = await start();
     const r = await load;
+    t.diagnostic(
+      `${inFlight} in flight at SIGTERM, all answered OK; ${r.ops} signatures, ${r.errors} failed`,
+    );
     assert.equal(r.errors, 0, `signatures failed across the drain: ${r.stderr}`);
     assert.ok(okBy(second).length > 0, 'the load did not come back after the drain');
   });
 
-  it('kill -9 with operations in flight: at most those fail, each cleanly, and the next succeed', async () => {
+  it('kill -9 with operations in flight: at most those fail, each cleanly, and the next succeed', async (t) => {
     await emulator.setLatency(300);
     const first = await start();
     const load = signFor(6000);
@@ -242,6 +262,7 @@ describe('agent restarts under socket activation, under load', () => {
     await holder.exited(first);
     const second = await start();
     const r = await load;
+    t.diagnostic(`${r.ops} signatures, ${r.errors} failed across kill -9 + restart`);
     assert.equal(r.signal, null, `akv-sign-bench crashed: ${r.stderr}`);
     assert.ok(r.ops > 0, `akv-sign-bench printed no result: ${r.stderr}`);
     assert.ok(
@@ -251,5 +272,122 @@ describe('agent restarts under socket activation, under load', () => {
     if (r.errors > 0)
       assert.match(r.stderr, /akv agent|connection/, 'a failure without a clear message');
     assert.ok(okBy(second).length > 0, 'the next signatures did not succeed on the new agent');
+  });
+
+  it('kill -9 under HAProxy ssl-mode-async: at most the handshakes in flight fail, HAProxy stays up', async (t) => {
+    const haproxyMissing = spawnSync('haproxy', ['-v']).status !== 0;
+    if (haproxyMissing) {
+      assert.fail('haproxy is not installed (scripts/setup.mjs installs it as root)');
+    }
+    await emulator.setLatency(300);
+    const first = await start();
+    const cnf = join(dir, 'haproxy-openssl.cnf');
+    writeFileSync(
+      cnf,
+      opensslCnf([`module = ${PROVIDER_SO}`, `agent_socket = ${holder.path}`, 'autostart = no']),
+    );
+    const env: NodeJS.ProcessEnv = { ...process.env, OPENSSL_CONF: cnf };
+    delete env.OPENSSL_MODULES;
+    delete env.AKV_AGENT_SOCKET;
+    const cert = join(dir, 'cert.pem');
+    const keyref = join(dir, 'key.pem');
+    let r = spawnSync(
+      'openssl',
+      ['req', '-new', '-x509', '-key', KEY, '-subj', '/CN=localhost', '-days', '2', '-out', cert],
+      { env, encoding: 'utf8' },
+    );
+    assert.equal(r.status, 0, `certificate: ${r.stderr}`);
+    r = spawnSync(AKV_BIN, ['keyref', KEY, '--out', keyref], {
+      env: { ...env, AKV_AGENT_SOCKET: holder.path },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, `keyref: ${r.stderr}`);
+    const bundle = join(dir, 'bundle.pem');
+    writeFileSync(bundle, `${readFileSync(cert, 'utf8')}\n${readFileSync(keyref, 'utf8')}`);
+    const port = await freePort();
+    const cfg = join(dir, 'haproxy.cfg');
+    writeFileSync(
+      cfg,
+      [
+        'global',
+        '    nbthread 1',
+        '    ssl-mode-async',
+        '    maxconn 1000',
+        'defaults',
+        '    mode http',
+        '    timeout connect 5s',
+        '    timeout client 30s',
+        '    timeout server 30s',
+        'frontend tls',
+        `    bind 127.0.0.1:${port} ssl crt ${bundle}`,
+        '    http-request return status 200 content-type text/plain string "ok"',
+        '',
+      ].join('\n'),
+    );
+    const haproxy = spawn('haproxy', ['-db', '-f', cfg], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let haproxyErr = '';
+    haproxy.stderr.on('data', (c: Buffer) => (haproxyErr += c.toString()));
+    try {
+      for (let i = 0; !(await portOpen(port)) && haproxy.exitCode === null; i++) {
+        if (i > 300) assert.fail(`HAProxy does not listen: ${haproxyErr}`);
+        await sleep(50);
+      }
+      assert.equal(haproxy.exitCode, null, `HAProxy did not start: ${haproxyErr}`);
+      const load = new Promise<{
+        handshakes: number;
+        errors: number;
+        status: number | null;
+        stderr: string;
+      }>((resolve, reject) => {
+        const child = spawn(TLS_LOAD, [
+          '--connect',
+          `127.0.0.1:${port}`,
+          '--threads',
+          String(THREADS),
+          '--duration-ms',
+          '6000',
+        ]);
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+        child.on('error', reject);
+        child.on('close', (status) => {
+          let parsed: { handshakes?: number; errors?: number } = {};
+          try {
+            parsed = JSON.parse(out.trim().split('\n').pop() ?? '') as typeof parsed;
+          } catch {
+            /* asserted below */
+          }
+          resolve({
+            handshakes: parsed.handshakes ?? -1,
+            errors: parsed.errors ?? -1,
+            status,
+            stderr: err,
+          });
+        });
+      });
+      await until(() => okBy(first).length >= 2 * THREADS, 'handshakes to be signed');
+      process.kill(first, 'SIGKILL');
+      running = undefined;
+      await holder.exited(first);
+      const second = await start();
+      const result = await load;
+      t.diagnostic(
+        `${result.handshakes} handshakes, ${result.errors} failed across kill -9 + restart`,
+      );
+      assert.ok(result.handshakes > 0, `akv-tls-load printed no result: ${result.stderr}`);
+      assert.ok(
+        result.errors <= THREADS,
+        `${result.errors} handshakes failed: more than the ${THREADS} in flight at the kill; ${result.stderr}`,
+      );
+      assert.equal(haproxy.exitCode, null, `HAProxy died: ${haproxyErr}`);
+      assert.ok(okBy(second).length > 0, 'no handshake was signed by the new agent');
+    } finally {
+      haproxy.kill('SIGTERM');
+    }
   });
 });
