@@ -37,6 +37,14 @@ const PACKAGES = {
   stunnel4: () => hasCommand('stunnel'),
   haproxy: () => hasCommand('haproxy'),
   python3: () => hasCommand('python3'),
+  // The PKCS#11 module (pkcs11/, docs/pkcs11.md): p11-kit's pkcs11.h to build it, and the programs
+  // its tests drive: pkcs11-tool, p11tool, OpenSSH's client and server, Java's SunPKCS11.
+  'libp11-kit-dev': () => pkgConfigHas('p11-kit-1'),
+  'p11-kit': () => hasCommand('p11-kit'),
+  opensc: () => hasCommand('pkcs11-tool'),
+  'openssh-client': () => hasCommand('ssh-keygen'),
+  'openssh-server': () => existsSync('/usr/sbin/sshd'),
+  'openjdk-17-jdk-headless': () => hasCommand('jarsigner'),
 };
 
 function hasCommand(name) {

@@ -19,6 +19,7 @@ import {
 import type { Field } from '../protocol/index.js';
 import { formatKeyUri, parseKeyUri, parseVaultUri } from '../uri/index.js';
 import type { KeyRef } from '../uri/index.js';
+import { configuredCertificate } from './certificates.js';
 import { diagnose, type DiagnoseContext } from './diagnose.js';
 import type { GatewayHolder } from './gateway-holder.js';
 import { SlotCancelled, type HsmSlots } from './hsm-slots.js';
@@ -72,6 +73,7 @@ const OP_LABEL: Record<AgentRequest['kind'], string> = {
   private: 'private',
   list: 'list',
   diagnose: 'diagnose',
+  'list-vaults': 'list_vaults',
 };
 
 function opLabel(req: AgentRequest): string {
@@ -369,8 +371,16 @@ async function handleOther(
       const ref = parseKeyUri(req.uri);
       allow(ctx, meta, 'describe', ref, 'describe');
       const d = await describe(ctx, meta, ref);
-      return describeFields(ref, d);
+      const fields = describeFields(ref, d);
+      const certificate = await configuredCertificate(ctx.config(), ref, d.spki, ctx.logger());
+      if (certificate !== undefined) fields.push(bytesField(Tag.CERTIFICATE, certificate));
+      return fields;
     }
+    case 'list-vaults':
+      return [
+        u32Field(Tag.STATUS, STATUS_OK),
+        stringField(Tag.VAULT_NAMES, Object.keys(ctx.config().vaults).join(',')),
+      ];
     case 'forget': {
       // The key commands send this after a rotate, import or delete, so that the next DESCRIBE
       // of an unpinned URI asks the HSM instead of serving the old version until the TTL.

@@ -11,6 +11,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { AkvError } from '../errors.js';
 import { readPolicy } from './policy.js';
 import type { AkvConfig, CredentialConfig, RetryConfig, VaultConfig } from './types.js';
+import { akvCommandName } from '../command-name.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export const DEFAULT_DEADLINE_MS = 10_000;
@@ -57,7 +58,7 @@ export function findConfigFile(path?: string, env: Env = process.env): string | 
       throw new AkvError(
         'BAD_REQUEST',
         `${source} ${explicit} does not exist`,
-        'create it (see docs/configuration.md) or point AKV_CONFIG at an existing file; `bin/akv dev up` writes one for the emulator',
+        `create it (see docs/configuration.md) or point AKV_CONFIG at an existing file; \`${akvCommandName()} dev up\` writes one for the emulator`,
       );
     }
     return resolve(explicit);
@@ -320,6 +321,7 @@ const TOP_LEVEL_KEYS = [
 ] as const;
 
 const VAULT_NAME = /^[A-Za-z0-9-]{3,24}$/;
+const KEY_NAME = /^[A-Za-z0-9-]{1,127}$/;
 
 function applyFile(config: AkvConfig, raw: unknown, file: string): void {
   const r = FieldReader.root(file, raw);
@@ -403,7 +405,7 @@ function readLimits(r: FieldReader, config: AkvConfig): void {
 }
 
 function readVault(v: FieldReader, baseDir: string): VaultConfig {
-  v.rejectUnknown(['endpoint', 'caFile', 'disableChallengeResourceVerification']);
+  v.rejectUnknown(['endpoint', 'caFile', 'disableChallengeResourceVerification', 'certificates']);
   const out: VaultConfig = {};
   const endpoint = v.string('endpoint');
   if (endpoint !== undefined) {
@@ -421,6 +423,16 @@ function readVault(v: FieldReader, baseDir: string): VaultConfig {
   if (ca !== undefined) out.caFile = isAbsolute(ca) ? ca : resolve(baseDir, ca);
   const disable = v.boolean('disableChallengeResourceVerification');
   if (disable !== undefined) out.disableChallengeResourceVerification = disable;
+  const certs = v.object('certificates');
+  if (certs) {
+    out.certificates = {};
+    for (const key of certs.keys()) {
+      if (!KEY_NAME.test(key))
+        certs.fail(key, 'is not a valid key name (1-127 characters: letters, digits, hyphens)');
+      const file = certs.string(key) ?? certs.fail(key, 'must name a certificate file');
+      out.certificates[key] = isAbsolute(file) ? file : resolve(baseDir, file);
+    }
+  }
   return out;
 }
 

@@ -2,7 +2,7 @@
  * The agent/CLI configuration (JSON file named by AKV_CONFIG or --config; see
  * docs/configuration.md). Every field is optional in the file; `loadConfig` fills defaults.
  */
-export type VaultType = 'managedhsm' | 'keyvault';
+export type { VaultType } from '../protocol/index.js';
 
 export interface VaultConfig {
   /** Base URL overriding https://<name>.managedhsm.azure.net (emulator, sovereign clouds). */
@@ -11,6 +11,11 @@ export interface VaultConfig {
   caFile?: string;
   /** Skip the SDK's check that the challenge resource matches the host (needed for 127.0.0.1). */
   disableChallengeResourceVerification?: boolean;
+  /**
+   * Certificate file (PEM or DER; absolute path) per key name, presented by the PKCS#11 module as
+   * the key's certificate object (docs/pkcs11.md). Written by `akv pkcs11 set-certificate`.
+   */
+  certificates?: Record<string, string>;
 }
 
 export interface CredentialConfig {

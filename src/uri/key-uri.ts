@@ -12,7 +12,7 @@
  * with a message that names the problem and shows the accepted forms.
  */
 import { AkvError } from '../errors.js';
-import type { VaultType } from '../config/types.js';
+import type { VaultType } from '../protocol/index.js';
 
 export interface KeyRef {
   vaultType: VaultType;

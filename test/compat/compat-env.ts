@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanAkvEnv } from '../helpers/dev.js';
 import { AKV_BIN, startEmulator, type RunningEmulator } from '../helpers/emulator.js';
-import { PROVIDER_DIR, runSync, type Run } from '../provider/openssl-env.js';
+import { PROVIDER_MODULES_DIR, runSync, type Run } from '../provider/openssl-env.js';
 
 export interface CompatEnv {
   hsm: string;
@@ -92,7 +92,7 @@ export async function startCompatEnv(prefix: string, hsm: string): Promise<Compa
         ...cleanAkvEnv(),
         AKV_CONFIG: config,
         XDG_RUNTIME_DIR: runtime,
-        OPENSSL_MODULES: join(PROVIDER_DIR, 'build'),
+        OPENSSL_MODULES: PROVIDER_MODULES_DIR,
         PATH: `${azDir}:${process.env.PATH ?? ''}`,
       };
       for (const k of ['OPENSSL_CONF', 'RUST_LOG', 'AKV_PROVIDER_LOG', 'AKV_DEFAULT_VAULT'])
