@@ -8,7 +8,10 @@
  *    ones in the child, and the owner pid is checked on every checkout (for forks that bypass the
  *    handlers); connections that were checked out at fork time are not returned to the child's pool;
  *  - every read and write is bounded by the request deadline, so a hung agent cannot hang us;
- *  - a pooled connection found dead (agent restarted) is replaced once, transparently;
+ *  - a pooled connection the agent has closed (restart, idle timeout) is dropped before anything is
+ *    sent on it; an operation the agent may run twice without harm (retry_safe) is sent once more,
+ *    on a fresh connection, when the agent closes the connection before any byte of its answer
+ *    (docs/provider.md, "When the provider retries": exactly when it does and does not);
  *  - how a call waits for its answer is the caller's choice (akv_waiter): by default it polls,
  *    blocking the thread; agent_async.c pauses the OpenSSL async job instead. A waiter may take
  *    the connection away (AKV_WAIT_GONE: the job was abandoned and its fd closed), and then this
@@ -182,8 +185,19 @@ unsigned long akv_agent_connects(AKV_AGENT *a)
     return n;
 }
 
-/* Takes an idle connection (fd >= 0) or none (fd = -1), plus a fresh request id. */
-static void checkout(struct akv_agent *a, int *fd, unsigned long *gen, uint32_t *id)
+/*
+ * An idle connection the agent has closed (it restarted, or closed it after clientIdleTimeoutMs),
+ * or on which it sent something unasked: not to be used. One poll() with no wait.
+ */
+static int idle_unusable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0};
+    return poll(&p, 1, 0) != 0;
+}
+
+/* Takes an idle connection (fd >= 0) or none (fd = -1; always none when !pooled), plus a fresh
+ * request id. Idle connections the agent has closed are closed on the way. */
+static void checkout(struct akv_agent *a, int pooled, int *fd, unsigned long *gen, uint32_t *id)
 {
     pthread_mutex_lock(&a->lock);
     if (a->owner_pid != getpid()) {
@@ -192,7 +206,14 @@ static void checkout(struct akv_agent *a, int *fd, unsigned long *gen, uint32_t 
         a->generation++;
         a->owner_pid = getpid();
     }
-    *fd = a->nidle > 0 ? a->idle[--a->nidle] : -1;
+    *fd = -1;
+    while (pooled && *fd < 0 && a->nidle > 0) {
+        *fd = a->idle[--a->nidle];
+        if (idle_unusable(*fd)) {
+            close(*fd);
+            *fd = -1;
+        }
+    }
     *gen = a->generation;
     a->next_id++;
     if (a->next_id == 0)
@@ -573,6 +594,28 @@ static int hand_over_token(struct akv_agent *a, int fd, long long deadline)
     return usable;
 }
 
+/*
+ * Operations that leave nothing behind in the HSM or the agent, so that running one twice costs at
+ * most a second HSM call: reading a key, the private-key operations (Azure signs, decrypts and
+ * (un)wraps without keeping state; AES key wrap is deterministic), LIST and PING. HELLO (which may
+ * hand over a token), FORGET and DIAGNOSE are not retried once sent.
+ */
+static int retry_safe(uint8_t op)
+{
+    switch (op) {
+    case AKV_OP_SIGN:
+    case AKV_OP_DECRYPT:
+    case AKV_OP_UNWRAP:
+    case AKV_OP_DESCRIBE:
+    case AKV_OP_WRAP:
+    case AKV_OP_LIST:
+    case AKV_OP_PING:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int akv_agent_call(AKV_AGENT *a, akv_buf *request, akv_response *resp, char *err, size_t errlen)
 {
     return akv_agent_call_waiting(a, request, resp, &blocking_waiter, err, errlen);
@@ -593,7 +636,8 @@ int akv_agent_call_waiting(AKV_AGENT *a, akv_buf *request, akv_response *resp, c
         int fd;
         unsigned long gen;
         uint32_t id;
-        checkout(a, &fd, &gen, &id);
+        /* The second attempt always opens a fresh connection: the agent just closed one. */
+        checkout(a, attempt == 0, &fd, &gen, &id);
         int reused = fd >= 0;
         if (fd < 0) {
             uid_t peer_uid;
@@ -619,8 +663,8 @@ int akv_agent_call_waiting(AKV_AGENT *a, akv_buf *request, akv_response *resp, c
         enum io_result io = send_all(fd, request->data, request->len, deadline);
         if (io != IO_OK) {
             close(fd);
-            if (reused && attempt == 0 && io != IO_TIMEOUT)
-                continue; /* stale pooled connection: the agent restarted */
+            if (attempt == 0 && io != IO_TIMEOUT && (reused || retry_safe(req_op)))
+                continue; /* the agent closed the connection: it stopped or restarted */
             if (io == IO_TIMEOUT) {
                 snprintf(err, errlen,
                          "the akv agent at %s did not accept the request within %d ms; hint: the agent is "
@@ -640,7 +684,11 @@ int akv_agent_call_waiting(AKV_AGENT *a, akv_buf *request, akv_response *resp, c
             if (!gone) /* a waiter that reports GONE has closed the fd already */
                 close(fd);
             akv_response_free(resp);
-            if (reused && attempt == 0 && eof_at_start && !gone)
+            /* Closed before any byte of the answer: a restart or a kill. A pooled connection may
+             * have been closed before the request arrived (any op); a request the agent may have
+             * started is sent again only when running it twice is harmless. Never after a timeout
+             * (the agent may still be working), a partial answer, or an abandoned job. */
+            if (attempt == 0 && eof_at_start && !gone && (reused || retry_safe(req_op)))
                 continue;
             return rc;
         }
