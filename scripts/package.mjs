@@ -9,7 +9,8 @@
 //                 node_modules (the lock's non-dev packages) without docs, tests, licence files (in
 //                 debian/copyright), type declarations, source maps, dotfiles or empty directories
 //   man/, completion/   generated from the CLI's --help texts (scripts/generate-man.mjs)
-//   provider/, package.json, packaging/systemd/, README.md, docs/, CHANGELOG.md
+//   provider/, pkcs11/, package.json, packaging/systemd/, README.md, docs/, CHANGELOG.md
+//   app/native/build/akv_peercred.node   the agent's peer-credentials addon (npm run build)
 // debian/rules builds the provider there with dpkg-buildflags' flags; debhelper does the rest
 // (docs/packaging.md). Nothing installed may point into this checkout or the temporary tree: the
 // script checks every file of the built .deb and fails if one does.
@@ -59,8 +60,9 @@ if (changelogVersion !== version)
     `debian/changelog's latest entry is ${changelogVersion ?? '(none)'} but package.json says ${version}`,
     'follow the version bump procedure in docs/releasing.md (both, and CHANGELOG.md, change together)',
   );
-if (!existsSync(join(root, 'dist/src/cli/main.js')))
-  fail('dist/src/cli/main.js is missing', 'run `npm run build` first (`npm run package` does)');
+for (const built of ['dist/src/cli/main.js', 'native/build/akv_peercred.node'])
+  if (!existsSync(join(root, built)))
+    fail(`${built} is missing`, 'run `npm run build` first (`npm run package` does)');
 for (const tool of ['dpkg-buildpackage', 'dh'])
   if (spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status !== 0)
     fail(`${tool} is not installed`, 'apt-get install debhelper (npm run setup installs it)');
@@ -93,6 +95,12 @@ try {
   copyFileSync(join(root, 'bin/akv'), join(app, 'bin/akv'));
   chmodSync(join(app, 'bin/akv'), 0o755);
   copyFileSync(join(root, 'package.json'), join(app, 'package.json'));
+  // The agent's peer-credentials addon, where dist/src/agent/peer-credentials.js looks for it.
+  mkdirSync(join(app, 'native/build'), { recursive: true });
+  copyFileSync(
+    join(root, 'native/build/akv_peercred.node'),
+    join(app, 'native/build/akv_peercred.node'),
+  );
 
   // Production dependencies exactly as locked: every package-lock.json entry not marked dev (or
   // optional), copied from this checkout's node_modules, which `npm ci` installed from the same lock

@@ -18,10 +18,13 @@ import { KeyCache } from './key-cache.js';
 import { closeLogger, createLogger } from './log.js';
 import { AccessChecker } from './diagnose.js';
 import { jwtExpiry } from '../azure/jwt.js';
+import { TokenHandover } from './token-handover.js';
 import { metrics } from './metrics.js';
 import { startMetricsServer } from './metrics-server.js';
 import { AgentServer } from './server.js';
 import { listenOn, removeSocket, type Listening } from './listen.js';
+import { peerCredentialsUnavailable } from './peer-credentials.js';
+import { AccessPolicy } from './policy.js';
 import { akvVersion } from '../version.js';
 
 export interface AgentOptions {
@@ -43,7 +46,7 @@ export interface AgentOptions {
 export const agentVersion = akvVersion;
 
 function readConfig(opts: AgentOptions): AkvConfig {
-  const config = loadConfig(opts.configPath);
+  const config = loadConfig(opts.configPath, process.env, { autostarted: opts.autostarted });
   if (opts.socket !== undefined) config.socket = resolve(opts.socket);
   return config;
 }
@@ -57,6 +60,8 @@ function newGateway(config: AkvConfig, logger: Logger): HsmGateway {
 }
 
 export class AgentProcess {
+  private readonly handover = new TokenHandover();
+
   private constructor(
     private readonly opts: AgentOptions,
     private config: AkvConfig,
@@ -68,13 +73,17 @@ export class AgentProcess {
     private readonly listening: Listening,
     private readonly metricsServer: Server | undefined,
     private readonly access: AccessChecker,
+    private policy: AccessPolicy | undefined,
   ) {}
 
   /** Reads the config, binds the socket and the metrics listener; the agent serves on return. */
   static async start(opts: AgentOptions = {}): Promise<AgentProcess> {
     const out = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
     const config = readConfig(opts);
+    // Before anything is bound: a policy that cannot be enforced stops the start.
+    const policy = AccessPolicy.fromConfig(config);
     const logger = createLogger(config.log);
+    for (const warning of config.warnings ?? []) logger.warn(warning);
     const gateways = new GatewayHolder(newGateway(config, logger));
     const cache = new KeyCache(config.keyCacheTtlMs);
     const limits = agentLimits(config);
@@ -89,6 +98,7 @@ export class AgentProcess {
       metrics,
       logger: () => logger,
       agentVersion: agentVersion(),
+      policy: () => policy,
       config: () => config,
       startedAt: Date.now(),
       socketActivated: false,
@@ -134,10 +144,12 @@ export class AgentProcess {
       listening,
       metricsServer,
       access,
+      policy,
     );
     // The handlers read the logger and the config through the agent, so a reload's are used at once.
     ctx.logger = () => agent.log;
     ctx.config = () => agent.config;
+    ctx.policy = () => agent.policy;
     if (opts.autostarted && config.credential.type !== 'static' && !config.socketGroup)
       ctx.clientToken = (token, pid) => agent.useClientToken(token, pid);
     ctx.socketActivated = listening.activated;
@@ -153,6 +165,7 @@ export class AgentProcess {
       },
       'akv agent listening',
     );
+    agent.logPolicy();
     out(
       `akv agent listening on ${listening.path}${listening.activated ? ' (socket passed by systemd)' : ''}`,
     );
@@ -161,6 +174,27 @@ export class AgentProcess {
 
   get logger(): Logger {
     return this.log;
+  }
+
+  /** One line at start and after each reload: which policy is in force, or that none is. */
+  private logPolicy(): void {
+    const unavailable = peerCredentialsUnavailable();
+    if (unavailable !== undefined) {
+      this.log.warn(
+        { error: unavailable },
+        "cannot read clients' credentials from the kernel: audit lines carry the pid clients report, and an access policy cannot be set; rebuild native/build/akv_peercred.node (npm run build)",
+      );
+    }
+    if (this.policy) {
+      this.log.info(
+        { policy: this.policy.name, rules: this.policy.ruleCount },
+        'access policy in force: clients may use only the keys and operations its rules grant',
+      );
+    } else {
+      this.log.info(
+        'no access policy set: every process that can open the socket may use every key (docs/security.md, "Access policy")',
+      );
+    }
   }
 
   /**
@@ -184,26 +218,24 @@ export class AgentProcess {
   }
 
   /**
-   * A client handed over its AZURE_CLI_ACCESS_TOKEN (HELLO): use it from now on, unless it is the
-   * one in use or expires before it (an older process's token). The gateway is rebuilt around the
-   * new token; requests in flight finish with the old one. The token itself is never logged.
+   * A client handed over its AZURE_CLI_ACCESS_TOKEN (HELLO): use it from now on if it is newer
+   * than the one in use (token-handover.ts says what newer means). The gateway is rebuilt around
+   * the new token; requests in flight finish with the old one. The token itself is never logged.
    */
   useClientToken(token: string, clientPid: number | undefined): void {
-    const current = process.env.AZURE_CLI_ACCESS_TOKEN;
-    if (token === current) return;
-    const next = jwtExpiry(token);
-    const now = current !== undefined ? jwtExpiry(current) : undefined;
-    if (next && now && next.getTime() < now.getTime()) {
-      this.log.debug(
-        { client_pid: clientPid },
-        'a client handed over an older access token: ignored',
-      );
+    const verdict = this.handover.judge(process.env.AZURE_CLI_ACCESS_TOKEN, token);
+    if (verdict !== 'use') {
+      if (verdict !== 'same')
+        this.log.debug(
+          { client_pid: clientPid, reason: verdict },
+          'a client handed over an access token: not used',
+        );
       return;
     }
     process.env.AZURE_CLI_ACCESS_TOKEN = token;
     this.gateways.replace(newGateway(this.config, this.log));
     this.log.info(
-      { client_pid: clientPid, expires_at: next?.toISOString() },
+      { client_pid: clientPid, expires_at: jwtExpiry(token)?.toISOString() },
       'using the AZURE_CLI_ACCESS_TOKEN a client handed over',
     );
   }
@@ -222,8 +254,10 @@ export class AgentProcess {
     let next: AkvConfig;
     let nextLogger: Logger | undefined;
     let nextGateway: HsmGateway;
+    let nextPolicy: AccessPolicy | undefined;
     try {
       next = readConfig(this.opts);
+      nextPolicy = AccessPolicy.fromConfig(next);
       nextLogger = createLogger(next.log);
       nextGateway = newGateway(next, nextLogger);
     } catch (err) {
@@ -252,9 +286,11 @@ export class AgentProcess {
     this.slots.setCapacity(limits.maxInFlight);
     this.server.setLimits(limits);
     this.config = next;
+    this.policy = nextPolicy;
     this.access.reset();
     metrics.configReloads.inc({ result: 'ok' });
     this.log.info({ config: this.config.path }, 'SIGHUP: configuration reloaded');
+    this.logPolicy();
   }
 
   /**

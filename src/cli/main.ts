@@ -22,6 +22,7 @@ const COMMANDS: Record<string, string> = {
   unwrap: 'unwrap',
   doctor: 'doctor',
   ping: 'ping',
+  pkcs11: 'pkcs11',
 };
 
 async function loadCommand(name: string): Promise<Command | undefined> {
@@ -50,7 +51,14 @@ async function printHelp(): Promise<void> {
   lines.push('', 'Topics (akv help <topic>):');
   for (const [name, topic] of Object.entries(HELP_TOPICS))
     lines.push(`  ${name.padEnd(10)} ${topic.summary}`);
-  lines.push('', 'Run `akv <command> --help` for the options of one command.');
+  lines.push(
+    '',
+    'Options:',
+    '  --version  print the versions of akv, of the agent it reaches and of the provider',
+    '  --help     this list',
+    '',
+    'Run `akv <command> --help` for the options of one command.',
+  );
   console.log(lines.join('\n'));
 }
 

@@ -131,12 +131,20 @@ test('the .deb holds the CLI, node_modules, the provider, units, config, docs, m
     '/usr/share/man/man5/akv.json.5.gz',
     '/usr/share/bash-completion/completions/akv',
     '/usr/share/zsh/vendor-completions/_akv',
+    '/usr/lib/akv/native/build/akv_peercred.node',
+    '/usr/share/p11-kit/modules/akv.module',
   ])
     assert.ok(paths.has(p), `${p} is in the package`);
   assert.match(
     listing,
     /^lrwxrwxrwx \S+ +0 \S+ \S+ \.\/usr\/bin\/akv -> \.\.\/lib\/akv\/bin\/akv$/m,
   );
+  // The original Managed HSM provider's module names (docs/migrating.md).
+  for (const name of ['libakv_provider.so', 'libakv_provider'])
+    assert.ok(
+      listing.includes(`.${MODULES_DIR}/${name} -> akv_provider.so`),
+      `${name} links to akv_provider.so:\n${listing}`,
+    );
   for (const p of paths) {
     if (p === undefined || p === '') continue;
     for (const dev of ['typescript', '@grpc', 'protobufjs', 'eslint'])
