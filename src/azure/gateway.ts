@@ -226,8 +226,9 @@ export class AzureGateway implements HsmGateway {
     return this.clients.knownVaults();
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.clients.close();
+    return Promise.resolve();
   }
 
   private keyClient(ref: KeyRef): KeyClient {
