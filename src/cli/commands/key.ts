@@ -9,7 +9,7 @@ import { UsageError, wantsHelp } from '../command.js';
 import { loadConfig } from '../../config/load.js';
 import type { AkvConfig } from '../../config/types.js';
 import { AkvError } from '../../errors.js';
-import { AzureClients } from '../../azure/clients.js';
+import { AzureClients, loadKeyVaultSdk } from '../../azure/clients.js';
 import { parseOptions, type Parsed } from '../util/args.js';
 import { target } from '../util/key-options.js';
 import type { KeySubcommand } from './key/context.js';
@@ -92,6 +92,7 @@ async function runKey(argv: string[]): Promise<number> {
   const p = parseOptions(`key ${sub}`, rest, OPTIONS, ['ops', 'tags']);
   const config = loadConfig();
   const clients = new AzureClients(config);
+  await loadKeyVaultSdk(); // the sub-commands use clients.keyClient()
   try {
     const run = (await load()).default;
     console.log(JSON.stringify(await run({ sub, p, config, clients }), null, 2));
