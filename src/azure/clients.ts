@@ -20,7 +20,7 @@ import type { AkvConfig, RetryConfig, VaultType } from '../config/types.js';
 import { DEFAULT_DEADLINE_MS, DEFAULT_RETRY, agentLimits } from '../config/load.js';
 import type { KeyRef } from '../uri/index.js';
 import { formatKeyUri } from '../uri/index.js';
-import { createCredential, type AkvCredential } from './credentials.js';
+import { createCredential, type AkvCredential, type CredentialSource } from './credentials.js';
 import { PUBLIC_SUFFIX, resolveEndpoint, type VaultEndpoint } from './endpoints.js';
 import type { FailureKind, OpContext } from './failures.js';
 import { Deadline } from './abort.js';
@@ -159,7 +159,7 @@ export class AzureClients {
         deadline.dispose();
       }
     } else {
-      if (!scopeFitsEndpoint(v.endpoint)) return undefined;
+      if (!scopeFitsEndpoint(v.endpoint, this.credential.source)) return undefined;
       const t = await this.credential.getToken(v.endpoint.scope, { abortSignal: signal });
       if (!t) return undefined;
       token = t.token;
@@ -323,12 +323,15 @@ export class AzureClients {
 
 /**
  * Whether a token for the endpoint's service scope may be sent to it before any challenge: the
- * endpoint is that service's (https://<name>.managedhsm.azure.net for the managedhsm scope), or
- * the config turned the SDK's resource check off for it (the emulator, private endpoints). This is
- * the check the SDK makes of a challenge's resource, made up front.
+ * endpoint is that service's in Azure's public cloud (https://<name>.managedhsm.azure.net for the
+ * managedhsm scope: the check the SDK makes of a challenge's resource, made up front), or the
+ * token is a static one (its scope is whatever it is) and the config turned the SDK's resource
+ * check off for the endpoint (the emulator, private endpoints). A credential that gets tokens for
+ * other endpoints (a sovereign cloud's resource) waits for the challenge to name the resource.
  */
-function scopeFitsEndpoint(endpoint: VaultEndpoint): boolean {
-  if (endpoint.disableChallengeResourceVerification) return true;
+function scopeFitsEndpoint(endpoint: VaultEndpoint, source: CredentialSource): boolean {
+  if (endpoint.disableChallengeResourceVerification && source !== 'DefaultAzureCredential')
+    return true;
   const host = new URL(endpoint.url).hostname.toLowerCase();
   return host.endsWith(`.${PUBLIC_SUFFIX[endpoint.vaultType]}`);
 }
