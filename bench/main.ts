@@ -19,6 +19,7 @@ import { barChartSvg } from './lib/svg.js';
 import { asyncHaproxy } from './scenarios/async.js';
 import { blocking } from './scenarios/blocking.js';
 import { capacity } from './scenarios/capacity.js';
+import { coldStart } from './scenarios/cold-start.js';
 import { localKey } from './scenarios/local-key.js';
 import { memory } from './scenarios/memory.js';
 import { oneShot } from './scenarios/one-shot.js';
@@ -49,6 +50,7 @@ const SCENARIOS: Array<{
     needsHaproxy: true,
   },
   { id: 'soak', title: '9. Soak', run: soak },
+  { id: 'cold-start', title: '10. Cold start', run: coldStart },
 ];
 
 const USAGE = `Usage: npm run bench -- [--quick] [--only IDS] [--out DIR] [--publish] [--keep]
