@@ -38,7 +38,7 @@ usage_error() {
 
 # need_value "$@": in an option loop, the option in $1 must be followed by a non-empty value.
 #   --dir) need_value "$@"; STATE_DIR=$2; shift 2 ;;
-need_value() { [ $# -ge 2 ] && [ -n "$2" ] || usage_error "$1 needs a value"; }
+need_value() { { [ $# -ge 2 ] && [ -n "$2" ]; } || usage_error "$1 needs a value"; }
 
 # reject_unknown_args ARG...: fails on the first argument a script did not take.
 reject_unknown_args() { [ $# -eq 0 ] || usage_error "unknown option '$1'"; }
@@ -87,7 +87,7 @@ read_settings() {
     case "$line" in '' | '#'*) continue ;; esac
     key=${line%%=*}
     value=${line#*=}
-    [[ "$key" =~ ^[A-Z][A-Z0-9_]*$ ]] && [ "$key" != "$line" ] ||
+    { [[ "$key" =~ ^[A-Z][A-Z0-9_]*$ ]] && [ "$key" != "$line" ]; } ||
       die "$file: cannot read the line '$line'" "each line must be NAME=value (see the example's .env.example)"
     if [[ "$value" == \"*\" ]]; then
       value=${value#\"}

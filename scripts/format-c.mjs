@@ -2,8 +2,9 @@
 // Formats the provider's C sources with clang-format and provider/.clang-format (`npm run
 // format:c`), or, with --check, lists the files that are not formatted and exits 1 (the lint test
 // and `npm run lint`). Without paths it takes every .c and .h under provider/src, tests, fuzz and
-// tools; paths (files or directories) narrow it. The check is made with clang-format 14, Debian
-// 12's, which scripts/setup.mjs installs: another major version may break a few lines otherwise.
+// tools, and pkcs11/src and tests; paths (files or directories) narrow it. The check is made with
+// clang-format 14, Debian 12's, which scripts/setup.mjs installs: another major version may break
+// a few lines otherwise.
 // Plain Node with no dependencies, like setup.mjs.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -12,7 +13,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const style = `--style=file:${join(root, 'provider', '.clang-format')}`;
-const SOURCE_DIRS = ['src', 'tests', 'fuzz', 'tools'].map((d) => join(root, 'provider', d));
+const SOURCE_DIRS = [
+  ...['src', 'tests', 'fuzz', 'tools'].map((d) => join(root, 'provider', d)),
+  join(root, 'native'),
+  ...['src', 'tests'].map((d) => join(root, 'pkcs11', d)),
+];
 const CHECKED_MAJOR = 14;
 
 function cFiles(path) {

@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // `npm run package`: builds akv_<version>_<arch>.deb with dpkg-deb from the built tree (npm run
 // build runs first) and prints its path as the last line. The layout (docs/deployment.md):
-//   /usr/lib/akv/{bin/akv, dist/src, node_modules (production), package.json}
+//   /usr/lib/akv/{bin/akv, dist/src, native/build/akv_peercred.node, node_modules (production), package.json}
 //   /usr/bin/akv -> ../lib/akv/bin/akv
-//   <OpenSSL's modules directory>/akv_provider.so (its built-in agent command is /usr/bin/akv)
+//   <OpenSSL's modules directory>/akv_provider.so (its built-in agent command is /usr/bin/akv),
+//   with links libakv_provider.so and libakv_provider -> akv_provider.so (the original Managed
+//   HSM provider's names, docs/migrating.md; `make install` makes them)
+//   /usr/lib/<multiarch>/pkcs11/libakv_pkcs11.so, /usr/share/p11-kit/modules/akv.module
 //   /lib/systemd/system/akv-agent.{socket,service}
 //   /etc/akv/{config.json, openssl.cnf}, /etc/logrotate.d/akv (conffiles)
 //   /usr/share/doc/akv (README, docs, copyright)
@@ -46,7 +49,7 @@ function fail(message, hint) {
 
 if (!/^\d+\.\d+\.\d+([~+.-][0-9A-Za-z.+~-]+)?$/.test(version ?? ''))
   fail(`package.json's version ${JSON.stringify(version)} is not a Debian version`, 'use x.y.z');
-for (const built of ['dist/src/cli/main.js'])
+for (const built of ['dist/src/cli/main.js', 'native/build/akv_peercred.node'])
   try {
     lstatSync(join(root, built));
   } catch {
@@ -68,6 +71,12 @@ try {
     recursive: true,
     filter: (src) => !src.endsWith('.map'),
   });
+  // The agent's peer-credentials addon, where dist/src/agent/peer-credentials.js looks for it.
+  mkdirSync(join(lib, 'native/build'), { recursive: true });
+  copyFileSync(
+    join(root, 'native/build/akv_peercred.node'),
+    join(lib, 'native/build/akv_peercred.node'),
+  );
   mkdirSync(join(lib, 'bin'));
   copyFileSync(join(root, 'bin/akv'), join(lib, 'bin/akv'));
   chmodSync(join(lib, 'bin/akv'), 0o755);
@@ -96,7 +105,9 @@ try {
   symlinkSync('../lib/akv/bin/akv', join(stage, 'usr/bin/akv'));
 
   // The provider, built apart from the checkout's build so that its agent command is /usr/bin/akv.
-  say('building and installing akv_provider.so (make install PREFIX=/usr)');
+  say(
+    'building and installing akv_provider.so and its libakv_provider links (make install PREFIX=/usr)',
+  );
   run(
     'make',
     [
@@ -104,6 +115,21 @@ try {
       '-C',
       join(root, 'provider'),
       `BUILD=${join(work, 'provider-build')}`,
+      'install',
+      `DESTDIR=${stage}`,
+      'PREFIX=/usr',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  // The PKCS#11 module and its p11-kit module file, built the same way (docs/pkcs11.md).
+  say('building and installing libakv_pkcs11.so (make install PREFIX=/usr)');
+  run(
+    'make',
+    [
+      '-s',
+      '-C',
+      join(root, 'pkcs11'),
+      `BUILD=${join(work, 'pkcs11-build')}`,
       'install',
       `DESTDIR=${stage}`,
       'PREFIX=/usr',
@@ -177,7 +203,8 @@ try {
       ' akv_provider is an OpenSSL 3 provider through which nginx, HAProxy, curl, the openssl',
       ' command and other OpenSSL 3 applications use RSA and EC keys that stay in Azure Key Vault',
       ' Managed HSM. It forwards private-key operations over a Unix socket to the akv agent',
-      ' (Node.js), run by systemd with socket activation (akv-agent.socket).',
+      ' (Node.js), run by systemd with socket activation (akv-agent.socket). libakv_pkcs11.so, a',
+      ' PKCS#11 module registered with p11-kit, gives the same keys to Java, OpenSSH and GnuTLS.',
       '',
     ].join('\n'),
   );

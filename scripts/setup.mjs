@@ -28,6 +28,8 @@ const PACKAGES = {
   'libclang-rt-14-dev': () => true, // optional: gcc's own ASan runtime (libasan) is used
   // The C style check of the lint test (scripts/format-c.mjs): Debian 12's clang-format 14.
   'clang-format': () => hasCommand('clang-format'),
+  // The shell-script check of the lint test (scripts/shellcheck.mjs, .shellcheckrc).
+  shellcheck: () => hasCommand('shellcheck'),
   // The application matrix (test/applications, docs/applications.md). Debian 12's osslsigncode
   // 2.5 signs with key-reference files as well as backports' 2.9, so no extra apt source.
   osslsigncode: () => hasCommand('osslsigncode'),
@@ -35,6 +37,14 @@ const PACKAGES = {
   stunnel4: () => hasCommand('stunnel'),
   haproxy: () => hasCommand('haproxy'),
   python3: () => hasCommand('python3'),
+  // The PKCS#11 module (pkcs11/, docs/pkcs11.md): p11-kit's pkcs11.h to build it, and the programs
+  // its tests drive: pkcs11-tool, p11tool, OpenSSH's client and server, Java's SunPKCS11.
+  'libp11-kit-dev': () => pkgConfigHas('p11-kit-1'),
+  'p11-kit': () => hasCommand('p11-kit'),
+  opensc: () => hasCommand('pkcs11-tool'),
+  'openssh-client': () => hasCommand('ssh-keygen'),
+  'openssh-server': () => existsSync('/usr/sbin/sshd'),
+  'openjdk-17-jdk-headless': () => hasCommand('jarsigner'),
 };
 
 function hasCommand(name) {

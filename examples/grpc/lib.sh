@@ -17,6 +17,7 @@
 #   EMULATOR_LATENCY_MS  added to every emulator request, to imitate the network to Azure
 # The same names as examples/nginx's settings where they mean the same thing.
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the paths set here are read by the scripts that source this file
 
 set -euo pipefail
 
@@ -168,6 +169,7 @@ pid_alive() { [ -n "$(running_pid "$1" "$2")" ]; }
 
 # wait_for_socket PATH PIDFILE WORD: until PATH is a socket (10 s), while the process lives.
 wait_for_socket() {
+  # shellcheck disable=SC2317 # called through wait_until
   socket_or_exit() { [ -S "$1" ] || { pid_alive "$2" "$3" || return 2; false; }; }
   wait_until 10 socket_or_exit "$@"
 }

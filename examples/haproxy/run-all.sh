@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole akv HAProxy example in one go: setup, start, test-client, stop --all.
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: run-all.sh [--env-file FILE] [--keep] [--hsm-name NAME] [--latency-ms N]
 
 Runs setup.sh (with --hsm-name and --latency-ms), start.sh, test-client.sh and stop.sh --all in

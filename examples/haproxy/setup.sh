@@ -2,6 +2,7 @@
 # Step 1 of the akv HAProxy example: settings, the emulator and agent, the HSM keys, their key
 # references and certificates.
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: setup.sh [--env-file FILE] [--hsm-name NAME] [--state-dir DIR] [--latency-ms N] [--force]
 
 Writes the settings (default examples/haproxy/.env: HSM name, two free ports, a private state

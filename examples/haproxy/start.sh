@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Step 2 of the akv HAProxy example: writes openssl.cnf and haproxy.cfg and starts HAProxy.
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: start.sh [--env-file FILE] [--async on|off] [--nbthread N] [--timeout-client SECONDS]
 
 Writes STATE_DIR/openssl.cnf (default, then akv_provider with the agent socket) and
@@ -33,7 +34,7 @@ done
 require_commands haproxy
 [ -S "$AGENT_SOCKET" ] || die "the akv agent is not running (no socket $AGENT_SOCKET)" "run ./setup.sh"
 for kind in rsa ec; do
-  [ -s "$CERT_DIR/$kind.pem" ] && [ -s "$CERT_DIR/$kind.pem.key" ] || die "no certificate or key reference for $kind in $CERT_DIR" "run ./setup.sh"
+  { [ -s "$CERT_DIR/$kind.pem" ] && [ -s "$CERT_DIR/$kind.pem.key" ]; } || die "no certificate or key reference for $kind in $CERT_DIR" "run ./setup.sh"
 done
 # Remember the choices for test-client.sh and the next start.
 sed -i -e "s/^ASYNC=.*/ASYNC=$ASYNC/" -e "s/^NBTHREAD=.*/NBTHREAD=$NBTHREAD/" -e "s/^TIMEOUT_CLIENT=.*/TIMEOUT_CLIENT=$TIMEOUT_CLIENT/" "$ENV_FILE"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Last step of the akv HAProxy example: stops HAProxy (and with --all the agent and emulator).
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: stop.sh [--env-file FILE] [--all]
 
 Stops HAProxy. With --all also stops the akv agent and the emulator ('bin/akv dev down') and

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Step 3 of the akv HAProxy example: checks both frontends as a client.
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: test-client.sh [--env-file FILE]
 
 For the RSA and the EC frontend: an HTTPS request with curl, TLS 1.3 and TLS 1.2 handshakes with
@@ -25,7 +26,7 @@ count() { grep -c -- "$1" "$PROVIDER_LOG" 2>/dev/null || true; }
 spki_hash() { openssl_plain pkey -pubin -outform DER 2>/dev/null | openssl_plain dgst -sha256 -r | cut -c1-16; }
 
 for kind in rsa ec; do
-  label=$(printf '%-3s' "$(printf '%s' "$kind" | tr a-z A-Z)")
+  label=$(printf '%-3s' "$(printf '%s' "$kind" | tr '[:lower:]' '[:upper:]')")
   port=$(port_of "$kind")
   uri=$(key_uri_of "$kind")
   signs_before=$(count "op=sign key=$uri")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Step 7 of the akv nginx example: stops everything and removes what the scripts made.
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: cleanup.sh [--env-file FILE] [--all]
 
 Stops nginx, the akv agent and (emulator mode) the emulator, then removes STATE_DIR

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Step 3 of the akv nginx example: a CSR and a certificate for each HSM key, signed inside the HSM.
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: generate-cert.sh [--env-file FILE] [--force]
 
 For the RSA key and for the EC key, with 'openssl' going through akv_provider (so every signature

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole akv nginx example in one command: every step script, in order.
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: run-all.sh [--env-file FILE] [--keep] [setup-env.sh options...]
 
 Runs setup-env.sh, start-agent.sh, generate-cert.sh, start-server.sh and test-client.sh, then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Step 1 of the akv nginx example: writes the settings file (.env) from .env.example.
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: setup-env.sh [--env-file FILE] [--mode emulator|azure] [--hsm-name NAME]
                     [--rsa-key NAME] [--ec-key NAME] [--state-dir DIR] [--workers N|auto]
                     [--new-ports] [--force]

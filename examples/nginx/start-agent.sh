@@ -2,6 +2,7 @@
 # Step 2 of the akv nginx example: starts the akv agent (and, in emulator mode, the local Managed
 # HSM emulator) in the background and makes sure the RSA and EC keys exist.
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: start-agent.sh [--env-file FILE] [--restart] [--skip-keys]
 
 Starts what the HSM keys need, in the background:
@@ -93,7 +94,7 @@ start_own_agent() {
       "$AKV_BIN" agent --config "$AGENT_CONFIG" --socket "$AGENT_SOCKET"
     # Ready when it printed its ready line (a socket file alone may be a stale one).
     agent_ready() {
-      grep -q "^akv agent listening on" "$LOG_DIR/agent-stdout.log" && [ -S "$AGENT_SOCKET" ] \
+      { grep -q "^akv agent listening on" "$LOG_DIR/agent-stdout.log" && [ -S "$AGENT_SOCKET" ]; } \
         || { [ -n "$(daemon_pid "$AGENT_PID_FILE")" ] || return 2; false; }
     }
     if ! wait_until 30 agent_ready; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Step 4 of the akv nginx example: starts nginx with the two HSM-held keys.
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: start-server.sh [--env-file FILE] [--reload]
 
 Writes STATE_DIR/openssl.cnf (activates 'default' and 'akv_provider', names the agent socket) and
@@ -29,7 +30,7 @@ load_env
 NGINX=$(nginx_bin)
 require_agent
 for kind in rsa ec; do
-  [ -s "$CERT_DIR/$kind.crt" ] && [ -s "$CERT_DIR/$kind.keyref.pem" ] || die "no certificate for the $(label_of "$kind") key in $CERT_DIR" "run ./generate-cert.sh"
+  { [ -s "$CERT_DIR/$kind.crt" ] && [ -s "$CERT_DIR/$kind.keyref.pem" ]; } || die "no certificate for the $(label_of "$kind") key in $CERT_DIR" "run ./generate-cert.sh"
 done
 
 running_pid=$(daemon_pid "$NGINX_PID")
@@ -89,6 +90,7 @@ if [ -n "$running_pid" ]; then
   old_workers=$(worker_pids "$running_pid")
   run_nginx -s reload 2>>"$NGINX_ERROR_LOG" || die "nginx -s reload failed" "read $NGINX_ERROR_LOG"
   # A reload is done when the old workers are gone and new ones serve.
+  # shellcheck disable=SC2317 # called through wait_until
   reloaded() {
     local pid
     for pid in $old_workers; do if kill -0 "$pid" 2>/dev/null; then return 1; fi; done

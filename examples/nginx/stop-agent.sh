@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stops the akv agent (and the emulator in emulator mode) started by start-agent.sh.
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: stop-agent.sh [--env-file FILE] [--agent-only]
 
 Stops the akv agent started by start-agent.sh and, in emulator mode, the emulator

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Step 6 of the akv nginx example: stops the nginx started by start-server.sh.
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: stop-server.sh [--env-file FILE]
 
 Stops the example's nginx gracefully (nginx -s quit: open requests finish), waiting up to 15 s
@@ -18,6 +19,7 @@ if [ -z "$master" ]; then
   exit 0
 fi
 say "stopping nginx (master pid $master)"
+# shellcheck disable=SC2094 # nginx -s quit appends to its error log; it does not read it
 env OPENSSL_CONF="$OPENSSL_CNF" "$(nginx_bin)" -p "$NGINX_PREFIX" -c "$NGINX_CONF" -e "$NGINX_ERROR_LOG" -s quit 2>>"$NGINX_ERROR_LOG" \
   || kill -QUIT "$master" 2>/dev/null || true
 if ! wait_until 15 proc_gone "$master"; then

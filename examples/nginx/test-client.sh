@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Step 5 of the akv nginx example: checks, as a client, that nginx serves TLS with the HSM keys.
 set -euo pipefail
+# shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: test-client.sh [--env-file FILE]
 
 For the RSA server and the EC server, checks (and fails on):

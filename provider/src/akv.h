@@ -39,6 +39,7 @@ typedef struct akv_prov_ctx {
     OSSL_LIB_CTX *pub_libctx;   /* private context with the default provider, for public-key math */
     OSSL_PROVIDER *pub_default; /* the default provider loaded into pub_libctx */
     AKV_AGENT *agent;
+    int rsa_decrypt_padding; /* RSA decryption's default padding: rsa_decrypt_padding (settings.c) */
     /* The key the decoder described last: OpenSSL tries a key-reference file with each of our
      * decoders (RSA, EC, AES) and may retry chains, so one file load would otherwise cost
      * several DESCRIBE round trips. Keys are immutable, so sharing is safe. */
@@ -71,7 +72,8 @@ enum akv_reason {
     AKV_R_NO_PRIVATE_KEY,
     AKV_R_INVALID_ARGUMENT,
     AKV_R_BAD_KEY_REFERENCE,
-    AKV_R_INTERNAL
+    AKV_R_INTERNAL,
+    AKV_R_ACCESS_DENIED
 };
 
 /*
@@ -86,7 +88,7 @@ void akv_raise(const AKV_PROV_CTX *ctx, const char *file, int line, const char *
 #define AKV_RAISE(ctx, reason, ...) akv_raise((ctx), OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC, (reason), __VA_ARGS__)
 const OSSL_ITEM *akv_reason_strings(void);
 
-/* Logging: AKV_LOG_FILE (path) and AKV_LOG_LEVEL (error|warn|info|debug); never key material. */
+/* Logging: AKV_LOG_FILE (path), AKV_LOG_LEVEL (error|warn|info|debug, or 0-3: log.c); never key material. */
 enum akv_log_level { AKV_LOG_ERROR = 1, AKV_LOG_WARN, AKV_LOG_INFO, AKV_LOG_DEBUG };
 void akv_log_init(void);
 void akv_log(int level, const char *fmt, ...)
@@ -108,6 +110,8 @@ typedef struct akv_key {
     char curve[16];    /* Azure name: P-256, P-256K, P-384, P-521 */
     EVP_PKEY *pub;     /* public half in pub_libctx; NULL for AES */
     int local_private; /* a software key (keygen.c): `pub` holds its private part too */
+    char *failure;     /* a key-reference file whose key could not be described: why (decoder.c) */
+    int failure_reason;
 } AKV_KEY;
 
 AKV_KEY *akv_key_new(AKV_PROV_CTX *prov, int type);
@@ -146,6 +150,15 @@ extern const OSSL_DISPATCH akv_aes_keymgmt_functions[];
 extern const OSSL_DISPATCH akv_store_functions[];
 extern const OSSL_DISPATCH akv_rsa_signature_functions[];
 extern const OSSL_DISPATCH akv_ecdsa_signature_functions[];
+#ifdef OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT
+/* OpenSSL 3.4+ composite signature algorithms (signature.c). */
+extern const OSSL_DISPATCH akv_rsa_sha256_signature_functions[];
+extern const OSSL_DISPATCH akv_rsa_sha384_signature_functions[];
+extern const OSSL_DISPATCH akv_rsa_sha512_signature_functions[];
+extern const OSSL_DISPATCH akv_ecdsa_sha256_signature_functions[];
+extern const OSSL_DISPATCH akv_ecdsa_sha384_signature_functions[];
+extern const OSSL_DISPATCH akv_ecdsa_sha512_signature_functions[];
+#endif
 extern const OSSL_DISPATCH akv_rsa_asym_cipher_functions[];
 extern const OSSL_DISPATCH akv_aes_kw_asym_cipher_functions[];
 extern const OSSL_DISPATCH akv_pem_to_der_decoder_functions[];
@@ -168,6 +181,25 @@ typedef struct {
     uint64_t reserved;
 } AKV_KEY_HANDLE;
 #define AKV_KEY_HANDLE_MAGIC 0x414b562d4b455931ULL
+
+/*
+ * What the key-reference decoder hands on when it cannot describe the key (decoder.c): OpenSSL
+ * 3.0's file store drops a decoder's errors (`openssl pkey -in ref.pem` said only "STORE
+ * routines::unsupported"), so the failure travels as a key instead. keymgmt load turns it into an
+ * AKV_KEY whose `failure` is raised, with the agent's own message, by every use of the key:
+ * export, signature and decryption init, match.
+ */
+typedef struct {
+    AKV_PROV_CTX *prov;
+    int reason;
+    char uri[1024];
+    char message[768];
+} AKV_KEY_FAILURE;
+#define AKV_KEY_FAILURE_MAGIC 0x414b562d4641494cULL
+/* keymgmt load: the failed key of REFERENCE when it is an AKV_KEY_FAILURE (*is_failure = 1). */
+AKV_KEY *akv_key_from_failure(const void *reference, size_t reference_sz, int type, int *is_failure);
+/* 1 (after raising the failure) when KEY is a failed key; every operation's init calls it first. */
+int akv_key_raise_failure(const AKV_KEY *key);
 
 /* Passes a key to OpenSSL's object callback as a provider reference (store and decoder). */
 int akv_pass_key_reference(AKV_KEY *key, OSSL_CALLBACK *object_cb, void *object_cbarg);

@@ -1,8 +1,13 @@
 /*
  * ASYM_CIPHER for RSA: decryption in the HSM (RSA1_5, RSA-OAEP with SHA-1, RSA-OAEP-256; no OAEP
  * label) with encryption done locally on the public key. AES key wrap is in asym_cipher_aes.c.
+ * Decryption pads as OpenSSL does (PKCS#1 v1.5, which `openssl cms`/`smime` rely on) unless the
+ * caller says otherwise or rsa_decrypt_padding / AKV_RSA_DECRYPT_PADDING makes OAEP the default
+ * (the original provider's default: docs/migrating.md). A decryption that fails with the default
+ * padding says which padding to try.
  */
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/rsa.h>
 #include <stdlib.h>
@@ -29,6 +34,7 @@ typedef struct {
     EVP_MD *oaep_md; /* NULL = SHA-1, OpenSSL's default */
     EVP_MD *mgf1_md; /* NULL = same as oaep_md */
     int has_label;
+    int pad_chosen; /* the caller set the padding (else it is the default) */
 } AKV_RSA_CIPHER_CTX;
 
 static void *rsa_cipher_newctx(void *provctx)
@@ -68,6 +74,8 @@ static void *rsa_cipher_dupctx(void *vctx)
 
 static int rsa_cipher_init(AKV_RSA_CIPHER_CTX *ctx, AKV_KEY *key, const OSSL_PARAM params[], int decrypting)
 {
+    if (akv_key_raise_failure(key))
+        return 0;
     if (key == NULL || key->type != AKV_KEY_TYPE_RSA || key->pub == NULL) {
         AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "RSA encryption needs an RSA key");
         return 0;
@@ -83,6 +91,9 @@ static int rsa_cipher_init(AKV_RSA_CIPHER_CTX *ctx, AKV_KEY *key, const OSSL_PAR
     }
     akv_key_free(ctx->key);
     ctx->key = akv_key_ref(key);
+    ctx->pad_chosen = 0;
+    ctx->pad_mode =
+        decrypting && ctx->prov->rsa_decrypt_padding != 0 ? ctx->prov->rsa_decrypt_padding : RSA_PKCS1_PADDING;
     return rsa_cipher_set_ctx_params(ctx, params);
 }
 
@@ -176,7 +187,22 @@ static int rsa_decrypt(void *vctx, unsigned char *out, size_t *outlen, size_t ou
                   modlen);
         return 0;
     }
-    return akv_key_operation_into(ctx->prov, ctx->key, AKV_OP_DECRYPT, alg, in, inlen, out, outlen, outsize);
+    if (akv_key_operation_into(ctx->prov, ctx->key, AKV_OP_DECRYPT, alg, in, inlen, out, outlen, outsize))
+        return 1;
+    /* The HSM refused the ciphertext (not an unreachable agent): the padding may be the wrong one. */
+    if (!ctx->pad_chosen && ERR_GET_REASON(ERR_peek_last_error()) == AKV_R_BAD_PARAMETER) {
+        int oaep = ctx->pad_mode == RSA_PKCS1_OAEP_PADDING;
+        AKV_RAISE(ctx->prov, AKV_R_BAD_PARAMETER,
+                  "decrypted with the default padding, %s; hint: if the data was encrypted with %s, decrypt with "
+                  "-pkeyopt rsa_padding_mode:%s%s",
+                  oaep ? "RSA-OAEP (rsa_decrypt_padding = oaep)" : "PKCS#1 v1.5",
+                  oaep ? "PKCS#1 v1.5" : "RSA-OAEP (the original Managed HSM provider's default)",
+                  oaep ? "pkcs1" : "oaep",
+                  oaep ? ""
+                       : ", or make OAEP the default: rsa_decrypt_padding = oaep in the provider's openssl.cnf "
+                         "section, or AKV_RSA_DECRYPT_PADDING=oaep");
+    }
+    return 0;
 }
 
 /* The names OpenSSL gives the RSA padding modes in string parameters. */
@@ -202,6 +228,7 @@ static int rsa_cipher_set_ctx_params(void *vctx, const OSSL_PARAM params[])
             return 0;
         }
         ctx->pad_mode = mode;
+        ctx->pad_chosen = 1;
     }
     const char *names[2] = {OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST};
     EVP_MD **slots[2] = {&ctx->oaep_md, &ctx->mgf1_md};

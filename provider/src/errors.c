@@ -29,6 +29,7 @@ static const OSSL_ITEM reason_strings[] = {
     {AKV_R_INVALID_ARGUMENT, "invalid argument"},
     {AKV_R_BAD_KEY_REFERENCE, "malformed akv key reference file"},
     {AKV_R_INTERNAL, "akv provider internal error"},
+    {AKV_R_ACCESS_DENIED, "access denied by the akv agent's policy"},
     {0, NULL},
 };
 

@@ -68,6 +68,8 @@ static int reason_for_status(uint32_t status)
         return AKV_R_BAD_PARAMETER;
     case AKV_STATUS_BAD_REQUEST:
         return AKV_R_AGENT_PROTOCOL;
+    case AKV_STATUS_ACCESS_DENIED:
+        return AKV_R_ACCESS_DENIED;
     default:
         return AKV_R_AGENT_INTERNAL;
     }

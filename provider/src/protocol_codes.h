@@ -26,6 +26,7 @@ enum akv_op {
     AKV_OP_LIST = 0x08,
     AKV_OP_FORGET = 0x09,
     AKV_OP_DIAGNOSE = 0x0A,
+    AKV_OP_LIST_VAULTS = 0x0B,
     AKV_OP_PROTOCOL_ERROR = 0xFF
 };
 
@@ -53,7 +54,9 @@ enum akv_tag {
     AKV_TAG_AGENT_VERSION = 0x0023,
     AKV_TAG_RETRIES = 0x0024,
     AKV_TAG_REPORT = 0x0025,
-    AKV_TAG_ACCESS_TOKEN = 0x0026
+    AKV_TAG_ACCESS_TOKEN = 0x0026,
+    AKV_TAG_VAULT_NAMES = 0x0027,
+    AKV_TAG_CERTIFICATE = 0x0028
 };
 
 enum akv_key_type {
@@ -75,7 +78,8 @@ enum akv_status {
     AKV_STATUS_UNSUPPORTED = 9,
     AKV_STATUS_KEY_DISABLED = 10,
     AKV_STATUS_BAD_PARAMETER = 11,
-    AKV_STATUS_INTERNAL = 12
+    AKV_STATUS_INTERNAL = 12,
+    AKV_STATUS_ACCESS_DENIED = 13
 };
 
 /* Every status as X(NAME, code), for tables of names. */
@@ -92,6 +96,7 @@ enum akv_status {
     X(UNSUPPORTED, 9) \
     X(KEY_DISABLED, 10) \
     X(BAD_PARAMETER, 11) \
-    X(INTERNAL, 12)
+    X(INTERNAL, 12) \
+    X(ACCESS_DENIED, 13)
 
 #endif

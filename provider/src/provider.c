@@ -43,6 +43,21 @@ static const OSSL_ALGORITHM keymgmt_algs[] = {
 static const OSSL_ALGORITHM signature_algs[] = {
     {RSA_NAMES, PROPS, akv_rsa_signature_functions, "RSA PKCS#1 v1.5 / PSS in the HSM"},
     {AKV_ECDSA_NAME, PROPS, akv_ecdsa_signature_functions, "ECDSA in the HSM"},
+#ifdef OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT
+    /* OpenSSL 3.4+ composites, named as the default provider names them. */
+    {"RSA-SHA2-256:RSA-SHA256:sha256WithRSAEncryption:1.2.840.113549.1.1.11", PROPS, akv_rsa_sha256_signature_functions,
+     "RSA PKCS#1 v1.5 with SHA-256 in the HSM"},
+    {"RSA-SHA2-384:RSA-SHA384:sha384WithRSAEncryption:1.2.840.113549.1.1.12", PROPS, akv_rsa_sha384_signature_functions,
+     "RSA PKCS#1 v1.5 with SHA-384 in the HSM"},
+    {"RSA-SHA2-512:RSA-SHA512:sha512WithRSAEncryption:1.2.840.113549.1.1.13", PROPS, akv_rsa_sha512_signature_functions,
+     "RSA PKCS#1 v1.5 with SHA-512 in the HSM"},
+    {"ECDSA-SHA2-256:ECDSA-SHA256:ecdsa-with-SHA256:1.2.840.10045.4.3.2", PROPS, akv_ecdsa_sha256_signature_functions,
+     "ECDSA with SHA-256 in the HSM"},
+    {"ECDSA-SHA2-384:ECDSA-SHA384:ecdsa-with-SHA384:1.2.840.10045.4.3.3", PROPS, akv_ecdsa_sha384_signature_functions,
+     "ECDSA with SHA-384 in the HSM"},
+    {"ECDSA-SHA2-512:ECDSA-SHA512:ecdsa-with-SHA512:1.2.840.10045.4.3.4", PROPS, akv_ecdsa_sha512_signature_functions,
+     "ECDSA with SHA-512 in the HSM"},
+#endif
     {NULL, NULL, NULL, NULL},
 };
 

@@ -8,14 +8,19 @@
  *   AKV_AGENT_USER       / agent_user        one more user whose agent may answer (name or uid)
  *   AKV_AGENT_IDLE_EXIT                      seconds an autostarted agent stays idle before it
  *                                            exits (default 900; 0 = never)
+ *   AKV_RSA_DECRYPT_PADDING / rsa_decrypt_padding  RSA decryption's padding when the caller names
+ *                                            none: pkcs1 (default, as OpenSSL) or oaep (the
+ *                                            original Managed HSM provider's default)
  * Numbers are parsed strictly: "15s" or "99999999999" is an error naming the variable, never a
  * silent 15 ms or a wrapped value. The default socket is the agent's own default
  * (src/config/load.ts): $XDG_RUNTIME_DIR/akv/agent.sock, else /run/akv/agent.sock for root, else
- * /tmp/akv-<uid>/agent.sock.
+ * /tmp/akv-<uid>/agent.sock. Everything is read with secure_getenv: a setuid program that loads
+ * the provider cannot be made to run a program or use a socket of its caller's choosing.
  */
 #include "settings.h"
 
 #include <errno.h>
+#include <openssl/rsa.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +42,7 @@ typedef struct {
 
 static setting pick(const char *env_name, const char *cnf_name, const char *cnf_value)
 {
-    const char *env = getenv(env_name);
+    const char *env = secure_getenv(env_name);
     if (env != NULL && *env != '\0')
         return (setting){env, env_name};
     if (cnf_value != NULL && *cnf_value != '\0')
@@ -90,7 +95,7 @@ static int resolve_user(const char *text, uid_t *uid)
 
 static void default_socket(char *out, size_t size)
 {
-    const char *runtime = getenv("XDG_RUNTIME_DIR");
+    const char *runtime = secure_getenv("XDG_RUNTIME_DIR");
     if (runtime != NULL && *runtime != '\0')
         snprintf(out, size, "%s/akv/agent.sock", runtime);
     else if (getuid() == 0)
@@ -101,7 +106,8 @@ static void default_socket(char *out, size_t size)
 
 int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get_params)
 {
-    const char *cnf_socket = NULL, *cnf_timeout = NULL, *cnf_autostart = NULL, *cnf_command = NULL, *cnf_user = NULL;
+    const char *cnf_socket = NULL, *cnf_timeout = NULL, *cnf_autostart = NULL, *cnf_command = NULL, *cnf_user = NULL,
+               *cnf_padding = NULL;
     if (core_get_params != NULL) {
         OSSL_PARAM params[] = {
             OSSL_PARAM_utf8_ptr("agent_socket", (char **)&cnf_socket, 0),
@@ -109,6 +115,7 @@ int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get
             OSSL_PARAM_utf8_ptr("autostart", (char **)&cnf_autostart, 0),
             OSSL_PARAM_utf8_ptr("agent_command", (char **)&cnf_command, 0),
             OSSL_PARAM_utf8_ptr("agent_user", (char **)&cnf_user, 0),
+            OSSL_PARAM_utf8_ptr("rsa_decrypt_padding", (char **)&cnf_padding, 0),
             OSSL_PARAM_END,
         };
         core_get_params(ctx->handle, params);
@@ -140,7 +147,7 @@ int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get
 
     unsigned long idle_exit = AKV_DEFAULT_IDLE_EXIT_S;
     /* Environment only: it tells the agent a user's shell starts, not a server's openssl.cnf. */
-    const char *idle = getenv("AKV_AGENT_IDLE_EXIT");
+    const char *idle = secure_getenv("AKV_AGENT_IDLE_EXIT");
     if (idle != NULL && *idle != '\0' && !parse_uint(idle, 0, 31536000ul, &idle_exit)) {
         AKV_RAISE(ctx, AKV_R_INVALID_ARGUMENT,
                   "AKV_AGENT_IDLE_EXIT=%.40s is not a number of seconds (0 to 31536000); hint: e.g. 900, or 0 for "
@@ -162,6 +169,20 @@ int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get
         return 0;
     }
 
+    setting padding = pick("AKV_RSA_DECRYPT_PADDING", "rsa_decrypt_padding", cnf_padding);
+    ctx->rsa_decrypt_padding = RSA_PKCS1_PADDING;
+    if (padding.value != NULL) {
+        if (strcasecmp(padding.value, "oaep") == 0)
+            ctx->rsa_decrypt_padding = RSA_PKCS1_OAEP_PADDING;
+        else if (strcasecmp(padding.value, "pkcs1") != 0) {
+            AKV_RAISE(ctx, AKV_R_INVALID_ARGUMENT,
+                      "%s=%.40s is not an RSA decryption padding; hint: write oaep (RSA-OAEP with SHA-1, the "
+                      "original provider's default) or pkcs1 (PKCS#1 v1.5, the default)",
+                      padding.from, padding.value);
+            return 0;
+        }
+    }
+
     ctx->agent = akv_agent_new(socket_path, (int)timeout_ms);
     if (ctx->agent == NULL ||
         !akv_agent_set_autostart(ctx->agent, autostart && *agent_command != '\0' ? agent_command : NULL,
@@ -171,8 +192,12 @@ int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get
     }
     if (user.value != NULL)
         akv_agent_allow_uid(ctx->agent, agent_uid);
-    akv_log(AKV_LOG_DEBUG, "provider settings: agent socket %s (%s), timeout %lu ms, autostart %s (%s), agent user %s",
+    akv_log(AKV_LOG_DEBUG,
+            "provider settings: agent socket %s (%s), timeout %lu ms, autostart %s (%s), agent user %s, RSA "
+            "decryption padding %s",
             socket_path, sock.from != NULL ? sock.from : "default", timeout_ms, autostart ? "on" : "off", agent_command,
-            user.value != NULL ? user.value : "-");
+            user.value != NULL ? user.value : "-",
+            ctx->rsa_decrypt_padding == RSA_PKCS1_OAEP_PADDING ? "oaep" : "pkcs1");
+    akv_warn_original_settings();
     return 1;
 }

@@ -16,4 +16,10 @@
  */
 int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get_params);
 
+/*
+ * Once per process: one warning (stderr and the log) for each environment variable of the original
+ * Managed HSM provider that is set but has no effect here, naming akv's equivalent (compat_env.c).
+ */
+void akv_warn_original_settings(void);
+
 #endif

@@ -91,6 +91,8 @@ static int sig_init(AKV_SIG_CTX *ctx, void *provkey, const OSSL_PARAM params[], 
     ctx->signing = signing;
     ctx->aid_len = 0;
     if (key != NULL) {
+        if (akv_key_raise_failure(key))
+            return 0;
         if (key->type != (ctx->is_rsa ? AKV_KEY_TYPE_RSA : AKV_KEY_TYPE_EC) || key->pub == NULL) {
             AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "%s key cannot be used for %s signatures",
                       akv_key_type_name(key), ctx->is_rsa ? "RSA" : "ECDSA");
@@ -118,6 +120,7 @@ static int sig_init(AKV_SIG_CTX *ctx, void *provkey, const OSSL_PARAM params[], 
 
 static int sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
 {
+    ((AKV_SIG_CTX *)vctx)->message_mode = 0;
     return sig_init(vctx, provkey, params, 1);
 }
 
@@ -243,6 +246,9 @@ end:
     return ok;
 }
 
+static int digest_update(void *vctx, const unsigned char *data, size_t datalen);
+static int digest_sign_final(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize);
+
 static int sig_sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize, const unsigned char *tbs,
                     size_t tbslen)
 {
@@ -252,6 +258,9 @@ static int sig_sign(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsi
     enum sig_buffer buffer = check_sig_buffer(ctx, sig, siglen, sigsize);
     if (buffer != SIG_BUFFER_OK)
         return buffer == SIG_SIZE_ANSWERED;
+    /* EVP_PKEY_sign after EVP_PKEY_sign_message_init: the input is the message, not its digest. */
+    if (ctx->message_mode)
+        return digest_update(ctx, tbs, tbslen) && digest_sign_final(ctx, sig, siglen, sigsize);
     return do_sign(ctx, sig, siglen, sigsize, tbs, tbslen);
 }
 
@@ -309,6 +318,7 @@ static int sig_verify(void *vctx, const unsigned char *sig, size_t siglen, const
 static int digest_init(AKV_SIG_CTX *ctx, const char *mdname, void *provkey, const OSSL_PARAM params[], int signing)
 {
     ctx->signing = signing;
+    ctx->message_mode = 0;
     if (mdname == NULL || *mdname == '\0')
         mdname = "SHA256";
     EVP_MD *md = akv_sig_fetch_md(ctx, mdname, NULL);
@@ -363,6 +373,94 @@ static int digest_verify_final(void *vctx, const unsigned char *sig, size_t sigl
         return 0;
     return do_verify(ctx, sig, siglen, digest, dlen);
 }
+
+#ifdef OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT
+/*
+ * OpenSSL 3.4+ composite signature algorithms (RSA-SHA256, ECDSA-SHA384, ...) for
+ * EVP_PKEY_sign_init_ex2 / EVP_PKEY_sign_message_init: the name fixes the digest, the signing is
+ * the same HSM round trip as above. Signing only: verifying needs no private key, and the default
+ * provider's composites verify our keys through their exported public half.
+ */
+static void *composite_newctx(void *provctx, int is_rsa, const char *md)
+{
+    AKV_SIG_CTX *ctx = sig_newctx(provctx, NULL, is_rsa);
+    if (ctx != NULL)
+        ctx->composite_md = md;
+    return ctx;
+}
+
+/* EVP_PKEY_sign_init_ex2 with a composite: EVP_PKEY_sign then gets the digest. */
+static int composite_sign_init(void *vctx, void *provkey, const OSSL_PARAM params[])
+{
+    AKV_SIG_CTX *ctx = vctx;
+    EVP_MD *md = akv_sig_fetch_md(ctx, ctx->composite_md, NULL);
+    if (md == NULL)
+        return 0;
+    EVP_MD_free(ctx->md);
+    ctx->md = md;
+    ctx->message_mode = 0;
+    return sig_init(ctx, provkey, params, 1);
+}
+
+/* EVP_PKEY_sign_message_init: the message is hashed here (update/final, or one-shot sign). */
+static int composite_sign_message_init(void *vctx, void *provkey, const OSSL_PARAM params[])
+{
+    AKV_SIG_CTX *ctx = vctx;
+    if (!digest_init(ctx, ctx->composite_md, provkey, params, 1))
+        return 0;
+    ctx->message_mode = 1;
+    return 1;
+}
+
+static int composite_sign_message_final(void *vctx, unsigned char *sig, size_t *siglen, size_t sigsize)
+{
+    return digest_sign_final(vctx, sig, siglen, sigsize);
+}
+
+static const char **rsa_key_types(void)
+{
+    static const char *types[] = {AKV_RSA_NAME, NULL};
+    return types;
+}
+
+static const char **ec_key_types(void)
+{
+    static const char *types[] = {AKV_EC_NAME, NULL};
+    return types;
+}
+
+/* clang-format off */
+#define COMPOSITE(prefix, is_rsa, md, gettable, settable, key_types)                           \
+    static void *prefix##_newctx(void *provctx, const char *propq)                              \
+    {                                                                                           \
+        (void)propq;                                                                            \
+        return composite_newctx(provctx, is_rsa, md);                                           \
+    }                                                                                           \
+    const OSSL_DISPATCH akv_##prefix##_signature_functions[] = {                                \
+        {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))prefix##_newctx},                          \
+        {OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))sig_freectx},                             \
+        {OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))sig_dupctx},                               \
+        {OSSL_FUNC_SIGNATURE_SIGN_INIT, (void (*)(void))composite_sign_init},                   \
+        {OSSL_FUNC_SIGNATURE_SIGN, (void (*)(void))sig_sign},                                   \
+        {OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_INIT, (void (*)(void))composite_sign_message_init},   \
+        {OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_UPDATE, (void (*)(void))digest_update},               \
+        {OSSL_FUNC_SIGNATURE_SIGN_MESSAGE_FINAL, (void (*)(void))composite_sign_message_final}, \
+        {OSSL_FUNC_SIGNATURE_QUERY_KEY_TYPES, (void (*)(void))key_types},                       \
+        {OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void))akv_sig_get_ctx_params},           \
+        {OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))akv_sig_set_ctx_params},           \
+        {OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))gettable},                    \
+        {OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, (void (*)(void))settable},                    \
+        {0, NULL},                                                                              \
+    };
+/* clang-format on */
+
+COMPOSITE(rsa_sha256, 1, "SHA256", akv_rsa_gettable_sig_params, akv_rsa_settable_sig_params, rsa_key_types)
+COMPOSITE(rsa_sha384, 1, "SHA384", akv_rsa_gettable_sig_params, akv_rsa_settable_sig_params, rsa_key_types)
+COMPOSITE(rsa_sha512, 1, "SHA512", akv_rsa_gettable_sig_params, akv_rsa_settable_sig_params, rsa_key_types)
+COMPOSITE(ecdsa_sha256, 0, "SHA256", akv_ecdsa_gettable_sig_params, akv_ecdsa_settable_sig_params, ec_key_types)
+COMPOSITE(ecdsa_sha384, 0, "SHA384", akv_ecdsa_gettable_sig_params, akv_ecdsa_settable_sig_params, ec_key_types)
+COMPOSITE(ecdsa_sha512, 0, "SHA512", akv_ecdsa_gettable_sig_params, akv_ecdsa_settable_sig_params, ec_key_types)
+#endif
 
 /*
  * What the RSA and ECDSA tables share; parameters live in signature_params.c, everything else here.

@@ -27,6 +27,8 @@ typedef struct {
     EVP_MD *mgf1_md;   /* NULL = same as md */
     unsigned char aid[AKV_MAX_ALGORITHM_ID];
     size_t aid_len;
+    const char *composite_md; /* RSA-SHA256 etc. (OpenSSL 3.4+): the digest the name fixes */
+    int message_mode;         /* after sign_message_init: sign() hashes its input */
 } AKV_SIG_CTX;
 
 /* Fetches a digest for signing or verifying; refuses what the HSM cannot sign. */

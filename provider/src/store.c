@@ -134,6 +134,26 @@ static int load_name(AKV_STORE_CTX *ctx, OSSL_CALLBACK *object_cb, void *object_
     return object_cb(params, object_cbarg);
 }
 
+/*
+ * At the end of a listing for an application that wants a key (`openssl pkey -in managedhsm:MyHSM`),
+ * which otherwise ends in OpenSSL's bare "Could not read key": says that the URI names no key. The
+ * error is raised as the listing ends, so `openssl storeutl -keys` still gets every name.
+ */
+static void explain_listing(AKV_STORE_CTX *ctx)
+{
+    if (ctx->expect != OSSL_STORE_INFO_PKEY && ctx->expect != OSSL_STORE_INFO_PUBKEY)
+        return;
+    char example[600];
+    if (strncasecmp(ctx->uri, "akv:", 4) == 0)
+        snprintf(example, sizeof(example), "%.300s,name=KEY", ctx->uri);
+    else
+        snprintf(example, sizeof(example), "%s:%s:KEY", ctx->vault_type, ctx->vault);
+    AKV_RAISE(ctx->prov, AKV_R_BAD_URI,
+              "%.300s names an HSM or vault but no key; hint: name the key, as in %s (list the keys with "
+              "`openssl storeutl -provider akv_provider -provider default %s:%s:`)",
+              ctx->uri, example, ctx->vault_type, ctx->vault);
+}
+
 static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb, void *object_cbarg, OSSL_PASSPHRASE_CALLBACK *pw_cb,
                       void *pw_cbarg)
 {
@@ -152,11 +172,14 @@ static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb, void *object_cb
         }
         if (ctx->next >= ctx->nnames) {
             ctx->done = 1;
+            explain_listing(ctx);
             return 0;
         }
         int ok = load_name(ctx, object_cb, object_cbarg);
-        if (ctx->next >= ctx->nnames)
+        if (ctx->next >= ctx->nnames) {
             ctx->done = 1;
+            explain_listing(ctx);
+        }
         return ok;
     }
     ctx->done = 1;

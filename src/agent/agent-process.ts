@@ -22,6 +22,8 @@ import { NO_METRICS, type MetricsSink } from './metrics-sink.js';
 import type { AgentMetrics } from './metrics.js';
 import { AgentServer } from './server.js';
 import { listenOn, removeSocket, type Listening } from './listen.js';
+import { peerCredentialsUnavailable } from './peer-credentials.js';
+import { AccessPolicy } from './policy.js';
 import { akvVersion } from '../version.js';
 import { startupTimings } from './startup.js';
 
@@ -44,7 +46,7 @@ export interface AgentOptions {
 export const agentVersion = akvVersion;
 
 function readConfig(opts: AgentOptions): AkvConfig {
-  const config = loadConfig(opts.configPath);
+  const config = loadConfig(opts.configPath, process.env, { autostarted: opts.autostarted });
   if (opts.socket !== undefined) config.socket = resolve(opts.socket);
   return config;
 }
@@ -70,13 +72,17 @@ export class AgentProcess {
     private readonly listening: Listening,
     private readonly metricsServer: Server | undefined,
     private readonly access: AccessChecker,
+    private policy: AccessPolicy | undefined,
   ) {}
 
   /** Reads the config, binds the socket and the metrics listener; the agent serves on return. */
   static async start(opts: AgentOptions = {}): Promise<AgentProcess> {
     const out = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
     const config = readConfig(opts);
+    // Before anything is bound: a policy that cannot be enforced stops the start.
+    const policy = AccessPolicy.fromConfig(config);
     const logger = createLogger(config.log);
+    for (const warning of config.warnings ?? []) logger.warn(warning);
     // prom-client only for a metrics listener (metrics-sink.ts).
     const prometheus: AgentMetrics | undefined = config.metricsListen
       ? new (await import('./metrics.js')).AgentMetrics()
@@ -96,6 +102,7 @@ export class AgentProcess {
       metrics,
       logger: () => logger,
       agentVersion: agentVersion(),
+      policy: () => policy,
       config: () => config,
       startedAt: Date.now(),
       socketActivated: false,
@@ -138,10 +145,12 @@ export class AgentProcess {
       listening,
       metricsServer,
       access,
+      policy,
     );
     // The handlers read the logger and the config through the agent, so a reload's are used at once.
     ctx.logger = () => agent.log;
     ctx.config = () => agent.config;
+    ctx.policy = () => agent.policy;
     if (opts.autostarted && config.credential.type !== 'static' && !config.socketGroup)
       ctx.clientToken = (token, pid) => agent.useClientToken(token, pid);
     ctx.socketActivated = listening.activated;
@@ -158,6 +167,7 @@ export class AgentProcess {
       },
       'akv agent listening',
     );
+    agent.logPolicy();
     out(
       `akv agent listening on ${listening.path}${listening.activated ? ' (socket passed by systemd)' : ''}`,
     );
@@ -166,6 +176,27 @@ export class AgentProcess {
 
   get logger(): Logger {
     return this.log;
+  }
+
+  /** One line at start and after each reload: which policy is in force, or that none is. */
+  private logPolicy(): void {
+    const unavailable = peerCredentialsUnavailable();
+    if (unavailable !== undefined) {
+      this.log.warn(
+        { error: unavailable },
+        "cannot read clients' credentials from the kernel: audit lines carry the pid clients report, and an access policy cannot be set; rebuild native/build/akv_peercred.node (npm run build)",
+      );
+    }
+    if (this.policy) {
+      this.log.info(
+        { policy: this.policy.name, rules: this.policy.ruleCount },
+        'access policy in force: clients may use only the keys and operations its rules grant',
+      );
+    } else {
+      this.log.info(
+        'no access policy set: every process that can open the socket may use every key (docs/security.md, "Access policy")',
+      );
+    }
   }
 
   /**
@@ -227,8 +258,10 @@ export class AgentProcess {
     let next: AkvConfig;
     let nextLogger: Logger | undefined;
     let nextGateway: HsmGateway;
+    let nextPolicy: AccessPolicy | undefined;
     try {
       next = readConfig(this.opts);
+      nextPolicy = AccessPolicy.fromConfig(next);
       nextLogger = createLogger(next.log);
       nextGateway = newGateway(next, nextLogger, this.metrics);
     } catch (err) {
@@ -257,9 +290,11 @@ export class AgentProcess {
     this.slots.setCapacity(limits.maxInFlight);
     this.server.setLimits(limits);
     this.config = next;
+    this.policy = nextPolicy;
     this.access.reset();
     this.metrics.configReloads.inc({ result: 'ok' });
     this.log.info({ config: this.config.path }, 'SIGHUP: configuration reloaded');
+    this.logPolicy();
   }
 
   /**

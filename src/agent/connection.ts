@@ -33,6 +33,7 @@ import {
 import type { Field } from '../protocol/index.js';
 import { handleRequest } from './handlers.js';
 import type { HandlerContext } from './handlers.js';
+import type { PeerCredentials } from './peer-credentials.js';
 import { parseRequest } from './requests.js';
 import type { AgentRequest } from './requests.js';
 
@@ -89,6 +90,8 @@ export class Connection {
     private readonly ctx: HandlerContext,
     private limits: ConnectionLimits,
     private readonly events: ConnectionEvents,
+    /** Who connected, as the kernel says (read once, at accept). */
+    readonly peer?: PeerCredentials,
   ) {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('end', () => this.receiveEnd());
@@ -227,7 +230,11 @@ export class Connection {
 
   private run(req: AgentRequest): void {
     this.inFlight++;
-    void handleRequest(this.ctx, req, { conn: this.id, receivedAt: Date.now() })
+    void handleRequest(this.ctx, req, {
+      conn: this.id,
+      receivedAt: Date.now(),
+      ...(this.peer ? { peer: this.peer } : {}),
+    })
       .then((fields) => this.respond(req, fields))
       .catch((err: unknown) =>
         this.log().error({ err }, 'unexpected failure while answering a request'),

@@ -5,10 +5,18 @@
  * a few seconds, so a readiness probe polled every second costs the HSM one call per interval.
  */
 import { agentLimits } from '../config/load.js';
-import type { AkvConfig, VaultType } from '../config/types.js';
+import type { AkvConfig } from '../config/types.js';
 import type { KeyDescription, VaultName } from '../azure/gateway.js';
 import { AkvError } from '../errors.js';
 import { MAX_REQUEST_BODY, MAX_RESPONSE_BODY, PROTOCOL_VERSION } from '../protocol/index.js';
+import type {
+  AgentReport,
+  CredentialStatus,
+  HsmAccess,
+  KeyStatus,
+  VaultStatus,
+  VaultType,
+} from '../protocol/index.js';
 import { formatKeyUri, parseKeyUri } from '../uri/index.js';
 import type { KeyRef } from '../uri/index.js';
 import type { GatewayHolder } from './gateway-holder.js';
@@ -29,61 +37,6 @@ export interface DiagnoseContext {
   socketActivated: boolean;
   /** The path the agent serves on. */
   socketPath: string;
-}
-
-export type CredentialStatus =
-  | { ok: true; source: string; scope: string; expiresAt: string; expiresInSeconds: number }
-  | { ok: false; source: string; error: string; hint?: string };
-
-export interface VaultStatus {
-  name: string;
-  type: VaultType;
-  /** Listed under "vaults" in the config (otherwise: seen in a request). */
-  configured: boolean;
-  url?: string;
-  reachable: boolean;
-  detail: string;
-  hint?: string;
-}
-
-export interface HsmAccess {
-  /** A token and at least one HSM answering. */
-  ready: boolean;
-  credential: CredentialStatus;
-  vaults: VaultStatus[];
-  /** Why the agent is not ready (absent when ready). */
-  reason?: string;
-  checkedAt: string;
-}
-
-export type KeyStatus =
-  | {
-      uri: string;
-      ok: true;
-      keyType: string;
-      bits: number;
-      curve?: string;
-      version: string;
-      keyOps: string[];
-      enabled: boolean;
-    }
-  | { uri: string; ok: false; error: string; hint?: string };
-
-/** The REPORT field of a DIAGNOSE answer (docs/protocol.md). */
-export interface AgentReport extends HsmAccess {
-  agent: {
-    version: string;
-    protocolVersion: number;
-    node: string;
-    pid: number;
-    uid: number;
-    uptimeSeconds: number;
-    socket: string;
-    socketActivated: boolean;
-    config: string | null;
-  };
-  limits: Record<string, number | Record<string, number>>;
-  key?: KeyStatus;
 }
 
 /** Key Vault names live under *.vault.<cloud>; everything else configured is a Managed HSM. */

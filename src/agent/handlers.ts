@@ -19,12 +19,15 @@ import {
 import type { Field } from '../protocol/index.js';
 import { formatKeyUri, parseKeyUri, parseVaultUri } from '../uri/index.js';
 import type { KeyRef } from '../uri/index.js';
+import { configuredCertificate } from './certificates.js';
 import { diagnose, type DiagnoseContext } from './diagnose.js';
 import type { GatewayHolder } from './gateway-holder.js';
 import { SlotCancelled, type HsmSlots } from './hsm-slots.js';
 import type { KeyCache } from './key-cache.js';
 import { logAudit } from './log.js';
 import type { MetricsSink } from './metrics-sink.js';
+import type { PeerCredentials } from './peer-credentials.js';
+import type { AccessPolicy } from './policy.js';
 import type { AgentRequest, PrivateOpName } from './requests.js';
 
 export interface HandlerContext extends DiagnoseContext {
@@ -36,6 +39,8 @@ export interface HandlerContext extends DiagnoseContext {
   /** A getter: SIGHUP may replace the logger. */
   logger(): Logger;
   agentVersion: string;
+  /** The access policy in force (a getter: SIGHUP may replace it); undefined = everything allowed. */
+  policy(): AccessPolicy | undefined;
   /**
    * A client's AZURE_CLI_ACCESS_TOKEN from HELLO; absent when this agent does not take tokens
    * from clients (docs/agent.md, "Autostart"). Never throws, never logs the token.
@@ -68,6 +73,7 @@ const OP_LABEL: Record<AgentRequest['kind'], string> = {
   private: 'private',
   list: 'list',
   diagnose: 'diagnose',
+  'list-vaults': 'list_vaults',
 };
 
 function opLabel(req: AgentRequest): string {
@@ -104,6 +110,41 @@ function internalError(err: unknown, logger: Logger, what: string): AkvError {
 export interface RequestMeta {
   conn: number;
   receivedAt: number;
+  /** The connection's peer as the kernel gave it (undefined when it could not be read). */
+  peer?: PeerCredentials;
+}
+
+/**
+ * The policy's verdict on OP with KEY: the name of the rule that allows it (undefined when no
+ * policy is set); throws ACCESS_DENIED. A refusal of an operation that has no audit line of its
+ * own (describe, list, forget, diagnose) is audited here.
+ */
+function allow(
+  ctx: HandlerContext,
+  meta: RequestMeta,
+  op: 'sign' | 'decrypt' | 'wrap' | 'unwrap' | 'describe' | 'list',
+  target: { vaultType: KeyRef['vaultType']; vault: string; name?: string },
+  auditAs?: 'describe' | 'list' | 'forget' | 'diagnose',
+): string | undefined {
+  const policy = ctx.policy();
+  if (!policy) return undefined;
+  try {
+    return policy.check(meta.peer, op, target);
+  } catch (err) {
+    if (auditAs !== undefined && err instanceof AkvError) {
+      logAudit(ctx.logger(), {
+        uri: `${target.vaultType}:${target.vault}:${target.name ?? ''}`,
+        op: auditAs,
+        alg: '',
+        status: err.code,
+        latencyMs: 0,
+        ...(meta.peer ? { peer: meta.peer } : {}),
+        retries: 0,
+        error: err.fullMessage,
+      });
+    }
+    throw err;
+  }
 }
 
 /** Runs one HSM call of a request inside a maxInFlight slot, under the request's deadline. */
@@ -180,10 +221,12 @@ async function privateOp(
   let error: string | undefined;
   let fields: Field[];
   let ref: KeyRef | undefined;
+  let rule: string | undefined;
   const lease = ctx.gateways.lease();
   try {
     ref = parseKeyUri(req.uri);
     uri = formatKeyUri(ref);
+    rule = allow(ctx, meta, req.op, ref);
     if (req.input.length > MAX_PRIVATE_INPUT) {
       throw new AkvError(
         'BAD_PARAMETER',
@@ -228,6 +271,8 @@ async function privateOp(
     status,
     latencyMs: performance.now() - started,
     ...(req.clientPid !== undefined ? { clientPid: req.clientPid } : {}),
+    ...(meta.peer ? { peer: meta.peer } : {}),
+    ...(rule !== undefined ? { rule } : {}),
     ...(keyVersion !== undefined ? { keyVersion } : {}),
     retries,
     ...(error !== undefined ? { error } : {}),
@@ -324,13 +369,23 @@ async function handleOther(
       return [u32Field(Tag.STATUS, STATUS_OK)];
     case 'describe': {
       const ref = parseKeyUri(req.uri);
+      allow(ctx, meta, 'describe', ref, 'describe');
       const d = await describe(ctx, meta, ref);
-      return describeFields(ref, d);
+      const fields = describeFields(ref, d);
+      const certificate = await configuredCertificate(ctx.config(), ref, d.spki, ctx.logger());
+      if (certificate !== undefined) fields.push(bytesField(Tag.CERTIFICATE, certificate));
+      return fields;
     }
+    case 'list-vaults':
+      return [
+        u32Field(Tag.STATUS, STATUS_OK),
+        stringField(Tag.VAULT_NAMES, Object.keys(ctx.config().vaults).join(',')),
+      ];
     case 'forget': {
       // The key commands send this after a rotate, import or delete, so that the next DESCRIBE
       // of an unpinned URI asks the HSM instead of serving the old version until the TTL.
       const ref = parseKeyUri(req.uri);
+      allow(ctx, meta, 'describe', ref, 'forget');
       ctx.cache.invalidate(ref);
       ctx
         .logger()
@@ -339,7 +394,10 @@ async function handleOther(
     }
     case 'diagnose': {
       // Never fails as a whole: every check's failure is part of the report.
-      const report = await diagnose(ctx, req.uri, (ref) => describe(ctx, meta, ref));
+      const report = await diagnose(ctx, req.uri, (ref) => {
+        allow(ctx, meta, 'describe', ref, 'diagnose');
+        return describe(ctx, meta, ref);
+      });
       ctx
         .logger()
         .info({ client_pid: req.clientPid, ready: report.ready, uri: report.key?.uri }, 'diagnose');
@@ -347,6 +405,9 @@ async function handleOther(
     }
     case 'list': {
       const vault = parseVaultUri(`${req.vaultType}:${req.vault}:`);
+      const target = { vaultType: vault.vaultType, vault: vault.vault };
+      allow(ctx, meta, 'list', target, 'list');
+      const visible = ctx.policy()?.listFilter(meta.peer, target) ?? (() => true);
       const lease = ctx.gateways.lease();
       try {
         const names = await atHsm(
@@ -356,7 +417,10 @@ async function handleOther(
           `list ${vault.vaultType}:${vault.vault}:`,
           (deadline) => lease.gateway.listKeys(vault.vaultType, vault.vault, { deadline }),
         );
-        return [u32Field(Tag.STATUS, STATUS_OK), ...names.map((n) => stringField(Tag.KEY_NAME, n))];
+        return [
+          u32Field(Tag.STATUS, STATUS_OK),
+          ...names.filter(visible).map((n) => stringField(Tag.KEY_NAME, n)),
+        ];
       } finally {
         lease.release();
       }

@@ -1,7 +1,7 @@
 /**
  * The agent's structured logger (pino, one JSON object per line) and its audit record: one line
  * per private-key operation with the key URI, operation, algorithm, result, latency, key version
- * and the pid the client reports. Digests, plaintexts, ciphertexts and tokens are never passed to
+ * and the client's pid, uid and gid as the kernel gives them (peer-credentials.ts). Digests, plaintexts, ciphertexts and tokens are never passed to
  * it; the redaction list is a second line of defence against a careless future log call. A log
  * file the agent creates is 0600 (its directory 0700): the audit trail is the agent user's.
  */
@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { AkvConfig } from '../config/types.js';
 import { AkvError } from '../errors.js';
+import type { PeerCredentials } from './peer-credentials.js';
 
 export type { Logger } from 'pino';
 
@@ -81,12 +82,18 @@ function warnIfOthersCanRead(logger: Logger, file: string): void {
 export interface AuditRecord {
   /** The key URI in canonical form (managedhsm:<hsm>:<key>[?version=<v>]). */
   uri: string;
-  op: 'sign' | 'decrypt' | 'wrap' | 'unwrap';
+  /** A private-key operation, or (refused by the access policy only) another one. */
+  op: 'sign' | 'decrypt' | 'wrap' | 'unwrap' | 'describe' | 'list' | 'forget' | 'diagnose';
   alg: string;
   /** OK or the protocol status name of the failure. */
   status: string;
   latencyMs: number;
+  /** The pid the client reports (CLIENT_PID): logged only when the kernel's is not known. */
   clientPid?: number;
+  /** The peer as the kernel gave it (SO_PEERCRED): its pid, uid and gid are what the line carries. */
+  peer?: PeerCredentials;
+  /** The access-policy rule that allowed the operation (when a policy is set). */
+  rule?: string;
   /** The key version the HSM used (empty when the operation failed before it was known). */
   keyVersion?: string;
   retries: number;
@@ -104,9 +111,13 @@ function auditFields(r: AuditRecord): Record<string, unknown> {
     result: r.status === 'OK' ? 'ok' : 'error',
     status: r.status,
     latency_ms: Math.round(r.latencyMs * 100) / 100,
-    client_pid: r.clientPid,
-    // Node cannot read a Unix socket peer's credentials (SO_PEERCRED): the pid is the client's word.
-    pid_source: r.clientPid !== undefined ? 'client' : undefined,
+    // The kernel's pid, uid and gid (SO_PEERCRED) when the agent could read them; otherwise
+    // only the pid the client reports, marked as such.
+    client_pid: r.peer ? r.peer.pid : r.clientPid,
+    pid_source: r.peer ? 'kernel' : r.clientPid !== undefined ? 'client' : undefined,
+    uid: r.peer?.uid,
+    gid: r.peer?.gid,
+    rule: r.rule,
     key_version: r.keyVersion || undefined,
     retries: r.retries,
     error: r.error,

@@ -34,7 +34,8 @@ export type AgentRequest =
   | (Base & { kind: 'forget'; uri: string })
   | (Base & { kind: 'private'; op: PrivateOpName; uri: string; alg: string; input: Buffer })
   | (Base & { kind: 'list'; vault: string; vaultType: VaultType })
-  | (Base & { kind: 'diagnose'; uri?: string });
+  | (Base & { kind: 'diagnose'; uri?: string })
+  | (Base & { kind: 'list-vaults' });
 
 const PRIVATE_OPS: Record<number, PrivateOpName> = {
   [Op.SIGN]: 'sign',
@@ -95,10 +96,12 @@ export function parseRequest(frame: Frame): AgentRequest {
       const uri = getString(frame, Tag.URI);
       return uri === undefined ? { ...base, kind: 'diagnose' } : { ...base, kind: 'diagnose', uri };
     }
+    case Op.LIST_VAULTS:
+      return { ...base, kind: 'list-vaults' };
     default:
       throw new ProtocolError(
         'unknown-op',
-        `unknown operation ${opName(frame.op)} (this agent speaks protocol version 1: ops 0x01-0x0a)`,
+        `unknown operation ${opName(frame.op)} (this agent speaks protocol version 1: ops 0x01-0x0b)`,
         frame.id,
       );
   }

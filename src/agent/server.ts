@@ -12,6 +12,7 @@ import type { Server, Socket } from 'node:net';
 import { AkvError } from '../errors.js';
 import { Connection, type ConnectionLimits } from './connection.js';
 import type { HandlerContext } from './handlers.js';
+import { peerExecutable, readPeerCredentials } from './peer-credentials.js';
 
 export interface ServerLimits extends ConnectionLimits {
   maxClients: number;
@@ -72,12 +73,23 @@ export class AgentServer {
       return;
     }
     this.lastActivityMs = Date.now();
-    const conn = new Connection(socket, this.nextConnId++, this.ctx, this.limits, {
-      onIdle: () => {
-        this.lastActivityMs = Date.now();
-        this.checkDrained();
+    // The kernel's record of who connected; the executable is read now, while the pid is surely
+    // the connecting process's, when a rule looks at it.
+    const peer = readPeerCredentials(socket);
+    if (peer && this.ctx.policy()?.needsExecutable) peerExecutable(peer);
+    const conn = new Connection(
+      socket,
+      this.nextConnId++,
+      this.ctx,
+      this.limits,
+      {
+        onIdle: () => {
+          this.lastActivityMs = Date.now();
+          this.checkDrained();
+        },
       },
-    });
+      peer,
+    );
     this.connections.add(conn);
     this.ctx.metrics.connections.inc();
     socket.once('close', () => {

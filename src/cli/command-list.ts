@@ -8,7 +8,7 @@ export const COMMANDS: Record<string, string> = {
   emulator: 'run the local Managed HSM emulator (HTTPS, loopback)',
   agent: 'run the agent that performs key operations for the provider (foreground)',
   dev: 'Start/stop a local emulator + agent environment (prints export lines)',
-  key: 'Create, import, list, show, rotate and delete HSM keys (like az keyvault key)',
+  key: 'manage HSM keys like az keyvault key: create, list, delete, recover, purge, release ...',
   keyref: 'Write a PEM key-reference file for an HSM key (for nginx, curl, s_server ...)',
   sign: 'Sign data or a digest with an HSM key',
   verify: 'Verify a signature with the public part of an HSM key',
@@ -18,4 +18,5 @@ export const COMMANDS: Record<string, string> = {
   unwrap: 'Unwrap a key with an HSM key (AES key wrap, or RSA)',
   doctor: 'Check every link from OpenSSL to the HSM key and say which one is broken',
   ping: 'check that the agent answers on its socket (exit 0 when it does)',
+  pkcs11: 'the PKCS#11 module: its path, and the certificate it shows for a key',
 };

@@ -30,7 +30,14 @@ function printHelp(): void {
   const lines = ['Usage: akv <command> [options]', '', 'Commands:'];
   for (const [name, summary] of Object.entries(COMMANDS))
     lines.push(`  ${name.padEnd(10)} ${summary}`);
-  lines.push('', 'Run `akv <command> --help` for the options of one command.');
+  lines.push(
+    '',
+    'Options:',
+    '  --version  print the version of akv',
+    '  --help     this list',
+    '',
+    'Run `akv <command> --help` for the options of one command.',
+  );
   console.log(lines.join('\n'));
 }
 

@@ -32,9 +32,9 @@ import {
   u32Field,
 } from '../protocol/index.js';
 import type { Field, Frame, StatusName } from '../protocol/index.js';
-import type { AgentReport } from '../agent/diagnose.js';
+import type { AgentReport } from '../protocol/index.js';
 
-export type { AgentReport } from '../agent/diagnose.js';
+export type { AgentReport } from '../protocol/index.js';
 
 export interface AgentClientOptions {
   /** Per-request timeout; the agent's own HSM deadline is 10 s by default, so keep this above. */

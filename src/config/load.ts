@@ -9,7 +9,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { AkvError } from '../errors.js';
+import { readPolicy } from './policy.js';
 import type { AkvConfig, CredentialConfig, RetryConfig, VaultConfig } from './types.js';
+import { akvCommandName } from '../command-name.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export const DEFAULT_DEADLINE_MS = 10_000;
@@ -56,7 +58,7 @@ export function findConfigFile(path?: string, env: Env = process.env): string | 
       throw new AkvError(
         'BAD_REQUEST',
         `${source} ${explicit} does not exist`,
-        'create it (see docs/configuration.md) or point AKV_CONFIG at an existing file; `bin/akv dev up` writes one for the emulator',
+        `create it (see docs/configuration.md) or point AKV_CONFIG at an existing file; \`${akvCommandName()} dev up\` writes one for the emulator`,
       );
     }
     return resolve(explicit);
@@ -91,7 +93,11 @@ export function agentLimits(config: AkvConfig): AgentLimits {
  * Loads, validates and completes the configuration. Throws AkvError('BAD_REQUEST') with the file
  * path and the offending field when the file is unreadable, not JSON, or not valid.
  */
-export function loadConfig(path?: string, env: Env = process.env): AkvConfig {
+export function loadConfig(
+  path?: string,
+  env: Env = process.env,
+  options: LoadOptions = {},
+): AkvConfig {
   const file = findConfigFile(path, env);
   const config = defaultConfig(env);
   if (file !== undefined) {
@@ -118,7 +124,7 @@ export function loadConfig(path?: string, env: Env = process.env): AkvConfig {
     applyFile(config, raw, file);
     config.path = file;
   }
-  applyEnv(config, env);
+  applyEnv(config, env, options);
   return config;
 }
 
@@ -134,24 +140,57 @@ export function parseConfigObject(
   return config;
 }
 
-function applyEnv(config: AkvConfig, env: Env): void {
+/**
+ * The numbers of the original provider (microsoft/AzureKeyVaultManagedHSMEngine: its README and
+ * its C provider's LogLevel_* constants): 0 error, 1 info, 2 debug, 3 trace; larger numbers log
+ * everything there too, so they are trace here.
+ */
+const NUMERIC_LOG_LEVELS: readonly AkvConfig['log']['level'][] = [
+  'error',
+  'info',
+  'debug',
+  'trace',
+];
+
+/** AKV_LOG_LEVEL's value as a level: a name (`debug`) or the original provider's number (`3`). */
+export function parseLogLevel(text: string): AkvConfig['log']['level'] | undefined {
+  const word = text.trim().toLowerCase();
+  if ((LOG_LEVELS as readonly string[]).includes(word)) return word as AkvConfig['log']['level'];
+  if (/^\d{1,3}$/.test(word)) return NUMERIC_LOG_LEVELS[Math.min(Number(word), 3)];
+  return undefined;
+}
+
+export interface LoadOptions {
+  /**
+   * The provider started this agent (`akv agent --autostarted`): the environment is the user's
+   * OpenSSL program's, so AKV_LOG_FILE is the provider's text log and not this agent's (the
+   * provider points the agent's output at agent.log beside its socket), and a value the agent
+   * cannot use becomes a warning instead of stopping the agent (docs/migrating.md).
+   */
+  autostarted?: boolean;
+}
+
+function applyEnv(config: AkvConfig, env: Env, options: LoadOptions = {}): void {
   if (env.AKV_AGENT_SOCKET) config.socket = env.AKV_AGENT_SOCKET;
-  if (env.AKV_LOG_FILE) config.log.file = env.AKV_LOG_FILE;
+  if (env.AKV_LOG_FILE && !options.autostarted) config.log.file = env.AKV_LOG_FILE;
   if (env.AKV_LOG_LEVEL) {
-    const level = env.AKV_LOG_LEVEL.toLowerCase();
-    if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    const level = parseLogLevel(env.AKV_LOG_LEVEL);
+    if (level !== undefined) config.log.level = level;
+    else if (options.autostarted)
+      (config.warnings ??= []).push(
+        `AKV_LOG_LEVEL=${env.AKV_LOG_LEVEL} is not a log level (one of ${LOG_LEVELS.join(', ')} or 0-3); logging at ${config.log.level}`,
+      );
+    else
       throw new AkvError(
         'BAD_REQUEST',
         `AKV_LOG_LEVEL=${env.AKV_LOG_LEVEL} is not a log level`,
-        `use one of ${LOG_LEVELS.join(', ')}`,
+        `use one of ${LOG_LEVELS.join(', ')}, or the original provider's numbers 0 (error) to 3 (trace)`,
       );
-    }
-    config.log.level = level as AkvConfig['log']['level'];
   }
 }
 
 /** A tiny strict reader: every access names the field so errors can say exactly what is wrong. */
-class FieldReader {
+export class FieldReader {
   constructor(
     private readonly file: string,
     private readonly obj: Record<string, unknown>,
@@ -228,6 +267,20 @@ class FieldReader {
     return new FieldReader(this.file, v, this.name(key));
   }
 
+  /** The INDEXth element of the list KEY, which must be an object (named `key[index]`). */
+  element(key: string, index: number): FieldReader {
+    const list = this.obj[key];
+    const v = Array.isArray(list) ? (list[index] as unknown) : undefined;
+    const name = `${this.name(key)}[${index}]`;
+    if (!isPlainObject(v)) throw fieldError(this.file, name, 'must be a JSON object');
+    return new FieldReader(this.file, v, name);
+  }
+
+  /** The raw value of KEY (for list readers that check each element themselves). */
+  raw(key: string): unknown {
+    return this.obj[key];
+  }
+
   keys(): string[] {
     return Object.keys(this.obj);
   }
@@ -264,9 +317,11 @@ const TOP_LEVEL_KEYS = [
   'clientIdleTimeoutMs',
   'maxInFlight',
   'maxInFlightPerClient',
+  'policy',
 ] as const;
 
 const VAULT_NAME = /^[A-Za-z0-9-]{3,24}$/;
+const KEY_NAME = /^[A-Za-z0-9-]{1,127}$/;
 
 function applyFile(config: AkvConfig, raw: unknown, file: string): void {
   const r = FieldReader.root(file, raw);
@@ -315,6 +370,9 @@ function applyFile(config: AkvConfig, raw: unknown, file: string): void {
     config.metricsListen = metrics;
   }
 
+  const policy = r.object('policy');
+  if (policy) config.policy = readPolicy(policy);
+
   const retry = r.object('retry');
   if (retry) {
     retry.rejectUnknown([
@@ -347,7 +405,7 @@ function readLimits(r: FieldReader, config: AkvConfig): void {
 }
 
 function readVault(v: FieldReader, baseDir: string): VaultConfig {
-  v.rejectUnknown(['endpoint', 'caFile', 'disableChallengeResourceVerification']);
+  v.rejectUnknown(['endpoint', 'caFile', 'disableChallengeResourceVerification', 'certificates']);
   const out: VaultConfig = {};
   const endpoint = v.string('endpoint');
   if (endpoint !== undefined) {
@@ -365,6 +423,16 @@ function readVault(v: FieldReader, baseDir: string): VaultConfig {
   if (ca !== undefined) out.caFile = isAbsolute(ca) ? ca : resolve(baseDir, ca);
   const disable = v.boolean('disableChallengeResourceVerification');
   if (disable !== undefined) out.disableChallengeResourceVerification = disable;
+  const certs = v.object('certificates');
+  if (certs) {
+    out.certificates = {};
+    for (const key of certs.keys()) {
+      if (!KEY_NAME.test(key))
+        certs.fail(key, 'is not a valid key name (1-127 characters: letters, digits, hyphens)');
+      const file = certs.string(key) ?? certs.fail(key, 'must name a certificate file');
+      out.certificates[key] = isAbsolute(file) ? file : resolve(baseDir, file);
+    }
+  }
   return out;
 }
 

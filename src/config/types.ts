@@ -2,7 +2,7 @@
  * The agent/CLI configuration (JSON file named by AKV_CONFIG or --config; see
  * docs/configuration.md). Every field is optional in the file; `loadConfig` fills defaults.
  */
-export type VaultType = 'managedhsm' | 'keyvault';
+export type { VaultType } from '../protocol/index.js';
 
 export interface VaultConfig {
   /** Base URL overriding https://<name>.managedhsm.azure.net (emulator, sovereign clouds). */
@@ -11,6 +11,11 @@ export interface VaultConfig {
   caFile?: string;
   /** Skip the SDK's check that the challenge resource matches the host (needed for 127.0.0.1). */
   disableChallengeResourceVerification?: boolean;
+  /**
+   * Certificate file (PEM or DER; absolute path) per key name, presented by the PKCS#11 module as
+   * the key's certificate object (docs/pkcs11.md). Written by `akv pkcs11 set-certificate`.
+   */
+  certificates?: Record<string, string>;
 }
 
 export interface CredentialConfig {
@@ -34,6 +39,33 @@ export interface RetryConfig {
   budgetPercent?: number;
   /** Retries to one HSM always allowed per 10 s, whatever the share (default 10). */
   budgetMinRetries?: number;
+}
+
+/** What a policy rule may allow (docs/security.md, "Access policy"). */
+export const POLICY_OPERATIONS = ['sign', 'decrypt', 'wrap', 'unwrap', 'describe', 'list'] as const;
+export type PolicyOperation = (typeof POLICY_OPERATIONS)[number];
+
+/**
+ * One rule: the peers it is for (by the kernel's uid/gid, every listed selector must match; a
+ * list matches when any entry does), the keys (URI patterns, `*` and `?` globs) and operations.
+ */
+export interface PolicyRule {
+  name: string;
+  /** User names or numeric uids. */
+  users?: Array<string | number>;
+  /** Group names or numeric gids: the peer's primary or a supplementary group. */
+  groups?: Array<string | number>;
+  /** Absolute paths the peer's /proc/<pid>/exe must be one of. */
+  executables?: string[];
+  /** `managedhsm:<hsm>:<key>` / `keyvault:<vault>:<key>` patterns. */
+  keys: string[];
+  operations: PolicyOperation[];
+}
+
+export interface PolicyConfig {
+  /** Named in every ACCESS_DENIED message and audit line (default: the config file's path). */
+  name?: string;
+  rules: PolicyRule[];
 }
 
 export interface AkvConfig {
@@ -64,6 +96,10 @@ export interface AkvConfig {
   maxInFlight?: number;
   /** Requests one connection may have in the agent (running or queued) before it is read no more. */
   maxInFlightPerClient?: number;
+  /** Per-key access policy; absent = every client of the socket may use every key. */
+  policy?: PolicyConfig;
   /** Where the file was read from (undefined when built from defaults only). */
   path?: string;
+  /** Settings that were not applied and why, for the agent to log once it has a logger. */
+  warnings?: string[];
 }

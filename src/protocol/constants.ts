@@ -30,6 +30,8 @@ export const Op = {
   FORGET: 0x09,
   /** What the agent sees (credential, HSMs, optionally a key): answered with a JSON REPORT. */
   DIAGNOSE: 0x0a,
+  /** The HSM names of the agent's config (the PKCS#11 module's tokens): answered with VAULT_NAMES. */
+  LIST_VAULTS: 0x0b,
   /** Protocol-error frame: the agent sends it for a malformed request, then closes the connection. */
   PROTOCOL_ERROR: 0xff,
 } as const;
@@ -66,6 +68,10 @@ export const Tag = {
    * when it is newer than its own (docs/protocol.md). A secret: never logged.
    */
   ACCESS_TOKEN: 0x0026,
+  /** LIST_VAULTS response: the config's vault names, comma-separated, in the config's order. */
+  VAULT_NAMES: 0x0027,
+  /** DESCRIBE response, optional: the DER certificate the config names for the key (PKCS#11). */
+  CERTIFICATE: 0x0028,
 } as const;
 export type TagName = keyof typeof Tag;
 
@@ -90,6 +96,8 @@ export const Status = {
   KEY_DISABLED: 10,
   BAD_PARAMETER: 11,
   INTERNAL: 12,
+  /** The agent's access policy does not let this peer use this key for this operation. */
+  ACCESS_DENIED: 13,
 } as const;
 export type StatusName = keyof typeof Status;
 

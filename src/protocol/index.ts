@@ -3,3 +3,4 @@ export * from './constants.js';
 export * from './errors.js';
 export * from './frame.js';
 export * from './fields.js';
+export type * from './report.js';

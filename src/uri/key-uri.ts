@@ -12,7 +12,7 @@
  * with a message that names the problem and shows the accepted forms.
  */
 import { AkvError } from '../errors.js';
-import type { VaultType } from '../config/types.js';
+import type { VaultType } from '../protocol/index.js';
 
 export interface KeyRef {
   vaultType: VaultType;
@@ -125,6 +125,35 @@ const AKV_FIELD_ALIASES: Record<string, 'vault' | 'name' | 'version' | 'type'> =
   keyvault_type: 'type',
 };
 
+/** Edit distance of two short strings (field names), for "did you mean". */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      next[j] = Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + cost);
+    }
+    row = next;
+  }
+  return row[b.length] ?? 0;
+}
+
+/**
+ * The original provider ignored fields it did not know; akv refuses them, since a typo such as
+ * `verison=` would otherwise unpin a key without a word (docs/migrating.md).
+ */
+function unknownField(rawKey: string): string {
+  const known = Object.keys(AKV_FIELD_ALIASES);
+  const lower = rawKey.toLowerCase();
+  const near = known.find((k) => distance(lower, k) <= 2);
+  return (
+    `unknown field ${quote(rawKey)}${near !== undefined ? ` (did you mean ${near}=?)` : ''}; ` +
+    `the fields are ${known.join(', ')}. The original Managed HSM provider ignored unknown fields; ` +
+    'akv refuses them, since a misspelt one (verison=) would silently change which key or version is used'
+  );
+}
+
 /** Reads the comma-separated `field=value` list of an `akv:` URI into canonical field names. */
 function parseAkvFields(
   input: string,
@@ -141,9 +170,14 @@ function parseAkvFields(
     const rawKey = part.slice(0, eq);
     const value = part.slice(eq + 1);
     const canonical = AKV_FIELD_ALIASES[rawKey.toLowerCase()];
-    if (canonical === undefined) throw badUri(input, `unknown field ${quote(rawKey)}`, forms);
+    if (canonical === undefined) throw badUri(input, unknownField(rawKey), forms);
     if (fields.has(canonical))
-      throw badUri(input, `field ${quote(canonical)} is given twice`, forms);
+      throw badUri(
+        input,
+        `field ${quote(canonical)} is given twice (the original Managed HSM provider let the last one win; ` +
+          'akv refuses, since the two may name different keys: keep one)',
+        forms,
+      );
     if (value === '') throw badUri(input, `field ${quote(rawKey)} is empty`, forms);
     fields.set(canonical, value);
   }

@@ -106,6 +106,23 @@ it('the same line through pino for any other logger', () => {
   assert.deepEqual(Object.keys(line!), KEYS_OK);
 });
 
+it("with the kernel's credentials: their pid (not the client's word), uid, gid and the rule", () => {
+  const file = join(dir, 'kernel.log');
+  const logger = createLogger({ level: 'info', file });
+  logAudit(logger, { ...ok, peer: { uid: 33, gid: 34, pid: 777, groups: [] }, rule: 'web' });
+  closeLogger(logger);
+  const [line] = lines(file);
+  assert.equal(line!.client_pid, 777);
+  assert.equal(line!.pid_source, 'kernel');
+  assert.equal(line!.uid, 33);
+  assert.equal(line!.gid, 34);
+  assert.equal(line!.rule, 'web');
+  assert.deepEqual(
+    Object.keys(line!).slice(KEYS_OK.indexOf('client_pid'), KEYS_OK.indexOf('client_pid') + 5),
+    ['client_pid', 'pid_source', 'uid', 'gid', 'rule'],
+  );
+});
+
 it('honours the log level', () => {
   const written = auditedAt('warn');
   assert.equal(written.length, 1);

@@ -349,7 +349,8 @@ describe('versions, list, errors', () => {
     assert.equal(line.alg, 'ES256');
     assert.equal(line.result, 'ok');
     assert.equal(line.client_pid, process.pid);
-    assert.equal(line.pid_source, 'client', 'the pid is marked as what the client reported');
+    assert.equal(line.pid_source, 'kernel', 'the pid is the one the kernel gave (SO_PEERCRED)');
+    assert.equal(line.uid, process.getuid?.());
     assert.equal(statSync(agent.logFile).mode & 0o777, 0o600, 'the log file is the agent user’s');
     assert.equal(typeof line.latency_ms, 'number');
     assert.equal(line.key_version, created.get('ec-P-256')!.properties.version);

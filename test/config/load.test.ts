@@ -130,6 +130,32 @@ describe('loadConfig', () => {
     );
   });
 
+  it("AKV_LOG_LEVEL takes the original provider's numbers: 0 error, 1 info, 2 debug, 3 (and more) trace", () => {
+    const file = writeConfig({});
+    const level = (v: string): string => loadConfig(file, cleanEnv({ AKV_LOG_LEVEL: v })).log.level;
+    assert.deepEqual(['0', '1', '2', '3', '5'].map(level), [
+      'error',
+      'info',
+      'debug',
+      'trace',
+      'trace',
+    ]);
+    assert.throws(() => level('-1'), /AKV_LOG_LEVEL=-1 is not a log level/);
+  });
+
+  it("an autostarted agent ignores the provider's AKV_LOG_FILE and only warns about a bad level", () => {
+    const file = writeConfig({ log: { file: '/x/agent.log' } });
+    const c = loadConfig(
+      file,
+      cleanEnv({ AKV_LOG_FILE: '/y/provider.log', AKV_LOG_LEVEL: 'loud' }),
+      {
+        autostarted: true,
+      },
+    );
+    assert.deepEqual(c.log, { level: 'info', file: '/x/agent.log' });
+    assert.match(c.warnings?.join('\n') ?? '', /AKV_LOG_LEVEL=loud is not a log level/);
+  });
+
   it('static credential without a token uses the emulator token "dev"', () => {
     const c = loadConfig(writeConfig({ credential: { type: 'static' } }), cleanEnv());
     assert.deepEqual(c.credential, { type: 'static', token: 'dev' });

@@ -16,6 +16,7 @@ import {
   uniqueHsmName,
   type ScriptResult,
 } from '../helpers/example-scripts.js';
+import { matrixExampleEnv } from '../provider/openssl-env.js';
 
 export {
   processAlive,
@@ -29,7 +30,7 @@ export const EXAMPLE_DIR = join(REPO_DIR, 'examples', 'haproxy');
 
 /** Runs one script of examples/haproxy, without the caller's akv/OpenSSL variables. */
 export function runScript(script: string, args: string[]): Promise<ScriptResult> {
-  return runExampleScript(EXAMPLE_DIR, script, args, {}, ['AKV_HAPROXY_ENV']);
+  return runExampleScript(EXAMPLE_DIR, script, args, matrixExampleEnv(), ['AKV_HAPROXY_ENV']);
 }
 
 /** Fails with the script's whole output when it did not exit 0. */

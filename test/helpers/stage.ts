@@ -79,6 +79,7 @@ export function stageAkv(): StagedAkv {
     join('dist', 'src'),
     join('dist', 'examples'),
     join('provider', 'build', 'akv_provider.so'),
+    join('native', 'build', 'akv_peercred.node'),
     'examples',
     ...runtimePackages(),
   ];

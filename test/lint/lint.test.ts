@@ -30,6 +30,22 @@ test('clang-format finds every C file of the provider formatted (provider/.clang
   assert.equal(r.status, 0, r.output);
 });
 
+test('shellcheck finds no problem in any shell script (.shellcheckrc)', () => {
+  const r = run(process.execPath, [join(REPO_ROOT, 'scripts', 'shellcheck.mjs')]);
+  assert.equal(r.status, 0, r.output);
+  assert.match(r.output, /shellcheck: \d+ scripts, no findings/);
+});
+
+test('the shell-script check fails on a script with a finding and names it', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'akv-shellcheck-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'unquoted');
+  writeFileSync(file, '#!/usr/bin/env bash\nrm -rf $1/cache\n');
+  const r = run(process.execPath, [join(REPO_ROOT, 'scripts', 'shellcheck.mjs'), file]);
+  assert.equal(r.status, 1, r.output);
+  assert.match(r.output, /unquoted:2:\d+: .*SC2086/);
+});
+
 test('the C format check names an unformatted file and the fix; npm run format:c fixes it', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'akv-format-c-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));

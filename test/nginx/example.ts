@@ -17,6 +17,7 @@ import {
   uniqueHsmName,
   type ScriptResult,
 } from '../helpers/example-scripts.js';
+import { matrixExampleEnv } from '../provider/openssl-env.js';
 
 export {
   processAlive,
@@ -67,7 +68,7 @@ export function runScript(
   args: string[],
   extraEnv: Record<string, string> = {},
 ): Promise<ScriptResult> {
-  return runExampleScript(EXAMPLE_DIR, script, args, extraEnv);
+  return runExampleScript(EXAMPLE_DIR, script, args, { ...matrixExampleEnv(), ...extraEnv });
 }
 
 /** Fails with the script's whole output when it did not exit 0. */

@@ -22,7 +22,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanAkvEnv } from '../helpers/dev.js';
 import { AKV_BIN, startEmulator, type RunningEmulator } from '../helpers/emulator.js';
-import { PROVIDER_DIR, opensslCnf, runAsync, runSync, type Run } from './openssl-env.js';
+import {
+  OPENSSL,
+  PROVIDER_MODULES_DIR,
+  opensslCnf,
+  runAsync,
+  runSync,
+  type Run,
+} from './openssl-env.js';
 
 const TOKEN = 'quick-start-token';
 let emulator: RunningEmulator;
@@ -36,7 +43,7 @@ function userEnv(runtimeDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.Proc
     AKV_CONFIG: config,
     AZURE_CLI_ACCESS_TOKEN: TOKEN,
     XDG_RUNTIME_DIR: runtimeDir,
-    OPENSSL_MODULES: join(PROVIDER_DIR, 'build'),
+    OPENSSL_MODULES: PROVIDER_MODULES_DIR,
     ...extra,
   };
   delete env.OPENSSL_CONF;
@@ -109,7 +116,7 @@ async function stopAgents(socket: string): Promise<void> {
 }
 
 function openssl(args: string[], env: NodeJS.ProcessEnv): Run {
-  return runSync('openssl', args, env, work);
+  return runSync(OPENSSL, args, env, work);
 }
 
 /** Runs many commands at once (each a separate process), resolving with every result. */
@@ -118,7 +125,7 @@ function parallel(
   args: (i: number) => string[],
   env: NodeJS.ProcessEnv,
 ): Promise<Run[]> {
-  return Promise.all(Array.from({ length: n }, (_, i) => runAsync('openssl', args(i), env, work)));
+  return Promise.all(Array.from({ length: n }, (_, i) => runAsync(OPENSSL, args(i), env, work)));
 }
 
 const QUICK_START = (out: string): string[] => [
@@ -291,7 +298,7 @@ describe('autostart', () => {
     const cnf = join(work, 'no-autostart.cnf');
     writeFileSync(cnf, opensslCnf(['autostart = no']));
     const viaCnf = runSync(
-      'openssl',
+      OPENSSL,
       ['dgst', '-sha256', '-sign', 'managedhsm:myhsm:mykey', '-out', 'optout2.sig', 'data.txt'],
       { ...userEnv(run), OPENSSL_CONF: cnf },
       work,

@@ -16,7 +16,8 @@ import { cleanAkvEnv } from '../helpers/dev.js';
 import { startEmulator, type RunningEmulator } from '../helpers/emulator.js';
 import {
   assertCleanFailure,
-  PROVIDER_DIR,
+  OPENSSL,
+  PROVIDER_MODULES_DIR,
   PROVIDERS,
   runAsync as runOpensslAsync,
   runSync,
@@ -43,7 +44,7 @@ before(async () => {
   env = {
     ...cleanAkvEnv(),
     AKV_AGENT_SOCKET: agent.socket,
-    OPENSSL_MODULES: join(PROVIDER_DIR, 'build'),
+    OPENSSL_MODULES: PROVIDER_MODULES_DIR,
     AKV_AGENT_AUTOSTART: '0',
   };
   delete env.OPENSSL_CONF;
@@ -65,7 +66,7 @@ after(async () => {
 });
 
 function openssl(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Run {
-  return runSync('openssl', args, { ...env, ...extraEnv }, work, undefined, 60_000);
+  return runSync(OPENSSL, args, { ...env, ...extraEnv }, work, undefined, 60_000);
 }
 
 const sign = (uri: string, extra: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Run =>
@@ -270,5 +271,5 @@ describe('agent trouble', () => {
 
 /** Runs openssl without blocking the event loop (a test-side server must keep answering). */
 function runAsync(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return runOpensslAsync('openssl', args, { ...env, ...extraEnv }, work);
+  return runOpensslAsync(OPENSSL, args, { ...env, ...extraEnv }, work);
 }

@@ -8,13 +8,63 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { cleanAkvEnv, devDown, devUp } from '../helpers/dev.js';
 import { AKV_BIN, REPO_ROOT } from '../helpers/emulator.js';
 
 /** `-provider akv_provider -provider default`, as the design's examples write it. */
 export const PROVIDERS = ['-provider', 'akv_provider', '-provider', 'default'];
 export const PROVIDER_DIR = join(REPO_ROOT, 'provider');
+
+/**
+ * The OpenSSL these tests run (the version matrix, docs/compatibility.md). By default the system's
+ * `openssl` with the module of `make -C provider` (provider/build). With AKV_TEST_OPENSSL_PREFIX=DIR
+ * (an OpenSSL installed in DIR, as scripts/matrix-build.sh makes them): DIR/bin/openssl (its
+ * libraries by rpath) and the module built against DIR (`make OPENSSL_PREFIX=DIR`, in
+ * provider/build/<name of DIR>). AKV_TEST_OPENSSL_MODULES=DIR2 loads the module from DIR2 instead
+ * (the 3.0-built module in a newer OpenSSL: a distribution upgrade).
+ */
+export const MATRIX_OPENSSL_PREFIX = process.env.AKV_TEST_OPENSSL_PREFIX
+  ? resolve(process.env.AKV_TEST_OPENSSL_PREFIX)
+  : undefined;
+/** The openssl command: `openssl` from PATH, or the matrix prefix's. */
+export const OPENSSL = MATRIX_OPENSSL_PREFIX
+  ? join(MATRIX_OPENSSL_PREFIX, 'bin', 'openssl')
+  : 'openssl';
+/** Where `make -C provider` puts the module and drivers for this OpenSSL. */
+export const PROVIDER_BUILD_DIR = MATRIX_OPENSSL_PREFIX
+  ? join(PROVIDER_DIR, 'build', basename(MATRIX_OPENSSL_PREFIX))
+  : join(PROVIDER_DIR, 'build');
+/** OPENSSL_MODULES for the tests: the directory holding the akv_provider.so to load. */
+export const PROVIDER_MODULES_DIR = process.env.AKV_TEST_OPENSSL_MODULES
+  ? resolve(process.env.AKV_TEST_OPENSSL_MODULES)
+  : PROVIDER_BUILD_DIR;
+/**
+ * Extra environment for the example scripts (examples/haproxy, examples/nginx) in a matrix run:
+ * the prefix's openssl first on PATH, the module built for it, and the server binary the matrix
+ * built (AKV_TEST_HAPROXY / AKV_TEST_NGINX: its directory first on PATH). Empty otherwise.
+ */
+export function matrixExampleEnv(): Record<string, string> {
+  const dirs = [
+    ...(MATRIX_OPENSSL_PREFIX ? [join(MATRIX_OPENSSL_PREFIX, 'bin')] : []),
+    ...['AKV_TEST_HAPROXY', 'AKV_TEST_NGINX']
+      .map((name) => process.env[name])
+      .filter((path): path is string => Boolean(path))
+      .map((path) => dirname(resolve(path))),
+  ];
+  if (dirs.length === 0) return {};
+  return {
+    PATH: [...dirs, process.env.PATH ?? ''].join(':'),
+    ...(MATRIX_OPENSSL_PREFIX
+      ? { AKV_PROVIDER_MODULE: join(PROVIDER_MODULES_DIR, 'akv_provider.so') }
+      : {}),
+  };
+}
+
+/** `make -C provider` arguments selecting this OpenSSL. */
+export const MAKE_OPENSSL_ARGS = MATRIX_OPENSSL_PREFIX
+  ? [`OPENSSL_PREFIX=${MATRIX_OPENSSL_PREFIX}`]
+  : [];
 
 export interface Run {
   status: number | null;
@@ -46,7 +96,15 @@ export interface ProviderEnv {
   down(): Promise<void>;
 }
 
-/** Runs a command to its end (killed after `timeoutMs`, 120 s by default) and keeps its output. */
+/** `openssl` is the matrix's (OPENSSL) in every runner below; other commands run as given. */
+function command(cmd: string): string {
+  return cmd === 'openssl' ? OPENSSL : cmd;
+}
+
+/**
+ * Runs a command to its end (killed after `timeoutMs`, 120 s by default) and keeps its output.
+ * `openssl` is the one this run selects (OPENSSL).
+ */
 export function runSync(
   cmd: string,
   args: string[],
@@ -55,7 +113,7 @@ export function runSync(
   input?: Buffer | string,
   timeoutMs = 120_000,
 ): Run {
-  const r = spawnSync(cmd, args, {
+  const r = spawnSync(command(cmd), args, {
     env,
     cwd,
     input,
@@ -107,7 +165,7 @@ export function runAsync(
   cwd: string,
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env });
+    const child = spawn(command(cmd), args, { cwd, env });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
@@ -139,7 +197,11 @@ export async function startProviderEnv(
     ...(options.socketGroup ? ['--socket-group', options.socketGroup] : []),
     ...(options.latencyMs !== undefined ? ['--latency-ms', String(options.latencyMs)] : []),
   ]);
-  const env: NodeJS.ProcessEnv = { ...cleanAkvEnv(), ...vars };
+  const env: NodeJS.ProcessEnv = {
+    ...cleanAkvEnv(),
+    ...vars,
+    OPENSSL_MODULES: PROVIDER_MODULES_DIR,
+  };
   delete env.OPENSSL_CONF;
   const self: ProviderEnv = {
     hsm,
@@ -147,7 +209,7 @@ export async function startProviderEnv(
     env,
     file: (name) => join(dir, name),
     openssl(args, options = {}) {
-      return runSync('openssl', args, options.env ?? env, dir, options.input);
+      return runSync(OPENSSL, args, options.env ?? env, dir, options.input);
     },
     opensslOk(args, options = {}) {
       const r = self.openssl(args, options);
@@ -200,7 +262,12 @@ export function assertCleanFailure(r: Run, pattern: RegExp, what: string): void 
 
 /** Runs `make -s -C provider TARGET` once per process (the build is idempotent). */
 export function makeProvider(target: string): Run {
-  const r = runSync('make', ['-s', '-C', PROVIDER_DIR, target], process.env, REPO_ROOT);
+  const r = runSync(
+    'make',
+    ['-s', '-C', PROVIDER_DIR, ...MAKE_OPENSSL_ARGS, target],
+    process.env,
+    REPO_ROOT,
+  );
   assert.equal(r.status, 0, `make ${target} failed:\n${r.stdout}${r.stderr}`);
   return r;
 }
@@ -258,7 +325,7 @@ export async function startSServer(
 ): Promise<{ port: number; proc: ChildProcess }> {
   const port = await freePort();
   const proc = spawn(
-    'openssl',
+    OPENSSL,
     [
       's_server',
       '-accept',

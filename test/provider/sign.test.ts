@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   makeProvider,
-  PROVIDER_DIR,
+  PROVIDER_BUILD_DIR,
+  PROVIDER_MODULES_DIR,
   PROVIDERS,
   startProviderEnv,
   type ProviderEnv,
@@ -243,16 +244,12 @@ describe('threads and fork', () => {
   before(() => makeProvider('drivers'));
 
   for (const [label, bin, modules] of [
-    ['plain build', 'sign_stress', join(PROVIDER_DIR, 'build')],
-    [
-      'ASan/UBSan build of driver and module',
-      'sign_stress_asan',
-      join(PROVIDER_DIR, 'build', 'asan'),
-    ],
+    ['plain build', 'sign_stress', PROVIDER_MODULES_DIR],
+    ['ASan/UBSan build of driver and module', 'sign_stress_asan', join(PROVIDER_BUILD_DIR, 'asan')],
   ] as const) {
     it(`8 threads and 2 forked children sign through one key (${label})`, () => {
       for (const key of ['rsa2048', 'ec256']) {
-        const r = spawnSync(join(PROVIDER_DIR, 'build', bin), [uriOf(key), '8', '12', '2'], {
+        const r = spawnSync(join(PROVIDER_BUILD_DIR, bin), [uriOf(key), '8', '12', '2'], {
           env: { ...pe.env, OPENSSL_MODULES: modules, ASAN_OPTIONS: 'detect_leaks=1' },
           encoding: 'utf8',
           timeout: 180_000,

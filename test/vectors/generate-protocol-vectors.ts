@@ -283,6 +283,26 @@ const okVectors: OkVector[] = [
     ],
   },
   {
+    name: 'error-response-access-denied',
+    op: 0x84,
+    id: 15,
+    fields: [
+      field(STATUS, u32(13)),
+      field(
+        MESSAGE,
+        hex(
+          'access denied by policy "web-host": uid 65534 (nobody), gid 65534, pid 4242 may not sign with managedhsm:MyHSM:myrsakey',
+        ),
+      ),
+      field(
+        HINT,
+        hex(
+          'grant it with a rule in policy.rules of /etc/akv/config.json, then send SIGHUP to the agent',
+        ),
+      ),
+    ],
+  },
+  {
     name: 'forget-request',
     op: 0x09,
     id: 17,

@@ -4,6 +4,7 @@
 # where they mean the same thing (AKV_HSM_NAME, STATE_DIR, RSA_PORT, EC_PORT,
 # EMULATOR_LATENCY_MS).
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the paths set here are read by the scripts that source this file
 
 set -euo pipefail
 

@@ -2,6 +2,7 @@
 # derived from it, so that every script finds the same files. Messages, option parsing,
 # processes, templates and `akv dev up` come from examples/lib.sh, shared with the other examples.
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the paths set here are read by the scripts that source this file
 
 set -euo pipefail
 

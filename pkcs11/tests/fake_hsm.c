@@ -1,0 +1,429 @@
+/* The fake agent of the module tests (fake_hsm.h). */
+#include "fake_hsm.h"
+
+#include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "frame.h"
+
+#define NKEYS 5
+static struct {
+    const char *name;
+    uint32_t type;
+    const char *curve;
+    const char *ops;
+    EVP_PKEY *pkey;
+    int version;
+    X509 *cert;
+} keys[NKEYS] = {
+    {"rsa2048", AKV_KEY_TYPE_RSA, NULL, "sign,verify,encrypt,decrypt", NULL, 1, NULL},
+    {"ec256", AKV_KEY_TYPE_EC, "P-256", "sign,verify", NULL, 1, NULL},
+    {"ec384", AKV_KEY_TYPE_EC, "P-384", "sign", NULL, 1, NULL},
+    {"rsanosign", AKV_KEY_TYPE_RSA, NULL, "decrypt", NULL, 1, NULL},
+    {"aes256", AKV_KEY_TYPE_AES, NULL, "wrapKey,unwrapKey", NULL, 1, NULL},
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int listen_fd = -1;
+static volatile int stopping;
+static volatile int mode;
+static pthread_t acceptor;
+static char dir[64];
+static char path[108];
+static int counts[256];
+static char last_alg[32];
+
+static EVP_PKEY *generate(uint32_t type, const char *curve)
+{
+    if (type == AKV_KEY_TYPE_RSA)
+        return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    return EVP_PKEY_Q_keygen(NULL, NULL, "EC", strcmp(curve, "P-256") == 0 ? "P-256" : "P-384");
+}
+
+static X509 *self_signed(EVP_PKEY *pkey, const char *cn)
+{
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 4242);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, pkey);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    X509_sign(x, pkey, EVP_sha256());
+    return x;
+}
+
+static int read_full(int fd, unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR)
+                continue;
+            return 0;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    return 1;
+}
+
+static void write_full(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void put_status(akv_buf *out, uint32_t status, const char *message)
+{
+    akv_frame_put_u32(out, AKV_TAG_STATUS, status);
+    if (message != NULL)
+        akv_frame_put_str(out, AKV_TAG_MESSAGE, message);
+}
+
+static void version_of(int k, char *out)
+{
+    snprintf(out, 33, "%032x", keys[k].version);
+}
+
+/* managedhsm:hsm1:NAME[?version=V] -> key index, or -1 (unknown key or stale version). */
+static int find_key(const akv_field *uri)
+{
+    char text[256];
+    if (uri == NULL || uri->len >= sizeof(text))
+        return -1;
+    memcpy(text, uri->value, uri->len);
+    text[uri->len] = '\0';
+    if (strncmp(text, "managedhsm:hsm1:", 16) != 0)
+        return -1;
+    char *name = text + 16;
+    char *q = strchr(name, '?');
+    if (q != NULL)
+        *q++ = '\0';
+    for (int k = 0; k < NKEYS; k++) {
+        if (strcmp(keys[k].name, name) != 0)
+            continue;
+        char v[33];
+        version_of(k, v);
+        if (q != NULL && (strncmp(q, "version=", 8) != 0 || strcmp(q + 8, v) != 0))
+            return -1;
+        return k;
+    }
+    return -1;
+}
+
+static void describe(akv_buf *out, const akv_frame *f)
+{
+    int k = find_key(akv_frame_get(f, AKV_TAG_URI));
+    if (k < 0) {
+        put_status(out, AKV_STATUS_KEY_NOT_FOUND, "key not found");
+        return;
+    }
+    char v[33];
+    version_of(k, v);
+    put_status(out, AKV_STATUS_OK, NULL);
+    akv_frame_put_u32(out, AKV_TAG_KEY_TYPE, keys[k].type);
+    akv_frame_put_u32(out, AKV_TAG_KEY_BITS, keys[k].pkey != NULL ? (uint32_t)EVP_PKEY_get_bits(keys[k].pkey) : 256u);
+    if (keys[k].curve != NULL)
+        akv_frame_put_str(out, AKV_TAG_CURVE, keys[k].curve);
+    akv_frame_put_str(out, AKV_TAG_KEY_VERSION, v);
+    akv_frame_put_str(out, AKV_TAG_KEY_OPS, keys[k].ops);
+    if (keys[k].pkey != NULL) {
+        unsigned char *der = NULL;
+        int n = i2d_PUBKEY(keys[k].pkey, &der);
+        akv_frame_put_bytes(out, AKV_TAG_PUBLIC_KEY, der, (size_t)n);
+        OPENSSL_free(der);
+    }
+    if (keys[k].cert != NULL) {
+        unsigned char *der = NULL;
+        int n = i2d_X509(keys[k].cert, &der);
+        akv_frame_put_bytes(out, AKV_TAG_CERTIFICATE, der, (size_t)n);
+        OPENSSL_free(der);
+    }
+    akv_frame_put_str(out, AKV_TAG_KEY_ID, "https://hsm1.managedhsm.azure.net/keys/x");
+}
+
+static const EVP_MD *md_for(const char *alg)
+{
+    const char *n = alg + strlen(alg) - 3;
+    if (strncmp(alg, "ES256K", 6) == 0)
+        return EVP_sha256();
+    return strcmp(n, "256") == 0 ? EVP_sha256() : strcmp(n, "384") == 0 ? EVP_sha384() : EVP_sha512();
+}
+
+static void sign(akv_buf *out, const akv_frame *f)
+{
+    int k = find_key(akv_frame_get(f, AKV_TAG_URI));
+    const akv_field *alg_f = akv_frame_get(f, AKV_TAG_ALG), *in = akv_frame_get(f, AKV_TAG_INPUT);
+    char alg[16] = "";
+    if (alg_f != NULL && alg_f->len < sizeof(alg))
+        memcpy(alg, alg_f->value, alg_f->len);
+    snprintf(last_alg, sizeof(last_alg), "%s", alg);
+    if (k < 0 || keys[k].pkey == NULL || in == NULL) {
+        put_status(out, AKV_STATUS_KEY_NOT_FOUND, "key not found");
+        return;
+    }
+    const EVP_MD *md = md_for(alg);
+    if (in->len != (size_t)EVP_MD_get_size(md)) {
+        put_status(out, AKV_STATUS_BAD_PARAMETER, "digest length does not match the algorithm");
+        return;
+    }
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(keys[k].pkey, NULL);
+    EVP_PKEY_sign_init(ctx);
+    EVP_PKEY_CTX_set_signature_md(ctx, md);
+    if (alg[0] == 'P') {
+        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING);
+        EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md);
+        EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, EVP_MD_get_size(md));
+    } else if (alg[0] == 'R') {
+        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING);
+    }
+    unsigned char sig[1024];
+    size_t sig_len = sizeof(sig);
+    if (EVP_PKEY_sign(ctx, sig, &sig_len, in->value, in->len) <= 0) {
+        EVP_PKEY_CTX_free(ctx);
+        put_status(out, AKV_STATUS_BAD_PARAMETER, "sign failed");
+        return;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    put_status(out, AKV_STATUS_OK, NULL);
+    if (alg[0] == 'E') { /* DER to raw r||s, as Azure answers */
+        const unsigned char *p = sig;
+        ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)sig_len);
+        int half = (EVP_PKEY_get_bits(keys[k].pkey) + 7) / 8;
+        unsigned char raw[132];
+        BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, half);
+        BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + half, half);
+        ECDSA_SIG_free(es);
+        akv_frame_put_bytes(out, AKV_TAG_OUTPUT, raw, (size_t)(2 * half));
+    } else {
+        akv_frame_put_bytes(out, AKV_TAG_OUTPUT, sig, sig_len);
+    }
+    char v[33];
+    version_of(k, v);
+    akv_frame_put_str(out, AKV_TAG_KEY_VERSION, v);
+}
+
+static void decrypt(akv_buf *out, const akv_frame *f)
+{
+    int k = find_key(akv_frame_get(f, AKV_TAG_URI));
+    const akv_field *alg_f = akv_frame_get(f, AKV_TAG_ALG), *in = akv_frame_get(f, AKV_TAG_INPUT);
+    char alg[16] = "";
+    if (alg_f != NULL && alg_f->len < sizeof(alg))
+        memcpy(alg, alg_f->value, alg_f->len);
+    snprintf(last_alg, sizeof(last_alg), "%s", alg);
+    if (k < 0 || keys[k].type != AKV_KEY_TYPE_RSA || in == NULL) {
+        put_status(out, AKV_STATUS_KEY_NOT_FOUND, "key not found");
+        return;
+    }
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(keys[k].pkey, NULL);
+    EVP_PKEY_decrypt_init(ctx);
+    if (strcmp(alg, "RSA1_5") == 0) {
+        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING);
+    } else {
+        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING);
+        const EVP_MD *md = strcmp(alg, "RSA-OAEP-256") == 0 ? EVP_sha256() : EVP_sha1();
+        EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md);
+        EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md);
+    }
+    unsigned char plain[512];
+    size_t plain_len = sizeof(plain);
+    int ok = EVP_PKEY_decrypt(ctx, plain, &plain_len, in->value, in->len) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok) {
+        put_status(out, AKV_STATUS_BAD_PARAMETER, "decryption failed");
+        return;
+    }
+    put_status(out, AKV_STATUS_OK, NULL);
+    akv_frame_put_bytes(out, AKV_TAG_OUTPUT, plain, plain_len);
+}
+
+static void answer(akv_buf *out, uint8_t op, const akv_frame *f)
+{
+    switch (op) {
+    case AKV_OP_LIST_VAULTS:
+        put_status(out, AKV_STATUS_OK, NULL);
+        akv_frame_put_str(out, AKV_TAG_VAULT_NAMES, "hsm1");
+        break;
+    case AKV_OP_LIST:
+        put_status(out, AKV_STATUS_OK, NULL);
+        for (int k = 0; k < NKEYS; k++)
+            akv_frame_put_str(out, AKV_TAG_KEY_NAME, keys[k].name);
+        break;
+    case AKV_OP_DESCRIBE:
+        describe(out, f);
+        break;
+    case AKV_OP_SIGN:
+    case AKV_OP_DECRYPT:
+        if (mode == FAKE_THROTTLED) {
+            put_status(out, AKV_STATUS_THROTTLED, "HSM hsm1 throttled the operation (429, retried 5 times)");
+            akv_frame_put_str(out, AKV_TAG_HINT, "lower the request rate");
+        } else if (op == AKV_OP_SIGN) {
+            sign(out, f);
+        } else {
+            decrypt(out, f);
+        }
+        break;
+    default:
+        put_status(out, AKV_STATUS_BAD_REQUEST, "unknown op");
+    }
+}
+
+static void *serve(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    for (;;) {
+        unsigned char hdr[AKV_FRAME_HEADER_SIZE];
+        uint8_t op;
+        uint32_t id, blen;
+        if (!read_full(fd, hdr, sizeof(hdr)) ||
+            akv_frame_decode_header(hdr, sizeof(hdr), AKV_MAX_REQUEST_BODY, &op, &id, &blen) != AKV_DECODE_OK)
+            break;
+        unsigned char *body = malloc(blen ? blen : 1);
+        akv_frame f;
+        if (body == NULL || !read_full(fd, body, blen) || akv_frame_decode_body(body, blen, &f) != AKV_DECODE_OK) {
+            free(body);
+            break;
+        }
+        pthread_mutex_lock(&lock);
+        counts[op]++;
+        akv_buf out;
+        akv_buf_init(&out);
+        akv_frame_begin(&out, (uint8_t)(op | AKV_RESPONSE_BIT), id);
+        int m = mode;
+        if (m == FAKE_OK || m == FAKE_THROTTLED)
+            answer(&out, op, &f);
+        pthread_mutex_unlock(&lock);
+        akv_frame_finish(&out, AKV_MAX_RESPONSE_BODY);
+        if (m == FAKE_GARBAGE)
+            write_full(fd, (const unsigned char *)"HTTP/1.1 400 Bad Request\r\n\r\n", 28);
+        else if (m != FAKE_SILENT)
+            write_full(fd, out.data, out.len);
+        akv_buf_free(&out);
+        akv_frame_clear(&f);
+        free(body);
+    }
+    close(fd);
+    return NULL;
+}
+
+static void *accept_loop(void *unused)
+{
+    (void)unused;
+    while (!stopping) {
+        struct pollfd p = {.fd = listen_fd, .events = POLLIN, .revents = 0};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int fd = accept(listen_fd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        pthread_t t;
+        if (pthread_create(&t, NULL, serve, (void *)(intptr_t)fd) == 0)
+            pthread_detach(t);
+        else
+            close(fd);
+    }
+    return NULL;
+}
+
+const char *fake_hsm_start(void)
+{
+    for (int k = 0; k < NKEYS; k++) {
+        if (keys[k].type != AKV_KEY_TYPE_AES && keys[k].pkey == NULL)
+            keys[k].pkey = generate(keys[k].type, keys[k].curve);
+    }
+    if (keys[0].cert == NULL)
+        keys[0].cert = self_signed(keys[0].pkey, "rsa2048 test");
+    snprintf(dir, sizeof(dir), "/tmp/akv-p11-test-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return NULL;
+    snprintf(path, sizeof(path), "%s/agent.sock", dir);
+    listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(listen_fd, 64) != 0)
+        return NULL;
+    stopping = 0;
+    if (pthread_create(&acceptor, NULL, accept_loop, NULL) != 0)
+        return NULL;
+    return path;
+}
+
+void fake_hsm_stop(void)
+{
+    stopping = 1;
+    pthread_join(acceptor, NULL);
+    close(listen_fd);
+    unlink(path);
+    rmdir(dir);
+    for (int k = 0; k < NKEYS; k++) {
+        EVP_PKEY_free(keys[k].pkey);
+        keys[k].pkey = NULL;
+        X509_free(keys[k].cert);
+        keys[k].cert = NULL;
+    }
+}
+
+void fake_hsm_set_mode(int m)
+{
+    mode = m;
+}
+
+int fake_hsm_requests(int op)
+{
+    pthread_mutex_lock(&lock);
+    int n = counts[op & 0xff];
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+void fake_hsm_reset_counts(void)
+{
+    pthread_mutex_lock(&lock);
+    memset(counts, 0, sizeof(counts));
+    pthread_mutex_unlock(&lock);
+}
+
+const char *fake_hsm_last_alg(void)
+{
+    return last_alg;
+}
+
+EVP_PKEY *fake_hsm_key(const char *name)
+{
+    for (int k = 0; k < NKEYS; k++) {
+        if (strcmp(keys[k].name, name) == 0)
+            return keys[k].pkey;
+    }
+    return NULL;
+}
+
+void fake_hsm_rotate(const char *name)
+{
+    pthread_mutex_lock(&lock);
+    for (int k = 0; k < NKEYS; k++) {
+        if (strcmp(keys[k].name, name) == 0 && keys[k].pkey != NULL) {
+            EVP_PKEY_free(keys[k].pkey);
+            keys[k].pkey = generate(keys[k].type, keys[k].curve);
+            keys[k].version++;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+}

@@ -1,0 +1,40 @@
+/*
+ * An in-process stand-in for the agent, on a Unix socket in a private temporary directory: it
+ * speaks the real framing (the provider's frame.c) and holds real keys made with OpenSSL, so the
+ * module's signatures and decryptions can be checked with OpenSSL. It is not the agent: it knows
+ * one HSM ("hsm1") with the keys below, and can misbehave on purpose (fake_hsm_mode).
+ */
+#ifndef AKV_FAKE_HSM_H
+#define AKV_FAKE_HSM_H
+
+#include <openssl/evp.h>
+
+enum fake_hsm_mode {
+    FAKE_OK,       /* answer as an agent would */
+    FAKE_SILENT,   /* read requests, never answer (timeouts) */
+    FAKE_GARBAGE,  /* answer with bytes that are not a frame */
+    FAKE_THROTTLED /* private-key operations fail with THROTTLED, as the HSM's 429 would */
+};
+
+/* Keys of hsm1: "rsa2048" (sign, verify, decrypt), "ec256" (sign, verify), "ec384" (sign),
+ * "rsanosign" (decrypt only), "aes256" (oct: wrapKey, unwrapKey). */
+typedef struct {
+    const char *name;
+    EVP_PKEY *pkey; /* NULL for aes256 */
+} fake_key;
+
+/* Starts the server; returns the socket path (static storage) or NULL. */
+const char *fake_hsm_start(void);
+void fake_hsm_stop(void);
+void fake_hsm_set_mode(int mode);
+/* Requests received per op code since the last reset (for "nothing was sent" checks). */
+int fake_hsm_requests(int op);
+void fake_hsm_reset_counts(void);
+/* The last ALG a SIGN / DECRYPT request carried. */
+const char *fake_hsm_last_alg(void);
+/* The private key of a fake HSM key (for checks with OpenSSL); NULL when unknown. */
+EVP_PKEY *fake_hsm_key(const char *name);
+/* Rotates a key: its next DESCRIBE returns a new version with a new key pair. */
+void fake_hsm_rotate(const char *name);
+
+#endif
