@@ -94,7 +94,7 @@ typedef struct p11_session {
     CK_OBJECT_HANDLE *found; /* C_FindObjects results */
     size_t nfound, found_pos;
     int finding;
-    p11_op sign, verify, decrypt;
+    p11_op sign, verify, decrypt, digest;
 } p11_session;
 
 /* The one global state. */
@@ -192,6 +192,10 @@ CK_RV akv_C_VerifyInit(CK_SESSION_HANDLE handle, CK_MECHANISM_PTR mech, CK_OBJEC
 CK_RV akv_C_Verify(CK_SESSION_HANDLE handle, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig, CK_ULONG sig_len);
 CK_RV akv_C_VerifyUpdate(CK_SESSION_HANDLE handle, CK_BYTE_PTR data, CK_ULONG len);
 CK_RV akv_C_VerifyFinal(CK_SESSION_HANDLE handle, CK_BYTE_PTR sig, CK_ULONG sig_len);
+CK_RV akv_C_DigestInit(CK_SESSION_HANDLE handle, CK_MECHANISM_PTR mech);
+CK_RV akv_C_Digest(CK_SESSION_HANDLE handle, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR out, CK_ULONG_PTR out_len);
+CK_RV akv_C_DigestUpdate(CK_SESSION_HANDLE handle, CK_BYTE_PTR data, CK_ULONG len);
+CK_RV akv_C_DigestFinal(CK_SESSION_HANDLE handle, CK_BYTE_PTR out, CK_ULONG_PTR out_len);
 CK_RV akv_C_DecryptInit(CK_SESSION_HANDLE handle, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key);
 CK_RV akv_C_Decrypt(CK_SESSION_HANDLE handle, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR out, CK_ULONG_PTR out_len);
 

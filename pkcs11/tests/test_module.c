@@ -439,6 +439,33 @@ static void test_decrypt(void)
     CHECK_RV(p11->C_CloseSession(s), CKR_OK);
 }
 
+static void test_digest(void)
+{
+    CK_SESSION_HANDLE s = open_session();
+    CK_MECHANISM m = {CKM_SHA384, NULL, 0};
+    unsigned char out[64], want[48];
+    CK_ULONG len = 0;
+    SHA384((const unsigned char *)"abc", 3, want);
+    CHECK_RV(p11->C_DigestInit(s, &m), CKR_OK);
+    CHECK_RV(p11->C_DigestInit(s, &m), CKR_OPERATION_ACTIVE);
+    CHECK_RV(p11->C_Digest(s, (CK_BYTE_PTR) "abc", 3, NULL, &len), CKR_OK);
+    CHECK(len == 48);
+    len = 10;
+    CHECK_RV(p11->C_Digest(s, (CK_BYTE_PTR) "abc", 3, out, &len), CKR_BUFFER_TOO_SMALL);
+    len = sizeof(out);
+    CHECK_RV(p11->C_Digest(s, (CK_BYTE_PTR) "abc", 3, out, &len), CKR_OK);
+    CHECK(len == 48 && memcmp(out, want, 48) == 0);
+    CHECK_RV(p11->C_DigestInit(s, &m), CKR_OK);
+    CHECK_RV(p11->C_DigestUpdate(s, (CK_BYTE_PTR) "a", 1), CKR_OK);
+    CHECK_RV(p11->C_DigestUpdate(s, (CK_BYTE_PTR) "bc", 2), CKR_OK);
+    len = sizeof(out);
+    CHECK_RV(p11->C_DigestFinal(s, out, &len), CKR_OK);
+    CHECK(len == 48 && memcmp(out, want, 48) == 0);
+    CK_MECHANISM sha1 = {CKM_SHA_1, NULL, 0};
+    CHECK_RV(p11->C_DigestInit(s, &sha1), CKR_MECHANISM_INVALID);
+    CHECK_RV(p11->C_CloseSession(s), CKR_OK);
+}
+
 typedef struct {
     int ok;
 } thread_result;
@@ -651,6 +678,7 @@ int main(int argc, char **argv)
         {"sign: RSA PKCS#1 v1.5, DigestInfo, PSS; refusals send nothing", test_rsa_sign},
         {"sign: ECDSA P-256/P-384, digests padded or cut as ECDSA does", test_ecdsa},
         {"decrypt: OAEP SHA-1/SHA-256, buffer retry without a second HSM call", test_decrypt},
+        {"digest: SHA-384 single and multi-part, SHA-1 refused", test_digest},
         {"threads: 8 threads sign at once", test_threads},
         {"fork: the child initialises again and signs", test_fork},
         {"rotation: a rotated key's new public half and version are used", test_rotation},

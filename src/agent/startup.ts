@@ -1,10 +1,10 @@
 /**
  * Where the agent's start-up time went, in ms since the process started: the end of Node's own
- * bootstrap, the start of akv's entry point (src/cli/started.ts), the moment the socket listened.
+ * bootstrap, the start of akv's entry point (src/started.ts), the moment the socket listened.
  * Logged with "akv agent listening" (docs/performance.md, "Cold start").
  */
 import { performance } from 'node:perf_hooks';
-import { AKV_MAIN_STARTED_MS } from '../cli/started.js';
+import { AKV_MAIN_STARTED_MS } from '../started.js';
 
 export interface StartupTimings {
   node_bootstrap: number;

@@ -3,7 +3,7 @@
  * `akv` entry point: finds the sub-command module in `commands/` and runs it.
  * Commands are loaded lazily so that a quick command does not pay for the Azure SDK's import cost.
  */
-import './started.js'; // first: it notes when akv's own code started
+import '../started.js'; // first: it notes when akv's own code started
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 import { withHint } from '../errors.js';

@@ -1,5 +1,5 @@
 /**
- * When akv's own code started, in ms since the process started: main.ts imports this module
+ * When akv's own code started, in ms since the process started: src/cli/main.ts imports this module
  * first, so the value is taken before anything else of akv is loaded (src/agent/startup.ts
  * reports it).
  */
