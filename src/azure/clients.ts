@@ -26,7 +26,7 @@ import type { FailureKind, OpContext } from './failures.js';
 import { Deadline } from './abort.js';
 import { withRetries, type RetryOptions, type RetryResult } from './retry.js';
 import { API_VERSION, ChallengeRecorder, HsmHttpError, KeyOperations } from './key-operations.js';
-import { HsmHttpClient } from './hsm-http.js';
+import { WarmingHsmHttp } from './warming-http.js';
 import { akvVersion } from '../version.js';
 import { RetryBudget } from './retry-budget.js';
 
@@ -66,8 +66,8 @@ interface VaultClients {
   recorder: ChallengeRecorder;
   /** Keep-alive pool of the SDK client and of fetchKeyBundle. */
   httpsAgent: HttpsAgent;
-  /** The hot path's keep-alive connections: at most maxInFlight. */
-  http: HsmHttpClient;
+  /** The hot path's keep-alive connections (at most maxInFlight), Node's https until warm. */
+  http: WarmingHsmHttp;
   operations: KeyOperations;
 }
 
@@ -292,7 +292,7 @@ export class AzureClients {
         ? { secureContext: createSecureContext({ ca: [...rootCertificates, endpoint.caPem] }) }
         : {};
       const httpsAgent = new HttpsAgent({ keepAlive: true, ...tls });
-      const http = new HsmHttpClient(endpoint.url, {
+      const http = new WarmingHsmHttp(endpoint.url, httpsAgent, {
         ...tls,
         maxConnections: agentLimits(this.config).maxInFlight,
         // A handshake that does not finish frees its slot by the operation's deadline at the
