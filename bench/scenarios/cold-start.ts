@@ -199,7 +199,9 @@ async function firstCommand(
       warm.push(await timed('openssl', hsmSignArgs(ctx.keys.ec256, data, sig), env));
     // /proc counts CPU in 10 ms ticks: the agent's share of a warm command is read over several.
     const agentAfterWarm = (await cpuSeconds(agents)) * 1e6;
-    const startup = startupFrom(logFile);
+    // An autostarted agent logs beside its socket (the provider points its output there); the
+    // baseline took AKV_LOG_FILE.
+    const startup = startupFrom(join(runtime, 'akv', 'agent.log')) ?? startupFrom(logFile);
     return {
       coldUs: cold.wallUs,
       warmUs: median(warm.map((w) => w.wallUs)),
