@@ -24,6 +24,7 @@ import { localKey } from './scenarios/local-key.js';
 import { memory } from './scenarios/memory.js';
 import { oneShot } from './scenarios/one-shot.js';
 import { overhead } from './scenarios/overhead.js';
+import { restart } from './scenarios/restart.js';
 import { soak } from './scenarios/soak.js';
 import { token } from './scenarios/token.js';
 
@@ -50,7 +51,8 @@ const SCENARIOS: Array<{
     needsHaproxy: true,
   },
   { id: 'soak', title: '9. Soak', run: soak },
-  { id: 'cold-start', title: '10. Cold start', run: coldStart },
+  { id: 'restart', title: '10. Restarts', run: restart, needsNginx: true },
+  { id: 'cold-start', title: '11. Cold start', run: coldStart },
 ];
 
 const USAGE = `Usage: npm run bench -- [--quick] [--only IDS] [--out DIR] [--publish] [--keep]
