@@ -9,7 +9,7 @@ import { UsageError, wantsHelp } from '../command.js';
 import { loadConfig } from '../../config/load.js';
 import type { AkvConfig } from '../../config/types.js';
 import { AkvError } from '../../errors.js';
-import { AzureClients } from '../../azure/clients.js';
+import { AzureClients, loadKeyVaultSdk } from '../../azure/clients.js';
 import { parseOptions, str, type Parsed } from '../util/args.js';
 import { outputFormat, render, type Column } from '../util/output-format.js';
 import { akvCommandName } from '../../command-name.js';
@@ -203,6 +203,7 @@ async function runKey(argv: string[]): Promise<number> {
   const format = outputFormat(str(p, 'output'), `key ${sub}`);
   const config = loadConfig();
   const clients = new AzureClients(config);
+  await loadKeyVaultSdk(); // the sub-commands use clients.keyClient()
   try {
     const run = await load();
     const result = await run({ sub, p, config, clients });
