@@ -127,6 +127,13 @@ const COLUMNS: Record<string, readonly Column[]> = {
     { header: 'RecoveryId', path: 'recoveryId' },
   ],
 };
+const VERSION_COLUMNS: readonly Column[] = [
+  { header: 'Version', path: 'version' },
+  { header: 'Enabled', path: 'attributes.enabled' },
+  { header: 'Expires', path: 'attributes.expires' },
+  { header: 'Created', path: 'attributes.created' },
+  { header: 'Kid', path: 'kid' },
+];
 const KEY_COLUMNS: readonly Column[] = [
   { header: 'Kid', path: 'key.kid' },
   { header: 'Kty', path: 'key.kty' },
@@ -200,7 +207,11 @@ async function runKey(argv: string[]): Promise<number> {
   try {
     const run = await load();
     const result = await run({ sub, p, config, clients });
-    if (result !== undefined) console.log(render(result, format, COLUMNS[sub] ?? KEY_COLUMNS));
+    const columns =
+      sub === 'list' && p.values['include-versions'] === true
+        ? VERSION_COLUMNS
+        : (COLUMNS[sub] ?? KEY_COLUMNS);
+    if (result !== undefined) console.log(render(result, format, columns));
     return 0;
   } catch (err) {
     throw explainMissingConfig(err, config, p, sub);
