@@ -84,13 +84,15 @@ static CK_RV akv_C_Initialize(CK_VOID_PTR init_args)
         return CKR_CRYPTOKI_ALREADY_INITIALIZED;
     }
     char err[512];
-    AKV_AGENT *agent = p11_agent_from_environment(err, sizeof(err));
+    int explicit_socket = 0;
+    AKV_AGENT *agent = p11_agent_from_environment(&explicit_socket, err, sizeof(err));
     if (agent == NULL) {
         pthread_mutex_unlock(&p11.lock);
         p11_report("%s", err);
         return CKR_GENERAL_ERROR;
     }
     p11.agent = agent;
+    p11.explicit_socket = explicit_socket;
     p11.pid = pid;
     p11.next_session = 1;
     p11.initialized = 1;

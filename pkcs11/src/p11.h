@@ -103,6 +103,7 @@ typedef struct {
     int initialized;
     pid_t pid; /* the process that called C_Initialize: a forked child must call it again */
     AKV_AGENT *agent;
+    int explicit_socket; /* AKV_AGENT_SOCKET named the agent's socket */
     p11_token *tokens;
     size_t ntokens;
     int tokens_loaded;
@@ -124,7 +125,7 @@ long long p11_now_ms(void);
 void p11_pad(CK_UTF8CHAR *dst, size_t size, const char *src);
 
 /* settings.c: the agent connection from AKV_AGENT_* (same names and defaults as the provider). */
-AKV_AGENT *p11_agent_from_environment(char *err, size_t errlen);
+AKV_AGENT *p11_agent_from_environment(int *explicit_socket, char *err, size_t errlen);
 
 /* report.c: one line on stderr (or AKV_LOG_FILE) for a failure the caller only sees as a CKR. */
 void p11_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -624,6 +624,23 @@ static void test_agent_down(void)
     CK_ULONG n = 0;
     CHECK_RV(p11->C_GetSlotList(CK_TRUE, NULL, &n), CKR_DEVICE_ERROR);
     CHECK_RV(p11->C_Finalize(NULL), CKR_OK);
+    /* No agent on the default socket: no token, quietly, and no agent is started (what every
+     * program that loads all p11-kit modules sees on a machine where the user runs no agent). */
+    char runtime[] = "/tmp/akv-p11-runtime-XXXXXX";
+    CHECK(mkdtemp(runtime) != NULL);
+    unsetenv("AKV_AGENT_SOCKET");
+    unsetenv("AKV_AGENT_AUTOSTART");
+    setenv("XDG_RUNTIME_DIR", runtime, 1);
+    CHECK_RV(p11->C_Initialize(NULL), CKR_OK);
+    n = 7;
+    CHECK_RV(p11->C_GetSlotList(CK_TRUE, NULL, &n), CKR_OK);
+    CHECK(n == 0);
+    char sock[128];
+    snprintf(sock, sizeof(sock), "%s/akv", runtime);
+    CHECK(access(sock, F_OK) != 0); /* nothing was started there */
+    CHECK_RV(p11->C_Finalize(NULL), CKR_OK);
+    rmdir(runtime);
+    setenv("AKV_AGENT_AUTOSTART", "0", 1);
     setenv("AKV_AGENT_TIMEOUT_MS", "15s", 1);
     CHECK_RV(p11->C_Initialize(NULL), CKR_GENERAL_ERROR);
     setenv("AKV_AGENT_TIMEOUT_MS", "500", 1);
@@ -683,7 +700,7 @@ int main(int argc, char **argv)
         {"fork: the child initialises again and signs", test_fork},
         {"rotation: a rotated key's new public half and version are used", test_rotation},
         {"agent: throttled, garbage, silent (bounded by the timeout)", test_agent_failures},
-        {"agent: down, bad setting, back", test_agent_down},
+        {"agent: down, none on the default socket (no token, none started), bad setting, back", test_agent_down},
     };
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {

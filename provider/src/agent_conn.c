@@ -28,13 +28,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agent_autostart.h"
 
+/* Idle connections kept after a blocking call (one thread uses one at a time: a few cover a
+ * threaded server's bursts). */
 #define AKV_POOL_MAX 8
+/* Idle connections kept after a call from an OpenSSL async job: one thread may have hundreds of
+ * handshakes waiting at once, each on its own connection, and every connection not kept is a
+ * connect() + accept() + HELLO for the next job, about 475 µs of agent CPU (docs/provider.md,
+ * "Async mode"). Bounded so that a burst does not pin fds for ever: the agent closes connections
+ * idle for clientIdleTimeoutMs, and a closed one is dropped at checkout. */
+#define AKV_ASYNC_POOL_MAX 256
 
 struct akv_agent {
     char *path;
@@ -42,7 +51,7 @@ struct akv_agent {
     pthread_mutex_t lock;
     pid_t owner_pid;          /* process whose connections sit in `idle` */
     unsigned long generation; /* bumped when a fork invalidates older connections */
-    int idle[AKV_POOL_MAX];
+    int idle[AKV_ASYNC_POOL_MAX];
     size_t nidle;
     uint32_t next_id;
     unsigned long connects;
@@ -213,10 +222,10 @@ static void checkout(struct akv_agent *a, int pooled, int *fd, unsigned long *ge
     pthread_mutex_unlock(&a->lock);
 }
 
-static void checkin(struct akv_agent *a, int fd, unsigned long gen)
+static void checkin(struct akv_agent *a, int fd, unsigned long gen, size_t keep)
 {
     pthread_mutex_lock(&a->lock);
-    if (gen == a->generation && a->owner_pid == getpid() && a->nidle < AKV_POOL_MAX) {
+    if (gen == a->generation && a->owner_pid == getpid() && a->nidle < keep) {
         a->idle[a->nidle++] = fd;
         fd = -1;
     }
@@ -288,6 +297,38 @@ static int peer_allowed(struct akv_agent *a, int fd, uid_t *peer_uid, char *err,
     return 0;
 }
 
+/* Connecting was refused by permissions: a directory on the way that is another user's and
+ * closed to us (a per-user agent's 0700 directory), or the socket's own mode (a shared agent's
+ * socket group). Says which. */
+static void explain_denied(const char *path, char *err, size_t errlen)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    struct stat st;
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        if (stat(dir, &st) == 0 && st.st_uid != geteuid() && access(dir, X_OK) != 0) {
+            char name[64] = "";
+            struct passwd pw, *found = NULL;
+            char buf[1024];
+            if (getpwuid_r(st.st_uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL)
+                snprintf(name, sizeof(name), " (%s)", found->pw_name);
+            snprintf(err, errlen,
+                     "cannot reach the akv agent socket %s: its directory %s belongs to uid %u%s with mode %03o, "
+                     "closed to you (uid %u): it is that user's own agent, not a shared one; hint: run your own "
+                     "agent (unset AKV_AGENT_SOCKET / agent_socket to use yours), or have the agent shared through "
+                     "a socket group (docs/deployment.md)",
+                     path, dir, (unsigned)st.st_uid, name, (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
+            return;
+        }
+    }
+    snprintf(err, errlen,
+             "permission denied on the akv agent socket %s; hint: run as a user in the socket's group "
+             "(socketGroup in the agent config)",
+             path);
+}
+
 static int connect_agent(struct akv_agent *a, uid_t *peer_uid, char *err, size_t errlen)
 {
     struct sockaddr_un sa;
@@ -305,10 +346,7 @@ static int connect_agent(struct akv_agent *a, uid_t *peer_uid, char *err, size_t
     if (fd < 0) {
         int e = errno;
         if (e == EACCES || e == EPERM)
-            snprintf(err, errlen,
-                     "permission denied on the akv agent socket %s; hint: run as a user in the socket's group "
-                     "(socketGroup in the agent config)",
-                     a->path);
+            explain_denied(a->path, err, errlen);
         else if (e == ENOENT || e == ECONNREFUSED)
             snprintf(err, errlen,
                      "akv agent not reachable at %s (%s): %s; hint: start it with `akv agent`, or point "
@@ -657,7 +695,7 @@ int akv_agent_call_waiting(AKV_AGENT *a, akv_buf *request, akv_response *resp, c
         if (resp->frame.op == AKV_OP_PROTOCOL_ERROR)
             close(fd); /* the agent closes after a protocol error */
         else
-            checkin(a, fd, gen);
+            checkin(a, fd, gen, waiter == &blocking_waiter ? AKV_POOL_MAX : AKV_ASYNC_POOL_MAX);
         return AKV_CALL_OK;
     }
     snprintf(err, errlen, "the akv agent at %s closed the connection twice in a row", a->path);

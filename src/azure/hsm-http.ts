@@ -157,8 +157,9 @@ export class HsmHttpClient {
           headers,
           body,
           idempotent: true,
-          headersTimeout: left,
-          bodyTimeout: left,
+          // Backstops only: the deadline timer above ends the request first.
+          headersTimeout: left + 1000,
+          bodyTimeout: left + 1000,
         },
         exchange,
       );
@@ -221,6 +222,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    // undici's own timers are coarse (they may fire before ours): either way it is the deadline.
+    const code = (err as { code?: string }).code;
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+      this.fail(abortError(), true);
+      return;
+    }
     this.fail(err, false);
   }
 

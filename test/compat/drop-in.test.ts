@@ -16,7 +16,13 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { PROVIDER_DIR, assertCleanFailure, runSync } from '../provider/openssl-env.js';
+import {
+  MAKE_OPENSSL_ARGS,
+  PROVIDER_DIR,
+  PROVIDER_MODULES_DIR,
+  assertCleanFailure,
+  runSync,
+} from '../provider/openssl-env.js';
 import { startCompatEnv, originalStyleCnf, type CompatEnv } from './compat-env.js';
 
 const HSM = 'compathsm';
@@ -136,7 +142,7 @@ describe("2. AKV_LOG_FILE is the provider's; the agent it starts logs to its own
 describe('3. the module is also libakv_provider.so, the original name', () => {
   it('the build tree has the links (libakv_provider.so, and libakv_provider: OpenSSL adds no suffix to `module =`)', () => {
     for (const name of ['libakv_provider.so', 'libakv_provider']) {
-      const link = join(PROVIDER_DIR, 'build', name);
+      const link = join(PROVIDER_MODULES_DIR, name);
       assert.ok(lstatSync(link).isSymbolicLink(), `${link} is a link`);
       assert.equal(readlinkSync(link), 'akv_provider.so');
     }
@@ -170,7 +176,7 @@ describe('3. the module is also libakv_provider.so, the original name', () => {
   });
 
   it("testOpenssl.cnf's `module = libakv_provider` and the examples' absolute .../libakv_provider.so load akv", () => {
-    for (const module of ['libakv_provider', join(PROVIDER_DIR, 'build', 'libakv_provider.so')]) {
+    for (const module of ['libakv_provider', join(PROVIDER_MODULES_DIR, 'libakv_provider.so')]) {
       // no -provider on these command lines: the configuration alone must load akv
       const cnf = ce.file(`module-${module.length}.cnf`);
       writeFileSync(cnf, originalStyleCnf(module));
@@ -188,7 +194,15 @@ describe('3. the module is also libakv_provider.so, the original name', () => {
     const dest = mkdtempSync(join(ce.work, 'destdir-'));
     const r = runSync(
       'make',
-      ['-s', '-C', PROVIDER_DIR, 'install', `DESTDIR=${dest}`, `BUILD=${join(dest, 'build')}`],
+      [
+        '-s',
+        '-C',
+        PROVIDER_DIR,
+        'install',
+        `DESTDIR=${dest}`,
+        `BUILD=${join(dest, 'build')}`,
+        ...MAKE_OPENSSL_ARGS,
+      ],
       process.env,
       ce.work,
     );

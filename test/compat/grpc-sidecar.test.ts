@@ -18,7 +18,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import {
-  PROVIDER_DIR,
+  PROVIDER_MODULES_DIR,
   freePort,
   runSync,
   startProviderEnv,
@@ -107,7 +107,7 @@ before(async () => {
       '[base_sect]',
       'activate = 1',
       '[akv_provider_sect]',
-      `module = ${join(PROVIDER_DIR, 'build', 'libakv_provider.so')}`,
+      `module = ${join(PROVIDER_MODULES_DIR, 'libakv_provider.so')}`,
       'activate = 1',
       '',
     ].join('\n'),
@@ -115,7 +115,7 @@ before(async () => {
   env = { ...pe.env, OPENSSL_CONF: cnf, AKV_LOG_LEVEL: 'debug' };
   const provider = [
     '-provider-path',
-    join(PROVIDER_DIR, 'build'),
+    PROVIDER_MODULES_DIR,
     '-provider',
     'akv_provider',
     '-provider',

@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  PROVIDER_DIR,
+  PROVIDER_MODULES_DIR,
   freePort,
   runSync,
   startProviderEnv,
@@ -70,7 +70,7 @@ before(async () => {
       '[base_sect]',
       'activate = 1',
       '[akv_provider_sect]',
-      `module = ${join(PROVIDER_DIR, 'build', 'libakv_provider.so')}`,
+      `module = ${join(PROVIDER_MODULES_DIR, 'libakv_provider.so')}`,
       'activate = 1',
       '',
     ].join('\n'),
@@ -93,7 +93,7 @@ before(async () => {
     const uri = `managedhsm:${pe.hsm}:${key}`;
     const provider = [
       '-provider-path',
-      join(PROVIDER_DIR, 'build'),
+      PROVIDER_MODULES_DIR,
       '-provider',
       'akv_provider',
       '-provider',

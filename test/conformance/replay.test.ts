@@ -163,6 +163,61 @@ describe('openssl with the provider, through the agent', () => {
     });
   }
 
+  it('ES256: the recorded raw r||s comes back as DER and verifies with the recorded EC key', async () => {
+    const ec = 'python-mhsm-ec-sign.json';
+    const x = recordedExchange(ec, 'sign ES256');
+    writeFileSync(
+      join(dir, 'ec-digest.bin'),
+      Buffer.from((x.request.body as { value: string }).value, 'base64url'),
+    );
+    const r = await run(OPENSSL, [
+      'pkeyutl',
+      '-sign',
+      ...PROVIDERS,
+      '-inkey',
+      `managedhsm:${HSM}:livekvtestec-verify-P-256a7e22d2c`,
+      '-pkeyopt',
+      'digest:sha256',
+      '-in',
+      'ec-digest.bin',
+      '-out',
+      'es256.der',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    // The provider turns the HSM's raw r||s into the DER form OpenSSL uses; same r and s.
+    const der = readFileSync(join(dir, 'es256.der'));
+    const raw = Buffer.from((x.response.body as { value: string }).value, 'base64url');
+    const ints: Buffer[] = [];
+    for (let i = 2; i < der.length;) {
+      const len = der[i + 1] as number;
+      ints.push(der.subarray(i + 2, i + 2 + len));
+      i += 2 + len;
+    }
+    const strip = (b: Buffer) => b.subarray(b.findIndex((v) => v !== 0));
+    assert.deepEqual(ints.map(strip), [strip(raw.subarray(0, 32)), strip(raw.subarray(32))]);
+    const key = (
+      recordedExchange(ec, 'create EC-HSM P-256').response.body as { key: { x: string; y: string } }
+    ).key;
+    const pub = createPublicKey({
+      key: { kty: 'EC', crv: 'P-256', x: key.x, y: key.y },
+      format: 'jwk',
+    });
+    writeFileSync(join(dir, 'p256.pem'), pub.export({ format: 'pem', type: 'spki' }));
+    const v = await run(OPENSSL, [
+      'pkeyutl',
+      '-verify',
+      '-pubin',
+      '-inkey',
+      'p256.pem',
+      '-in',
+      'ec-digest.bin',
+      '-sigfile',
+      'es256.der',
+    ]);
+    assert.equal(v.code, 0, `${v.stdout}${v.stderr}`);
+    assert.match(v.stdout, /Signature Verified Successfully/);
+  });
+
   it('RSA1_5: the recorded ciphertext decrypts to the recorded plaintext', async () => {
     const x = recordedExchange('js-mhsm-rsa-encrypt-decrypt.json', 'decrypt RSA1_5');
     writeFileSync(
