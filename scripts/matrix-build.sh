@@ -159,8 +159,16 @@ build_openssl() {
       die "openssl-$branch: Configure failed, see $log"
     echo "$upstream" >"$bdir/.configured"
   fi
-  say "openssl-$branch: compiling (make -j$JOBS build_sw, log in $log)"
-  (cd "$src" && nice -n 10 make -j"$JOBS" build_sw && make install_sw install_ssldirs) >>"$log" 2>&1 ||
+  # Shared libraries and the openssl command only: the static libcrypto.a/libssl.a would compile
+  # every library file a second time (3.5+ builds separate objects for each), and no engine or
+  # loadable module of OpenSSL's own is used.
+  local libs lean
+  libs="$(sed -n '/^LIBS=/,/[^\\]$/p' "$src/Makefile" | tr -d '\\\n' | sed 's/^LIBS=//')"
+  libs="$(tr -s '[:blank:]' '\n' <<<"$libs" | grep -v -x -e libcrypto.a -e libssl.a -e '' | tr '\n' ' ')"
+  lean=("LIBS=$libs" INSTALL_LIBS= MODULES= INSTALL_ENGINES= INSTALL_MODULES=)
+  say "openssl-$branch: compiling (make -j$JOBS build_sw ${lean[*]}, log in $log)"
+  (cd "$src" && nice -n 10 make -j"$JOBS" "${lean[@]}" build_sw &&
+    make "${lean[@]}" install_sw install_ssldirs) >>"$log" 2>&1 ||
     die "openssl-$branch: build failed, see $log"
   "$prefix/bin/openssl" version >&2 || die "openssl-$branch: the built openssl does not run"
   rm -rf "$bdir"

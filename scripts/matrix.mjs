@@ -59,6 +59,14 @@ function branches() {
     });
 }
 
+/** Minutes the first build of PREFIX took (from its .akv-complete), or undefined. */
+function buildMinutes(prefix) {
+  const marker = join(prefix, '.akv-complete');
+  if (!existsSync(marker)) return undefined;
+  const seconds = Number(/^seconds=(\d+)$/m.exec(readFileSync(marker, 'utf8'))?.[1]);
+  return Number.isFinite(seconds) ? Math.round(seconds / 6) / 10 : undefined;
+}
+
 function builtVersion(prefix) {
   const marker = join(prefix, '.akv-complete');
   if (!existsSync(marker)) return undefined;
@@ -153,6 +161,14 @@ function main() {
     log('the matrix builds failed (see above)');
     process.exit(1);
   }
+  let total = 0;
+  for (const { target } of targets) {
+    const minutes = buildMinutes(join(matrixDir, target));
+    if (minutes === undefined) continue;
+    total += minutes;
+    record(target, 'first build (min)', String(minutes));
+  }
+  log(`first builds took ${Math.round(total * 10) / 10} min in all (each in its .akv-complete)`);
   if (!run('make', ['-s', '-C', 'provider'], process.env, true).ok) {
     log('make -C provider (system OpenSSL) failed');
     process.exit(1);
