@@ -30,7 +30,7 @@ const OPENSSL_TESTS = [
   'provider/async',
   'provider/negative',
   'provider/autostart',
-  'matrix/nginx-store',
+  'matrix/',
   'compat/',
 ];
 /** What the 3.0-built module is run through in a newer OpenSSL. */
@@ -98,8 +98,16 @@ function record(column, row, result, note = '') {
 function runTests(column, filters, env) {
   for (const file of testFiles(filters)) {
     log(`${column}: ${file}`);
-    const r = run(process.execPath, ['scripts/run-tests.mjs', `${file}.test.js`], env);
-    record(column, file, r.ok ? 'pass' : 'FAIL');
+    let r = run(process.execPath, ['scripts/run-tests.mjs', `${file}.test.js`], env);
+    if (r.ok) {
+      record(column, file, 'pass');
+      continue;
+    }
+    // One more run: on a loaded machine the emulator's RSA-4096 key generation or a deadline can
+    // miss; a cell passing only the second time says so.
+    log(`${column}: ${file} failed; running it once more`);
+    r = run(process.execPath, ['scripts/run-tests.mjs', `${file}.test.js`], env);
+    record(column, file, r.ok ? 'pass' : 'FAIL', r.ok ? 'passed on the second run' : '');
   }
 }
 

@@ -16,7 +16,12 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { PROVIDER_DIR, assertCleanFailure, runSync } from '../provider/openssl-env.js';
+import {
+  MAKE_OPENSSL_ARGS,
+  PROVIDER_DIR,
+  assertCleanFailure,
+  runSync,
+} from '../provider/openssl-env.js';
 import { startCompatEnv, originalStyleCnf, type CompatEnv } from './compat-env.js';
 
 const HSM = 'compathsm';
@@ -188,7 +193,15 @@ describe('3. the module is also libakv_provider.so, the original name', () => {
     const dest = mkdtempSync(join(ce.work, 'destdir-'));
     const r = runSync(
       'make',
-      ['-s', '-C', PROVIDER_DIR, 'install', `DESTDIR=${dest}`, `BUILD=${join(dest, 'build')}`],
+      [
+        '-s',
+        '-C',
+        PROVIDER_DIR,
+        ...MAKE_OPENSSL_ARGS,
+        'install',
+        `DESTDIR=${dest}`,
+        `BUILD=${join(dest, 'build')}`,
+      ],
       process.env,
       ce.work,
     );
