@@ -23,6 +23,7 @@ import { localKey } from './scenarios/local-key.js';
 import { memory } from './scenarios/memory.js';
 import { oneShot } from './scenarios/one-shot.js';
 import { overhead } from './scenarios/overhead.js';
+import { restart } from './scenarios/restart.js';
 import { soak } from './scenarios/soak.js';
 import { token } from './scenarios/token.js';
 
@@ -49,6 +50,7 @@ const SCENARIOS: Array<{
     needsHaproxy: true,
   },
   { id: 'soak', title: '9. Soak', run: soak },
+  { id: 'restart', title: '10. Restarts', run: restart, needsNginx: true },
 ];
 
 const USAGE = `Usage: npm run bench -- [--quick] [--only IDS] [--out DIR] [--publish] [--keep]

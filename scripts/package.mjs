@@ -3,7 +3,9 @@
 // build runs first) and prints its path as the last line. The layout (docs/deployment.md):
 //   /usr/lib/akv/{bin/akv, dist/src, native/build/akv_peercred.node, node_modules (production), package.json}
 //   /usr/bin/akv -> ../lib/akv/bin/akv
-//   <OpenSSL's modules directory>/akv_provider.so (its built-in agent command is /usr/bin/akv)
+//   <OpenSSL's modules directory>/akv_provider.so (its built-in agent command is /usr/bin/akv),
+//   with links libakv_provider.so and libakv_provider -> akv_provider.so (the original Managed
+//   HSM provider's names, docs/migrating.md; `make install` makes them)
 //   /usr/lib/<multiarch>/pkcs11/libakv_pkcs11.so, /usr/share/p11-kit/modules/akv.module
 //   /lib/systemd/system/akv-agent.{socket,service}
 //   /etc/akv/{config.json, openssl.cnf}, /etc/logrotate.d/akv (conffiles)
@@ -103,7 +105,9 @@ try {
   symlinkSync('../lib/akv/bin/akv', join(stage, 'usr/bin/akv'));
 
   // The provider, built apart from the checkout's build so that its agent command is /usr/bin/akv.
-  say('building and installing akv_provider.so (make install PREFIX=/usr)');
+  say(
+    'building and installing akv_provider.so and its libakv_provider links (make install PREFIX=/usr)',
+  );
   run(
     'make',
     [

@@ -36,6 +36,8 @@ const PACKAGES = {
   'apache2-bin': () => existsSync('/usr/lib/apache2/modules/mod_ssl.so'),
   stunnel4: () => hasCommand('stunnel'),
   haproxy: () => hasCommand('haproxy'),
+  // nginx's stream module, for the original Managed HSM provider's gRPC sidecars (test/compat).
+  'libnginx-mod-stream': () => existsSync('/usr/share/nginx/modules/ngx_stream_module.so'),
   python3: () => hasCommand('python3'),
   // The PKCS#11 module (pkcs11/, docs/pkcs11.md): p11-kit's pkcs11.h to build it, and the programs
   // its tests drive: pkcs11-tool, p11tool, OpenSSH's client and server, Java's SunPKCS11.

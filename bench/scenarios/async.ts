@@ -294,7 +294,7 @@ export async function asyncHaproxy(ctx: BenchContext): Promise<ScenarioResult> {
     reusedWallUs !== undefined
   ) {
     findings.push(
-      `One agent connection per operation in flight (docs/provider.md, "Async mode"): a SIGN on a new connection (connect, sign, close) cost the agent ${formatUs(freshAgentCpuUs)} of CPU and ${formatUs(freshWallUs)} of wall time, against ${formatUs(reusedAgentCpuUs)} and ${formatUs(reusedWallUs)} on a reused connection: ${formatUs(freshAgentCpuUs - reusedAgentCpuUs)} of agent CPU per connection. The provider keeps 8 idle connections per process, so with more than 8 handshakes waiting at once most operations pay it.`,
+      `One agent connection per operation in flight (docs/provider.md, "Async mode"): a SIGN on a new connection (connect, sign, close) cost the agent ${formatUs(freshAgentCpuUs)} of CPU and ${formatUs(freshWallUs)} of wall time, against ${formatUs(reusedAgentCpuUs)} and ${formatUs(reusedWallUs)} on a reused connection: ${formatUs(freshAgentCpuUs - reusedAgentCpuUs)} of agent CPU per connection. After a call from an async job the provider keeps up to 256 idle connections per process (8 after a blocking call), so an async server's handshakes pay it only while the pool fills.`,
     );
   }
 

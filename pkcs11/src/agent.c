@@ -58,8 +58,11 @@ static CK_RV rv_for_status(uint32_t status)
     }
 }
 
+/* CKR of a round trip to an agent that is not there, when the caller asked to hear it quietly. */
+#define P11_AGENT_ABSENT CKR_VENDOR_DEFINED
+
 /* One round trip; CKR_OK with *resp holding a STATUS = OK answer, else the CKR (reported). */
-static CK_RV round_trip(akv_buf *req, int op, const char *what, akv_response *resp)
+static CK_RV round_trip_quiet(akv_buf *req, int op, const char *what, akv_response *resp, int quiet_if_absent)
 {
     char err[600];
     if (req->failed) {
@@ -67,6 +70,8 @@ static CK_RV round_trip(akv_buf *req, int op, const char *what, akv_response *re
         return CKR_ARGUMENTS_BAD;
     }
     int rc = akv_agent_call(p11.agent, req, resp, err, sizeof(err));
+    if (rc == AKV_CALL_UNREACHABLE && quiet_if_absent)
+        return P11_AGENT_ABSENT;
     if (rc != AKV_CALL_OK) {
         p11_report("%s%s%s: %s", op_name(op), *what != '\0' ? " " : "", what, err);
         return rc == AKV_CALL_NO_MEMORY ? CKR_HOST_MEMORY : CKR_DEVICE_ERROR;
@@ -79,6 +84,11 @@ static CK_RV round_trip(akv_buf *req, int op, const char *what, akv_response *re
         return rv;
     }
     return CKR_OK;
+}
+
+static CK_RV round_trip(akv_buf *req, int op, const char *what, akv_response *resp)
+{
+    return round_trip_quiet(req, op, what, resp, 0);
 }
 
 static void begin(akv_buf *req, int op)
@@ -118,8 +128,13 @@ CK_RV p11_agent_list_vaults(char ***names, size_t *count)
     *count = 0;
     begin(&req, AKV_OP_LIST_VAULTS);
     akv_frame_finish(&req, AKV_MAX_REQUEST_BODY);
-    CK_RV rv = round_trip(&req, AKV_OP_LIST_VAULTS, "", &resp);
+    /* Listing tokens is what every program that loads all p11-kit modules does (GnuTLS looking for
+     * its trust store, NSS): with no agent on the default socket, that is "no token", not an
+     * error on everybody's stderr. An agent the user named (AKV_AGENT_SOCKET) must answer. */
+    CK_RV rv = round_trip_quiet(&req, AKV_OP_LIST_VAULTS, "", &resp, !p11.explicit_socket);
     akv_buf_free(&req);
+    if (rv == P11_AGENT_ABSENT)
+        return CKR_OK;
     if (rv != CKR_OK)
         return rv;
     const akv_field *f = akv_frame_get(&resp.frame, AKV_TAG_VAULT_NAMES);

@@ -28,6 +28,9 @@ static const p11_mechanism_info mechanisms[] = {
     {CKM_ECDSA_SHA256, SIGN_VERIFY | EC_FLAGS, AKV_KEY_TYPE_EC},
     {CKM_ECDSA_SHA384, SIGN_VERIFY | EC_FLAGS, AKV_KEY_TYPE_EC},
     {CKM_ECDSA_SHA512, SIGN_VERIFY | EC_FLAGS, AKV_KEY_TYPE_EC},
+    {CKM_SHA256, CKF_DIGEST, 0},
+    {CKM_SHA384, CKF_DIGEST, 0},
+    {CKM_SHA512, CKF_DIGEST, 0},
 };
 
 const p11_mechanism_info *p11_mechanisms(size_t *count)

@@ -84,13 +84,15 @@ static CK_RV akv_C_Initialize(CK_VOID_PTR init_args)
         return CKR_CRYPTOKI_ALREADY_INITIALIZED;
     }
     char err[512];
-    AKV_AGENT *agent = p11_agent_from_environment(err, sizeof(err));
+    int explicit_socket = 0;
+    AKV_AGENT *agent = p11_agent_from_environment(&explicit_socket, err, sizeof(err));
     if (agent == NULL) {
         pthread_mutex_unlock(&p11.lock);
         p11_report("%s", err);
         return CKR_GENERAL_ERROR;
     }
     p11.agent = agent;
+    p11.explicit_socket = explicit_socket;
     p11.pid = pid;
     p11.next_session = 1;
     p11.initialized = 1;
@@ -134,7 +136,7 @@ static CK_RV akv_C_GetInfo(CK_INFO_PTR info)
     return CKR_OK;
 }
 
-/* Functions this token does not offer: no token initialisation, PINs, key generation, digests,
+/* Functions this token does not offer: no token initialisation, PINs, key generation,
  * state saving or object creation (the keys are the HSM's; `akv key` manages them). */
 static CK_RV not_supported(void)
 {
@@ -173,12 +175,7 @@ UNSUPPORTED(C_EncryptFinal, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_BYTE_PTR b UNUS
 UNSUPPORTED(C_DecryptUpdate, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_BYTE_PTR b UNUSED_ARGS, CK_ULONG c UNUSED_ARGS,
                               CK_BYTE_PTR d UNUSED_ARGS, CK_ULONG_PTR e UNUSED_ARGS))
 UNSUPPORTED(C_DecryptFinal, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_BYTE_PTR b UNUSED_ARGS, CK_ULONG_PTR c UNUSED_ARGS))
-UNSUPPORTED(C_DigestInit, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_MECHANISM_PTR b UNUSED_ARGS))
-UNSUPPORTED(C_Digest, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_BYTE_PTR b UNUSED_ARGS, CK_ULONG c UNUSED_ARGS,
-                       CK_BYTE_PTR d UNUSED_ARGS, CK_ULONG_PTR e UNUSED_ARGS))
-UNSUPPORTED(C_DigestUpdate, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_BYTE_PTR b UNUSED_ARGS, CK_ULONG c UNUSED_ARGS))
 UNSUPPORTED(C_DigestKey, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_OBJECT_HANDLE b UNUSED_ARGS))
-UNSUPPORTED(C_DigestFinal, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_BYTE_PTR b UNUSED_ARGS, CK_ULONG_PTR c UNUSED_ARGS))
 UNSUPPORTED(C_SignRecoverInit,
             (CK_SESSION_HANDLE a UNUSED_ARGS, CK_MECHANISM_PTR b UNUSED_ARGS, CK_OBJECT_HANDLE c UNUSED_ARGS))
 UNSUPPORTED(C_SignRecover, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_BYTE_PTR b UNUSED_ARGS, CK_ULONG c UNUSED_ARGS,

@@ -94,7 +94,7 @@ typedef struct p11_session {
     CK_OBJECT_HANDLE *found; /* C_FindObjects results */
     size_t nfound, found_pos;
     int finding;
-    p11_op sign, verify, decrypt;
+    p11_op sign, verify, decrypt, digest;
 } p11_session;
 
 /* The one global state. */
@@ -103,6 +103,7 @@ typedef struct {
     int initialized;
     pid_t pid; /* the process that called C_Initialize: a forked child must call it again */
     AKV_AGENT *agent;
+    int explicit_socket; /* AKV_AGENT_SOCKET named the agent's socket */
     p11_token *tokens;
     size_t ntokens;
     int tokens_loaded;
@@ -124,7 +125,7 @@ long long p11_now_ms(void);
 void p11_pad(CK_UTF8CHAR *dst, size_t size, const char *src);
 
 /* settings.c: the agent connection from AKV_AGENT_* (same names and defaults as the provider). */
-AKV_AGENT *p11_agent_from_environment(char *err, size_t errlen);
+AKV_AGENT *p11_agent_from_environment(int *explicit_socket, char *err, size_t errlen);
 
 /* report.c: one line on stderr (or AKV_LOG_FILE) for a failure the caller only sees as a CKR. */
 void p11_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -192,6 +193,10 @@ CK_RV akv_C_VerifyInit(CK_SESSION_HANDLE handle, CK_MECHANISM_PTR mech, CK_OBJEC
 CK_RV akv_C_Verify(CK_SESSION_HANDLE handle, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig, CK_ULONG sig_len);
 CK_RV akv_C_VerifyUpdate(CK_SESSION_HANDLE handle, CK_BYTE_PTR data, CK_ULONG len);
 CK_RV akv_C_VerifyFinal(CK_SESSION_HANDLE handle, CK_BYTE_PTR sig, CK_ULONG sig_len);
+CK_RV akv_C_DigestInit(CK_SESSION_HANDLE handle, CK_MECHANISM_PTR mech);
+CK_RV akv_C_Digest(CK_SESSION_HANDLE handle, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR out, CK_ULONG_PTR out_len);
+CK_RV akv_C_DigestUpdate(CK_SESSION_HANDLE handle, CK_BYTE_PTR data, CK_ULONG len);
+CK_RV akv_C_DigestFinal(CK_SESSION_HANDLE handle, CK_BYTE_PTR out, CK_ULONG_PTR out_len);
 CK_RV akv_C_DecryptInit(CK_SESSION_HANDLE handle, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key);
 CK_RV akv_C_Decrypt(CK_SESSION_HANDLE handle, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR out, CK_ULONG_PTR out_len);
 

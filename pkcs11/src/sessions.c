@@ -34,6 +34,7 @@ static void session_free(p11_session *s)
     p11_op_reset(&s->sign);
     p11_op_reset(&s->verify);
     p11_op_reset(&s->decrypt);
+    p11_op_reset(&s->digest);
     free(s->found);
     free(s);
 }

@@ -3,12 +3,16 @@
  * (docs/provider.md, "Settings"; a PKCS#11 module has no openssl.cnf section):
  *   AKV_AGENT_SOCKET      the agent's socket (default: the user's own, as the agent computes it)
  *   AKV_AGENT_TIMEOUT_MS  bound of one request, 1..3600000 ms (default 15000)
- *   AKV_AGENT_AUTOSTART   start the user's agent when none answers (default yes)
+ *   AKV_AGENT_AUTOSTART   start the user's agent when none answers (default no, unlike the
+ *                         provider: see below)
  *   AKV_AGENT_COMMAND     the akv executable autostart runs (default fixed at build time)
  *   AKV_AGENT_USER        one more user whose agent may answer (name or uid)
  *   AKV_AGENT_IDLE_EXIT   seconds an autostarted agent stays idle before it exits (default 900)
  * Read with secure_getenv: a setuid program that loads the module does not take them from its
  * caller. A bad value fails C_Initialize with a message naming the variable.
+ * Autostart is off unless asked for: once installed, p11-kit loads the module into every program
+ * that loads all registered modules (a GnuTLS client looking for its trust store lists every
+ * token), and none of those should start an agent (docs/pkcs11.md, "Settings").
  */
 #include <errno.h>
 #include <pwd.h>
@@ -74,7 +78,7 @@ static int resolve_user(const char *text, uid_t *uid)
     return 1;
 }
 
-AKV_AGENT *p11_agent_from_environment(char *err, size_t errlen)
+AKV_AGENT *p11_agent_from_environment(int *explicit_socket, char *err, size_t errlen)
 {
     char socket_path[4096];
     const char *sock = setting("AKV_AGENT_SOCKET");
@@ -97,7 +101,7 @@ AKV_AGENT *p11_agent_from_environment(char *err, size_t errlen)
                  timeout, MAX_TIMEOUT_MS);
         return NULL;
     }
-    int autostart = 1;
+    int autostart = 0;
     const char *start = setting("AKV_AGENT_AUTOSTART");
     if (start != NULL && (autostart = parse_bool(start)) < 0) {
         snprintf(err, errlen, "AKV_AGENT_AUTOSTART=%.40s is not yes or no; hint: write 1/yes/true/on or 0/no/false/off",
@@ -133,5 +137,6 @@ AKV_AGENT *p11_agent_from_environment(char *err, size_t errlen)
     }
     if (user != NULL)
         akv_agent_allow_uid(agent, agent_uid);
+    *explicit_socket = sock != NULL;
     return agent;
 }

@@ -306,7 +306,11 @@ CK_RV akv_C_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANI
     for (size_t i = 0; i < n; i++) {
         if (mechs[i].type == type) {
             info->flags = mechs[i].flags;
-            /* Key sizes the HSM has: RSA 2048-4096 bits, EC 256-521 bits, AES 128-256 bits. */
+            /* Key sizes the HSM has: RSA 2048-4096 bits, EC 256-521 bits; digests have none. */
+            info->ulMinKeySize = 0;
+            info->ulMaxKeySize = 0;
+            if (mechs[i].key_type == 0)
+                return CKR_OK;
             info->ulMinKeySize = mechs[i].key_type == AKV_KEY_TYPE_RSA  ? 2048
                                  : mechs[i].key_type == AKV_KEY_TYPE_EC ? 256
                                                                         : 16;

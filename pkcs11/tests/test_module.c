@@ -439,6 +439,33 @@ static void test_decrypt(void)
     CHECK_RV(p11->C_CloseSession(s), CKR_OK);
 }
 
+static void test_digest(void)
+{
+    CK_SESSION_HANDLE s = open_session();
+    CK_MECHANISM m = {CKM_SHA384, NULL, 0};
+    unsigned char out[64], want[48];
+    CK_ULONG len = 0;
+    SHA384((const unsigned char *)"abc", 3, want);
+    CHECK_RV(p11->C_DigestInit(s, &m), CKR_OK);
+    CHECK_RV(p11->C_DigestInit(s, &m), CKR_OPERATION_ACTIVE);
+    CHECK_RV(p11->C_Digest(s, (CK_BYTE_PTR) "abc", 3, NULL, &len), CKR_OK);
+    CHECK(len == 48);
+    len = 10;
+    CHECK_RV(p11->C_Digest(s, (CK_BYTE_PTR) "abc", 3, out, &len), CKR_BUFFER_TOO_SMALL);
+    len = sizeof(out);
+    CHECK_RV(p11->C_Digest(s, (CK_BYTE_PTR) "abc", 3, out, &len), CKR_OK);
+    CHECK(len == 48 && memcmp(out, want, 48) == 0);
+    CHECK_RV(p11->C_DigestInit(s, &m), CKR_OK);
+    CHECK_RV(p11->C_DigestUpdate(s, (CK_BYTE_PTR) "a", 1), CKR_OK);
+    CHECK_RV(p11->C_DigestUpdate(s, (CK_BYTE_PTR) "bc", 2), CKR_OK);
+    len = sizeof(out);
+    CHECK_RV(p11->C_DigestFinal(s, out, &len), CKR_OK);
+    CHECK(len == 48 && memcmp(out, want, 48) == 0);
+    CK_MECHANISM sha1 = {CKM_SHA_1, NULL, 0};
+    CHECK_RV(p11->C_DigestInit(s, &sha1), CKR_MECHANISM_INVALID);
+    CHECK_RV(p11->C_CloseSession(s), CKR_OK);
+}
+
 typedef struct {
     int ok;
 } thread_result;
@@ -597,6 +624,23 @@ static void test_agent_down(void)
     CK_ULONG n = 0;
     CHECK_RV(p11->C_GetSlotList(CK_TRUE, NULL, &n), CKR_DEVICE_ERROR);
     CHECK_RV(p11->C_Finalize(NULL), CKR_OK);
+    /* No agent on the default socket: no token, quietly, and no agent is started (what every
+     * program that loads all p11-kit modules sees on a machine where the user runs no agent). */
+    char runtime[] = "/tmp/akv-p11-runtime-XXXXXX";
+    CHECK(mkdtemp(runtime) != NULL);
+    unsetenv("AKV_AGENT_SOCKET");
+    unsetenv("AKV_AGENT_AUTOSTART");
+    setenv("XDG_RUNTIME_DIR", runtime, 1);
+    CHECK_RV(p11->C_Initialize(NULL), CKR_OK);
+    n = 7;
+    CHECK_RV(p11->C_GetSlotList(CK_TRUE, NULL, &n), CKR_OK);
+    CHECK(n == 0);
+    char sock[128];
+    snprintf(sock, sizeof(sock), "%s/akv", runtime);
+    CHECK(access(sock, F_OK) != 0); /* nothing was started there */
+    CHECK_RV(p11->C_Finalize(NULL), CKR_OK);
+    rmdir(runtime);
+    setenv("AKV_AGENT_AUTOSTART", "0", 1);
     setenv("AKV_AGENT_TIMEOUT_MS", "15s", 1);
     CHECK_RV(p11->C_Initialize(NULL), CKR_GENERAL_ERROR);
     setenv("AKV_AGENT_TIMEOUT_MS", "500", 1);
@@ -651,11 +695,12 @@ int main(int argc, char **argv)
         {"sign: RSA PKCS#1 v1.5, DigestInfo, PSS; refusals send nothing", test_rsa_sign},
         {"sign: ECDSA P-256/P-384, digests padded or cut as ECDSA does", test_ecdsa},
         {"decrypt: OAEP SHA-1/SHA-256, buffer retry without a second HSM call", test_decrypt},
+        {"digest: SHA-384 single and multi-part, SHA-1 refused", test_digest},
         {"threads: 8 threads sign at once", test_threads},
         {"fork: the child initialises again and signs", test_fork},
         {"rotation: a rotated key's new public half and version are used", test_rotation},
         {"agent: throttled, garbage, silent (bounded by the timeout)", test_agent_failures},
-        {"agent: down, bad setting, back", test_agent_down},
+        {"agent: down, none on the default socket (no token, none started), bad setting, back", test_agent_down},
     };
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {

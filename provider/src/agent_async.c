@@ -7,7 +7,9 @@
  *
  *  - each operation in flight owns its agent connection (checked out of the pool by
  *    agent_conn.c, as a blocking call does): many jobs of one thread wait at once, each on its own
- *    connection, and no job ever reads another job's answer;
+ *    connection, and no job ever reads another job's answer; afterwards the connection goes back
+ *    to an idle pool large enough for all of them (AKV_ASYNC_POOL_MAX), so the next jobs reuse
+ *    it instead of connecting again;
  *  - the fd the application polls is not the agent connection itself but a duplicate of it, owned
  *    by the job's wait context (one per TLS connection) until the application frees that context.
  *    Applications keep every wait fd in their own fd tables from the pause on (HAProxy inserts it

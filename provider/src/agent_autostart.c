@@ -11,7 +11,7 @@
  *    signal and no ignored signal, and logs to DIR/agent.log; nothing secret is on its command line;
  *  - between fork and exec only async-signal-safe calls (the caller may be multi-threaded);
  *  - every wait is bounded by the caller's timeout, and an agent that dies while starting is
- *    reported with the last line of its log, not waited for.
+ *    reported with the last line this start wrote to its log, not waited for.
  */
 #include "agent_autostart.h"
 
@@ -245,16 +245,30 @@ static int alive(pid_t pid)
     return close_paren == NULL || close_paren[1] != ' ' || close_paren[2] != 'Z';
 }
 
-/* The last non-empty line of the agent's log (what it said before it died), printable. */
-static void last_log_line(const char *log_path, char *out, size_t size)
+/* How long the agent's log is before this start (0 when there is none). */
+static off_t log_size(const char *log_path)
 {
-    snprintf(out, size, "(nothing in its log)");
+    struct stat st;
+    return stat(log_path, &st) == 0 ? st.st_size : 0;
+}
+
+/* The last non-empty line this start wrote to the agent's log (at or after `since`: an earlier
+ * agent's last words are not this one's reason), printable. */
+static void last_log_line(const char *log_path, off_t since, char *out, size_t size)
+{
+    snprintf(out, size, "(nothing in its log from this start)");
     int fd = open(log_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
     char buf[1024];
     off_t end = lseek(fd, 0, SEEK_END);
     off_t start = end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0;
+    if (start < since)
+        start = since;
+    if (end <= start) {
+        close(fd);
+        return;
+    }
     ssize_t n = pread(fd, buf, sizeof(buf) - 1, start);
     close(fd);
     if (n <= 0)
@@ -306,6 +320,7 @@ int akv_autostart(const akv_autostart_settings *s, const char *socket_path, int 
     }
     char log_path[4200];
     snprintf(log_path, sizeof(log_path), "%s/agent.log", dir);
+    off_t log_start = log_size(log_path);
     pid_t agent = spawn_agent(s, socket_path, log_path, err, errlen);
     if (agent < 0) {
         close(lock);
@@ -322,7 +337,7 @@ int akv_autostart(const akv_autostart_settings *s, const char *socket_path, int 
         }
         if (agent > 0 && !alive(agent)) {
             char said[600];
-            last_log_line(log_path, said, sizeof(said));
+            last_log_line(log_path, log_start, said, sizeof(said));
             snprintf(err, errlen,
                      "the akv agent started for you at %s exited: %s; hint: see %s, or run `%s agent` to see why",
                      socket_path, said, log_path, s->command);

@@ -8,7 +8,10 @@
  *    ones in the child, and the owner pid is checked on every checkout (for forks that bypass the
  *    handlers); connections that were checked out at fork time are not returned to the child's pool;
  *  - every read and write is bounded by the request deadline, so a hung agent cannot hang us;
- *  - a pooled connection found dead (agent restarted) is replaced once, transparently;
+ *  - a pooled connection the agent has closed (restart, idle timeout) is dropped before anything is
+ *    sent on it; an operation the agent may run twice without harm (retry_safe) is sent once more,
+ *    on a fresh connection, when the agent closes the connection before any byte of its answer
+ *    (docs/provider.md, "When the provider retries": exactly when it does and does not);
  *  - how a call waits for its answer is the caller's choice (akv_waiter): by default it polls,
  *    blocking the thread; agent_async.c pauses the OpenSSL async job instead. A waiter may take
  *    the connection away (AKV_WAIT_GONE: the job was abandoned and its fd closed), and then this
@@ -25,13 +28,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agent_autostart.h"
 
+/* Idle connections kept after a blocking call (one thread uses one at a time: a few cover a
+ * threaded server's bursts). */
 #define AKV_POOL_MAX 8
+/* Idle connections kept after a call from an OpenSSL async job: one thread may have hundreds of
+ * handshakes waiting at once, each on its own connection, and every connection not kept is a
+ * connect() + accept() + HELLO for the next job, about 475 µs of agent CPU (docs/provider.md,
+ * "Async mode"). Bounded so that a burst does not pin fds for ever: the agent closes connections
+ * idle for clientIdleTimeoutMs, and a closed one is dropped at checkout. */
+#define AKV_ASYNC_POOL_MAX 256
 
 struct akv_agent {
     char *path;
@@ -39,7 +51,7 @@ struct akv_agent {
     pthread_mutex_t lock;
     pid_t owner_pid;          /* process whose connections sit in `idle` */
     unsigned long generation; /* bumped when a fork invalidates older connections */
-    int idle[AKV_POOL_MAX];
+    int idle[AKV_ASYNC_POOL_MAX];
     size_t nidle;
     uint32_t next_id;
     unsigned long connects;
@@ -173,8 +185,19 @@ unsigned long akv_agent_connects(AKV_AGENT *a)
     return n;
 }
 
-/* Takes an idle connection (fd >= 0) or none (fd = -1), plus a fresh request id. */
-static void checkout(struct akv_agent *a, int *fd, unsigned long *gen, uint32_t *id)
+/*
+ * An idle connection the agent has closed (it restarted, or closed it after clientIdleTimeoutMs),
+ * or on which it sent something unasked: not to be used. One poll() with no wait.
+ */
+static int idle_unusable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0};
+    return poll(&p, 1, 0) != 0;
+}
+
+/* Takes an idle connection (fd >= 0) or none (fd = -1; always none when !pooled), plus a fresh
+ * request id. Idle connections the agent has closed are closed on the way. */
+static void checkout(struct akv_agent *a, int pooled, int *fd, unsigned long *gen, uint32_t *id)
 {
     pthread_mutex_lock(&a->lock);
     if (a->owner_pid != getpid()) {
@@ -183,7 +206,14 @@ static void checkout(struct akv_agent *a, int *fd, unsigned long *gen, uint32_t 
         a->generation++;
         a->owner_pid = getpid();
     }
-    *fd = a->nidle > 0 ? a->idle[--a->nidle] : -1;
+    *fd = -1;
+    while (pooled && *fd < 0 && a->nidle > 0) {
+        *fd = a->idle[--a->nidle];
+        if (idle_unusable(*fd)) {
+            close(*fd);
+            *fd = -1;
+        }
+    }
     *gen = a->generation;
     a->next_id++;
     if (a->next_id == 0)
@@ -192,10 +222,10 @@ static void checkout(struct akv_agent *a, int *fd, unsigned long *gen, uint32_t 
     pthread_mutex_unlock(&a->lock);
 }
 
-static void checkin(struct akv_agent *a, int fd, unsigned long gen)
+static void checkin(struct akv_agent *a, int fd, unsigned long gen, size_t keep)
 {
     pthread_mutex_lock(&a->lock);
-    if (gen == a->generation && a->owner_pid == getpid() && a->nidle < AKV_POOL_MAX) {
+    if (gen == a->generation && a->owner_pid == getpid() && a->nidle < keep) {
         a->idle[a->nidle++] = fd;
         fd = -1;
     }
@@ -267,6 +297,38 @@ static int peer_allowed(struct akv_agent *a, int fd, uid_t *peer_uid, char *err,
     return 0;
 }
 
+/* Connecting was refused by permissions: a directory on the way that is another user's and
+ * closed to us (a per-user agent's 0700 directory), or the socket's own mode (a shared agent's
+ * socket group). Says which. */
+static void explain_denied(const char *path, char *err, size_t errlen)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    struct stat st;
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        if (stat(dir, &st) == 0 && st.st_uid != geteuid() && access(dir, X_OK) != 0) {
+            char name[64] = "";
+            struct passwd pw, *found = NULL;
+            char buf[1024];
+            if (getpwuid_r(st.st_uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL)
+                snprintf(name, sizeof(name), " (%s)", found->pw_name);
+            snprintf(err, errlen,
+                     "cannot reach the akv agent socket %s: its directory %s belongs to uid %u%s with mode %03o, "
+                     "closed to you (uid %u): it is that user's own agent, not a shared one; hint: run your own "
+                     "agent (unset AKV_AGENT_SOCKET / agent_socket to use yours), or have the agent shared through "
+                     "a socket group (docs/deployment.md)",
+                     path, dir, (unsigned)st.st_uid, name, (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
+            return;
+        }
+    }
+    snprintf(err, errlen,
+             "permission denied on the akv agent socket %s; hint: run as a user in the socket's group "
+             "(socketGroup in the agent config)",
+             path);
+}
+
 static int connect_agent(struct akv_agent *a, uid_t *peer_uid, char *err, size_t errlen)
 {
     struct sockaddr_un sa;
@@ -284,10 +346,7 @@ static int connect_agent(struct akv_agent *a, uid_t *peer_uid, char *err, size_t
     if (fd < 0) {
         int e = errno;
         if (e == EACCES || e == EPERM)
-            snprintf(err, errlen,
-                     "permission denied on the akv agent socket %s; hint: run as a user in the socket's group "
-                     "(socketGroup in the agent config)",
-                     a->path);
+            explain_denied(a->path, err, errlen);
         else if (e == ENOENT || e == ECONNREFUSED)
             snprintf(err, errlen,
                      "akv agent not reachable at %s (%s): %s; hint: start it with `akv agent`, or point "
@@ -535,6 +594,28 @@ static int hand_over_token(struct akv_agent *a, int fd, long long deadline)
     return usable;
 }
 
+/*
+ * Operations that leave nothing behind in the HSM or the agent, so that running one twice costs at
+ * most a second HSM call: reading a key, the private-key operations (Azure signs, decrypts and
+ * (un)wraps without keeping state; AES key wrap is deterministic), LIST and PING. HELLO (which may
+ * hand over a token), FORGET and DIAGNOSE are not retried once sent.
+ */
+static int retry_safe(uint8_t op)
+{
+    switch (op) {
+    case AKV_OP_SIGN:
+    case AKV_OP_DECRYPT:
+    case AKV_OP_UNWRAP:
+    case AKV_OP_DESCRIBE:
+    case AKV_OP_WRAP:
+    case AKV_OP_LIST:
+    case AKV_OP_PING:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int akv_agent_call(AKV_AGENT *a, akv_buf *request, akv_response *resp, char *err, size_t errlen)
 {
     return akv_agent_call_waiting(a, request, resp, &blocking_waiter, err, errlen);
@@ -555,7 +636,8 @@ int akv_agent_call_waiting(AKV_AGENT *a, akv_buf *request, akv_response *resp, c
         int fd;
         unsigned long gen;
         uint32_t id;
-        checkout(a, &fd, &gen, &id);
+        /* The second attempt always opens a fresh connection: the agent just closed one. */
+        checkout(a, attempt == 0, &fd, &gen, &id);
         int reused = fd >= 0;
         if (fd < 0) {
             uid_t peer_uid;
@@ -581,8 +663,8 @@ int akv_agent_call_waiting(AKV_AGENT *a, akv_buf *request, akv_response *resp, c
         enum io_result io = send_all(fd, request->data, request->len, deadline);
         if (io != IO_OK) {
             close(fd);
-            if (reused && attempt == 0 && io != IO_TIMEOUT)
-                continue; /* stale pooled connection: the agent restarted */
+            if (attempt == 0 && io != IO_TIMEOUT && (reused || retry_safe(req_op)))
+                continue; /* the agent closed the connection: it stopped or restarted */
             if (io == IO_TIMEOUT) {
                 snprintf(err, errlen,
                          "the akv agent at %s did not accept the request within %d ms; hint: the agent is "
@@ -602,14 +684,18 @@ int akv_agent_call_waiting(AKV_AGENT *a, akv_buf *request, akv_response *resp, c
             if (!gone) /* a waiter that reports GONE has closed the fd already */
                 close(fd);
             akv_response_free(resp);
-            if (reused && attempt == 0 && eof_at_start && !gone)
+            /* Closed before any byte of the answer: a restart or a kill. A pooled connection may
+             * have been closed before the request arrived (any op); a request the agent may have
+             * started is sent again only when running it twice is harmless. Never after a timeout
+             * (the agent may still be working), a partial answer, or an abandoned job. */
+            if (attempt == 0 && eof_at_start && !gone && (reused || retry_safe(req_op)))
                 continue;
             return rc;
         }
         if (resp->frame.op == AKV_OP_PROTOCOL_ERROR)
             close(fd); /* the agent closes after a protocol error */
         else
-            checkin(a, fd, gen);
+            checkin(a, fd, gen, waiter == &blocking_waiter ? AKV_POOL_MAX : AKV_ASYNC_POOL_MAX);
         return AKV_CALL_OK;
     }
     snprintf(err, errlen, "the akv agent at %s closed the connection twice in a row", a->path);

@@ -110,6 +110,8 @@ typedef struct akv_key {
     char curve[16];    /* Azure name: P-256, P-256K, P-384, P-521 */
     EVP_PKEY *pub;     /* public half in pub_libctx; NULL for AES */
     int local_private; /* a software key (keygen.c): `pub` holds its private part too */
+    char *failure;     /* a key-reference file whose key could not be described: why (decoder.c) */
+    int failure_reason;
 } AKV_KEY;
 
 AKV_KEY *akv_key_new(AKV_PROV_CTX *prov, int type);
@@ -181,19 +183,23 @@ typedef struct {
 #define AKV_KEY_HANDLE_MAGIC 0x414b562d4b455931ULL
 
 /*
- * What the key-reference decoder hands on instead of a key it could not describe (decoder.c):
- * OpenSSL 3.0's file store drops a decoder's errors, but keeps those of the keymgmt load that
- * takes a reference, so load re-raises the failure there (akv_key_failure_raise).
+ * What the key-reference decoder hands on when it cannot describe the key (decoder.c): OpenSSL
+ * 3.0's file store drops a decoder's errors (`openssl pkey -in ref.pem` said only "STORE
+ * routines::unsupported"), so the failure travels as a key instead. keymgmt load turns it into an
+ * AKV_KEY whose `failure` is raised, with the agent's own message, by every use of the key:
+ * export, signature and decryption init, match.
  */
 typedef struct {
-    uint64_t magic;
     AKV_PROV_CTX *prov;
     int reason;
+    char uri[1024];
     char message[768];
 } AKV_KEY_FAILURE;
 #define AKV_KEY_FAILURE_MAGIC 0x414b562d4641494cULL
-/* For keymgmt load: 1 (after raising its error) when REFERENCE is an AKV_KEY_FAILURE, else 0. */
-int akv_key_failure_raise(const void *reference, size_t reference_sz);
+/* keymgmt load: the failed key of REFERENCE when it is an AKV_KEY_FAILURE (*is_failure = 1). */
+AKV_KEY *akv_key_from_failure(const void *reference, size_t reference_sz, int type, int *is_failure);
+/* 1 (after raising the failure) when KEY is a failed key; every operation's init calls it first. */
+int akv_key_raise_failure(const AKV_KEY *key);
 
 /* Passes a key to OpenSSL's object callback as a provider reference (store and decoder). */
 int akv_pass_key_reference(AKV_KEY *key, OSSL_CALLBACK *object_cb, void *object_cbarg);

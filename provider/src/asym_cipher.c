@@ -74,6 +74,8 @@ static void *rsa_cipher_dupctx(void *vctx)
 
 static int rsa_cipher_init(AKV_RSA_CIPHER_CTX *ctx, AKV_KEY *key, const OSSL_PARAM params[], int decrypting)
 {
+    if (akv_key_raise_failure(key))
+        return 0;
     if (key == NULL || key->type != AKV_KEY_TYPE_RSA || key->pub == NULL) {
         AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "RSA encryption needs an RSA key");
         return 0;

@@ -116,8 +116,7 @@ static int recent_failure(AKV_PROV_CTX *prov, const char *uri, AKV_KEY_FAILURE *
     pthread_mutex_lock(&failure_lock);
     long long age_ms =
         (now.tv_sec - last_failure_at.tv_sec) * 1000LL + (now.tv_nsec - last_failure_at.tv_nsec) / 1000000;
-    int found = last_failure.magic == AKV_KEY_FAILURE_MAGIC && last_failure.prov == prov &&
-                strcmp(last_failure_uri, uri) == 0 && age_ms >= 0 && age_ms < 2000;
+    int found = last_failure.prov == prov && strcmp(last_failure_uri, uri) == 0 && age_ms >= 0 && age_ms < 2000;
     if (found)
         *out = last_failure;
     pthread_mutex_unlock(&failure_lock);
@@ -128,8 +127,8 @@ static int recent_failure(AKV_PROV_CTX *prov, const char *uri, AKV_KEY_FAILURE *
 static void record_failure(AKV_PROV_CTX *prov, const char *uri, AKV_KEY_FAILURE *out)
 {
     memset(out, 0, sizeof(*out));
-    out->magic = AKV_KEY_FAILURE_MAGIC;
     out->prov = prov;
+    snprintf(out->uri, sizeof(out->uri), "%s", uri);
     const char *data = NULL;
     int flags = 0;
     unsigned long err = ERR_peek_last_error_data(&data, &flags);
@@ -152,6 +151,7 @@ static int pass_failure(int type, const AKV_KEY_FAILURE *failure, OSSL_CALLBACK 
     if (type == AKV_KEY_TYPE_AES)
         return 1;
     int object_type = OSSL_OBJECT_PKEY;
+    /* A handle of the usual size (see AKV_KEY_HANDLE), told apart by its magic. */
     AKV_KEY_HANDLE handle = {AKV_KEY_FAILURE_MAGIC, (AKV_KEY *)(void *)failure, 0};
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type),
@@ -164,14 +164,22 @@ static int pass_failure(int type, const AKV_KEY_FAILURE *failure, OSSL_CALLBACK 
     return 0;
 }
 
-int akv_key_failure_raise(const void *reference, size_t reference_sz)
+AKV_KEY *akv_key_from_failure(const void *reference, size_t reference_sz, int type, int *is_failure)
 {
     const AKV_KEY_HANDLE *handle = reference;
+    *is_failure = 0;
     if (reference == NULL || reference_sz != sizeof(*handle) || handle->magic != AKV_KEY_FAILURE_MAGIC)
-        return 0;
+        return NULL;
+    *is_failure = 1;
     const AKV_KEY_FAILURE *failure = (const AKV_KEY_FAILURE *)(const void *)handle->key;
-    AKV_RAISE(failure->prov, failure->reason, "%s", failure->message);
-    return 1;
+    AKV_KEY *key = akv_key_new(failure->prov, type);
+    if (key == NULL || (key->uri = strdup(failure->uri)) == NULL || (key->failure = strdup(failure->message)) == NULL) {
+        akv_key_free(key);
+        AKV_RAISE(failure->prov, failure->reason, "%s", failure->message);
+        return NULL;
+    }
+    key->failure_reason = failure->reason;
+    return key;
 }
 
 static int keyref_decode(AKV_DECODER_CTX *ctx, int type, OSSL_CORE_BIO *cin, OSSL_CALLBACK *data_cb, void *data_cbarg)

@@ -39,7 +39,16 @@ void akv_key_free(AKV_KEY *key)
     free(key->version);
     free(key->key_ops);
     EVP_PKEY_free(key->pub);
+    free(key->failure);
     free(key);
+}
+
+int akv_key_raise_failure(const AKV_KEY *key)
+{
+    if (key == NULL || key->failure == NULL)
+        return 0;
+    AKV_RAISE(key->prov, key->failure_reason, "%s", key->failure);
+    return 1;
 }
 
 int akv_key_allows(const AKV_KEY *key, const char *op)

@@ -58,8 +58,10 @@ static void *key_dup(const void *keydata, int selection)
 static void *key_load(const void *reference, size_t reference_sz, int type)
 {
     AKV_KEY_HANDLE *handle = (AKV_KEY_HANDLE *)reference;
-    if (akv_key_failure_raise(reference, reference_sz))
-        return NULL;
+    int is_failure = 0;
+    AKV_KEY *failed = akv_key_from_failure(reference, reference_sz, type, &is_failure);
+    if (is_failure)
+        return failed;
     if (reference == NULL || reference_sz != sizeof(*handle) || handle->magic != AKV_KEY_HANDLE_MAGIC ||
         handle->key == NULL || handle->key->type != type)
         return NULL;
@@ -83,6 +85,8 @@ static int key_has(const void *keydata, int selection)
     const AKV_KEY *key = keydata;
     if (key == NULL)
         return 0;
+    if (key->failure != NULL)
+        return 1; /* taken as the private key it stands for; every use raises its failure */
     int ok = 1;
     if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0)
         ok = ok && key->pub != NULL;
@@ -96,6 +100,8 @@ static int key_has(const void *keydata, int selection)
 static int key_match(const void *keydata1, const void *keydata2, int selection)
 {
     const AKV_KEY *k1 = keydata1, *k2 = keydata2;
+    if (akv_key_raise_failure(k1) || akv_key_raise_failure(k2))
+        return 0;
     if (k1 == NULL || k2 == NULL || k1->type != k2->type || k1->pub == NULL || k2->pub == NULL)
         return 0;
     if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
@@ -223,6 +229,8 @@ static int key_import(void *keydata, int selection, const OSSL_PARAM params[])
 static int key_export(void *keydata, int selection, OSSL_CALLBACK *param_cb, void *cbarg)
 {
     AKV_KEY *key = keydata;
+    if (akv_key_raise_failure(key))
+        return 0;
     if (key == NULL || key->pub == NULL)
         return 0;
     if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 && key->uri != NULL) {

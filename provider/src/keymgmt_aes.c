@@ -41,8 +41,10 @@ static void *aes_dup(const void *keydata, int selection)
 static void *aes_load(const void *reference, size_t reference_sz)
 {
     AKV_KEY_HANDLE *handle = (AKV_KEY_HANDLE *)reference;
-    if (akv_key_failure_raise(reference, reference_sz))
-        return NULL;
+    int is_failure = 0;
+    AKV_KEY *failed = akv_key_from_failure(reference, reference_sz, AKV_KEY_TYPE_AES, &is_failure);
+    if (is_failure)
+        return failed;
     if (reference == NULL || reference_sz != sizeof(*handle) || handle->magic != AKV_KEY_HANDLE_MAGIC ||
         handle->key == NULL || handle->key->type != AKV_KEY_TYPE_AES)
         return NULL;

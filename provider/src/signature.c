@@ -91,6 +91,8 @@ static int sig_init(AKV_SIG_CTX *ctx, void *provkey, const OSSL_PARAM params[], 
     ctx->signing = signing;
     ctx->aid_len = 0;
     if (key != NULL) {
+        if (akv_key_raise_failure(key))
+            return 0;
         if (key->type != (ctx->is_rsa ? AKV_KEY_TYPE_RSA : AKV_KEY_TYPE_EC) || key->pub == NULL) {
             AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "%s key cannot be used for %s signatures",
                       akv_key_type_name(key), ctx->is_rsa ? "RSA" : "ECDSA");

@@ -8,7 +8,17 @@
 
 #include <pthread.h>
 
-enum server_mode { MODE_ECHO, MODE_SILENT, MODE_GARBAGE, MODE_CUT_SHORT, MODE_WRONG_ID, MODE_STATUS_ERROR, MODE_DELAY };
+enum server_mode {
+    MODE_ECHO,
+    MODE_SILENT,
+    MODE_GARBAGE,
+    MODE_CUT_SHORT,
+    MODE_WRONG_ID,
+    MODE_STATUS_ERROR,
+    MODE_DELAY,
+    MODE_HANGUP_ONCE, /* reads the first request of the run, hangs up without answering, then echoes */
+    MODE_HANGUP       /* reads every request and hangs up without answering (an agent killed each time) */
+};
 
 #define FAKE_AGENT_DELAY_MS 100
 #define MAX_CONNS 256
@@ -24,6 +34,7 @@ typedef struct {
     int nconns;
     int requests;
     int pid_violations; /* one connection carried requests from two processes */
+    int hangups;        /* connections closed unanswered (MODE_HANGUP*) */
 } test_server;
 
 /* Listens on `path` (removed first) in `mode`; 0 on failure. */

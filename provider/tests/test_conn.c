@@ -83,6 +83,16 @@ static void *serve_conn(void *varg)
         pthread_mutex_unlock(&srv->lock);
 
         int mode = srv->mode;
+        pthread_mutex_lock(&srv->lock);
+        int hang_up = mode == MODE_HANGUP || (mode == MODE_HANGUP_ONCE && srv->hangups == 0);
+        if (hang_up)
+            srv->hangups++;
+        pthread_mutex_unlock(&srv->lock);
+        if (hang_up) {
+            akv_frame_clear(&f);
+            free(body);
+            break;
+        }
         akv_buf out;
         akv_buf_init(&out);
         if (mode == MODE_DELAY)
@@ -360,6 +370,66 @@ static void test_agent_restart(void)
     server_stop(&srv);
 }
 
+/* An op of `op` carrying "retry" (request id and pid filled in by the call). */
+static int call_op(AKV_AGENT *agent, uint8_t op, char *err, size_t errlen)
+{
+    akv_buf req;
+    akv_response resp;
+    akv_buf_init(&req);
+    akv_frame_begin(&req, op, 0);
+    akv_frame_put_str(&req, AKV_TAG_URI, "managedhsm:h:k");
+    akv_frame_put_str(&req, AKV_TAG_ALG, "RS256");
+    akv_frame_put_bytes(&req, AKV_TAG_INPUT, (const unsigned char *)"retry", 5);
+    akv_frame_put_u32(&req, AKV_TAG_CLIENT_PID, (uint32_t)getpid());
+    akv_frame_finish(&req, AKV_MAX_REQUEST_BODY);
+    int rc = akv_agent_call(agent, &req, &resp, err, errlen);
+    if (rc == AKV_CALL_OK)
+        akv_response_free(&resp);
+    akv_buf_free(&req);
+    return rc;
+}
+
+/*
+ * The agent closes a fresh connection after reading the request, without answering (killed, or
+ * stopping): an operation that may run twice is sent once more on a new connection and succeeds;
+ * one that may not (FORGET) fails cleanly after one request; an agent that hangs up every time
+ * gets exactly two requests, and the error says so.
+ */
+static void test_retry_when_agent_hangs_up(void)
+{
+    char err[256] = "";
+    static const uint8_t safe[] = {AKV_OP_SIGN, AKV_OP_DECRYPT, AKV_OP_UNWRAP, AKV_OP_DESCRIBE};
+    for (size_t i = 0; i < sizeof(safe); i++) {
+        test_server srv;
+        CHECK(server_start(&srv, socket_path(), MODE_HANGUP_ONCE));
+        AKV_AGENT *agent = akv_agent_new(srv.path, 5000);
+        int rc = call_op(agent, safe[i], err, sizeof(err));
+        CHECKF(rc == AKV_CALL_OK, "op 0x%02x after one hang-up: %d (%s)", safe[i], rc, err);
+        CHECKF(srv.requests == 2 && srv.hangups == 1 && akv_agent_connects(agent) == 2,
+               "op 0x%02x: %d requests, %d hang-ups, %lu connects", safe[i], srv.requests, srv.hangups,
+               akv_agent_connects(agent));
+        akv_agent_free(agent);
+        server_stop(&srv);
+    }
+    test_server srv;
+    CHECK(server_start(&srv, socket_path(), MODE_HANGUP_ONCE));
+    AKV_AGENT *agent = akv_agent_new(srv.path, 5000);
+    CHECK(call_op(agent, AKV_OP_FORGET, err, sizeof(err)) == AKV_CALL_IO);
+    CHECKF(strstr(err, "broke before it answered") != NULL, "message: %s", err);
+    CHECK(srv.requests == 1);
+    /* The next call works. */
+    CHECKF(call_op(agent, AKV_OP_SIGN, err, sizeof(err)) == AKV_CALL_OK, "%s", err);
+    akv_agent_free(agent);
+    server_stop(&srv);
+
+    CHECK(server_start(&srv, socket_path(), MODE_HANGUP));
+    agent = akv_agent_new(srv.path, 5000);
+    CHECK(call_op(agent, AKV_OP_SIGN, err, sizeof(err)) == AKV_CALL_IO);
+    CHECKF(srv.requests == 2, "an agent that always hangs up got %d requests, expected 2", srv.requests);
+    akv_agent_free(agent);
+    server_stop(&srv);
+}
+
 static void expect_failure(int mode, int expected_rc, const char *needle)
 {
     test_server srv;
@@ -448,6 +518,7 @@ const akv_test conn_tests[] = {
     {"conn: forked child never uses the parent's connection (atfork)", test_fork_with_handlers},
     {"conn: forked child never uses the parent's connection (pid check)", test_fork_without_handlers},
     {"conn: agent down then restarted", test_agent_restart},
+    {"conn: retry once on a fresh connection when the agent hangs up", test_retry_when_agent_hangs_up},
     {"conn: silent agent times out", test_silent_agent_times_out},
     {"conn: garbage from the agent", test_garbage_from_agent},
     {"conn: answer cut short", test_answer_cut_short},

@@ -18,6 +18,7 @@ import { KeyCache } from './key-cache.js';
 import { closeLogger, createLogger } from './log.js';
 import { AccessChecker } from './diagnose.js';
 import { jwtExpiry } from '../azure/jwt.js';
+import { TokenHandover } from './token-handover.js';
 import { metrics } from './metrics.js';
 import { startMetricsServer } from './metrics-server.js';
 import { AgentServer } from './server.js';
@@ -59,6 +60,8 @@ function newGateway(config: AkvConfig, logger: Logger): HsmGateway {
 }
 
 export class AgentProcess {
+  private readonly handover = new TokenHandover();
+
   private constructor(
     private readonly opts: AgentOptions,
     private config: AkvConfig,
@@ -210,26 +213,24 @@ export class AgentProcess {
   }
 
   /**
-   * A client handed over its AZURE_CLI_ACCESS_TOKEN (HELLO): use it from now on, unless it is the
-   * one in use or expires before it (an older process's token). The gateway is rebuilt around the
-   * new token; requests in flight finish with the old one. The token itself is never logged.
+   * A client handed over its AZURE_CLI_ACCESS_TOKEN (HELLO): use it from now on if it is newer
+   * than the one in use (token-handover.ts says what newer means). The gateway is rebuilt around
+   * the new token; requests in flight finish with the old one. The token itself is never logged.
    */
   useClientToken(token: string, clientPid: number | undefined): void {
-    const current = process.env.AZURE_CLI_ACCESS_TOKEN;
-    if (token === current) return;
-    const next = jwtExpiry(token);
-    const now = current !== undefined ? jwtExpiry(current) : undefined;
-    if (next && now && next.getTime() < now.getTime()) {
-      this.log.debug(
-        { client_pid: clientPid },
-        'a client handed over an older access token: ignored',
-      );
+    const verdict = this.handover.judge(process.env.AZURE_CLI_ACCESS_TOKEN, token);
+    if (verdict !== 'use') {
+      if (verdict !== 'same')
+        this.log.debug(
+          { client_pid: clientPid, reason: verdict },
+          'a client handed over an access token: not used',
+        );
       return;
     }
     process.env.AZURE_CLI_ACCESS_TOKEN = token;
     this.gateways.replace(newGateway(this.config, this.log));
     this.log.info(
-      { client_pid: clientPid, expires_at: next?.toISOString() },
+      { client_pid: clientPid, expires_at: jwtExpiry(token)?.toISOString() },
       'using the AZURE_CLI_ACCESS_TOKEN a client handed over',
     );
   }

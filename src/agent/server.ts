@@ -3,7 +3,7 @@
  * `maxClients`, and stops them on shutdown. When full, a new client is let in by closing the
  * connection that has been idle longest (an nginx worker's pooled connection reconnects
  * transparently); when every connection is busy the newcomer is turned away instead. Both are
- * logged and counted, so that "connection refused" on the client side always has a cause in the
+ * logged (at most a line a second each, with the number of events it stands for) and counted, so that "connection refused" on the client side always has a cause in the
  * agent's log. `shutdown()` (SIGTERM) stops accepting and reading, closes idle connections at once
  * and every other one as soon as its last request in flight is answered.
  */
@@ -13,6 +13,10 @@ import { AkvError } from '../errors.js';
 import { Connection, type ConnectionLimits } from './connection.js';
 import type { HandlerContext } from './handlers.js';
 import { peerExecutable, readPeerCredentials } from './peer-credentials.js';
+import { RateLimitedWarning } from './rate-limited-warning.js';
+
+/** At most one line per this long for each maxClients warning; `count` says how many it covers. */
+const WARNING_INTERVAL_MS = 1000;
 
 export interface ServerLimits extends ConnectionLimits {
   maxClients: number;
@@ -27,6 +31,9 @@ export class AgentServer {
   private drained: (() => void) | undefined;
   /** When a client last connected or a request last finished (for --idle-exit). */
   lastActivityMs = Date.now();
+  /** A client that reconnects in a loop at maxClients must not flood the log: a line a second. */
+  private readonly refusedWarning = new RateLimitedWarning(WARNING_INTERVAL_MS);
+  private readonly evictedWarning = new RateLimitedWarning(WARNING_INTERVAL_MS);
 
   constructor(
     private readonly ctx: HandlerContext,
@@ -63,12 +70,14 @@ export class AgentServer {
     }
     if (this.connections.size >= this.limits.maxClients && !this.makeRoom()) {
       this.ctx.metrics.connectionsClosed.inc({ reason: 'max-clients-busy' });
-      this.ctx
-        .logger()
-        .warn(
-          { max_clients: this.limits.maxClients },
-          'refused a client connection: maxClients connections are open and all are busy',
-        );
+      this.refusedWarning.hit((count) =>
+        this.ctx
+          .logger()
+          .warn(
+            { max_clients: this.limits.maxClients, count },
+            'refused a client connection: maxClients connections are open and all are busy',
+          ),
+      );
       socket.destroy();
       return;
     }
@@ -108,13 +117,14 @@ export class AgentServer {
     }
     if (!oldest) return false;
     this.ctx.metrics.connectionsClosed.inc({ reason: 'max-clients' });
-    this.ctx.logger().warn(
-      {
-        conn: oldest.id,
-        idle_ms: Date.now() - oldest.lastActive,
-        max_clients: this.limits.maxClients,
-      },
-      'maxClients connections are open: closed the longest-idle one to admit a new client',
+    const idleMs = Date.now() - oldest.lastActive;
+    this.evictedWarning.hit((count) =>
+      this.ctx
+        .logger()
+        .warn(
+          { conn: oldest.id, idle_ms: idleMs, max_clients: this.limits.maxClients, count },
+          'maxClients connections are open: closed the longest-idle one to admit a new client',
+        ),
     );
     // Forget it now, not at its 'close' event: the new connection takes its place at once.
     this.connections.delete(oldest);

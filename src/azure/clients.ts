@@ -205,6 +205,10 @@ export class AzureClients {
       const http = new HsmHttpClient(endpoint.url, {
         ...tls,
         maxConnections: agentLimits(this.config).maxInFlight,
+        // A handshake that does not finish frees its slot by the operation's deadline at the
+        // latest; a shorter bound would fail handshakes that are only slow (a herd of new
+        // connections on a busy machine).
+        connectTimeoutMs: this.deadlineMs,
       });
       const recorder = new ChallengeRecorder(this.credential);
       const keyClient = new KeyClient(endpoint.url, recorder, {

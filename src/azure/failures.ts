@@ -4,6 +4,7 @@
  * protocol's status and whose hint says what to do. Also decides which failures are worth a retry.
  */
 import { AkvError, type ErrorCode } from '../errors.js';
+import { akvCommandName } from '../command-name.js';
 
 /** What the failing call was, for messages. */
 export interface OpContext {
@@ -173,7 +174,7 @@ const keyOpRefused: Outcome = {
   code: 'FORBIDDEN',
   message: ({ ctx }) => `key ${ctx.target} does not allow ${ctx.keyOp}`,
   hint: ({ ctx }) =>
-    `create or update the key with that operation allowed (e.g. \`bin/akv key create ... --ops ${ctx.keyOp} ...\`)`,
+    `create or update the key with that operation allowed (e.g. \`${akvCommandName()} key create ... --ops ${ctx.keyOp} ...\`)`,
 };
 
 /** Answers with an HTTP status, by status. */
@@ -215,13 +216,18 @@ const BY_STATUS: Readonly<Record<number, Choice>> = {
     code: 'KEY_NOT_FOUND',
     message: ({ c, ctx }) => `${ctx.target} does not exist (404 ${c.serviceCode ?? 'NotFound'})`,
     hint: ({ ctx }) =>
-      `check the key name and version; list the keys with \`bin/akv key list --hsm-name ${ctx.vault}\``,
+      `check the key name and version; list the keys with \`${akvCommandName()} key list --hsm-name ${ctx.vault}\``,
   }),
   409: always({
     code: 'BAD_PARAMETER',
     message: ({ ctx, said }) =>
       `the HSM refused ${ctx.op} with ${ctx.target} (409 Conflict)${said}`,
-    hint: () => 'a key of that name may be deleted but not purged; wait or pick another name',
+    hint: ({ ctx }) => {
+      const [kind, , key] = ctx.target.split(/[:?]/);
+      const where = `${kind === 'keyvault' ? '--vault-name' : '--hsm-name'} ${ctx.vault}`;
+      const run = `${akvCommandName()} key`;
+      return `a deleted key keeps its name until purged: \`${run} recover ${where} --name ${key || 'KEY'}\` brings it back, \`${run} purge ${where} --name ${key || 'KEY'}\` frees the name (\`${run} list-deleted ${where}\` lists them)`;
+    },
   }),
   429: always({
     code: 'THROTTLED',
@@ -274,7 +280,7 @@ const BY_NETWORK_CODE: Readonly<Record<string, Outcome>> = {
     code: 'UNAVAILABLE',
     message: ({ ctx }) => `nothing listens at ${ctx.url} for HSM ${ctx.vault} (ECONNREFUSED)`,
     hint: ({ ctx }) =>
-      `start the emulator (\`bin/akv dev up\`) or fix vaults.${ctx.vault}.endpoint in the config`,
+      `start the emulator (\`${akvCommandName()} dev up\`) or fix vaults.${ctx.vault}.endpoint in the config`,
   },
   ...Object.fromEntries([...TLS_CODES].map((code) => [code, untrustedCertificate])),
 };

@@ -11,7 +11,9 @@
  * one GET), whose challenge handling asks the credential for the scope and tenant the HSM named.
  * ChallengeRecorder notes them (again whenever the SDK meets a new challenge); from then on this
  * path asks the (caching) credential for the same. After a 401 the next operation asks the
- * credential again instead of reusing the refused token.
+ * credential again instead of reusing the refused token; a 401 that carries a continuous access
+ * evaluation challenge (`error="insufficient_claims"`, `claims=`) gets a token for those claims at
+ * once and the operation is sent once more, as the SDK's challenge policy does.
  */
 import { randomUUID } from 'node:crypto';
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-auth';
@@ -108,6 +110,30 @@ export class ChallengeRecorder implements TokenCredential {
   refused(): void {
     this.held = undefined;
   }
+
+  /**
+   * A token that carries the claims a continuous-access-evaluation challenge asked for (as the
+   * SDK's challenge policy gets one: same scope and tenant, `enableCae`, the decoded claims). It
+   * replaces the held token: the HSM asked for these claims from now on.
+   */
+  async tokenForClaims(claims: string, deadline: Deadline): Promise<string> {
+    const r = this.recorded;
+    if (!r) throw new Error('no authentication challenge seen for this HSM yet');
+    const t = await this.inner.getToken(r.scopes, {
+      ...(r.tenantId !== undefined ? { tenantId: r.tenantId } : {}),
+      abortSignal: deadline.signal,
+      enableCae: true,
+      claims,
+    });
+    if (!t) throw new Error('the credential returned no token for the claims the HSM asked for');
+    if (/[\r\n]/.test(t.token))
+      throw new Error('the credential returned a token with a line break');
+    this.held = {
+      token: t.token,
+      until: Math.min(Date.now() + TOKEN_REUSE_MS, t.expiresOnTimestamp - 60_000),
+    };
+    return t.token;
+  }
 }
 
 export class KeyOperations {
@@ -144,8 +170,18 @@ export class KeyOperations {
     try {
       return await this.post(ref, op, alg, value, token, deadline);
     } catch (err) {
-      if (err instanceof HsmHttpError && err.statusCode === 401) this.recorder.refused();
-      throw err;
+      if (!(err instanceof HsmHttpError && err.statusCode === 401)) throw err;
+      this.recorder.refused();
+      // Continuous access evaluation: a new token for the claims asked for, and one more try.
+      const claims = claimsChallenge(err.response.headers.get('www-authenticate'));
+      if (claims === undefined) throw err;
+      const fresh = await this.recorder.tokenForClaims(claims, deadline);
+      try {
+        return await this.post(ref, op, alg, value, fresh, deadline);
+      } catch (again) {
+        if (again instanceof HsmHttpError && again.statusCode === 401) this.recorder.refused();
+        throw again;
+      }
     }
   }
 
@@ -180,16 +216,46 @@ export class KeyOperations {
     const body = `{"alg":${JSON.stringify(alg)},"value":"${value.toString('base64url')}"}`;
     // The SDK's URL: an unpinned key has an empty version segment (/keys/k//sign).
     const path = `${this.basePath}/keys/${encodeURIComponent(ref.name)}/${encodeURIComponent(ref.version ?? '')}/${op}?api-version=${API_VERSION}`;
-    const headers =
-      `authorization: Bearer ${token}\r\ncontent-type: application/json\r\n` +
-      `accept: application/json\r\nuser-agent: ${this.userAgent}\r\n` +
-      `x-ms-client-request-id: ${randomUUID()}\r\n`;
+    const headers = [
+      'authorization',
+      `Bearer ${token}`,
+      'content-type',
+      'application/json',
+      'accept',
+      'application/json',
+      'user-agent',
+      this.userAgent,
+      'x-ms-client-request-id',
+      randomUUID(),
+    ];
     const res = await this.http.post(path, headers, body, deadline);
     return answer(res.status, res.headers, res.body);
   }
 }
 
-function answer(status: number, headers: Map<string, string>, bytes: Buffer): KeyOperationResult {
+/**
+ * The claims of a CAE challenge (`Bearer ... error="insufficient_claims", claims="<base64>"`),
+ * decoded; undefined for any other 401, or claims that are not base64 of a JSON text (the SDK
+ * also gives up on those).
+ */
+export function claimsChallenge(header: string | undefined): string | undefined {
+  if (!header || !/\berror="insufficient_claims"/.test(header)) return undefined;
+  const encoded = /\bclaims="([A-Za-z0-9+/=_-]+)"/.exec(header)?.[1];
+  if (encoded === undefined) return undefined;
+  const claims = Buffer.from(encoded, 'base64').toString('utf8');
+  try {
+    JSON.parse(claims);
+  } catch {
+    return undefined;
+  }
+  return claims;
+}
+
+function answer(
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+  bytes: Buffer,
+): KeyOperationResult {
   const text = bytes.toString('utf8');
   let json: unknown;
   try {
@@ -202,7 +268,10 @@ function answer(status: number, headers: Map<string, string>, bytes: Buffer): Ke
     const code = typeof error?.code === 'string' ? error.code : undefined;
     const message =
       typeof error?.message === 'string' ? error.message : text.slice(0, 300) || `HTTP ${status}`;
-    const get = (name: string): string | undefined => headers.get(name.toLowerCase());
+    const get = (name: string): string | undefined => {
+      const value = headers[name.toLowerCase()];
+      return Array.isArray(value) ? value.join(', ') : value;
+    };
     throw new HsmHttpError(status, code, message, { headers: { get } });
   }
   const out = json as { kid?: unknown; value?: unknown } | undefined;

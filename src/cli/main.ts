@@ -49,7 +49,14 @@ async function printHelp(): Promise<void> {
     const cmd = await loadCommand(name);
     if (cmd) lines.push(`  ${name.padEnd(10)} ${cmd.summary}`);
   }
-  lines.push('', 'Run `akv <command> --help` for the options of one command.');
+  lines.push(
+    '',
+    'Options:',
+    '  --version  print the version of akv',
+    '  --help     this list',
+    '',
+    'Run `akv <command> --help` for the options of one command.',
+  );
   console.log(lines.join('\n'));
 }
 

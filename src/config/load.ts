@@ -11,6 +11,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { AkvError } from '../errors.js';
 import { readPolicy } from './policy.js';
 import type { AkvConfig, CredentialConfig, RetryConfig, VaultConfig } from './types.js';
+import { akvCommandName } from '../command-name.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export const DEFAULT_DEADLINE_MS = 10_000;
@@ -57,7 +58,7 @@ export function findConfigFile(path?: string, env: Env = process.env): string | 
       throw new AkvError(
         'BAD_REQUEST',
         `${source} ${explicit} does not exist`,
-        'create it (see docs/configuration.md) or point AKV_CONFIG at an existing file; `bin/akv dev up` writes one for the emulator',
+        `create it (see docs/configuration.md) or point AKV_CONFIG at an existing file; \`${akvCommandName()} dev up\` writes one for the emulator`,
       );
     }
     return resolve(explicit);

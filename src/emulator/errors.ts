@@ -27,10 +27,13 @@ export class HsmError extends Error {
     super(message);
   }
 
-  toBody(): { error: { code: string; message: string; innererror?: { code: string } } } {
+  /** The service's error body; real messages end with the request's Activity ID. */
+  toBody(activityId?: string): {
+    error: { code: string; message: string; innererror?: { code: string } };
+  } {
     const error: { code: string; message: string; innererror?: { code: string } } = {
       code: this.code,
-      message: this.message,
+      message: activityId ? `${this.message} (Activity ID: ${activityId})` : this.message,
     };
     if (this.innerCode) error.innererror = { code: this.innerCode };
     return { error };

@@ -12,7 +12,12 @@ import { FaultInjector, RequestStats, type Fault } from './faults.js';
 import { cryptoOperation } from './handlers/crypto.js';
 import type { ApiContext, ApiResult } from './handlers/context.js';
 import * as keys from './handlers/keys.js';
-import { parseJson, readBody, sendError, sendJson } from './http/io.js';
+import * as lifecycle from './handlers/lifecycle.js';
+import type { HsmState } from './handlers/context.js';
+import { markArrival, parseJson, readBody, sendError, sendJson } from './http/io.js';
+import { DEFAULT_RETENTION_DAYS } from './keys/bundle.js';
+import { ensureAttestationAuthority } from './release/attestation.js';
+import { ensureBackupKey } from './keys/backup-key.js';
 import { route, type ApiRoute } from './http/router.js';
 import { KeyStore } from './keys/store.js';
 import { ensureTlsMaterial, type TlsMaterial } from './tls.js';
@@ -27,6 +32,8 @@ export interface EmulatorOptions {
   token?: string;
   /** Crypto worker threads (default: cores, 2 to 4). */
   workers?: number;
+  /** Soft-delete retention in days, 7 to 90 (default 7, as a new real HSM). */
+  retentionDays?: number;
 }
 
 /** Tenant named in the 401 challenge; clients only pass it to their credential. */
@@ -50,6 +57,7 @@ export class EmulatorServer {
     readonly port: number,
     private readonly token: string | undefined,
     admin: AdminState,
+    private readonly hsm: HsmState,
   ) {
     this.admin = admin;
   }
@@ -61,6 +69,12 @@ export class EmulatorServer {
   static async start(options: EmulatorOptions): Promise<EmulatorServer> {
     const tls = await ensureTlsMaterial(options.stateDir);
     const store = await KeyStore.open(options.stateDir);
+    const hsm: HsmState = {
+      recovery: { retentionDays: options.retentionDays ?? DEFAULT_RETENTION_DAYS },
+      attestation: await ensureAttestationAuthority(options.stateDir),
+      releaseSigner: { keyPem: tls.keyPem, certPems: [tls.certPem, tls.caPem] },
+      backupKey: await ensureBackupKey(options.stateDir),
+    };
     const admin: AdminState = {
       faults: new FaultInjector(),
       stats: new RequestStats(),
@@ -88,6 +102,7 @@ export class EmulatorServer {
       port,
       options.token,
       admin,
+      hsm,
     );
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       void emulator.handle(req, res);
@@ -104,6 +119,7 @@ export class EmulatorServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    markArrival(res);
     try {
       const url = new URL(req.url ?? '/', 'https://emulator.invalid');
       if (url.pathname === '/_emulator' || url.pathname.startsWith('/_emulator/')) {
@@ -171,6 +187,7 @@ export class EmulatorServer {
     const ctx: ApiContext = {
       host: req.headers.host ?? `${this.host}:${this.port}`,
       store: this.store,
+      hsm: this.hsm,
       pool: this.pool,
       apiVersion,
       query: url.searchParams,
@@ -263,6 +280,16 @@ function dispatch(ctx: ApiContext, r: ApiRoute): Promise<ApiResult> | ApiResult 
       return keys.recoverDeletedKey(ctx, name);
     case 'rng':
       return keys.randomBytesOp(ctx);
+    case 'release':
+      return lifecycle.releaseKey(ctx, name, r.version);
+    case 'getrotationpolicy':
+      return lifecycle.getRotationPolicy(ctx, name);
+    case 'setrotationpolicy':
+      return lifecycle.setRotationPolicy(ctx, name);
+    case 'backup':
+      return lifecycle.backupKey(ctx, name);
+    case 'restore':
+      return lifecycle.restoreKey(ctx);
     default:
       return cryptoOperation(ctx, r.operation, name, r.version);
   }

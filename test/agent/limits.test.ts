@@ -214,10 +214,16 @@ describe('maxClients', () => {
       await metric(agent(), 'akv_agent_connections_closed_total{reason="max-clients"}'),
       26,
     );
+    // Logged at most once a second, each line with the number of closes it stands for.
+    await sleep(1200);
     const logged = (await agent().logLines()).filter(
       (l) => typeof l.msg === 'string' && l.msg.includes('closed the longest-idle one'),
     );
-    assert.equal(logged.length, 26);
+    assert.equal(
+      logged.reduce((n, l) => n + Number(l.count), 0),
+      26,
+    );
+    assert.ok(logged.length <= 4, `${logged.length} lines for 26 closes`);
     for (const r of idle) r.socket.destroy();
   });
 
@@ -231,17 +237,25 @@ describe('maxClients', () => {
       busy.push(r);
     }
     while (((await emulator.stats()).requests.sign ?? 0) < 16) await sleep(20);
-    const newcomer = await Raw.open(agent().socket);
-    await newcomer.until(() => newcomer.closed);
+    // Clients that keep coming: 300 turned away, a few log lines that count them.
+    const newcomers = await Promise.all(
+      Array.from({ length: 300 }, () => Raw.open(agent().socket)),
+    );
+    for (const n of newcomers) await n.until(() => n.closed);
     assert.equal(
       await metric(agent(), 'akv_agent_connections_closed_total{reason="max-clients-busy"}'),
-      1,
+      300,
     );
-    assert.ok(
-      (await agent().logLines()).some(
-        (l) => typeof l.msg === 'string' && l.msg.includes('all are busy'),
-      ),
+    await sleep(1200); // the last line comes at most a second after the last refusal
+    const refused = (await agent().logLines()).filter(
+      (l) => typeof l.msg === 'string' && l.msg.includes('all are busy'),
     );
+    assert.equal(
+      refused.reduce((n, l) => n + Number(l.count), 0),
+      300,
+      'the lines count every refusal',
+    );
+    assert.ok(refused.length <= 5, `${refused.length} lines for 300 refusals`);
     await emulator.clearFaults();
     for (const r of busy) await r.until(() => r.frames.length === 1); // TIMEOUT at the deadline
     assert.ok(busy.every((r) => requireU32(r.frames[0]!, Tag.STATUS) === Status.TIMEOUT));
@@ -307,18 +321,30 @@ describe('maxInFlight', () => {
     assert.ok(maxQueued <= 40 * 8 + 10 * 8, `${maxQueued} requests queued for a slot`);
     const growthMiB = (peakKiB - rssBefore) / 1024;
     assert.ok(growthMiB < 100, `agent RSS grew by ${growthMiB.toFixed(0)} MiB`);
+    assert.ok(maxSockets > 0 && maxQueued > 0, 'the bounds were sampled under load');
 
     // The HSM recovers: the 40 at the HSM end at their deadline, so do the requests that were
-    // queued as long (the wait counted against their deadline); the rest are signed.
+    // queued as long (the wait counted against their deadline); the rest are signed. How many
+    // more reach their deadline in the queue afterwards depends on how fast this machine signs
+    // 7,000 (a busy one: hundreds), so that is not asserted: every request gets exactly one
+    // answer, signed or TIMEOUT, and never more than 40 were at the HSM (above).
     await emulator.clearFaults();
-    for (const c of clients) await c.until(() => c.frames.length === 750, 60_000);
+    for (const c of clients) await c.until(() => c.frames.length === 750, 120_000);
     const answers = clients.flatMap((c) => c.frames);
     const statuses = answers.map((f) => requireU32(f, Tag.STATUS));
     const timedOut = statuses.filter((s) => s === Status.TIMEOUT).length;
+    const signed = statuses.filter((s) => s === Status.OK).length;
     const waited = answers.filter((f) => /maxInFlight/.test(getString(f, Tag.MESSAGE) ?? ''));
     assert.ok(waited.length > 0, 'queued requests reached their deadline in the queue');
-    assert.ok(timedOut <= 40 + 40 * 8 + 10 * 8, `${timedOut} timed out`);
-    assert.equal(statuses.filter((s) => s === Status.OK).length, 7500 - timedOut);
+    assert.ok(timedOut >= 40, `the 40 at the hung HSM timed out (${timedOut} did in all)`);
+    assert.equal(signed + timedOut, 7500, 'every answer is a signature or TIMEOUT');
+    assert.ok(signed > 0, 'the recovered HSM signs the rest');
+    for (const c of clients)
+      assert.deepEqual(
+        c.frames.map((f) => f.id).sort((a, b) => a - b),
+        Array.from({ length: 750 }, (_, i) => i + 1),
+        'one answer per request id',
+      );
     for (const c of clients) c.socket.destroy();
   });
 

@@ -72,7 +72,7 @@ beforeEach(() => {
   answers = {};
 });
 
-function client(maxConnections = 8): HsmHttpClient {
+function client(maxConnections = 1): HsmHttpClient {
   return new HsmHttpClient(origin, {
     secureContext: createSecureContext({ ca: [...rootCertificates, ca] }),
     maxConnections,
@@ -87,11 +87,11 @@ it('sends the request line, headers and body, and reuses the connection', async 
   answers['/a'] = () => json('{"value":"x"}', 'x-ms-request-id: 1\r\nx-ms-request-id: 2\r\n');
   const http = client();
   try {
-    const first = await http.post('/a', 'authorization: Bearer t\r\n', '{"alg":"ES256"}', never);
+    const first = await http.post('/a', ['authorization', 'Bearer t'], '{"alg":"ES256"}', never);
     assert.equal(first.status, 200);
     assert.equal(first.body.toString(), '{"value":"x"}');
-    assert.equal(first.headers.get('x-ms-request-id'), '1, 2');
-    const second = await http.post('/a', '', '{}', never);
+    assert.deepEqual(first.headers['x-ms-request-id'], ['1', '2']);
+    const second = await http.post('/a', [], '{}', never);
     assert.equal(second.status, 200);
     assert.equal(connections, 1, 'one keep-alive connection for both');
     assert.match(requests[0]!, /^POST \/a HTTP\/1\.1\r\nhost: 127\.0\.0\.1:\d+\r\n/);
@@ -101,22 +101,22 @@ it('sends the request line, headers and body, and reuses the connection', async 
   }
 });
 
-it('reads chunked bodies, bodies that end with the connection, and skips 100 Continue', async () => {
+it('reads chunked bodies, bodies that end with the connection, and skips interim answers', async () => {
   answers['/chunked'] = () =>
     'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{"va\r\n9;ext=1\r\nlue":"y"}\r\n0\r\nx-trailer: z\r\n\r\n';
   answers['/close'] = (socket) => {
     setImmediate(() => socket.end());
     return 'HTTP/1.1 200 OK\r\n\r\n{"value":"until close"}';
   };
-  answers['/interim'] = () => `HTTP/1.1 100 Continue\r\n\r\n${json('{"ok":1}')}`;
+  answers['/interim'] = () => `HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n${json('{"ok":1}')}`;
   const http = client();
   try {
-    assert.equal((await http.post('/chunked', '', '', never)).body.toString(), '{"value":"y"}');
+    assert.equal((await http.post('/chunked', [], '', never)).body.toString(), '{"value":"y"}');
     assert.equal(
-      (await http.post('/close', '', '', never)).body.toString(),
+      (await http.post('/close', [], '', never)).body.toString(),
       '{"value":"until close"}',
     );
-    const interim = await http.post('/interim', '', '', never);
+    const interim = await http.post('/interim', [], '', never);
     assert.deepEqual([interim.status, interim.body.toString()], [200, '{"ok":1}']);
   } finally {
     http.close();
@@ -132,13 +132,13 @@ it('refuses malformed and oversized answers with a code the retry logic knows', 
   };
   const http = client();
   try {
-    await assert.rejects(http.post('/garbage', '', '', never), {
+    await assert.rejects(http.post('/garbage', [], '', never), {
       code: 'EPROTO',
-      message: /not valid HTTP\/1\.1 \(the status line "SMTP ready"\)/,
+      message: /not valid HTTP\/1\.1 \(.*Expected HTTP\//,
     });
-    await assert.rejects(http.post('/huge', '', '', never), { code: 'EPROTO', message: /1 MiB/ });
-    await assert.rejects(http.post('/cut', '', '', never), {
-      code: 'ECONNRESET',
+    await assert.rejects(http.post('/huge', [], '', never), { code: 'EPROTO', message: /1 MiB/ });
+    await assert.rejects(http.post('/cut', [], '', never), {
+      code: 'UND_ERR_SOCKET',
       message: /in the middle of its answer/,
     });
   } finally {
@@ -152,11 +152,11 @@ it('the deadline ends a request that gets no answer, and its connection is not r
   const http = client();
   try {
     const started = Date.now();
-    await assert.rejects(http.post('/hang', '', '', new Deadline(started + 200)), {
+    await assert.rejects(http.post('/hang', [], '', new Deadline(started + 200)), {
       name: 'AbortError',
     });
     assert.ok(Date.now() - started >= 190, 'not before the deadline');
-    assert.equal((await http.post('/a', '', '', never)).status, 200);
+    assert.equal((await http.post('/a', [], '', never)).status, 200);
     assert.equal(connections, 2);
   } finally {
     http.close();
@@ -170,9 +170,9 @@ it('a connection the server closed while idle is replaced transparently', async 
   };
   const http = client();
   try {
-    await http.post('/a', '', '', never);
+    await http.post('/a', [], '', never);
     await sleep(200);
-    assert.equal((await http.post('/a', '', '', never)).status, 200);
+    assert.equal((await http.post('/a', [], '', never)).status, 200);
     assert.equal(connections, 2);
   } finally {
     http.close();
@@ -180,14 +180,14 @@ it('a connection the server closed while idle is replaced transparently', async 
 });
 
 it("honours the server's Keep-Alive timeout", async () => {
-  answers['/a'] = () => json('{}', 'keep-alive: timeout=1\r\n');
+  answers['/a'] = () => json('{}', 'keep-alive: timeout=2\r\n');
   const http = client();
   try {
-    await http.post('/a', '', '', never);
-    await http.post('/a', '', '', never);
+    await http.post('/a', [], '', never);
+    await http.post('/a', [], '', never);
     assert.equal(connections, 1);
-    await sleep(1500); // the idle connection is closed before the server's 1 s are up
-    await http.post('/a', '', '', never);
+    await sleep(1500); // the idle connection is closed 1 s before the server's 2 s are up
+    await http.post('/a', [], '', never);
     assert.equal(connections, 2);
   } finally {
     http.close();
@@ -202,7 +202,7 @@ it('opens at most maxConnections; more requests wait for a free one', async () =
   const http = client(2);
   try {
     const all = await Promise.all(
-      Array.from({ length: 6 }, () => http.post('/slow', '', '', never)),
+      Array.from({ length: 6 }, () => http.post('/slow', [], '', never)),
     );
     assert.ok(all.every((r) => r.status === 200));
     assert.equal(connections, 2);

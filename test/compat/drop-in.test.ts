@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import {
   MAKE_OPENSSL_ARGS,
   PROVIDER_DIR,
+  PROVIDER_MODULES_DIR,
   assertCleanFailure,
   runSync,
 } from '../provider/openssl-env.js';
@@ -141,7 +142,7 @@ describe("2. AKV_LOG_FILE is the provider's; the agent it starts logs to its own
 describe('3. the module is also libakv_provider.so, the original name', () => {
   it('the build tree has the links (libakv_provider.so, and libakv_provider: OpenSSL adds no suffix to `module =`)', () => {
     for (const name of ['libakv_provider.so', 'libakv_provider']) {
-      const link = join(PROVIDER_DIR, 'build', name);
+      const link = join(PROVIDER_MODULES_DIR, name);
       assert.ok(lstatSync(link).isSymbolicLink(), `${link} is a link`);
       assert.equal(readlinkSync(link), 'akv_provider.so');
     }
@@ -175,7 +176,7 @@ describe('3. the module is also libakv_provider.so, the original name', () => {
   });
 
   it("testOpenssl.cnf's `module = libakv_provider` and the examples' absolute .../libakv_provider.so load akv", () => {
-    for (const module of ['libakv_provider', join(PROVIDER_DIR, 'build', 'libakv_provider.so')]) {
+    for (const module of ['libakv_provider', join(PROVIDER_MODULES_DIR, 'libakv_provider.so')]) {
       // no -provider on these command lines: the configuration alone must load akv
       const cnf = ce.file(`module-${module.length}.cnf`);
       writeFileSync(cnf, originalStyleCnf(module));
@@ -197,10 +198,10 @@ describe('3. the module is also libakv_provider.so, the original name', () => {
         '-s',
         '-C',
         PROVIDER_DIR,
-        ...MAKE_OPENSSL_ARGS,
         'install',
         `DESTDIR=${dest}`,
         `BUILD=${join(dest, 'build')}`,
+        ...MAKE_OPENSSL_ARGS,
       ],
       process.env,
       ce.work,

@@ -84,6 +84,8 @@ export interface StartEmulatorOptions {
   token?: string;
   /** Re-use a state directory (e.g. to restart after kill); default: a new temporary one. */
   stateDir?: string;
+  /** More `akv emulator` options, e.g. ['--retention-days', '90']. */
+  extraArgs?: string[];
 }
 
 const children = new Set<ChildProcess>();
@@ -126,6 +128,7 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
   const args = ['emulator', '--listen', '127.0.0.1:0', '--state-dir', stateDir];
   if (options.latencyMs !== undefined) args.push('--latency-ms', String(options.latencyMs));
   if (options.token !== undefined) args.push('--token', options.token);
+  if (options.extraArgs) args.push(...options.extraArgs);
   const child = spawn(AKV_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   child.once('exit', () => children.delete(child));

@@ -112,6 +112,12 @@ test('the .deb holds the CLI, node_modules, the provider, units, config and docs
     listing,
     /^lrwxrwxrwx \S+ +0 \S+ \S+ \.\/usr\/bin\/akv -> \.\.\/lib\/akv\/bin\/akv$/m,
   );
+  // The original Managed HSM provider's module names (docs/migrating.md).
+  for (const name of ['libakv_provider.so', 'libakv_provider'])
+    assert.ok(
+      listing.includes(`.${MODULES_DIR}/${name} -> akv_provider.so`),
+      `${name} links to akv_provider.so:\n${listing}`,
+    );
   for (const p of paths) {
     assert.ok(!p?.includes('/node_modules/typescript/'), 'no dev dependency');
     if (p?.startsWith('/usr/lib/akv/dist/'))

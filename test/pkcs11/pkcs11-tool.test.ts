@@ -382,6 +382,7 @@ describe('pkcs11-tool', () => {
     // Decryption of the RSA key works with PKCS#1 v1.5 and OAEP.
     assert.match(out, /Decryption \(currently only for RSA\)[\s\S]*RSA-PKCS: OK/);
     assert.match(out, /RNG not available/);
+    assert.match(out, /all 4 digest functions seem to work/);
     // pkcs11-tool's verify test signs a SHA-1 DigestInfo with CKM_RSA_PKCS: Managed HSM has no
     // SHA-1 signature, so the module refuses it (CKR_DATA_INVALID) instead of faking one.
     assert.match(out, /RSA-PKCS: {3}ERR: C_Sign\(\) returned CKR_DATA_INVALID/);

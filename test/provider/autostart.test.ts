@@ -286,6 +286,31 @@ describe('autostart', () => {
     );
   });
 
+  it("an agent that dies while starting is reported with this start's log lines, not an earlier agent's", () => {
+    const run = runtimeDir('dies');
+    mkdirSync(join(run, 'akv'), { mode: 0o700 });
+    const log = join(run, 'akv', 'agent.log');
+    writeFileSync(log, '{"level":60,"msg":"an earlier agent said this before it stopped"}\n', {
+      mode: 0o600,
+    });
+    const silent = join(work, 'dies-silently.sh');
+    writeFileSync(silent, '#!/bin/sh\nexit 1\n', { mode: 0o700 });
+    const r = openssl(SIGN('dies.sig'), userEnv(run, { AKV_AGENT_COMMAND: silent }));
+    assert.notEqual(r.status, 0);
+    assert.match(
+      r.stderr,
+      /the akv agent started for you at .* exited: \(nothing in its log from this start\)/,
+    );
+    assert.doesNotMatch(r.stderr, /an earlier agent said this/);
+
+    const talks = join(work, 'dies-saying-why.sh');
+    writeFileSync(talks, '#!/bin/sh\necho "this start: cannot read the config" >&2\nexit 1\n', {
+      mode: 0o700,
+    });
+    const again = openssl(SIGN('dies2.sig'), userEnv(run, { AKV_AGENT_COMMAND: talks }));
+    assert.match(again.stderr, /exited: this start: cannot read the config/);
+  });
+
   it('AKV_AGENT_AUTOSTART=0 and autostart = no: a missing agent is the clear error, and none is started', () => {
     const run = runtimeDir('optout');
     const socket = socketOf(run);
@@ -378,6 +403,53 @@ describe(
   'who answers on the socket',
   { skip: process.getuid?.() !== 0 && 'needs root to run a listener as nobody' },
   () => {
+    it("another user's 0700 agent directory is reported as theirs, not as a socket-group problem", (t) => {
+      // Root's own agent directory, 0700; the client runs as nobody (root would pass anyway).
+      const dir = mkdtempSync(join(tmpdir(), 'akv-others-'));
+      chmodSync(dir, 0o700);
+      const asNobody = ['--reuid=nobody', '--regid=nogroup', '--clear-groups'];
+      const module = join(PROVIDER_MODULES_DIR, 'akv_provider.so');
+      if (spawnSync('setpriv', [...asNobody, 'test', '-r', module]).status !== 0) {
+        rmSync(dir, { recursive: true, force: true });
+        t.skip('the provider module is not readable by nobody from this checkout');
+        return;
+      }
+      try {
+        const r = spawnSync(
+          'setpriv',
+          [
+            ...asNobody,
+            OPENSSL,
+            'pkey',
+            '-provider',
+            'akv_provider',
+            '-provider',
+            'default',
+            '-pubout',
+            '-in',
+            'managedhsm:myhsm:mykey',
+          ],
+          {
+            env: {
+              ...cleanAkvEnv(),
+              OPENSSL_MODULES: PROVIDER_MODULES_DIR,
+              AKV_AGENT_SOCKET: join(dir, 'agent.sock'),
+            },
+            encoding: 'utf8',
+            cwd: '/',
+          },
+        );
+        assert.notEqual(r.status, 0);
+        assert.match(
+          r.stderr,
+          /cannot reach the akv agent socket .*agent\.sock: its directory .*akv-others-\w+ belongs to uid 0 \(root\) with mode 700, closed to you \(uid \d+\): it is that user's own agent/,
+        );
+        assert.doesNotMatch(r.stderr, /socket's group/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it('a socket served by another user is refused with the clear error, and nothing is sent to it', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'akv-impostor-'));
       chmodSync(dir, 0o777);

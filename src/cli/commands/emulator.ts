@@ -15,10 +15,14 @@ Options:
   --latency-ms N       add N milliseconds to every API request (default 0)
   --token T            accept only this bearer token (default: any non-empty token)
   --workers N          crypto worker threads (default: number of cores, 2 to 4)
+  --retention-days N   soft-delete retention, 7 to 90 days (default 7, as a new real HSM);
+                       sets recoverableDays and recoveryLevel of every key
   -h, --help           show this help
 
 When ready it writes DIR/emulator.json {"url","pid","ca"} and prints one line:
   akv emulator listening on https://127.0.0.1:PORT
+DIR/attestation-key.pem is its TEST-ONLY attestation authority (RS256): key release trusts tokens
+signed with it (docs/emulator.md, "Key release").
 SIGTERM or SIGINT stops it (exit 0). Fault injection and statistics: see docs/emulator.md.`;
 
 function parseListen(text: string): { host: string; port: number } {
@@ -64,6 +68,7 @@ const command: Command = {
           'latency-ms': { type: 'string' },
           token: { type: 'string' },
           workers: { type: 'string' },
+          'retention-days': { type: 'string' },
         },
         strict: true,
         allowPositionals: false,
@@ -88,6 +93,7 @@ const command: Command = {
       latencyMs: parseCount(values['latency-ms'], '--latency-ms', 0, 600_000),
       token: values.token,
       workers: parseCount(values.workers, '--workers', 1, 64),
+      retentionDays: parseCount(values['retention-days'], '--retention-days', 7, 90),
     });
   },
 };

@@ -8,6 +8,7 @@ import type { AkvConfig } from '../../config/types.js';
 import type { KeyRef } from '../../uri/index.js';
 import { defaultSignAlg, hashForAlg, verifyDigest } from '../util/local-crypto.js';
 import { fail, fromError, ok, type Outcome } from './outcome.js';
+import { akvCommandName } from '../../command-name.js';
 
 export async function checkAgent(socket: string): Promise<Outcome> {
   const client = new AgentClient(socket, { timeoutMs: 5000, clientName: 'akv-doctor' });
@@ -18,7 +19,7 @@ export async function checkAgent(socket: string): Promise<Outcome> {
   } catch (err) {
     return fromError(
       err,
-      `start the agent (\`bin/akv agent\`, or \`eval "$(bin/akv dev up --dir DIR --hsm-name NAME)"\`) or point AKV_AGENT_SOCKET at its socket`,
+      `start the agent (\`${akvCommandName()} agent\`, or \`eval "$(${akvCommandName()} dev up --dir DIR --hsm-name NAME)"\`) or point AKV_AGENT_SOCKET at its socket`,
     );
   } finally {
     await client.close().catch(() => undefined);

@@ -3,7 +3,14 @@
  * output, public parts only) and the conversion of PEM / JWK files into the SDK's JsonWebKey.
  */
 import { createPrivateKey } from 'node:crypto';
-import type { JsonWebKey, KeyProperties, KeyVaultKey } from '@azure/keyvault-keys';
+import type {
+  DeletedKey,
+  JsonWebKey,
+  KeyProperties,
+  KeyReleasePolicy,
+  KeyRotationPolicy,
+  KeyVaultKey,
+} from '@azure/keyvault-keys';
 import { UsageError } from '../command.js';
 
 const b64u = (v: Uint8Array | undefined): string | undefined =>
@@ -27,8 +34,17 @@ function attributes(p: KeyProperties): Record<string, unknown> {
   });
 }
 
+function releasePolicyJson(p: KeyReleasePolicy | undefined): Record<string, unknown> | undefined {
+  if (!p) return undefined;
+  return dropUndefined({
+    contentType: p.contentType,
+    data: p.encodedPolicy ? Buffer.from(p.encodedPolicy).toString('base64url') : undefined,
+    immutable: p.immutable,
+  });
+}
+
 /** `az keyvault key show` shape: attributes, key (public JWK), managed, tags. Never private parts. */
-export function keyBundleJson(key: KeyVaultKey): Record<string, unknown> {
+export function keyBundleJson(key: KeyVaultKey | DeletedKey): Record<string, unknown> {
   const jwk = key.key;
   return dropUndefined({
     attributes: attributes(key.properties),
@@ -45,11 +61,51 @@ export function keyBundleJson(key: KeyVaultKey): Record<string, unknown> {
         })
       : undefined,
     managed: key.properties.managed,
+    releasePolicy: releasePolicyJson(key.properties.releasePolicy),
     tags:
       key.properties.tags && Object.keys(key.properties.tags).length > 0
         ? key.properties.tags
         : undefined,
   });
+}
+
+/** `az keyvault key show-deleted` shape: the key bundle plus recoveryId and the two dates. */
+export function deletedKeyJson(key: DeletedKey): Record<string, unknown> {
+  return dropUndefined({
+    ...keyBundleJson(key),
+    recoveryId: key.properties.recoveryId,
+    deletedDate: iso(key.properties.deletedOn),
+    scheduledPurgeDate: iso(key.properties.scheduledPurgeDate),
+  });
+}
+
+/** `az keyvault key list-deleted` entry. */
+export function deletedKeyListEntryJson(key: DeletedKey): Record<string, unknown> {
+  return dropUndefined({
+    ...keyListEntryJson(key.properties),
+    recoveryId: key.properties.recoveryId,
+    deletedDate: iso(key.properties.deletedOn),
+    scheduledPurgeDate: iso(key.properties.scheduledPurgeDate),
+  });
+}
+
+/** The rotation policy in the service's (and az's) shape. */
+export function rotationPolicyJson(p: KeyRotationPolicy): Record<string, unknown> {
+  return {
+    id: p.id,
+    lifetimeActions: (p.lifetimeActions ?? []).map((a) =>
+      dropUndefined({
+        action: a.action,
+        timeAfterCreate: a.timeAfterCreate,
+        timeBeforeExpiry: a.timeBeforeExpiry,
+      }),
+    ),
+    attributes: dropUndefined({
+      expiryTime: p.expiresIn,
+      created: iso(p.createdOn),
+      updated: iso(p.updatedOn),
+    }),
+  };
 }
 
 /** `az keyvault key list` shape. */

@@ -42,12 +42,13 @@ export function target(p: Parsed, sub: string, needName: boolean): Target {
       ? { ...ref }
       : { vaultType: ref.vaultType, vault: ref.vault, name: ref.name };
   }
-  const hsm = str(p, 'hsm-name');
   const kv = str(p, 'vault-name');
+  // AKV_HSM_NAME (which `akv dev up` exports) stands in for --hsm-name, as az's defaults do.
+  const hsm = str(p, 'hsm-name') ?? (kv ? undefined : process.env.AKV_HSM_NAME || undefined);
   if (hsm && kv) throw new UsageError(`key ${sub}: give --hsm-name or --vault-name, not both`);
   if (!hsm && !kv)
     throw new UsageError(
-      `key ${sub}: --hsm-name NAME (Managed HSM) or --vault-name NAME (Key Vault) is required`,
+      `key ${sub}: --hsm-name NAME (Managed HSM) or --vault-name NAME (Key Vault) is required (or set AKV_HSM_NAME)`,
     );
   const vault = (hsm ?? kv) as string;
   if (!/^[A-Za-z0-9-]{3,24}$/.test(vault))

@@ -15,7 +15,8 @@ import {
   type SignAlg,
 } from './algorithms.js';
 import { cbcDecrypt, cbcEncrypt, gcmDecrypt, gcmEncrypt, keyUnwrap, keyWrap } from './aes.js';
-import { ecdsaSignDigest, ecdsaVerifyDigest } from '../../crypto/ecdsa.js';
+import { ecdsaVerifyDigest } from '../../crypto/ecdsa.js';
+import { ecdsaSignDigestNative } from './ecdsa-native.js';
 import { signRsa, verifyRsa } from '../../crypto/rsa-signature.js';
 import { rsaDecrypt, rsaEncrypt } from './rsa.js';
 import { randomBytes } from 'node:crypto';
@@ -87,7 +88,8 @@ function signOrVerify(task: CryptoTask, digest: Buffer): CryptoResult {
   const info = SIGN_ALGS[task.alg as SignAlg];
   if (info.scheme === 'ecdsa') {
     const crv = task.jwk.crv as CurveName;
-    if (task.op === 'sign') return { value: ecdsaSignDigest(crv, field(task.jwk, 'd'), digest) };
+    if (task.op === 'sign')
+      return { value: ecdsaSignDigestNative(crv, field(task.jwk, 'd'), digest) };
     // The service verifies raw r||s only.
     const point = Buffer.concat([Buffer.from([4]), field(task.jwk, 'x'), field(task.jwk, 'y')]);
     const signature = task.signature ?? new Uint8Array();

@@ -3,6 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { HsmError, badParameter } from '../errors.js';
 import type { CryptoPool } from '../crypto/pool.js';
 import type { KeyStore } from '../keys/store.js';
+import type { Recovery } from '../keys/bundle.js';
+import type { AttestationAuthority } from '../release/attestation.js';
+import type { ReleaseSigner } from '../release/export.js';
 import {
   KEY_OPS,
   type KeyAttributes,
@@ -12,10 +15,20 @@ import {
   type StoredKey,
 } from '../keys/types.js';
 
+/** What belongs to the emulated HSM as a whole rather than to one request. */
+export interface HsmState {
+  recovery: Recovery;
+  attestation: AttestationAuthority;
+  releaseSigner: ReleaseSigner;
+  /** AES-256 key that seals backups (`<state-dir>/backup-key`): backups restore on this HSM only. */
+  backupKey: Buffer;
+}
+
 export interface ApiContext {
   /** Host header of the request, used to build key ids. */
   host: string;
   store: KeyStore;
+  hsm: HsmState;
   pool: CryptoPool;
   apiVersion: string;
   query: URLSearchParams;
@@ -73,10 +86,11 @@ export function findVersion(key: StoredKey, version: string | undefined): KeyVer
   return found;
 }
 
+/** A new key's operations when the request names none (as recorded from real HSMs, 2022+). */
 const DEFAULT_OPS: Record<KeyFamily, KeyOp[]> = {
-  RSA: ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'],
+  RSA: ['wrapKey', 'decrypt', 'encrypt', 'unwrapKey', 'sign', 'verify'],
   EC: ['sign', 'verify'],
-  oct: ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'],
+  oct: ['deriveKey', 'wrapKey', 'verify', 'sign', 'unwrapKey', 'encrypt', 'decrypt'],
 };
 
 export function parseKeyOps(value: unknown, family: KeyFamily): KeyOp[] {
@@ -112,12 +126,22 @@ export function parseAttributes(value: unknown, base?: KeyAttributes): KeyAttrib
   if ('exp' in attrs) out.exp = optionalSeconds(attrs.exp, 'exp');
   if (out.nbf === undefined) delete out.nbf;
   if (out.exp === undefined) delete out.exp;
-  if (attrs.exportable === true) {
-    throw badParameter(
-      'Exportable keys need a release policy, which the emulator does not support',
-    );
+  if (attrs.exportable !== undefined && attrs.exportable !== null) {
+    if (typeof attrs.exportable !== 'boolean')
+      throw badParameter('attributes.exportable must be true or false');
+    if (base && attrs.exportable !== base.exportable)
+      throw badParameter('attributes.exportable cannot be changed after the key is created');
+    out.exportable = attrs.exportable;
   }
   return out;
+}
+
+/** The service's rule: exportable keys, and only they, have a release policy. */
+export function checkExportable(attrs: KeyAttributes, hasPolicy: boolean): void {
+  if (attrs.exportable && !hasPolicy)
+    throw badParameter('Exportable keys must have release policy');
+  if (!attrs.exportable && hasPolicy)
+    throw badParameter('Non-exportable keys must not have release policy');
 }
 
 export function parseTags(value: unknown): Record<string, string> | undefined {

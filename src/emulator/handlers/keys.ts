@@ -11,7 +11,9 @@ import {
   type PrivateJwk,
   type StoredKey,
 } from '../keys/types.js';
+import { parseReleasePolicy } from '../release/policy.js';
 import {
+  checkExportable,
   findKey,
   findVersion,
   keyNotFound,
@@ -26,7 +28,7 @@ import {
   type ApiResult,
 } from './context.js';
 
-const RETENTION_SECONDS = 90 * 24 * 3600;
+const DAY_SECONDS = 24 * 3600;
 const MAX_PAGE = 25;
 
 /** Appends a version to the key (creating the key), refusing names held by a deleted key. */
@@ -43,7 +45,7 @@ async function addVersion(ctx: ApiContext, name: string, version: KeyVersion): P
     current.versions.push(version);
     return current;
   })) as StoredKey;
-  return ok(keyBundle(ctx.host, stored, version));
+  return ok(keyBundle(ctx.host, stored, version, ctx.hsm.recovery));
 }
 
 export async function createKey(ctx: ApiContext, name: string): Promise<ApiResult> {
@@ -57,7 +59,14 @@ export async function createKey(ctx: ApiContext, name: string): Promise<ApiResul
     attributes: parseAttributes(body.attributes),
     tags: parseTags(body.tags),
   };
+  withReleasePolicy(version, body.release_policy);
   return addVersion(ctx, name, version);
+}
+
+/** Sets the version's release policy from a request and applies the exportable rule. */
+function withReleasePolicy(version: KeyVersion, value: unknown): void {
+  if (value !== undefined && value !== null) version.releasePolicy = parseReleasePolicy(value);
+  checkExportable(version.attributes, version.releasePolicy !== undefined);
 }
 
 export async function importKey(ctx: ApiContext, name: string): Promise<ApiResult> {
@@ -71,6 +80,7 @@ export async function importKey(ctx: ApiContext, name: string): Promise<ApiResul
     attributes: parseAttributes(body.attributes),
     tags: parseTags(body.tags),
   };
+  withReleasePolicy(version, body.release_policy);
   return addVersion(ctx, name, version);
 }
 
@@ -97,15 +107,16 @@ export async function rotateKey(ctx: ApiContext, name: string): Promise<ApiResul
     kty: current.kty,
     keyOps: [...current.keyOps],
     jwk,
-    attributes: parseAttributes(undefined),
+    attributes: { ...parseAttributes(undefined), exportable: current.attributes.exportable },
     tags: current.tags ? { ...current.tags } : undefined,
+    ...(current.releasePolicy ? { releasePolicy: structuredClone(current.releasePolicy) } : {}),
   };
   return addVersion(ctx, name, version);
 }
 
 export function getKey(ctx: ApiContext, name: string, version?: string): ApiResult {
   const key = findKey(ctx, name);
-  return ok(keyBundle(ctx.host, key, findVersion(key, version)));
+  return ok(keyBundle(ctx.host, key, findVersion(key, version), ctx.hsm.recovery));
 }
 
 export async function updateKey(
@@ -122,19 +133,28 @@ export async function updateKey(
     if (body.key_ops !== undefined) target.keyOps = parseKeyOps(body.key_ops, family);
     target.attributes = parseAttributes(body.attributes ?? {}, target.attributes);
     if (body.tags !== undefined) target.tags = parseTags(body.tags);
+    if (body.release_policy !== undefined && body.release_policy !== null) {
+      if (target.releasePolicy?.immutable)
+        throw badParameter('The release policy of this key is immutable and cannot be changed');
+      target.releasePolicy = parseReleasePolicy(body.release_policy);
+      checkExportable(target.attributes, true);
+    }
     return current;
   })) as StoredKey;
-  return ok(keyBundle(ctx.host, stored, target as KeyVersion));
+  return ok(keyBundle(ctx.host, stored, target as KeyVersion, ctx.hsm.recovery));
 }
 
 export async function deleteKey(ctx: ApiContext, name: string): Promise<ApiResult> {
   const stored = (await ctx.store.update(name, (current) => {
     if (!current || current.deleted) throw keyNotFound(name);
     const now = nowSeconds();
-    current.deleted = { deletedDate: now, scheduledPurgeDate: now + RETENTION_SECONDS };
+    current.deleted = {
+      deletedDate: now,
+      scheduledPurgeDate: now + ctx.hsm.recovery.retentionDays * DAY_SECONDS,
+    };
     return current;
   })) as StoredKey;
-  return ok(deletedKeyBundle(ctx.host, stored, latestVersion(stored)));
+  return ok(deletedKeyBundle(ctx.host, stored, latestVersion(stored), ctx.hsm.recovery));
 }
 
 function findDeleted(ctx: ApiContext, name: string): StoredKey {
@@ -147,7 +167,7 @@ function findDeleted(ctx: ApiContext, name: string): StoredKey {
 
 export function getDeletedKey(ctx: ApiContext, name: string): ApiResult {
   const key = findDeleted(ctx, name);
-  return ok(deletedKeyBundle(ctx.host, key, latestVersion(key)));
+  return ok(deletedKeyBundle(ctx.host, key, latestVersion(key), ctx.hsm.recovery));
 }
 
 export async function purgeDeletedKey(ctx: ApiContext, name: string): Promise<ApiResult> {
@@ -165,7 +185,7 @@ export async function recoverDeletedKey(ctx: ApiContext, name: string): Promise<
     delete current.deleted;
     return current;
   })) as StoredKey;
-  return ok(keyBundle(ctx.host, stored, latestVersion(stored)));
+  return ok(keyBundle(ctx.host, stored, latestVersion(stored), ctx.hsm.recovery));
 }
 
 /** One page of `items` with the service's `nextLink` (an opaque `$skiptoken`). */
@@ -202,7 +222,7 @@ export function listKeys(ctx: ApiContext): ApiResult {
   const items = ctx.store
     .all()
     .filter((k) => !k.deleted)
-    .map((k) => keyItem(ctx.host, k, latestVersion(k), false));
+    .map((k) => keyItem(ctx.host, k, latestVersion(k), false, ctx.hsm.recovery));
   return page(ctx, '/keys', items);
 }
 
@@ -211,7 +231,7 @@ export function listKeyVersions(ctx: ApiContext, name: string): ApiResult {
   return page(
     ctx,
     `/keys/${key.name}/versions`,
-    key.versions.map((v) => keyItem(ctx.host, key, v, true)),
+    key.versions.map((v) => keyItem(ctx.host, key, v, true, ctx.hsm.recovery)),
   );
 }
 
@@ -219,7 +239,7 @@ export function listDeletedKeys(ctx: ApiContext): ApiResult {
   const items = ctx.store
     .all()
     .filter((k) => k.deleted)
-    .map((k) => deletedKeyItem(ctx.host, k, latestVersion(k)));
+    .map((k) => deletedKeyItem(ctx.host, k, latestVersion(k), ctx.hsm.recovery));
   return page(ctx, '/deletedkeys', items);
 }
 

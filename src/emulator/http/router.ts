@@ -20,6 +20,11 @@ export type ApiOperation =
   | 'purge'
   | 'recover'
   | 'rng'
+  | 'release'
+  | 'getrotationpolicy'
+  | 'setrotationpolicy'
+  | 'backup'
+  | 'restore'
   | CryptoOp;
 
 /** The key operations the HSM runs (`POST /keys/{name}[/{version}]/{op}`). */
@@ -50,6 +55,11 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   'purge',
   'recover',
   'rng',
+  'release',
+  'getrotationpolicy',
+  'setrotationpolicy',
+  'backup',
+  'restore',
   ...CRYPTO_OPS,
 ];
 
@@ -110,6 +120,7 @@ export function route(method: string, pathname: string): ApiRoute {
   }
   if (root !== 'keys' || seg.length > 4) return fail();
   if (seg.length === 1) return method === 'GET' ? { operation: 'list' } : fail();
+  if (seg.length === 2 && a === 'restore' && method === 'POST') return { operation: 'restore' };
   const name = keyName(a as string);
   if (seg.length === 2) {
     if (method === 'GET') return { operation: 'get', name };
@@ -123,6 +134,13 @@ export function route(method: string, pathname: string): ApiRoute {
     if (method === 'GET' && third === 'versions') return { operation: 'versions', name };
     if (method === 'POST' && third === 'create') return { operation: 'create', name };
     if (method === 'POST' && third === 'rotate') return { operation: 'rotate', name };
+    if (method === 'POST' && third === 'release') return { operation: 'release', name };
+    if (method === 'POST' && third === 'backup') return { operation: 'backup', name };
+    if (third === 'rotationpolicy') {
+      if (method === 'GET') return { operation: 'getrotationpolicy', name };
+      if (method === 'PUT') return { operation: 'setrotationpolicy', name };
+      return fail();
+    }
     if (method === 'POST' && isCryptoOp(third)) return { operation: third, name };
     if (method === 'GET') return { operation: 'get', name, version: third };
     if (method === 'PATCH') return { operation: 'update', name, version: third };
@@ -130,5 +148,7 @@ export function route(method: string, pathname: string): ApiRoute {
   }
   const fourth = c as string;
   if (method === 'POST' && isCryptoOp(fourth)) return { operation: fourth, name, version: third };
+  if (method === 'POST' && fourth === 'release')
+    return { operation: 'release', name, version: third };
   return fail();
 }

@@ -19,6 +19,7 @@ export const KEY_OPS = [
   'unwrapKey',
   'import',
   'export',
+  'deriveKey',
 ] as const;
 export type KeyOp = (typeof KEY_OPS)[number];
 
@@ -54,6 +55,23 @@ export interface KeyAttributes {
   exportable: boolean;
 }
 
+/** A key release policy as stored: the policy JSON (normalised) and whether it may change. */
+export interface ReleasePolicy {
+  contentType: string;
+  /** The policy document, parsed and checked (see ../release/policy.ts). */
+  policy: Record<string, unknown>;
+  immutable?: boolean;
+}
+
+/** A rotation policy as the service returns it, minus the id (built from the host). */
+export interface RotationPolicy {
+  lifetimeActions: {
+    trigger: { timeAfterCreate?: string; timeBeforeExpiry?: string };
+    action: { type: 'Rotate' | 'Notify' };
+  }[];
+  attributes: { expiryTime?: string; created: number; updated: number };
+}
+
 export interface KeyVersion {
   /** 32 lowercase hex characters. */
   version: string;
@@ -62,6 +80,7 @@ export interface KeyVersion {
   jwk: PrivateJwk;
   attributes: KeyAttributes;
   tags?: Record<string, string>;
+  releasePolicy?: ReleasePolicy;
 }
 
 export interface DeletedInfo {
@@ -76,6 +95,7 @@ export interface StoredKey {
   /** Oldest first; the last one is the current version. */
   versions: KeyVersion[];
   deleted?: DeletedInfo;
+  rotationPolicy?: RotationPolicy;
 }
 
 export function familyOf(kty: HsmKeyType): KeyFamily {

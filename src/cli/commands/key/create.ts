@@ -3,6 +3,7 @@ import type { KeyVaultKey } from '@azure/keyvault-keys';
 import { flag } from '../../util/args.js';
 import { createSpec, keyOps, tags, type CreateSpec } from '../../util/key-options.js';
 import { keyBundleJson } from '../../util/key-bundle.js';
+import { exportableOption, releasePolicyOption } from '../../util/release-policy-option.js';
 import { namedTarget, type KeyCommandContext, type NamedTarget } from './context.js';
 
 /** Creates a key (or a new version of one) with the given type, size/curve and operations. */
@@ -15,6 +16,8 @@ export async function createKey(
   const client = ctx.clients.keyClient(t.vaultType, t.vault);
   const keyCtx = ctx.clients.keyContext(t, `${ctx.sub} key`);
   const tagMap = tags(ctx.p, ctx.sub);
+  const exportable = exportableOption(ctx.p, ctx.sub);
+  const releasePolicy = releasePolicyOption(ctx.p, ctx.sub);
   const { value } = await ctx.clients.run(
     keyCtx,
     (abortSignal) =>
@@ -25,6 +28,8 @@ export async function createKey(
         ...(ops ? { keyOps: ops } : {}),
         ...(tagMap ? { tags: tagMap } : {}),
         ...(flag(ctx.p, 'disabled') ? { enabled: false } : {}),
+        ...(exportable !== undefined ? { exportable } : {}),
+        ...(releasePolicy ? { releasePolicy } : {}),
       }),
     false,
   );

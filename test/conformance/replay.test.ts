@@ -1,0 +1,351 @@
+/**
+ * The client side against real answers: a replay server (replay-server.ts) serves the recorded
+ * Managed HSM responses; the agent (through `openssl` with the provider) and `akv` must understand
+ * every one. Signatures in the recordings were made by the recorded keys, so they are verified
+ * with the recorded public keys; the recorded RSA1_5 ciphertext must decrypt to the recorded
+ * plaintext; recorded errors must reach the user with their code and Activity ID.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { cleanAkvEnv } from '../helpers/dev.js';
+import { AKV_BIN } from '../helpers/emulator.js';
+import { OPENSSL, PROVIDERS, PROVIDER_MODULES_DIR } from '../provider/openssl-env.js';
+import { loadFixtures, type Fixture } from './fixtures.js';
+import { startReplay, type ReplayServer } from './replay-server.js';
+
+const HSM = 'replayhsm';
+const fixtures = loadFixtures();
+const byFile = (f: string): Fixture => fixtures.find((x) => x.file === f) as Fixture;
+let replay: ReplayServer;
+let dir: string;
+let env: NodeJS.ProcessEnv;
+let agent: ChildProcess;
+
+before(async () => {
+  replay = await startReplay(fixtures);
+  dir = mkdtempSync(join(tmpdir(), 'akv-replay-test-'));
+  const socket = join(dir, 'agent.sock');
+  const config = {
+    socket,
+    vaults: {
+      [HSM]: {
+        endpoint: replay.url,
+        caFile: replay.caFile,
+        disableChallengeResourceVerification: true,
+      },
+    },
+    credential: { type: 'static', token: 'replay-token' },
+  };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  env = {
+    ...cleanAkvEnv(),
+    AKV_CONFIG: join(dir, 'config.json'),
+    AKV_AGENT_SOCKET: socket,
+    AKV_AGENT_AUTOSTART: '0',
+    AKV_HSM_NAME: HSM,
+    OPENSSL_MODULES: PROVIDER_MODULES_DIR,
+  };
+  delete env.OPENSSL_CONF;
+  agent = spawn(AKV_BIN, ['agent', '--config', join(dir, 'config.json')], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    agent.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (/akv agent listening on /.test(out)) resolve();
+    });
+    agent.once('exit', (code) => reject(new Error(`agent exited ${code}: ${out}`)));
+  });
+});
+after(async () => {
+  if (agent && agent.exitCode === null) {
+    const exited = new Promise((r) => agent.once('exit', r));
+    agent.kill('SIGTERM');
+    await exited;
+  }
+  await replay?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs a command asynchronously: the replay server answers from this process's event loop. */
+function run(
+  cmd: string,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function recordedKey(file: string, exchange: string): { n: string; e: string } {
+  const x = byFile(file).exchanges.find((e) => e.name === exchange);
+  return (x?.response.body as { key: { n: string; e: string } }).key;
+}
+
+function recordedExchange(file: string, name: string) {
+  const x = byFile(file).exchanges.find((e) => e.name === name);
+  assert.ok(x, `${file}: ${name}`);
+  return x;
+}
+
+describe('openssl with the provider, through the agent', () => {
+  const file = 'python-mhsm-rsa3072-sign.json';
+  const key = `managedhsm:${HSM}:livekvtestrsa-verify-3072d9ab2daa`;
+
+  for (const [alg, opts] of [
+    ['RS256', ['-pkeyopt', 'digest:sha256']],
+    [
+      'PS256',
+      [
+        '-pkeyopt',
+        'digest:sha256',
+        '-pkeyopt',
+        'rsa_padding_mode:pss',
+        '-pkeyopt',
+        'rsa_pss_saltlen:digest',
+      ],
+    ],
+  ] as const) {
+    it(`${alg}: the recorded signature comes back and verifies with the recorded public key`, async () => {
+      const x = recordedExchange(file, `sign ${alg}`);
+      const digest = Buffer.from((x.request.body as { value: string }).value, 'base64url');
+      writeFileSync(join(dir, 'digest.bin'), digest);
+      const r = await run(OPENSSL, [
+        'pkeyutl',
+        '-sign',
+        ...PROVIDERS,
+        '-inkey',
+        key,
+        ...opts,
+        '-in',
+        'digest.bin',
+        '-out',
+        `${alg}.sig`,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const sig = readFileSync(join(dir, `${alg}.sig`));
+      assert.equal(sig.toString('base64url'), (x.response.body as { value: string }).value);
+      const { n, e } = recordedKey(file, 'create RSA-HSM 3072');
+      const pub = createPublicKey({ key: { kty: 'RSA', n, e }, format: 'jwk' });
+      writeFileSync(join(dir, 'rsa3072.pem'), pub.export({ format: 'pem', type: 'spki' }));
+      // The digest is what was signed: openssl pkeyutl verifies a digest as given.
+      const v = await run(OPENSSL, [
+        'pkeyutl',
+        '-verify',
+        '-pubin',
+        '-inkey',
+        'rsa3072.pem',
+        ...opts,
+        '-in',
+        'digest.bin',
+        '-sigfile',
+        `${alg}.sig`,
+      ]);
+      assert.equal(v.code, 0, `openssl verify: ${v.stdout}${v.stderr}`);
+      assert.match(v.stdout, /Signature Verified Successfully/);
+    });
+  }
+
+  it('ES256: the recorded raw r||s comes back as DER and verifies with the recorded EC key', async () => {
+    const ec = 'python-mhsm-ec-sign.json';
+    const x = recordedExchange(ec, 'sign ES256');
+    writeFileSync(
+      join(dir, 'ec-digest.bin'),
+      Buffer.from((x.request.body as { value: string }).value, 'base64url'),
+    );
+    const r = await run(OPENSSL, [
+      'pkeyutl',
+      '-sign',
+      ...PROVIDERS,
+      '-inkey',
+      `managedhsm:${HSM}:livekvtestec-verify-P-256a7e22d2c`,
+      '-pkeyopt',
+      'digest:sha256',
+      '-in',
+      'ec-digest.bin',
+      '-out',
+      'es256.der',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    // The provider turns the HSM's raw r||s into the DER form OpenSSL uses; same r and s.
+    const der = readFileSync(join(dir, 'es256.der'));
+    const raw = Buffer.from((x.response.body as { value: string }).value, 'base64url');
+    const ints: Buffer[] = [];
+    for (let i = 2; i < der.length;) {
+      const len = der[i + 1] as number;
+      ints.push(der.subarray(i + 2, i + 2 + len));
+      i += 2 + len;
+    }
+    const strip = (b: Buffer) => b.subarray(b.findIndex((v) => v !== 0));
+    assert.deepEqual(ints.map(strip), [strip(raw.subarray(0, 32)), strip(raw.subarray(32))]);
+    const key = (
+      recordedExchange(ec, 'create EC-HSM P-256').response.body as { key: { x: string; y: string } }
+    ).key;
+    const pub = createPublicKey({
+      key: { kty: 'EC', crv: 'P-256', x: key.x, y: key.y },
+      format: 'jwk',
+    });
+    writeFileSync(join(dir, 'p256.pem'), pub.export({ format: 'pem', type: 'spki' }));
+    const v = await run(OPENSSL, [
+      'pkeyutl',
+      '-verify',
+      '-pubin',
+      '-inkey',
+      'p256.pem',
+      '-in',
+      'ec-digest.bin',
+      '-sigfile',
+      'es256.der',
+    ]);
+    assert.equal(v.code, 0, `${v.stdout}${v.stderr}`);
+    assert.match(v.stdout, /Signature Verified Successfully/);
+  });
+
+  it('RSA1_5: the recorded ciphertext decrypts to the recorded plaintext', async () => {
+    const x = recordedExchange('js-mhsm-rsa-encrypt-decrypt.json', 'decrypt RSA1_5');
+    writeFileSync(
+      join(dir, 'ct.bin'),
+      Buffer.from((x.request.body as { value: string }).value, 'base64url'),
+    );
+    const r = await run(OPENSSL, [
+      'pkeyutl',
+      '-decrypt',
+      ...PROVIDERS,
+      '-inkey',
+      `managedhsm:${HSM}:cryptography-client-test`,
+      '-in',
+      'ct.bin',
+      '-out',
+      'pt.bin',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(join(dir, 'pt.bin'), 'utf8'), 'encrypts and decrypts using RSA');
+  });
+
+  it("openssl reads the recorded key's public half (modulus as recorded)", async () => {
+    const r = await run(OPENSSL, [
+      'pkey',
+      ...PROVIDERS,
+      '-in',
+      `managedhsm:${HSM}:livekvtestrsa-verify-3072d9ab2daa`,
+      '-pubout',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const n = createPublicKey(r.stdout).export({ format: 'jwk' }).n;
+    assert.equal(n, recordedKey(file, 'create RSA-HSM 3072').n);
+  });
+});
+
+describe('akv against recorded answers', () => {
+  const json = async (args: string[]) => {
+    const r = await run(AKV_BIN, args);
+    assert.equal(r.code, 0, `akv ${args.join(' ')}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+  };
+
+  it('key show: the recorded bundle, key id on this HSM, recovery level as recorded', async () => {
+    const k = await json(['key', 'show', '--name', 'livekvtestrsa-verify-3072d9ab2daa']);
+    const key = k.key as Record<string, unknown>;
+    assert.equal(key.kty, 'RSA-HSM');
+    assert.equal(key.n, recordedKey('python-mhsm-rsa3072-sign.json', 'create RSA-HSM 3072').n);
+    assert.equal(
+      String(key.kid),
+      `${replay.url}/keys/livekvtestrsa-verify-3072d9ab2daa/0cfa15d685e50ac706416a2655d5d5d5`,
+    );
+    const a = k.attributes as Record<string, unknown>;
+    assert.equal(a.recoverableDays, 7);
+    assert.equal(a.recoveryLevel, 'CustomizedRecoverable+Purgeable');
+    assert.equal(a.created, new Date(1650642535 * 1000).toISOString());
+  });
+
+  it('key create oct-HSM: the seven operations of a real new AES key', async () => {
+    const k = await json([
+      'key',
+      'create',
+      '--name',
+      'CRUDKeyName-cancreateanOCTkeywithoptions-',
+      '--kty',
+      'oct-HSM',
+    ]);
+    assert.deepEqual([...(k.key as { keyOps: string[] }).keyOps].sort(), [
+      'decrypt',
+      'deriveKey',
+      'encrypt',
+      'sign',
+      'unwrapKey',
+      'verify',
+      'wrapKey',
+    ]);
+  });
+
+  it('key show-deleted and purge: the recorded deleted bundle and the recorded 204', async () => {
+    const d = await json(['key', 'show-deleted', '--name', 'cryptography-client-test']);
+    assert.equal(d.recoveryId, `${replay.url}/deletedkeys/cryptography-client-test`);
+    assert.equal(d.scheduledPurgeDate, new Date(1621546066 * 1000).toISOString());
+    const p = await run(AKV_BIN, ['key', 'purge', '--name', 'cryptography-client-test']);
+    assert.equal(p.code, 0, p.stderr);
+    assert.equal(p.stdout, '');
+  });
+
+  it('a recorded 400 reaches the user with its code, message and Activity ID', async () => {
+    const r = await run(AKV_BIN, [
+      'key',
+      'create',
+      '--name',
+      'exportablenopolicy-57012',
+      '--kty',
+      'RSA-HSM',
+      '--exportable',
+      'true',
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /400 BadParameter/);
+    assert.match(
+      r.stderr,
+      /Exportable keys must have release policy \(Activity ID: 1ef7668c-de11-11ec-9e7b-000d3a602e9a\)/,
+    );
+  });
+
+  it('key release: prints the recorded JWS, whose payload holds the wrapped key', async () => {
+    const r = await json([
+      'key',
+      'release',
+      '--name',
+      'exportkey164011273934905946',
+      '--target-attestation-token',
+      'eyJ.eyJ.sig',
+    ]);
+    const [, payload] = String(r.value).split('.');
+    const p = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString()) as {
+      response: { key: { key: { key_hsm: string; kty: string } } };
+    };
+    assert.equal(p.response.key.key.kty, 'RSA');
+    const hsm = JSON.parse(Buffer.from(p.response.key.key.key_hsm, 'base64url').toString()) as {
+      header: { enc: string };
+    };
+    assert.equal(hsm.header.enc, 'CKM_RSA_AES_KEY_WRAP');
+  });
+
+  it('every client began with the recorded 401 challenge and went on with a token', async () => {
+    // Six akv processes above (one client each) and the agent: each was challenged at least once.
+    assert.ok(replay.challenges() >= 7, `challenges served: ${replay.challenges()}`);
+    assert.ok(replay.seen.length > replay.challenges());
+  });
+});
