@@ -18,6 +18,7 @@ import type { Deadline } from './abort.js';
 import { withRetries, type RetryOptions, type RetryResult } from './retry.js';
 import { API_VERSION, ChallengeRecorder, KeyOperations } from './key-operations.js';
 import { HsmHttpClient } from './hsm-http.js';
+import { emptyErrorBodyPolicy } from './empty-error-body.js';
 import { akvVersion } from '../version.js';
 import { RetryBudget } from './retry-budget.js';
 
@@ -217,6 +218,9 @@ export class AzureClients {
         disableChallengeResourceVerification: endpoint.disableChallengeResourceVerification,
         serviceVersion: API_VERSION,
         agent: httpsAgent,
+        // A redirect is an answer to report, not to follow (the SDK would drop the token).
+        redirectOptions: { maxRetries: 0 },
+        additionalPolicies: [{ policy: emptyErrorBodyPolicy, position: 'perRetry' }],
       });
       const operations = new KeyOperations(
         endpoint.url,
