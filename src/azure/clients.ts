@@ -27,6 +27,7 @@ import { Deadline } from './abort.js';
 import { withRetries, type RetryOptions, type RetryResult } from './retry.js';
 import { API_VERSION, ChallengeRecorder, HsmHttpError, KeyOperations } from './key-operations.js';
 import { WarmingHsmHttp } from './warming-http.js';
+import { emptyErrorBodyPolicy } from './empty-error-body.js';
 import { akvVersion } from '../version.js';
 import { RetryBudget } from './retry-budget.js';
 
@@ -130,6 +131,9 @@ export class AzureClients {
       disableChallengeResourceVerification: v.endpoint.disableChallengeResourceVerification,
       serviceVersion: API_VERSION,
       agent: v.httpsAgent,
+      // A redirect is an answer to report, not to follow (the SDK would drop the token).
+      redirectOptions: { maxRetries: 0 },
+      additionalPolicies: [{ policy: emptyErrorBodyPolicy, position: 'perRetry' }],
     });
     return v.keyClient;
   }
