@@ -19,6 +19,7 @@ import { barChartSvg } from './lib/svg.js';
 import { asyncHaproxy } from './scenarios/async.js';
 import { blocking } from './scenarios/blocking.js';
 import { capacity } from './scenarios/capacity.js';
+import { coldStart } from './scenarios/cold-start.js';
 import { localKey } from './scenarios/local-key.js';
 import { memory } from './scenarios/memory.js';
 import { oneShot } from './scenarios/one-shot.js';
@@ -51,6 +52,7 @@ const SCENARIOS: Array<{
   },
   { id: 'soak', title: '9. Soak', run: soak },
   { id: 'restart', title: '10. Restarts', run: restart, needsNginx: true },
+  { id: 'cold-start', title: '11. Cold start', run: coldStart },
 ];
 
 const USAGE = `Usage: npm run bench -- [--quick] [--only IDS] [--out DIR] [--publish] [--keep]

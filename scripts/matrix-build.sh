@@ -121,11 +121,13 @@ reuse() {
   return 1
 }
 
+# finish PREFIX VERSION STARTED [CPU_SECONDS]: marks PREFIX complete with its build times.
 finish() {
-  local prefix="$1" version="$2" started="$3" secs
+  local prefix="$1" version="$2" started="$3" cpu="${4:-}" secs
   secs=$(($(date +%s) - started))
-  printf 'version=%s\nbuilt=%s\nseconds=%s\n' "$version" "$(date -u +%FT%TZ)" "$secs" >"$(complete_marker "$prefix")"
-  say "$(basename "$prefix"): built $version in $((secs / 60)) min $((secs % 60)) s"
+  printf 'version=%s\nbuilt=%s\nseconds=%s\n%s' "$version" "$(date -u +%FT%TZ)" "$secs" \
+    "${cpu:+cpu_seconds=$cpu$'\n'}" >"$(complete_marker "$prefix")"
+  say "$(basename "$prefix"): built $version in $((secs / 60)) min $((secs % 60)) s${cpu:+ ($cpu CPU seconds)}"
 }
 
 build_openssl() {
@@ -159,12 +161,26 @@ build_openssl() {
       die "openssl-$branch: Configure failed, see $log"
     echo "$upstream" >"$bdir/.configured"
   fi
-  say "openssl-$branch: compiling (make -j$JOBS build_sw, log in $log)"
-  (cd "$src" && nice -n 10 make -j"$JOBS" build_sw && make install_sw install_ssldirs) >>"$log" 2>&1 ||
+  # Shared libraries and the openssl command only: the static libcrypto.a/libssl.a would compile
+  # every library file a second time (3.5+ builds separate objects for each), and no engine or
+  # loadable module of OpenSSL's own is used.
+  local libs lean
+  libs="$(sed -n '/^LIBS=/,/[^\\]$/p' "$src/Makefile" | tr -d '\\\n' | sed 's/^LIBS=//')"
+  libs="$(tr -s '[:blank:]' '\n' <<<"$libs" | grep -v -x -e libcrypto.a -e libssl.a -e '' | tr '\n' ' ')"
+  lean=("LIBS=$libs" INSTALL_LIBS= MODULES= INSTALL_ENGINES= INSTALL_MODULES=)
+  say "openssl-$branch: compiling (make -j$JOBS build_sw ${lean[*]}, log in $log)"
+  # The CPU time (user + system of every compiler) is what a machine of its own needs, whatever
+  # the load here: CPU seconds / cores is the build's time on an idle machine.
+  local cpu
+  (cd "$src" && nice -n 10 make -j"$JOBS" "${lean[@]}" build_sw &&
+    make "${lean[@]}" install_sw install_ssldirs && times >"$bdir/.cpu-times") >>"$log" 2>&1 ||
     die "openssl-$branch: build failed, see $log"
+  # `times`, second line: the children's user and system time, as 12m3.456s.
+  cpu="$(awk 'NR == 2 {for (i = 1; i <= 2; i++) {split($i, t, /[ms]/); s += t[1] * 60 + t[2]}} END {printf "%d", s}' \
+    "$bdir/.cpu-times")"
   "$prefix/bin/openssl" version >&2 || die "openssl-$branch: the built openssl does not run"
   rm -rf "$bdir"
-  finish "$prefix" "$upstream" "$started"
+  finish "$prefix" "$upstream" "$started" "$cpu"
 }
 
 # HAProxy against OpenSSL 3.5 (the LTS Debian 13 ships it with).

@@ -30,7 +30,7 @@ const OPENSSL_TESTS = [
   'provider/async',
   'provider/negative',
   'provider/autostart',
-  'matrix/nginx-store',
+  'matrix/',
   'compat/',
 ];
 /** What the 3.0-built module is run through in a newer OpenSSL. */
@@ -57,6 +57,14 @@ function branches() {
       const [component, branch] = l.split(/\s+/);
       return { component, branch, target: `${component}-${branch}` };
     });
+}
+
+/** Minutes the first build of PREFIX took (from its .akv-complete), or undefined. */
+function buildMinutes(prefix) {
+  const marker = join(prefix, '.akv-complete');
+  if (!existsSync(marker)) return undefined;
+  const seconds = Number(/^seconds=(\d+)$/m.exec(readFileSync(marker, 'utf8'))?.[1]);
+  return Number.isFinite(seconds) ? Math.round(seconds / 6) / 10 : undefined;
 }
 
 function builtVersion(prefix) {
@@ -90,8 +98,16 @@ function record(column, row, result, note = '') {
 function runTests(column, filters, env) {
   for (const file of testFiles(filters)) {
     log(`${column}: ${file}`);
-    const r = run(process.execPath, ['scripts/run-tests.mjs', `${file}.test.js`], env);
-    record(column, file, r.ok ? 'pass' : 'FAIL');
+    let r = run(process.execPath, ['scripts/run-tests.mjs', `${file}.test.js`], env);
+    if (r.ok) {
+      record(column, file, 'pass');
+      continue;
+    }
+    // One more run: on a loaded machine the emulator's RSA-4096 key generation or a deadline can
+    // miss; a cell passing only the second time says so.
+    log(`${column}: ${file} failed; running it once more`);
+    r = run(process.execPath, ['scripts/run-tests.mjs', `${file}.test.js`], env);
+    record(column, file, r.ok ? 'pass' : 'FAIL', r.ok ? 'passed on the second run' : '');
   }
 }
 
@@ -153,6 +169,14 @@ function main() {
     log('the matrix builds failed (see above)');
     process.exit(1);
   }
+  let total = 0;
+  for (const { target } of targets) {
+    const minutes = buildMinutes(join(matrixDir, target));
+    if (minutes === undefined) continue;
+    total += minutes;
+    record(target, 'first build (min)', String(minutes));
+  }
+  log(`first builds took ${Math.round(total * 10) / 10} min in all (each in its .akv-complete)`);
   if (!run('make', ['-s', '-C', 'provider'], process.env, true).ok) {
     log('make -C provider (system OpenSSL) failed');
     process.exit(1);

@@ -144,10 +144,20 @@ export async function restart(ctx: BenchContext): Promise<ScenarioResult> {
     await sleep(phaseMs);
     loading = false;
     await load;
+    // nginx -s stop parses the config, so it loads the key through the agent: stop it first.
+    await nginx.stop();
+    nginx = undefined;
     process.kill(agentPid, 'SIGTERM');
     await holder.exited(agentPid);
   } finally {
-    await nginx?.stop();
+    // On a failure the agent may be gone: signal the master (no config parse, no key load).
+    if (nginx) {
+      try {
+        process.kill(nginx.masterPid(), 'SIGTERM');
+      } catch {
+        /* not running */
+      }
+    }
     await holder.stop();
   }
 

@@ -327,6 +327,7 @@ int akv_autostart(const akv_autostart_settings *s, const char *socket_path, int 
         return -1;
     }
     long pause = 5;
+    long long spawned = now_ms();
     for (;;) {
         fd = open_fn(arg);
         if (fd >= 0)
@@ -351,7 +352,9 @@ int akv_autostart(const akv_autostart_settings *s, const char *socket_path, int 
             break;
         }
         sleep_ms(pause);
-        if (pause < 50)
+        /* Every 5 ms while an agent normally starts (the command waits for it: a coarser poll adds
+         * up to its pause to the first command), then backing off to 50 ms. */
+        if (now_ms() - spawned > 1000 && pause < 50)
             pause += 5;
     }
     close(lock);

@@ -19,13 +19,14 @@ import { closeLogger, createLogger } from './log.js';
 import { AccessChecker } from './diagnose.js';
 import { jwtExpiry } from '../azure/jwt.js';
 import { TokenHandover } from './token-handover.js';
-import { metrics } from './metrics.js';
-import { startMetricsServer } from './metrics-server.js';
+import { NO_METRICS, type MetricsSink } from './metrics-sink.js';
+import type { AgentMetrics } from './metrics.js';
 import { AgentServer } from './server.js';
 import { listenOn, removeSocket, type Listening } from './listen.js';
 import { peerCredentialsUnavailable } from './peer-credentials.js';
 import { AccessPolicy } from './policy.js';
 import { akvVersion } from '../version.js';
+import { startupTimings } from './startup.js';
 
 export interface AgentOptions {
   /** --config; otherwise AKV_CONFIG and the default places (see loadConfig). */
@@ -51,7 +52,7 @@ function readConfig(opts: AgentOptions): AkvConfig {
   return config;
 }
 
-function newGateway(config: AkvConfig, logger: Logger): HsmGateway {
+function newGateway(config: AkvConfig, logger: Logger, metrics: MetricsSink): HsmGateway {
   return createGateway(config, logger, {
     onTokenRefresh: () => metrics.tokenRefreshes.inc(),
     onRetry: (kind) => metrics.hsmRetries.inc({ kind }),
@@ -64,6 +65,7 @@ export class AgentProcess {
 
   private constructor(
     private readonly opts: AgentOptions,
+    private readonly metrics: MetricsSink,
     private config: AkvConfig,
     private log: Logger,
     private readonly gateways: GatewayHolder,
@@ -84,7 +86,12 @@ export class AgentProcess {
     const policy = AccessPolicy.fromConfig(config);
     const logger = createLogger(config.log);
     for (const warning of config.warnings ?? []) logger.warn(warning);
-    const gateways = new GatewayHolder(newGateway(config, logger));
+    // prom-client only for a metrics listener (metrics-sink.ts).
+    const prometheus: AgentMetrics | undefined = config.metricsListen
+      ? new (await import('./metrics.js')).AgentMetrics()
+      : undefined;
+    const metrics: MetricsSink = prometheus ?? NO_METRICS;
+    const gateways = new GatewayHolder(newGateway(config, logger, metrics));
     const cache = new KeyCache(config.keyCacheTtlMs);
     const limits = agentLimits(config);
     const slots = new HsmSlots(limits.maxInFlight, (inFlight, queued) => {
@@ -115,11 +122,12 @@ export class AgentProcess {
       throw err;
     }
     let metricsServer: Server | undefined;
-    if (config.metricsListen) {
+    if (config.metricsListen && prometheus) {
       try {
+        const { startMetricsServer } = await import('./metrics-server.js');
         const started = await startMetricsServer(
           config.metricsListen,
-          metrics,
+          prometheus,
           access,
           config.metricsDetail,
         );
@@ -135,6 +143,7 @@ export class AgentProcess {
     }
     const agent = new AgentProcess(
       opts,
+      metrics,
       config,
       logger,
       gateways,
@@ -162,6 +171,7 @@ export class AgentProcess {
         group: config.socketGroup,
         version: ctx.agentVersion,
         limits,
+        startup_ms: startupTimings(),
       },
       'akv agent listening',
     );
@@ -233,7 +243,7 @@ export class AgentProcess {
       return;
     }
     process.env.AZURE_CLI_ACCESS_TOKEN = token;
-    this.gateways.replace(newGateway(this.config, this.log));
+    this.gateways.replace(newGateway(this.config, this.log, this.metrics));
     this.log.info(
       { client_pid: clientPid, expires_at: jwtExpiry(token)?.toISOString() },
       'using the AZURE_CLI_ACCESS_TOKEN a client handed over',
@@ -259,10 +269,10 @@ export class AgentProcess {
       next = readConfig(this.opts);
       nextPolicy = AccessPolicy.fromConfig(next);
       nextLogger = createLogger(next.log);
-      nextGateway = newGateway(next, nextLogger);
+      nextGateway = newGateway(next, nextLogger, this.metrics);
     } catch (err) {
       if (nextLogger) closeLogger(nextLogger);
-      metrics.configReloads.inc({ result: 'error' });
+      this.metrics.configReloads.inc({ result: 'error' });
       this.log.error(
         { error: (err as Error).message },
         'SIGHUP: the new config is not valid; keeping the old one',
@@ -288,7 +298,7 @@ export class AgentProcess {
     this.config = next;
     this.policy = nextPolicy;
     this.access.reset();
-    metrics.configReloads.inc({ result: 'ok' });
+    this.metrics.configReloads.inc({ result: 'ok' });
     this.log.info({ config: this.config.path }, 'SIGHUP: configuration reloaded');
     this.logPolicy();
   }

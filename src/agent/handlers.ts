@@ -25,7 +25,7 @@ import type { GatewayHolder } from './gateway-holder.js';
 import { SlotCancelled, type HsmSlots } from './hsm-slots.js';
 import type { KeyCache } from './key-cache.js';
 import { logAudit } from './log.js';
-import type { AgentMetrics } from './metrics.js';
+import type { MetricsSink } from './metrics-sink.js';
 import type { PeerCredentials } from './peer-credentials.js';
 import type { AccessPolicy } from './policy.js';
 import type { AgentRequest, PrivateOpName } from './requests.js';
@@ -35,7 +35,7 @@ export interface HandlerContext extends DiagnoseContext {
   cache: KeyCache;
   /** The maxInFlight bound on HSM requests, shared by all connections. */
   slots: HsmSlots;
-  metrics: AgentMetrics;
+  metrics: MetricsSink;
   /** A getter: SIGHUP may replace the logger. */
   logger(): Logger;
   agentVersion: string;

@@ -2,10 +2,12 @@
  * The agent's Prometheus metrics, kept by prom-client (the standard Node client): akv's own
  * counters, histogram and gauges (names in docs/agent.md), `akv_agent_build_info`, and
  * prom-client's default process and event-loop metrics. Each AgentMetrics has its own registry, so
- * tests can make several; the agent process uses the one exported `metrics`.
+ * tests can make several; the agent process makes one, and only when it has a metrics listener
+ * (metrics-sink.ts).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { akvVersion } from '../version.js';
+import type { MetricsSink } from './metrics-sink.js';
 
 function counter<L extends string>(
   registry: Registry,
@@ -16,7 +18,7 @@ function counter<L extends string>(
   return new Counter({ name, help, labelNames, registers: [registry] });
 }
 
-export class AgentMetrics {
+export class AgentMetrics implements MetricsSink {
   readonly registry = new Registry();
 
   readonly requests = counter(
@@ -118,6 +120,3 @@ export class AgentMetrics {
     return this.registry.contentType;
   }
 }
-
-/** The agent process's registry; the Azure layer reports token refreshes and retries into it. */
-export const metrics = new AgentMetrics();

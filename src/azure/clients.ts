@@ -1,23 +1,33 @@
 /**
- * One KeyClient per HSM/vault, created on first use and kept for the life of the process (its
- * pipeline holds the authentication challenge state and a keep-alive connection pool), plus one
- * CryptographyClient per key (and pinned version) that shares the KeyClient's pipeline.
+ * Per HSM/vault, created on first use and kept for the life of the process: the hot path's
+ * keep-alive pool (key-operations.ts), a keep-alive agent for everything else, and the SDK's
+ * KeyClient (its pipeline holds the authentication challenge state), made only when a call needs
+ * it.
+ *
+ * The SDK is loaded on demand (loadKeyVaultSdk): it costs more to import than the rest of the
+ * agent together, and the agent's usual work needs none of it. A key's description (the first
+ * request of every command) is a plain GET sent with a token for the service's own scope
+ * (fetchKeyBundle); only when the HSM refuses that token (another tenant, a claims challenge), or
+ * when the endpoint is not one that scope belongs to, does the SDK's challenge handling take over,
+ * and from then on every call uses what the challenge asked for (ChallengeRecorder).
  */
-import { Agent as HttpsAgent } from 'node:https';
+import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { createSecureContext, rootCertificates } from 'node:tls';
-import { KeyClient } from '@azure/keyvault-keys';
+import type { KeyClient } from '@azure/keyvault-keys';
 import type { Logger } from 'pino';
 import type { AkvConfig, RetryConfig, VaultType } from '../config/types.js';
 import { DEFAULT_DEADLINE_MS, DEFAULT_RETRY, agentLimits } from '../config/load.js';
 import type { KeyRef } from '../uri/index.js';
 import { formatKeyUri } from '../uri/index.js';
-import { createCredential, type AkvCredential } from './credentials.js';
-import { resolveEndpoint, type VaultEndpoint } from './endpoints.js';
+import { createCredential, type AkvCredential, type CredentialSource } from './credentials.js';
+import { PUBLIC_SUFFIX, resolveEndpoint, type VaultEndpoint } from './endpoints.js';
 import type { FailureKind, OpContext } from './failures.js';
-import type { Deadline } from './abort.js';
+import { Deadline } from './abort.js';
 import { withRetries, type RetryOptions, type RetryResult } from './retry.js';
-import { API_VERSION, ChallengeRecorder, KeyOperations } from './key-operations.js';
-import { HsmHttpClient } from './hsm-http.js';
+import { API_VERSION, ChallengeRecorder, HsmHttpError, KeyOperations } from './key-operations.js';
+import { WarmingHsmHttp } from './warming-http.js';
+import { emptyErrorBodyPolicy } from './empty-error-body.js';
 import { akvVersion } from '../version.js';
 import { RetryBudget } from './retry-budget.js';
 
@@ -30,13 +40,35 @@ export interface AzureHooks {
   onRetryBudgetSpent?(kind: FailureKind): void;
 }
 
+type KeyVaultSdk = typeof import('@azure/keyvault-keys');
+let keyVaultSdk: KeyVaultSdk | undefined;
+let loadingSdk: Promise<KeyVaultSdk> | undefined;
+
+/** Loads @azure/keyvault-keys once per process; keyClient() needs it loaded. */
+export async function loadKeyVaultSdk(): Promise<KeyVaultSdk> {
+  if (keyVaultSdk) return keyVaultSdk;
+  loadingSdk ??= import('@azure/keyvault-keys').then((m) => (keyVaultSdk = m));
+  return loadingSdk;
+}
+
+/** The largest key bundle accepted from a GET (an RSA 4096 bundle is under 2 KiB). */
+const MAX_BUNDLE_BYTES = 256 * 1024;
+
+/** A key bundle the HSM returned (the REST API's JSON, not the SDK's model). */
+export interface KeyBundleAnswer {
+  bundle: unknown;
+}
+
 interface VaultClients {
   endpoint: VaultEndpoint;
-  keyClient: KeyClient;
-  /** The SDK client's keep-alive pool. */
+  /** Made on first use (the SDK loaded). */
+  keyClient?: KeyClient;
+  /** The credential as this vault's SDK client and hot path see it. */
+  recorder: ChallengeRecorder;
+  /** Keep-alive pool of the SDK client and of fetchKeyBundle. */
   httpsAgent: HttpsAgent;
-  /** The hot path's keep-alive connections: at most maxInFlight. */
-  http: HsmHttpClient;
+  /** The hot path's keep-alive connections (at most maxInFlight), Node's https until warm. */
+  http: WarmingHsmHttp;
   operations: KeyOperations;
 }
 
@@ -85,8 +117,70 @@ export class AzureClients {
     return this.vault(vaultType, vault).endpoint;
   }
 
+  /** The vault's SDK client; the SDK must be loaded (loadKeyVaultSdk, or use sdkKeyClient). */
   keyClient(vaultType: VaultType, vault: string): KeyClient {
-    return this.vault(vaultType, vault).keyClient;
+    const v = this.vault(vaultType, vault);
+    if (v.keyClient) return v.keyClient;
+    if (!keyVaultSdk)
+      throw new Error(
+        'bug: keyClient() before the Key Vault SDK was loaded (await loadKeyVaultSdk())',
+      );
+    v.keyClient = new keyVaultSdk.KeyClient(v.endpoint.url, v.recorder, {
+      // Retries happen in withRetries (429 without Retry-After included); two layers would multiply.
+      retryOptions: { maxRetries: 0 },
+      disableChallengeResourceVerification: v.endpoint.disableChallengeResourceVerification,
+      serviceVersion: API_VERSION,
+      agent: v.httpsAgent,
+      // A redirect is an answer to report, not to follow (the SDK would drop the token).
+      redirectOptions: { maxRetries: 0 },
+      additionalPolicies: [{ policy: emptyErrorBodyPolicy, position: 'perRetry' }],
+    });
+    return v.keyClient;
+  }
+
+  /** The vault's SDK client, loading the SDK first when needed. */
+  async sdkKeyClient(vaultType: VaultType, vault: string): Promise<KeyClient> {
+    await loadKeyVaultSdk();
+    return this.keyClient(vaultType, vault);
+  }
+
+  /**
+   * GET of a key's bundle without the SDK, or undefined when the SDK must do it: no challenge has
+   * been seen for this HSM and its endpoint is not one the service's own scope belongs to (the
+   * SDK's resource check would refuse it), or the HSM refused the token (401: the SDK's challenge
+   * handling then finds out what it wants). Other failures throw HsmHttpError or a network error,
+   * classified like the SDK's (failures.ts).
+   */
+  async fetchKeyBundle(ref: KeyRef, signal: AbortSignal): Promise<KeyBundleAnswer | undefined> {
+    const v = this.vault(ref.vaultType, ref.vault);
+    let token: string;
+    if (v.recorder.ready) {
+      const deadline = new Deadline(Date.now() + this.deadlineMs);
+      try {
+        const held = v.recorder.tokenForHsm(deadline);
+        token = typeof held === 'string' ? held : await held;
+      } finally {
+        deadline.dispose();
+      }
+    } else {
+      if (!scopeFitsEndpoint(v.endpoint, this.credential.source)) return undefined;
+      const t = await this.credential.getToken(v.endpoint.scope, { abortSignal: signal });
+      if (!t) return undefined;
+      token = t.token;
+    }
+    const path = `/keys/${encodeURIComponent(ref.name)}/${encodeURIComponent(ref.version ?? '')}?api-version=${API_VERSION}`;
+    const res = await getJson(v.endpoint.url, path, v.httpsAgent, token, signal);
+    if (res.status === 401) {
+      v.recorder.refused();
+      return undefined;
+    }
+    // 2xx, and 403/404 too, come only after the HSM accepted the token (a key that may sign but
+    // not be read, a missing key): the hot path may use a token for the same scope from now on.
+    // The credential caches it, so this asks nothing new.
+    if (!v.recorder.ready && (res.status < 300 || res.status === 403 || res.status === 404))
+      await v.recorder.getToken(v.endpoint.scope, { abortSignal: signal });
+    if (res.status < 200 || res.status >= 300) throw httpError(res);
+    return { bundle: res.json };
   }
 
   /** The context used in messages for an operation on a key. */
@@ -202,7 +296,7 @@ export class AzureClients {
         ? { secureContext: createSecureContext({ ca: [...rootCertificates, endpoint.caPem] }) }
         : {};
       const httpsAgent = new HttpsAgent({ keepAlive: true, ...tls });
-      const http = new HsmHttpClient(endpoint.url, {
+      const http = new WarmingHsmHttp(endpoint.url, httpsAgent, {
         ...tls,
         maxConnections: agentLimits(this.config).maxInFlight,
         // A handshake that does not finish frees its slot by the operation's deadline at the
@@ -211,29 +305,123 @@ export class AzureClients {
         connectTimeoutMs: this.deadlineMs,
       });
       const recorder = new ChallengeRecorder(this.credential);
-      const keyClient = new KeyClient(endpoint.url, recorder, {
-        // Retries happen in withRetries (429 without Retry-After included); two layers would multiply.
-        retryOptions: { maxRetries: 0 },
-        disableChallengeResourceVerification: endpoint.disableChallengeResourceVerification,
-        serviceVersion: API_VERSION,
-        agent: httpsAgent,
-      });
       const operations = new KeyOperations(
         endpoint.url,
         http,
         recorder,
-        (ref) =>
-          keyClient.getKey(ref.name, {
+        // The first operation on an HSM: a plain GET of its key, or the SDK's when that is not
+        // enough (fetchKeyBundle); either way the HSM's authentication is known afterwards.
+        async (ref) => {
+          const abortSignal = AbortSignal.timeout(this.deadlineMs);
+          if (await this.fetchKeyBundle(ref, abortSignal)) return;
+          const client = await this.sdkKeyClient(vaultType, vault);
+          await client.getKey(ref.name, {
             ...(ref.version ? { version: ref.version } : {}),
-            abortSignal: AbortSignal.timeout(this.deadlineMs),
-          }),
+            abortSignal,
+          });
+        },
         akvVersion(),
       );
-      v = { endpoint, keyClient, httpsAgent, http, operations };
+      v = { endpoint, recorder, httpsAgent, http, operations };
       this.vaults.set(id, v);
     }
     return v;
   }
+}
+
+/**
+ * Whether a token for the endpoint's service scope may be sent to it before any challenge: the
+ * endpoint is that service's in Azure's public cloud (https://<name>.managedhsm.azure.net for the
+ * managedhsm scope: the check the SDK makes of a challenge's resource, made up front), or the
+ * token is a static one (its scope is whatever it is) and the config turned the SDK's resource
+ * check off for the endpoint (the emulator, private endpoints). A credential that gets tokens for
+ * other endpoints (a sovereign cloud's resource) waits for the challenge to name the resource.
+ */
+function scopeFitsEndpoint(endpoint: VaultEndpoint, source: CredentialSource): boolean {
+  if (endpoint.disableChallengeResourceVerification && source !== 'DefaultAzureCredential')
+    return true;
+  const host = new URL(endpoint.url).hostname.toLowerCase();
+  return host.endsWith(`.${PUBLIC_SUFFIX[endpoint.vaultType]}`);
+}
+
+interface JsonAnswer {
+  status: number;
+  json: unknown;
+  text: string;
+  headers: IncomingMessage['headers'];
+}
+
+/** One GET on the keep-alive agent; the body is bounded and read as JSON (undefined if not). */
+function getJson(
+  base: string,
+  path: string,
+  agent: HttpsAgent,
+  token: string,
+  signal: AbortSignal,
+): Promise<JsonAnswer> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: url.hostname,
+        port: url.port || 443,
+        path: `${url.pathname.replace(/\/$/, '')}${path}`,
+        method: 'GET',
+        agent,
+        signal,
+        headers: {
+          authorization: `Bearer ${token}`,
+          accept: 'application/json',
+          'user-agent': `akv-agent/${akvVersion()} Node.js/${process.version}`,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_BUNDLE_BYTES) {
+            res.destroy();
+            reject(
+              new HsmHttpError(502, undefined, 'the HSM answered a key GET with over 256 KiB', {
+                headers: { get: () => undefined },
+              }),
+            );
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = text === '' ? undefined : JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, json, text, headers: res.headers });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A non-2xx answer as the hot path reports it (failures.ts classifies both alike). */
+function httpError(res: JsonAnswer): HsmHttpError {
+  const error = (res.json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  const code = typeof error?.code === 'string' ? error.code : undefined;
+  const message =
+    typeof error?.message === 'string'
+      ? error.message
+      : res.text.slice(0, 300) || `HTTP ${res.status}`;
+  const get = (name: string): string | undefined => {
+    const value = res.headers[name.toLowerCase()];
+    return Array.isArray(value) ? value.join(', ') : value;
+  };
+  return new HsmHttpError(res.status, code, message, { headers: { get } });
 }
 
 function vaultId(vaultType: VaultType, vault: string): string {

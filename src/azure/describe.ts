@@ -1,11 +1,33 @@
 /**
- * Turns the SDK's KeyVaultKey into the agent's KeyDescription: key type, size, curve, version,
- * allowed operations and the public key as DER SubjectPublicKeyInfo (built locally from the JWK,
- * so the provider gets a ready-made public key).
+ * Turns a key, as the SDK's KeyVaultKey or as the REST API's key bundle (the agent's first look at
+ * a key goes without the SDK: clients.ts), into the agent's KeyDescription: key type, size, curve,
+ * version, allowed operations and the public key as DER SubjectPublicKeyInfo (built locally from
+ * the JWK, so the provider gets a ready-made public key).
  */
 import { createPublicKey } from 'node:crypto';
-import type { JsonWebKey, KeyVaultKey } from '@azure/keyvault-keys';
 import { AkvError } from '../errors.js';
+
+/** The parts of a JWK read here; the SDK's JsonWebKey has this shape. */
+export interface JwkView {
+  kid?: string;
+  kty?: string;
+  keyOps?: string[];
+  n?: Uint8Array;
+  e?: Uint8Array;
+  crv?: string;
+  x?: Uint8Array;
+  y?: Uint8Array;
+}
+
+/** The parts of a key read here; the SDK's KeyVaultKey has this shape. */
+export interface KeyView {
+  id?: string;
+  name: string;
+  keyType?: string;
+  keyOperations?: string[];
+  key?: JwkView;
+  properties: { enabled?: boolean; notBefore?: Date; expiresOn?: Date; version?: string };
+}
 
 export type Curve = 'P-256' | 'P-256K' | 'P-384' | 'P-521';
 
@@ -71,7 +93,7 @@ function bitLength(bytes: Uint8Array): number {
   return (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i] ?? 0));
 }
 
-export function spkiFromJwk(jwk: JsonWebKey, kid: string): Buffer {
+export function spkiFromJwk(jwk: JwkView, kid: string): Buffer {
   const kty = baseKty(jwk.kty);
   if (kty === 'RSA') {
     return createPublicKey({
@@ -124,7 +146,7 @@ function baseKty(kty: string | undefined): 'RSA' | 'EC' | 'oct' | undefined {
  * @param octBits AES key size when the service told it (Managed HSM's JWK carries no size for
  *   `oct` keys; the raw bundle may have `key_size`); 0 when unknown.
  */
-export function describeKey(key: KeyVaultKey, octBits = 0, now = new Date()): KeyDescription {
+export function describeKey(key: KeyView, octBits = 0, now = new Date()): KeyDescription {
   const jwk = key.key;
   const kid = key.id ?? jwk?.kid ?? key.name;
   const kty = baseKty(jwk?.kty ?? key.keyType);
@@ -160,4 +182,66 @@ export function describeKey(key: KeyVaultKey, octBits = 0, now = new Date()): Ke
     out.bits = octBits;
   }
   return out;
+}
+
+/** `value[name]` when value is an object that has it; undefined otherwise. */
+function fieldOf(value: unknown, name: string): unknown {
+  if (typeof value !== 'object' || value === null || !(name in value)) return undefined;
+  return Reflect.get(value, name);
+}
+
+function stringOf(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function bytesOf(value: unknown): Uint8Array | undefined {
+  return typeof value === 'string' ? Buffer.from(value, 'base64url') : undefined;
+}
+
+function dateOf(value: unknown): Date | undefined {
+  return typeof value === 'number' ? new Date(value * 1000) : undefined;
+}
+
+function stringsOf(value: unknown): string[] | undefined {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : undefined;
+}
+
+/**
+ * The REST API's key bundle (`{key: JWK, attributes, tags}`, binary fields base64url, times in
+ * seconds) as a KeyView, the way the SDK would convert it; `octBits` is the bundle's `key_size`
+ * (0 when absent). Malformed fields are left out, so describeKey reports what is missing.
+ */
+export function keyViewFromBundle(
+  bundle: unknown,
+  name: string,
+): { key: KeyView; octBits: number } {
+  const jwk = fieldOf(bundle, 'key');
+  const attributes = fieldOf(bundle, 'attributes');
+  const kid = stringOf(fieldOf(jwk, 'kid'));
+  const keyOps = stringsOf(fieldOf(jwk, 'key_ops'));
+  const kty = stringOf(fieldOf(jwk, 'kty'));
+  const view: JwkView = {};
+  if (kid !== undefined) view.kid = kid;
+  if (kty !== undefined) view.kty = kty;
+  if (keyOps !== undefined) view.keyOps = keyOps;
+  for (const field of ['n', 'e', 'x', 'y'] as const) {
+    const bytes = bytesOf(fieldOf(jwk, field));
+    if (bytes !== undefined) view[field] = bytes;
+  }
+  const crv = stringOf(fieldOf(jwk, 'crv'));
+  if (crv !== undefined) view.crv = crv;
+  const properties: KeyView['properties'] = { version: versionFromKid(kid) };
+  const enabled = fieldOf(attributes, 'enabled');
+  if (typeof enabled === 'boolean') properties.enabled = enabled;
+  const notBefore = dateOf(fieldOf(attributes, 'nbf'));
+  if (notBefore) properties.notBefore = notBefore;
+  const expiresOn = dateOf(fieldOf(attributes, 'exp'));
+  if (expiresOn) properties.expiresOn = expiresOn;
+  const key: KeyView = { name, properties };
+  if (jwk !== undefined && typeof jwk === 'object') key.key = view;
+  if (kid !== undefined) key.id = kid;
+  if (kty !== undefined) key.keyType = kty;
+  if (keyOps !== undefined) key.keyOperations = keyOps;
+  const size = fieldOf(jwk, 'key_size');
+  return { key, octBits: typeof size === 'number' && Number.isInteger(size) ? size : 0 };
 }

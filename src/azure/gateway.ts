@@ -11,7 +11,7 @@ import type { AkvConfig, VaultType } from '../config/types.js';
 import { AkvError } from '../errors.js';
 import type { KeyRef } from '../uri/index.js';
 import { AzureClients, type AzureHooks } from './clients.js';
-import { describeKey, versionFromKid, type KeyDescription } from './describe.js';
+import { describeKey, keyViewFromBundle, versionFromKid, type KeyDescription } from './describe.js';
 import type { RestKeyOp } from './key-operations.js';
 import { probeCredential, probeVault, type CredentialProbe, type VaultProbe } from './probes.js';
 
@@ -128,22 +128,27 @@ export class AzureGateway implements HsmGateway {
   }
 
   async describe(ref: KeyRef, opts: CallOptions = {}): Promise<KeyDescription> {
-    const client = this.keyClient(ref);
-    let raw: RawResponse | undefined;
     const { value } = await this.clients.run(
       this.clients.keyContext(ref, 'get key'),
-      (abortSignal) =>
-        client.getKey(ref.name, {
+      async (abortSignal) => {
+        // Without the SDK when the HSM takes it (clients.ts, fetchKeyBundle); else through it.
+        const answer = await this.clients.fetchKeyBundle(ref, abortSignal);
+        if (answer) return keyViewFromBundle(answer.bundle, ref.name);
+        const client = await this.keyClient(ref);
+        let raw: RawResponse | undefined;
+        const key = await client.getKey(ref.name, {
           ...(ref.version ? { version: ref.version } : {}),
           abortSignal,
           onResponse: (r) => {
             raw = r;
           },
-        }),
+        });
+        return { key, octBits: octBitsOf(raw) };
+      },
       true,
       opts.deadline,
     );
-    const description = describeKey(value, octBitsOf(raw));
+    const description = describeKey(value.key, value.octBits);
     if (
       description.kty === 'oct' &&
       description.bits === 0 &&
@@ -194,7 +199,7 @@ export class AzureGateway implements HsmGateway {
   }
 
   async listKeys(vaultType: VaultType, vault: string, opts: CallOptions = {}): Promise<string[]> {
-    const client = this.clients.keyClient(vaultType, vault);
+    const client = await this.clients.sdkKeyClient(vaultType, vault);
     const { value } = await this.clients.run(
       this.clients.vaultContext(vaultType, vault, 'list keys'),
       async (abortSignal) => {
@@ -226,12 +231,13 @@ export class AzureGateway implements HsmGateway {
     return this.clients.knownVaults();
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.clients.close();
+    return Promise.resolve();
   }
 
-  private keyClient(ref: KeyRef): KeyClient {
-    return this.clients.keyClient(ref.vaultType, ref.vault);
+  private keyClient(ref: KeyRef): Promise<KeyClient> {
+    return this.clients.sdkKeyClient(ref.vaultType, ref.vault);
   }
 
   /** A private-key operation on the hot path (key-operations.ts), with retries and deadline. */

@@ -146,7 +146,7 @@ export class KeyOperations {
   constructor(
     baseUrl: string,
     /** Keep-alive connections to the HSM's origin. */
-    private readonly http: HsmHttpClient,
+    private readonly http: Pick<HsmHttpClient, 'post'>,
     private readonly recorder: ChallengeRecorder,
     /** One SDK request to the HSM (a getKey of `ref`) that goes through its challenge. */
     private readonly authenticate: (ref: KeyRef) => Promise<unknown>,

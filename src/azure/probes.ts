@@ -75,7 +75,7 @@ export async function probeVault(
   vaultType: VaultType,
   vault: string,
 ): Promise<VaultProbe> {
-  const client = clients.keyClient(vaultType, vault);
+  const client = await clients.sdkKeyClient(vaultType, vault);
   const url = clients.endpoint(vaultType, vault).url;
   try {
     await clients.run(clients.vaultContext(vaultType, vault, 'list keys'), async (abortSignal) => {

@@ -2,39 +2,22 @@
  * `akv` entry point: finds the sub-command module in `commands/` and runs it.
  * Commands are loaded lazily so that a quick command does not pay for the Azure SDK's import cost.
  */
+import '../started.js'; // first: it notes when akv's own code started
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 import { withHint } from '../errors.js';
+import { COMMANDS } from './command-list.js';
 import { HELP_TOPICS } from './help/topics.js';
 
-/** Sub-commands in the order `akv --help` lists them; each maps to `commands/<file>.js`. */
-const COMMANDS: Record<string, string> = {
-  emulator: 'emulator',
-  agent: 'agent',
-  dev: 'dev',
-  key: 'key',
-  keyref: 'keyref',
-  sign: 'sign',
-  verify: 'verify',
-  encrypt: 'encrypt',
-  decrypt: 'decrypt',
-  wrap: 'wrap',
-  unwrap: 'unwrap',
-  doctor: 'doctor',
-  ping: 'ping',
-  pkcs11: 'pkcs11',
-};
-
 async function loadCommand(name: string): Promise<Command | undefined> {
-  const file = COMMANDS[name];
-  if (file === undefined) return undefined;
+  if (!Object.hasOwn(COMMANDS, name)) return undefined;
   try {
-    const mod = (await import(`./commands/${file}.js`)) as { default: Command };
+    const mod = (await import(`./commands/${name}.js`)) as { default: Command };
     return mod.default;
   } catch (err) {
     if (
       (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' &&
-      String(err).includes(`/commands/${file}.js`)
+      String(err).includes(`/commands/${name}.js`)
     ) {
       return undefined;
     }
@@ -42,12 +25,10 @@ async function loadCommand(name: string): Promise<Command | undefined> {
   }
 }
 
-async function printHelp(): Promise<void> {
+function printHelp(): void {
   const lines = ['Usage: akv <command> [options]', '', 'Commands:'];
-  for (const name of Object.keys(COMMANDS)) {
-    const cmd = await loadCommand(name);
-    if (cmd) lines.push(`  ${name.padEnd(10)} ${cmd.summary}`);
-  }
+  for (const [name, summary] of Object.entries(COMMANDS))
+    lines.push(`  ${name.padEnd(10)} ${summary}`);
   lines.push('', 'Topics (akv help <topic>):');
   for (const [name, topic] of Object.entries(HELP_TOPICS))
     lines.push(`  ${name.padEnd(10)} ${topic.summary}`);
@@ -78,7 +59,7 @@ async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === 'help' && rest[0] !== undefined) return printHelpOn(rest[0]);
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    await printHelp();
+    printHelp();
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === '-V') {

@@ -92,9 +92,9 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  await run.step('tools', 'check the tools: nginx, openssl, curl, akv_provider.so', async () => ({
-    detail: checkTools(example.repo, example.env),
-  }));
+  await run.step('tools', 'check the tools: nginx, openssl, curl, akv_provider.so', () =>
+    Promise.resolve({ detail: checkTools(example.repo, example.env) }),
+  );
 
   await run.step('settings', 'write the settings: HSM name, key names, free ports', async () => {
     mustPass(await example.script('setup-env.sh', '--hsm-name', hsmName), 'setup-env.sh');
@@ -169,10 +169,12 @@ async function main(argv: string[]): Promise<number> {
   });
 
   let sample = '';
-  await run.step('sample response', 'fetch a sample response with curl', async () => {
+  await run.step('sample response', 'fetch a sample response with curl', () => {
     sample = fetchSample(example.settings, example.env);
     console.log(sample.replace(/^/gm, '    '));
-    return { detail: 'GET / (RSA server) and GET /health (EC server) answered over TLS' };
+    return Promise.resolve({
+      detail: 'GET / (RSA server) and GET /health (EC server) answered over TLS',
+    });
   });
 
   await run.step(

@@ -25,7 +25,7 @@ test('entries live for the TTL of the (fake) clock, and names compare case-insen
   let now = 1000;
   const cache = new KeyCache(500, () => now);
   let loads = 0;
-  const load = async (): Promise<KeyDescription> => description(`v${++loads}`);
+  const load = (): Promise<KeyDescription> => Promise.resolve(description(`v${++loads}`));
   assert.deepEqual(await cache.get(ref('k'), load), { description: description('v1'), hit: false });
   now += 499;
   assert.deepEqual(await cache.get({ ...ref('K'), vault: 'myhsm' }, load), {
@@ -56,18 +56,19 @@ test('concurrent lookups share one load; failures are not cached', async () => {
     [false, true, true, true, true],
   );
 
-  const failing = async (): Promise<KeyDescription> => {
-    throw new Error('HSM down');
-  };
+  const failing = (): Promise<KeyDescription> => Promise.reject(new Error('HSM down'));
   await assert.rejects(cache.get(ref('other'), failing), /HSM down/);
-  assert.equal((await cache.get(ref('other'), async () => description('v9'))).hit, false);
+  assert.equal(
+    (await cache.get(ref('other'), () => Promise.resolve(description('v9')))).hit,
+    false,
+  );
 });
 
 test('invalidate drops every version of the key and nothing else; TTL 0 disables caching', async () => {
   const cache = new KeyCache(60_000);
-  await cache.get(ref('k'), async () => description('v1'));
-  await cache.get(ref('k', 'a'.repeat(32)), async () => description('a'.repeat(32)));
-  await cache.get(ref('k2'), async () => description('v1'));
+  await cache.get(ref('k'), () => Promise.resolve(description('v1')));
+  await cache.get(ref('k', 'a'.repeat(32)), () => Promise.resolve(description('a'.repeat(32))));
+  await cache.get(ref('k2'), () => Promise.resolve(description('v1')));
   assert.ok(cache.peek(ref('k')));
   cache.invalidate(ref('K', 'b'.repeat(32)));
   assert.equal(cache.peek(ref('k')), undefined);
@@ -76,8 +77,8 @@ test('invalidate drops every version of the key and nothing else; TTL 0 disables
 
   const uncached = new KeyCache(0);
   let loads = 0;
-  await uncached.get(ref('k'), async () => description(`v${++loads}`));
-  await uncached.get(ref('k'), async () => description(`v${++loads}`));
+  await uncached.get(ref('k'), () => Promise.resolve(description(`v${++loads}`)));
+  await uncached.get(ref('k'), () => Promise.resolve(description(`v${++loads}`)));
   assert.equal(loads, 2);
   assert.equal(uncached.size, 0);
 });

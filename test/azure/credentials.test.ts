@@ -265,10 +265,13 @@ describe('CachingCredential', () => {
     let fail = true;
     let calls = 0;
     const cache = new CachingCredential({
-      getToken: async (scopes) => {
+      getToken: (scopes) => {
         calls++;
-        if (fail) throw new Error('no credential yet');
-        return { token: String(scopes), expiresOnTimestamp: Date.now() + 3600_000 };
+        if (fail) return Promise.reject(new Error('no credential yet'));
+        return Promise.resolve({
+          token: String(scopes),
+          expiresOnTimestamp: Date.now() + 3600_000,
+        });
       },
     });
     await assert.rejects(cache.getToken('a'), /no credential yet/);

@@ -81,7 +81,7 @@ after(async () => {
 });
 
 describe('akv dev up', () => {
-  it('exports what the provider and the CLI need', async () => {
+  it('exports what the provider and the CLI need', () => {
     assert.equal(env.AKV_CONFIG, join(dirA, 'akv.json'));
     assert.equal(env.AKV_AGENT_SOCKET, join(dirA, 'akv', 'agent.sock'));
     assert.equal(env.OPENSSL_MODULES, join(REPO_ROOT, 'provider', 'build'));

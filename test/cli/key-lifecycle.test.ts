@@ -214,6 +214,11 @@ describe('backup and restore', () => {
     okJson(['key', 'restore', '--file', file]);
     const versions = okJson<unknown[]>(['key', 'list', '--include-versions', '--name', 'kept']);
     assert.equal(versions.length, 2);
+    const rows = ok(['key', 'list', '--include-versions', '--name', 'kept', '-o', 'tsv'])
+      .trimEnd()
+      .split('\n');
+    assert.equal(rows.length, 2);
+    for (const row of rows) assert.match(row, /^[0-9a-f]{32}\ttrue\t/);
     const kid = String((v1.key as Record<string, unknown>).kid);
     okJson(['key', 'show', '--name', 'kept', '--version', kid.slice(-32)]);
   });

@@ -343,7 +343,7 @@ describe('akv against recorded answers', () => {
     assert.equal(hsm.header.enc, 'CKM_RSA_AES_KEY_WRAP');
   });
 
-  it('every client began with the recorded 401 challenge and went on with a token', async () => {
+  it('every client began with the recorded 401 challenge and went on with a token', () => {
     // Six akv processes above (one client each) and the agent: each was challenged at least once.
     assert.ok(replay.challenges() >= 7, `challenges served: ${replay.challenges()}`);
     assert.ok(replay.seen.length > replay.challenges());

@@ -4,6 +4,7 @@
  * client checks for the RSA and the EC frontend, then the clean-up.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -24,6 +25,18 @@ test('run-all.sh passes every step with an RSA and an EC key, HAProxy never wait
     assert.match(r.stdout, /test-client\.sh: 12 passed, 0 failed/);
     assert.doesNotMatch(r.stdout, /^FAIL/m);
     assert.match(r.stdout, /ssl-mode-async on/);
+    // The version matrix's HAProxy (AKV_TEST_HAPROXY, docs/compatibility.md) is the one that ran.
+    const matrixHaproxy = process.env.AKV_TEST_HAPROXY;
+    if (matrixHaproxy) {
+      const version = /HAProxy version (\S+)/.exec(
+        spawnSync(matrixHaproxy, ['-v'], { encoding: 'utf8' }).stdout,
+      )?.[1];
+      assert.ok(version, `${matrixHaproxy} -v printed no version`);
+      assert.ok(
+        r.stdout.includes(`HAProxy version ${version}`),
+        `not ${matrixHaproxy}:\n${r.stdout}`,
+      );
+    }
     for (const label of ['RSA', 'EC ']) {
       for (const check of [
         'curl',

@@ -98,7 +98,7 @@ function whyNoUserRun(): string | undefined {
 test(
   'run-all.sh also passes when started by an ordinary user (nobody)',
   { skip: whyNoUserRun() },
-  async () => {
+  () => {
     const akv = stageAkv();
     const example = join(akv.root, 'examples', 'nginx');
     const dir = makeTestDir('user');

@@ -333,7 +333,7 @@ describe('autostart', () => {
     assert.equal(agentsOn(socket).length, 0);
   });
 
-  it('a refreshed AZURE_CLI_ACCESS_TOKEN reaches the running agent (no restart)', async () => {
+  it('a refreshed AZURE_CLI_ACCESS_TOKEN reaches the running agent (no restart)', () => {
     const run = runtimeDir('token');
     const socket = socketOf(run);
     sockets.push(socket);

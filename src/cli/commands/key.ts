@@ -9,7 +9,7 @@ import { UsageError, wantsHelp } from '../command.js';
 import { loadConfig } from '../../config/load.js';
 import type { AkvConfig } from '../../config/types.js';
 import { AkvError } from '../../errors.js';
-import { AzureClients } from '../../azure/clients.js';
+import { AzureClients, loadKeyVaultSdk } from '../../azure/clients.js';
 import { parseOptions, str, type Parsed } from '../util/args.js';
 import { outputFormat, render, type Column } from '../util/output-format.js';
 import { akvCommandName } from '../../command-name.js';
@@ -127,6 +127,13 @@ const COLUMNS: Record<string, readonly Column[]> = {
     { header: 'RecoveryId', path: 'recoveryId' },
   ],
 };
+const VERSION_COLUMNS: readonly Column[] = [
+  { header: 'Version', path: 'version' },
+  { header: 'Enabled', path: 'attributes.enabled' },
+  { header: 'Expires', path: 'attributes.expires' },
+  { header: 'Created', path: 'attributes.created' },
+  { header: 'Kid', path: 'kid' },
+];
 const KEY_COLUMNS: readonly Column[] = [
   { header: 'Kid', path: 'key.kid' },
   { header: 'Kty', path: 'key.kty' },
@@ -196,10 +203,15 @@ async function runKey(argv: string[]): Promise<number> {
   const format = outputFormat(str(p, 'output'), `key ${sub}`);
   const config = loadConfig();
   const clients = new AzureClients(config);
+  await loadKeyVaultSdk(); // the sub-commands use clients.keyClient()
   try {
     const run = await load();
     const result = await run({ sub, p, config, clients });
-    if (result !== undefined) console.log(render(result, format, COLUMNS[sub] ?? KEY_COLUMNS));
+    const columns =
+      sub === 'list' && p.values['include-versions'] === true
+        ? VERSION_COLUMNS
+        : (COLUMNS[sub] ?? KEY_COLUMNS);
+    if (result !== undefined) console.log(render(result, format, columns));
     return 0;
   } catch (err) {
     throw explainMissingConfig(err, config, p, sub);
