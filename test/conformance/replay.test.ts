@@ -343,9 +343,11 @@ describe('akv against recorded answers', () => {
     assert.equal(hsm.header.enc, 'CKM_RSA_AES_KEY_WRAP');
   });
 
-  it('every client began with the recorded 401 challenge and went on with a token', () => {
-    // Six akv processes above (one client each) and the agent: each was challenged at least once.
-    assert.ok(replay.challenges() >= 7, `challenges served: ${replay.challenges()}`);
+  it('every akv client began with the recorded 401 challenge and went on with a token', () => {
+    // Six akv processes above (one SDK client each): each was challenged at least once. The agent
+    // is not: with a static token and disableChallengeResourceVerification it sends the token on
+    // its first request (docs/configuration.md), so the recorded answers reach it directly.
+    assert.ok(replay.challenges() >= 6, `challenges served: ${replay.challenges()}`);
     assert.ok(replay.seen.length > replay.challenges());
   });
 });

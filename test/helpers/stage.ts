@@ -33,14 +33,48 @@ export interface StagedAkv {
   remove(): void;
 }
 
-/** Top-level node_modules entries the code needs at run time (package-lock.json's non-dev ones). */
+/** Packages the examples run with that the akv package itself does not need (devDependencies). */
+const EXAMPLE_PACKAGES = ['@grpc/grpc-js', '@grpc/proto-loader'];
+
+interface LockEntry {
+  dev?: boolean;
+  dependencies?: Record<string, string>;
+}
+
+/**
+ * Top-level node_modules entries the staged code needs at run time: package-lock.json's non-dev
+ * ones, and the examples' packages with everything they depend on.
+ */
 function runtimePackages(): string[] {
   const lock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
-    packages: Record<string, { dev?: boolean }>;
+    packages: Record<string, LockEntry>;
   };
-  const paths = Object.entries(lock.packages)
-    .filter(([path, entry]) => path.startsWith('node_modules/') && entry.dev !== true)
-    .map(([path]) => path);
+  const wanted = new Set(
+    Object.entries(lock.packages)
+      .filter(([path, entry]) => path.startsWith('node_modules/') && entry.dev !== true)
+      .map(([path]) => path),
+  );
+  // Node's resolution: the nearest node_modules/NAME from the dependent's directory upwards.
+  const resolve = (from: string, name: string): string | undefined => {
+    for (let dir = from; ;) {
+      const candidate = dir === '' ? `node_modules/${name}` : `${dir}/node_modules/${name}`;
+      if (lock.packages[candidate]) return candidate;
+      if (dir === '') return undefined;
+      const cut = dir.lastIndexOf('/node_modules/');
+      dir = cut < 0 ? '' : dir.slice(0, cut);
+    }
+  };
+  const queue = EXAMPLE_PACKAGES.map((name) => `node_modules/${name}`);
+  while (queue.length > 0) {
+    const path = queue.pop() as string;
+    if (wanted.has(path) && !EXAMPLE_PACKAGES.some((n) => path === `node_modules/${n}`)) continue;
+    wanted.add(path);
+    for (const dep of Object.keys(lock.packages[path]?.dependencies ?? {})) {
+      const found = resolve(path, dep);
+      if (found && !wanted.has(found)) queue.push(found);
+    }
+  }
+  const paths = [...wanted];
   // A nested package (node_modules/a/node_modules/b) comes with its parent's directory.
   return paths.filter((p) => !paths.some((q) => q !== p && p.startsWith(`${q}/`)));
 }

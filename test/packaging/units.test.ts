@@ -76,8 +76,8 @@ test('the socket unit, the service and the packaged config name the same socket'
   assert.equal(listen, '/run/akv/agent.sock');
   assert.match(socketUnit, /^SocketMode=0660$/m);
   assert.match(service, new RegExp(`^Environment=AKV_AGENT_SOCKET=${listen}$`, 'm'));
-  const config = JSON.parse(
-    readFileSync(join(REPO_ROOT, 'packaging', 'debian', 'config.json'), 'utf8'),
-  ) as { socket: string };
+  const config = JSON.parse(readFileSync(join(REPO_ROOT, 'debian', 'config.json'), 'utf8')) as {
+    socket: string;
+  };
   assert.equal(config.socket, listen);
 });
