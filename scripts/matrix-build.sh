@@ -20,7 +20,18 @@ VERSIONS="$ROOT/scripts/matrix-versions.txt"
 JOBS="${AKV_MATRIX_JOBS:-2}"
 APT_DIR="$MATRIX_DIR/apt"
 SUITES="trixie sid experimental"
-MIRROR="${AKV_MATRIX_MIRROR:-http://deb.debian.org/debian}"
+# The Debian archive the system's own apt sources name (its main archive, not -security), so the
+# matrix fetches from wherever this machine is set up to; AKV_MATRIX_MIRROR overrides it.
+system_mirror() {
+  local uris
+  uris=$(
+    sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | tr ' ' '\n' || true
+    sed -n 's/^deb\(-src\)\{0,1\}[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}\([^[:space:]]*\).*/\3/p' \
+      /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true
+  )
+  printf '%s\n' "$uris" | grep -m 1 -E '^https?://.*/debian/?$' || true
+}
+MIRROR="${AKV_MATRIX_MIRROR:-$(system_mirror)}"
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 say() { printf '[matrix %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -42,6 +53,7 @@ apt_opts=(
 update_index() {
   mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/sources.list.d" "$APT_DIR/cache/archives/partial"
   local list="$APT_DIR/sources.list" suite
+  [ -n "$MIRROR" ] || die "no Debian archive in /etc/apt/sources.list or /etc/apt/sources.list.d: set AKV_MATRIX_MIRROR to one"
   : >"$list.$$"
   for suite in $SUITES; do
     echo "deb-src [signed-by=$KEYRING] $MIRROR $suite main" >>"$list.$$"
