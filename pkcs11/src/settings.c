@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "p11.h"
+#include "setting_values.h"
 
 #ifndef AKV_AGENT_COMMAND_DEFAULT
 #define AKV_AGENT_COMMAND_DEFAULT ""
@@ -37,64 +38,18 @@ static const char *setting(const char *name)
     return v != NULL && *v != '\0' ? v : NULL;
 }
 
-static int parse_uint(const char *text, unsigned long min, unsigned long max, unsigned long *out)
-{
-    if (text == NULL || *text < '0' || *text > '9')
-        return 0;
-    errno = 0;
-    char *end = NULL;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno != 0 || end == NULL || *end != '\0' || v < min || v > max)
-        return 0;
-    *out = v;
-    return 1;
-}
-
-static int parse_bool(const char *text)
-{
-    static const char *const yes[] = {"1", "yes", "true", "on"};
-    static const char *const no[] = {"0", "no", "false", "off"};
-    for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(text, yes[i]) == 0)
-            return 1;
-        if (strcasecmp(text, no[i]) == 0)
-            return 0;
-    }
-    return -1;
-}
-
-static int resolve_user(const char *text, uid_t *uid)
-{
-    unsigned long n;
-    if (parse_uint(text, 0, (uid_t)-2, &n)) {
-        *uid = (uid_t)n;
-        return 1;
-    }
-    struct passwd pw, *found = NULL;
-    char buf[2048];
-    if (getpwnam_r(text, &pw, buf, sizeof(buf), &found) != 0 || found == NULL)
-        return 0;
-    *uid = found->pw_uid;
-    return 1;
-}
-
 AKV_AGENT *p11_agent_from_environment(int *explicit_socket, char *err, size_t errlen)
 {
     char socket_path[4096];
     const char *sock = setting("AKV_AGENT_SOCKET");
-    const char *runtime = setting("XDG_RUNTIME_DIR");
     if (sock != NULL)
         snprintf(socket_path, sizeof(socket_path), "%s", sock);
-    else if (runtime != NULL)
-        snprintf(socket_path, sizeof(socket_path), "%s/akv/agent.sock", runtime);
-    else if (getuid() == 0)
-        snprintf(socket_path, sizeof(socket_path), "/run/akv/agent.sock");
     else
-        snprintf(socket_path, sizeof(socket_path), "/tmp/akv-%u/agent.sock", (unsigned)getuid());
+        akv_default_socket_path(socket_path, sizeof(socket_path));
 
     unsigned long timeout_ms = DEFAULT_TIMEOUT_MS;
     const char *timeout = setting("AKV_AGENT_TIMEOUT_MS");
-    if (timeout != NULL && !parse_uint(timeout, 1, MAX_TIMEOUT_MS, &timeout_ms)) {
+    if (timeout != NULL && !akv_parse_uint(timeout, 1, MAX_TIMEOUT_MS, &timeout_ms)) {
         snprintf(err, errlen,
                  "AKV_AGENT_TIMEOUT_MS=%.40s is not a number of milliseconds from 1 to %lu; hint: write the number "
                  "alone, e.g. 15000",
@@ -103,14 +58,14 @@ AKV_AGENT *p11_agent_from_environment(int *explicit_socket, char *err, size_t er
     }
     int autostart = 0;
     const char *start = setting("AKV_AGENT_AUTOSTART");
-    if (start != NULL && (autostart = parse_bool(start)) < 0) {
+    if (start != NULL && (autostart = akv_parse_bool(start)) < 0) {
         snprintf(err, errlen, "AKV_AGENT_AUTOSTART=%.40s is not yes or no; hint: write 1/yes/true/on or 0/no/false/off",
                  start);
         return NULL;
     }
     unsigned long idle_exit = DEFAULT_IDLE_EXIT_S;
     const char *idle = setting("AKV_AGENT_IDLE_EXIT");
-    if (idle != NULL && !parse_uint(idle, 0, 31536000ul, &idle_exit)) {
+    if (idle != NULL && !akv_parse_uint(idle, 0, 31536000ul, &idle_exit)) {
         snprintf(err, errlen,
                  "AKV_AGENT_IDLE_EXIT=%.40s is not a number of seconds (0 to 31536000); hint: e.g. 900, or 0 for never",
                  idle);
@@ -121,7 +76,7 @@ AKV_AGENT *p11_agent_from_environment(int *explicit_socket, char *err, size_t er
         command = AKV_AGENT_COMMAND_DEFAULT;
     uid_t agent_uid = 0;
     const char *user = setting("AKV_AGENT_USER");
-    if (user != NULL && !resolve_user(user, &agent_uid)) {
+    if (user != NULL && !akv_resolve_user(user, &agent_uid)) {
         snprintf(err, errlen,
                  "AKV_AGENT_USER=%.64s is not a user on this system; hint: name the user the agent runs as (e.g. akv) "
                  "or its uid",

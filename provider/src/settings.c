@@ -18,6 +18,7 @@
  * the provider cannot be made to run a program or use a socket of its caller's choosing.
  */
 #include "settings.h"
+#include "setting_values.h"
 
 #include <errno.h>
 #include <openssl/rsa.h>
@@ -50,60 +51,6 @@ static setting pick(const char *env_name, const char *cnf_name, const char *cnf_
     return (setting){NULL, NULL};
 }
 
-/* Digits only, no sign, no unit, no overflow, within [min, max]. */
-static int parse_uint(const char *text, unsigned long min, unsigned long max, unsigned long *out)
-{
-    if (text == NULL || *text < '0' || *text > '9')
-        return 0;
-    errno = 0;
-    char *end = NULL;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno != 0 || end == NULL || *end != '\0' || v < min || v > max)
-        return 0;
-    *out = v;
-    return 1;
-}
-
-/* 1 / 0 for yes/no words; -1 for anything else. */
-static int parse_bool(const char *text)
-{
-    static const char *const yes[] = {"1", "yes", "true", "on"};
-    static const char *const no[] = {"0", "no", "false", "off"};
-    for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(text, yes[i]) == 0)
-            return 1;
-        if (strcasecmp(text, no[i]) == 0)
-            return 0;
-    }
-    return -1;
-}
-
-static int resolve_user(const char *text, uid_t *uid)
-{
-    unsigned long n;
-    if (parse_uint(text, 0, (uid_t)-2, &n)) {
-        *uid = (uid_t)n;
-        return 1;
-    }
-    struct passwd pw, *found = NULL;
-    char buf[2048];
-    if (getpwnam_r(text, &pw, buf, sizeof(buf), &found) != 0 || found == NULL)
-        return 0;
-    *uid = found->pw_uid;
-    return 1;
-}
-
-static void default_socket(char *out, size_t size)
-{
-    const char *runtime = secure_getenv("XDG_RUNTIME_DIR");
-    if (runtime != NULL && *runtime != '\0')
-        snprintf(out, size, "%s/akv/agent.sock", runtime);
-    else if (getuid() == 0)
-        snprintf(out, size, "/run/akv/agent.sock");
-    else
-        snprintf(out, size, "/tmp/akv-%u/agent.sock", (unsigned)getuid());
-}
-
 int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get_params)
 {
     const char *cnf_socket = NULL, *cnf_timeout = NULL, *cnf_autostart = NULL, *cnf_command = NULL, *cnf_user = NULL,
@@ -126,11 +73,11 @@ int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get
     if (sock.value != NULL)
         snprintf(socket_path, sizeof(socket_path), "%s", sock.value);
     else
-        default_socket(socket_path, sizeof(socket_path));
+        akv_default_socket_path(socket_path, sizeof(socket_path));
 
     unsigned long timeout_ms = AKV_DEFAULT_TIMEOUT_MS;
     setting timeout = pick("AKV_AGENT_TIMEOUT_MS", "agent_timeout_ms", cnf_timeout);
-    if (timeout.value != NULL && !parse_uint(timeout.value, 1, AKV_MAX_TIMEOUT_MS, &timeout_ms)) {
+    if (timeout.value != NULL && !akv_parse_uint(timeout.value, 1, AKV_MAX_TIMEOUT_MS, &timeout_ms)) {
         AKV_RAISE(ctx, AKV_R_INVALID_ARGUMENT,
                   "%s=%.40s is not a number of milliseconds from 1 to %u; hint: write the number alone, e.g. 15000",
                   timeout.from, timeout.value, AKV_MAX_TIMEOUT_MS);
@@ -139,7 +86,7 @@ int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get
 
     int autostart = 1;
     setting start = pick("AKV_AGENT_AUTOSTART", "autostart", cnf_autostart);
-    if (start.value != NULL && (autostart = parse_bool(start.value)) < 0) {
+    if (start.value != NULL && (autostart = akv_parse_bool(start.value)) < 0) {
         AKV_RAISE(ctx, AKV_R_INVALID_ARGUMENT, "%s=%.40s is not yes or no; hint: write 1/yes/true/on or 0/no/false/off",
                   start.from, start.value);
         return 0;
@@ -148,7 +95,7 @@ int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get
     unsigned long idle_exit = AKV_DEFAULT_IDLE_EXIT_S;
     /* Environment only: it tells the agent a user's shell starts, not a server's openssl.cnf. */
     const char *idle = secure_getenv("AKV_AGENT_IDLE_EXIT");
-    if (idle != NULL && *idle != '\0' && !parse_uint(idle, 0, 31536000ul, &idle_exit)) {
+    if (idle != NULL && *idle != '\0' && !akv_parse_uint(idle, 0, 31536000ul, &idle_exit)) {
         AKV_RAISE(ctx, AKV_R_INVALID_ARGUMENT,
                   "AKV_AGENT_IDLE_EXIT=%.40s is not a number of seconds (0 to 31536000); hint: e.g. 900, or 0 for "
                   "never",
@@ -161,7 +108,7 @@ int akv_settings_apply(AKV_PROV_CTX *ctx, OSSL_FUNC_core_get_params_fn *core_get
 
     uid_t agent_uid = 0;
     setting user = pick("AKV_AGENT_USER", "agent_user", cnf_user);
-    if (user.value != NULL && !resolve_user(user.value, &agent_uid)) {
+    if (user.value != NULL && !akv_resolve_user(user.value, &agent_uid)) {
         AKV_RAISE(ctx, AKV_R_INVALID_ARGUMENT,
                   "%s=%.64s is not a user on this system; hint: name the user the agent "
                   "runs as (e.g. akv) or its uid",
