@@ -5,7 +5,8 @@
 // dpkg-buildpackage runs in a source tree prepared in a temporary directory, never in the
 // checkout (its build products would land in the checkout's parent directory):
 //   debian/       this repository's debian/, with debian/copyright completed from node_modules
-//   app/          dist/src (no source maps), bin/akv, a run-time package.json, and the production
+//   app/          dist/bundle (what bin/akv runs, with its source maps), dist/src (no source maps:
+//                 `akv dev` starts its emulator and agent from it), bin/akv, a run-time package.json, and the production
 //                 node_modules (the lock's non-dev packages) without docs, tests, licence files (in
 //                 debian/copyright), type declarations, source maps, dotfiles or empty directories
 //   man/, completion/   generated from the CLI's --help texts (scripts/generate-man.mjs)
@@ -60,7 +61,12 @@ if (changelogVersion !== version)
     `debian/changelog's latest entry is ${changelogVersion ?? '(none)'} but package.json says ${version}`,
     'follow the version bump procedure in docs/releasing.md (both, and CHANGELOG.md, change together)',
   );
-for (const built of ['dist/src/cli/main.js', 'native/build/akv_peercred.node'])
+for (const built of [
+  'dist/bundle/akv.js',
+  'dist/bundle/agent.js',
+  'dist/src/cli/main.js',
+  'native/build/akv_peercred.node',
+])
   if (!existsSync(join(root, built)))
     fail(`${built} is missing`, 'run `npm run build` first (`npm run package` does)');
 for (const tool of ['dpkg-buildpackage', 'dh'])
@@ -85,8 +91,15 @@ try {
   // native package, debian/changelog); debian/rules installs it as CHANGELOG.md afterwards.
   copy('CHANGELOG.md', 'upstream/CHANGELOG.md');
 
-  // The TypeScript build, without tests, benches or source maps (they name sources not shipped).
+  // The bundle bin/akv runs (scripts/bundle.mjs), with its source maps (AKV_DEBUG's stack traces
+  // name the TypeScript files and lines), without its metafile (for the tests); and the
+  // TypeScript build, without tests, benches or source maps, which `akv dev` runs
+  // (src/cli/util/dev-services.ts).
   const app = join(src, 'app');
+  cpSync(join(root, 'dist/bundle'), join(app, 'dist/bundle'), {
+    recursive: true,
+    filter: (p) => basename(p) !== 'metafile.json',
+  });
   cpSync(join(root, 'dist/src'), join(app, 'dist/src'), {
     recursive: true,
     filter: (p) => !p.endsWith('.map'),

@@ -4,16 +4,18 @@
  * writes it into the Debian package, so the three never disagree.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AKV_ROOT } from './install-root.js';
 
 let cached: string | undefined;
 
-/** package.json's version (dist/src/version.js sits two levels below the package root). */
+/** package.json's version, read from the root of this copy (install-root.ts). */
 export function akvVersion(): string {
   if (cached !== undefined) return cached;
   try {
-    const pkg = JSON.parse(
-      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-    ) as { version?: unknown };
+    const pkg = JSON.parse(readFileSync(join(AKV_ROOT, 'package.json'), 'utf8')) as {
+      version?: unknown;
+    };
     cached = typeof pkg.version === 'string' ? pkg.version : '0.0.0';
   } catch {
     cached = '0.0.0';

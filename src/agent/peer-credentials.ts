@@ -8,9 +8,9 @@
  */
 import { readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { AKV_ROOT } from '../install-root.js';
 
 export interface PeerCredentials {
   uid: number;
@@ -30,16 +30,8 @@ interface Addon {
   groupName(gid: number): string | undefined;
 }
 
-/** dist/src/agent/ -> native/build/ in a checkout and in the package (/usr/lib/akv) alike. */
-export const ADDON_PATH = join(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  '..',
-  'native',
-  'build',
-  'akv_peercred.node',
-);
+/** native/build/ in a checkout and in the package (/usr/lib/akv) alike. */
+export const ADDON_PATH = join(AKV_ROOT, 'native', 'build', 'akv_peercred.node');
 
 let addon: Addon | undefined;
 let loadError: string | undefined;

@@ -1,28 +1,18 @@
 /**
  * `akv` entry point: finds the sub-command module in `commands/` and runs it.
  * Commands are loaded lazily so that a quick command does not pay for the Azure SDK's import cost.
+ * bin/akv runs the bundle of this file (dist/bundle/akv.js, scripts/bundle.mjs), except for
+ * `akv agent`, which has an entry of its own (src/cli/agent-main.ts).
  */
 import '../started.js'; // first: it notes when akv's own code started
 import type { Command } from './command.js';
-import { UsageError } from './command.js';
-import { withHint } from '../errors.js';
-import { COMMANDS } from './command-list.js';
+import { COMMANDS, LOAD_COMMAND, isCommandName } from './command-list.js';
+import { finish } from './finish.js';
 import { HELP_TOPICS } from './help/topics.js';
 
 async function loadCommand(name: string): Promise<Command | undefined> {
-  if (!Object.hasOwn(COMMANDS, name)) return undefined;
-  try {
-    const mod = (await import(`./commands/${name}.js`)) as { default: Command };
-    return mod.default;
-  } catch (err) {
-    if (
-      (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' &&
-      String(err).includes(`/commands/${name}.js`)
-    ) {
-      return undefined;
-    }
-    throw err;
-  }
+  if (!isCommandName(name)) return undefined;
+  return (await LOAD_COMMAND[name]()).default;
 }
 
 function printHelp(): void {
@@ -74,19 +64,4 @@ async function main(argv: string[]): Promise<number> {
   return cmd.run(rest);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      console.error(`akv: ${err.message}`);
-      process.exitCode = 2;
-    } else {
-      const e = err as Error & { hint?: string };
-      console.error(`akv: ${withHint(e.message ?? String(err), e.hint)}`);
-      if (process.env.AKV_DEBUG) console.error(e.stack);
-      process.exitCode = 1;
-    }
-  },
-);
+finish(main(process.argv.slice(2)));

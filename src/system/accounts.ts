@@ -2,7 +2,6 @@
  * Users and groups by name or id, from /etc/passwd and /etc/group, with NSS (`getent`) as the
  * fallback for directory services. Used where akv checks who owns a socket or sets its group.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 export type AccountDatabase = 'passwd' | 'group';
@@ -23,6 +22,9 @@ function entries(db: AccountDatabase, key: string): Array<[string, string]> {
   }
   if (found.some(([name, id]) => name === key || id === key)) return found;
   try {
+    // node:child_process only for this rare fallback: importing it costs every agent's and
+    // CLI's start a few ms of CPU (docs/performance.md, "Cold start").
+    const { execFileSync } = process.getBuiltinModule('node:child_process');
     return parse(
       execFileSync('getent', [db, key], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
     );

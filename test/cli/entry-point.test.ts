@@ -69,7 +69,13 @@ test('a copy of bin/akv without a build next to it says so and names the directo
   copyFileSync(AKV_BIN, join(fake, 'bin', 'akv'));
   const link = join(scratch, 'akv-unbuilt');
   symlinkSync(join(fake, 'bin', 'akv'), link);
-  const r = run('sh', [link, '--version']);
-  assert.equal(r.status, 1);
-  assert.match(r.err, new RegExp(`not built yet: run \`npm run build\` in ${fake}`));
+  // bin/akv is a Node script: alone it is read as CommonJS, beside akv's package.json as an ES
+  // module ("type": "module"); both must say what to do.
+  for (const beside of ['nothing', 'package.json']) {
+    if (beside === 'package.json')
+      copyFileSync(join(REPO_ROOT, 'package.json'), join(fake, 'package.json'));
+    const r = run(link, ['--version']);
+    assert.equal(r.status, 1, `beside ${beside}: ${r.err}`);
+    assert.match(r.err, new RegExp(`not built yet: run \`npm run build\` in ${fake}`));
+  }
 });

@@ -1,7 +1,8 @@
 /**
  * Issue 25: `akv` commands that need no Azure SDK do not load it: `--version`, `--help`, `ping`,
- * `keyref`, `sign --help`. The entry point loads only the command that runs; `--help` lists the
- * summaries from src/cli/command-list.ts, which must match each command's own.
+ * `keyref`, `sign --help`. bin/akv runs the bundle (dist/bundle/akv.js), which loads only the
+ * command that runs (each a chunk); `--help` lists the summaries from src/cli/command-list.ts,
+ * which must match each command's own.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import { COMMANDS } from '../../src/cli/command-list.js';
 import type { Command } from '../../src/cli/command.js';
 import { cleanAkvEnv } from '../helpers/dev.js';
 import { AKV_BIN, REPO_ROOT } from '../helpers/emulator.js';
+import { bundleFilesLoaded, staticClosure } from './bundle-files.js';
 
 const HOOK = pathToFileURL(join(REPO_ROOT, 'dist', 'test', 'helpers', 'module-log.js')).href;
 let work: string;
@@ -49,8 +51,13 @@ function akv(args: string[]): {
 
 function assertNoAzure(modules: string[], what: string): void {
   assert.ok(
-    modules.some((m) => m.includes('/dist/src/cli/main.js')),
-    `${what}: the hook recorded the CLI entry point`,
+    modules.some((m) => m.endsWith('/dist/bundle/akv.js')),
+    `${what}: the hook recorded the CLI entry point (bin/akv runs the bundle)`,
+  );
+  assert.deepEqual(
+    modules.filter((m) => m.includes('/dist/src/')),
+    [],
+    `${what}: nothing of the tree (dist/src)`,
   );
   assert.deepEqual(
     modules.filter((m) => m.includes('/node_modules/@azure/')),
@@ -81,9 +88,10 @@ describe('cold start: what the CLI loads', () => {
     for (const name of Object.keys(COMMANDS))
       assert.match(help.stdout, new RegExp(`^  ${name} `, 'm'));
     assertNoAzure(help.modules, '--help');
-    // Only the entry point's own modules: no command module at all.
+    // Only the entry point and the files it imports: no command's chunk at all.
+    const entry = staticClosure('akv.js');
     assert.deepEqual(
-      help.modules.filter((m) => m.includes('/dist/src/cli/commands/')),
+      bundleFilesLoaded(help.modules).filter((f) => !entry.has(f)),
       [],
     );
   });

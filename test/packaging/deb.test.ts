@@ -112,6 +112,9 @@ test('the .deb holds the CLI, node_modules, the provider, units, config, docs, m
   for (const p of [
     '/usr/lib/akv/bin/akv',
     '/usr/lib/akv/package.json',
+    '/usr/lib/akv/dist/bundle/akv.js',
+    '/usr/lib/akv/dist/bundle/agent.js',
+    '/usr/lib/akv/dist/bundle/worker.js',
     '/usr/lib/akv/dist/src/cli/main.js',
     '/usr/lib/akv/dist/src/agent/agent.js',
     '/usr/lib/akv/node_modules/@azure/keyvault-keys/package.json',

@@ -5,11 +5,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { AKV_ROOT } from '../../install-root.js';
 
 /** The root of this copy of akv (a checkout, or /usr/lib/akv when installed). */
-export const AKV_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+export { AKV_ROOT };
 /** Where `npm run build` puts the module in a checkout. */
 export const BUILD_MODULES_DIR = join(AKV_ROOT, 'provider', 'build');
 export const MODULE_FILE = 'akv_provider.so';

@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// The bundles bin/akv runs (issue 25, docs/performance.md "Cold start"), made by `npm run build`
+// from tsc's output (dist/src) with esbuild, into dist/bundle/:
+//   agent.js    `akv agent` (src/cli/agent-main.ts): one file holding everything the agent runs
+//               before it listens, so its start resolves and reads no other module of akv;
+//   akv.js      every other command (src/cli/main.ts), each command a chunk (chunk-*.js) that
+//               loads only when it runs, and worker.js, the emulator's crypto worker, which
+//               src/emulator/crypto/pool.ts finds beside its own chunk.
+// The Azure SDK, @azure/identity, prom-client and undici stay in node_modules and are imported
+// when needed, as in the tree (what loads them lazily is src/azure/clients.ts, credentials.ts,
+// src/agent/metrics-sink.ts, warming-http.ts). pino and @noble/curves are bundled.
+// Source maps (tsc's, composed by esbuild) name the TypeScript sources: bin/akv turns them on for
+// stack traces. Every bundled file sits two directories below the root, like dist/src/*.js
+// (src/install-root.ts relies on it). Options: --quiet.
+import { build } from 'esbuild';
+import { rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const src = join(root, 'dist', 'src');
+const out = join(root, 'dist', 'bundle');
+const quiet = process.argv.includes('--quiet');
+
+const common = {
+  absWorkingDir: root,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: 'linked',
+  // File and line are what a stack trace needs; the sources are in the repository.
+  sourcesContent: false,
+  external: ['@azure/*', 'prom-client', 'undici'],
+  // CommonJS packages bundled into ES modules (pino) call require() for Node's own modules.
+  banner: {
+    js: "import { createRequire as __akvCreateRequire } from 'node:module'; const require = __akvCreateRequire(import.meta.url);",
+  },
+  logLevel: 'warning',
+  metafile: true,
+};
+
+rmSync(out, { recursive: true, force: true });
+const [agent, cli] = await Promise.all([
+  build({
+    ...common,
+    entryPoints: [{ in: join(src, 'cli', 'agent-main.js'), out: 'agent' }],
+    // What the agent imports lazily (metrics.ts, metrics-server.ts, hsm-http.ts: prom-client and
+    // undici) becomes chunks of its own; unsplit, their imports of those packages would be
+    // hoisted into agent.js and load at start.
+    splitting: true,
+    chunkNames: 'agent-[hash]',
+    outdir: out,
+  }),
+  build({
+    ...common,
+    entryPoints: [
+      { in: join(src, 'cli', 'main.js'), out: 'akv' },
+      { in: join(src, 'emulator', 'crypto', 'worker.js'), out: 'worker' },
+    ],
+    splitting: true,
+    chunkNames: 'chunk-[hash]',
+    outdir: out,
+  }),
+]);
+
+// What each file holds and loads (the file an entry point or a lazy import became, its static and
+// dynamic imports): test/coldstart/ checks with it what a start loads; the package leaves it out.
+const outputs = {};
+for (const result of [agent, cli])
+  for (const [file, o] of Object.entries(result.metafile.outputs)) {
+    if (!file.endsWith('.js')) continue;
+    outputs[basename(file)] = {
+      bytes: o.bytes,
+      entryPoint: o.entryPoint?.replace(/^dist\/src\//, 'src/').replace(/\.js$/, '.ts'),
+      imports: o.imports
+        .filter((i) => !i.external)
+        .map((i) => ({ file: basename(i.path), kind: i.kind })),
+      external: [...new Set(o.imports.filter((i) => i.external).map((i) => i.path))],
+    };
+  }
+writeFileSync(join(out, 'metafile.json'), `${JSON.stringify({ outputs }, null, 1)}\n`);
+
+if (!quiet)
+  console.log(
+    `bundle: ${Object.entries(outputs)
+      .filter(([, o]) => o.entryPoint)
+      .map(([f, o]) => `${f} (${o.entryPoint}) ${(o.bytes / 1024).toFixed(0)} KiB`)
+      .join(', ')}`,
+  );

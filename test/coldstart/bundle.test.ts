@@ -1,0 +1,132 @@
+/**
+ * Issue 25: bin/akv runs the bundle (scripts/bundle.mjs). The agent started from it, as an
+ * installed `akv agent` is, answers HELLO and signs with a static token having loaded its own code
+ * from dist/bundle/agent.js and the files that file imports, and nothing of the tree (dist/src),
+ * @azure/identity, the Key Vault SDK, prom-client or the metrics server. The signature is checked
+ * with the key's public half. What the agent loaded is recorded by the module hook in NODE_OPTIONS.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { cleanAkvEnv } from '../helpers/dev.js';
+import { AKV_BIN, REPO_ROOT, startEmulator, type RunningEmulator } from '../helpers/emulator.js';
+import { PROVIDER_DIR, PROVIDERS, runSync } from '../provider/openssl-env.js';
+import { bundleFileOf, bundleFilesLoaded, staticClosure } from './bundle-files.js';
+
+const HOOK = pathToFileURL(join(REPO_ROOT, 'dist', 'test', 'helpers', 'module-log.js')).href;
+const HSM = 'bundlehsm';
+
+let emulator: RunningEmulator;
+let work: string;
+
+before(async () => {
+  work = mkdtempSync(join(tmpdir(), 'akv-coldstart-bundle-'));
+  emulator = await startEmulator();
+  await emulator.keyClient().createKey('ec1', 'EC-HSM', { curve: 'P-256' });
+  writeFileSync(
+    join(work, 'akv.json'),
+    JSON.stringify({
+      vaults: {
+        [HSM]: {
+          endpoint: emulator.url,
+          caFile: emulator.caFile,
+          disableChallengeResourceVerification: true,
+        },
+      },
+    }),
+  );
+  writeFileSync(join(work, 'data.txt'), 'signed by the bundled agent\n');
+});
+
+after(async () => {
+  await emulator?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('cold start: the bundle', () => {
+  it('the agent started from the bundle answers HELLO and signs with a static token, loading only its bundle', async () => {
+    const socket = join(work, 'agent.sock');
+    const moduleLog = join(work, 'agent-modules.txt');
+    const env: NodeJS.ProcessEnv = {
+      ...cleanAkvEnv(),
+      AKV_CONFIG: join(work, 'akv.json'),
+      AKV_AGENT_SOCKET: socket,
+      AKV_AGENT_AUTOSTART: '0',
+      AZURE_CLI_ACCESS_TOKEN: emulator.token,
+      OPENSSL_MODULES: join(PROVIDER_DIR, 'build'),
+      AKV_LOG_FILE: join(work, 'agent.log'),
+    };
+    delete env.OPENSSL_CONF;
+    const agent = spawn(AKV_BIN, ['agent', '--socket', socket], {
+      env: { ...env, NODE_OPTIONS: `--import=${HOOK}`, AKV_TEST_MODULE_LOG: moduleLog },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    agent.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    agent.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => agent.on('exit', (code) => r(code)));
+    try {
+      const end = Date.now() + 30_000;
+      while (!out.includes(`akv agent listening on ${socket}`)) {
+        if (Date.now() > end || agent.exitCode !== null)
+          assert.fail(`the agent did not start:\n${out}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // HELLO: `akv ping` exits 0 only when the agent answers it.
+      const ping = runSync(AKV_BIN, ['ping'], env, work);
+      assert.equal(ping.status, 0, `akv ping: ${ping.stderr}`);
+      const key = `managedhsm:${HSM}:ec1`;
+      const sig = join(work, 'data.sig');
+      const pub = join(work, 'ec1.pub');
+      const data = join(work, 'data.txt');
+      for (const args of [
+        ['dgst', '-sha256', ...PROVIDERS, '-sign', key, '-out', sig, data],
+        ['pkey', ...PROVIDERS, '-in', key, '-pubout', '-out', pub],
+      ]) {
+        const r = runSync('openssl', args, env, work);
+        assert.equal(r.status, 0, `openssl ${args.join(' ')}:\n${r.stderr}`);
+      }
+      const verify = runSync(
+        'openssl',
+        ['dgst', '-sha256', '-verify', pub, '-signature', sig, data],
+        env,
+        work,
+      );
+      assert.match(verify.stdout, /Verified OK/);
+    } finally {
+      agent.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, out);
+    assert.ok(existsSync(moduleLog), 'the agent recorded its modules');
+    const modules = readFileSync(moduleLog, 'utf8').split('\n').filter(Boolean);
+
+    const loaded = bundleFilesLoaded(modules);
+    assert.ok(
+      loaded.includes('agent.js'),
+      `the agent ran dist/bundle/agent.js: ${loaded.join(' ')}`,
+    );
+    assert.deepEqual(
+      modules.filter((m) => m.includes('/dist/src/')),
+      [],
+      'nothing of the tree (dist/src)',
+    );
+    // Its start loads agent.js and what it imports; later only the hot path's undici pool (once
+    // idle, src/azure/warming-http.ts). Never the metrics modules without a metrics listener.
+    const allowed = new Set([...staticClosure('agent.js'), bundleFileOf('src/azure/hsm-http.ts')]);
+    assert.deepEqual(
+      loaded.filter((f) => !allowed.has(f)),
+      [],
+      'bundle files beyond agent.js, its imports and the undici pool',
+    );
+    for (const pkg of ['@azure/identity', '@azure/keyvault-keys', 'prom-client'])
+      assert.deepEqual(
+        modules.filter((m) => m.includes(`/node_modules/${pkg}/`)),
+        [],
+        `no ${pkg}`,
+      );
+  });
+});
