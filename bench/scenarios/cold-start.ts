@@ -22,6 +22,7 @@ import {
 } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { measureCommand } from '../lib/drivers.js';
 import { cpuSeconds, run } from '../lib/proc.js';
 import {
@@ -45,6 +46,8 @@ const WARM_COMMANDS = 5;
 interface Build {
   label: string;
   akv: string;
+  /** Measured with these credentials only (default: all). */
+  credentials?: string[];
 }
 
 /** What the agent logs about its start (src/agent/startup.ts); ms since its process started. */
@@ -107,6 +110,22 @@ async function prepareBaseline(ctx: BenchContext): Promise<Build | string> {
   const tsc = await run(join(REPO_ROOT, 'node_modules', '.bin', 'tsc'), ['-p', dir]);
   if (tsc.status !== 0) return `no baseline: tsc failed: ${tsc.stdout.slice(0, 300)}`;
   return { label: `before (${BASELINE_REF})`, akv: join(dir, 'bin', 'akv') };
+}
+
+/**
+ * This build run from tsc's output (dist/src) instead of the bundle bin/akv runs: the same code,
+ * so the difference is what the bundle (and bin/akv's launcher) saves. A Node script like
+ * bin/akv, importing dist/src/cli/main.js (CommonJS syntax: no package.json beside it).
+ */
+function unbundledBuild(ctx: BenchContext): Build {
+  const akv = join(ctx.dir, 'akv-unbundled');
+  const main = pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js')).href;
+  writeFileSync(
+    akv,
+    `#!/usr/bin/env node\nprocess.env.AKV_COMMAND_NAME = process.argv[1];\nvoid import(${JSON.stringify(main)});\n`,
+    { mode: 0o755 },
+  );
+  return { label: 'this build, unbundled (dist/src)', akv, credentials: ['static token'] };
 }
 
 /** A stand-in for `az account get-access-token` that answers at once (the chain's last link). */
@@ -291,7 +310,8 @@ export async function coldStart(ctx: BenchContext): Promise<ScenarioResult> {
   const load = { start: loadavg()[0] ?? 0, end: 0 };
   const current: Build = { label: 'this build', akv: AKV_BIN };
   const baselineOrWhy = await prepareBaseline(ctx);
-  const builds = typeof baselineOrWhy === 'string' ? [current] : [current, baselineOrWhy];
+  const baseline = typeof baselineOrWhy === 'string' ? undefined : baselineOrWhy;
+  const builds = [current, unbundledBuild(ctx), ...(baseline ? [baseline] : [])];
   const notes = typeof baselineOrWhy === 'string' ? [baselineOrWhy] : [];
   await ctx.emulator.setLatency(0);
 
@@ -322,6 +342,7 @@ export async function coldStart(ctx: BenchContext): Promise<ScenarioResult> {
     node.push(await timed('node', ['-e', '0'], cleanEnv()));
     for (const build of builds) {
       for (const [credential, env] of Object.entries(credentials)) {
+        if (build.credentials && !build.credentials.includes(credential)) continue;
         const id = `${build.label}, ${credential}`;
         (cold[id] ??= []).push(await firstCommand(ctx, build, config, env));
       }
@@ -465,8 +486,8 @@ export async function coldStart(ctx: BenchContext): Promise<ScenarioResult> {
     value: `${ratio(spawnCur, nodeUs)} (CPU ${ratio(spawnCurCpu, nodeCpuUs)})`,
     met: spawnCur / nodeUs <= 1.5,
   });
-  if (builds.length > 1) {
-    const base = builds[1] as Build;
+  if (baseline) {
+    const base = baseline;
     const before = (credential: string): ColdRun[] => cold[`${base.label}, ${credential}`] ?? [];
     const chainNow = med(cur('credential chain'), (r) => r.coldUs);
     const chainBefore = med(before('credential chain'), (r) => r.coldUs);
@@ -505,7 +526,7 @@ export async function coldStart(ctx: BenchContext): Promise<ScenarioResult> {
   return {
     id: 'cold-start',
     title: '11. Cold start',
-    method: `${n} rounds; in each, a bare \`node -e 0\`, then for ${builds.map((b) => b.label).join(' and ')}: \`openssl dgst -sha256 -provider akv_provider -provider default -sign managedhsm:…\` (EC P-256) in a fresh user runtime directory with nothing running (the provider autostarts the agent, \`AKV_AGENT_COMMAND\` choosing which build's), the same command ${WARM_COMMANDS} more times (warm: their median), the agent stopped; once with \`AZURE_CLI_ACCESS_TOKEN\` and once with no token (DefaultAzureCredential: nothing in the environment, no managed identity here, a stand-in \`az\` on PATH that answers at once, so the figure is what a user with \`az login\` sees minus az's own time); and \`akv agent\` spawned directly, timed to its "listening" line. The breakdown is the agent's own (\`startup_ms\` of its "listening" log line: Node's bootstrap, the start of akv's entry point, listening; ms since the process started). Then the CLI commands that need no Azure SDK, against the bench's running agent, beside a bare \`node -e 0\`. Then with the emulator at ${MODEL_LATENCY_MS} ms per request, the original provider's model per command: \`openssl dgst -sign key.pem\` plus one \`curl\` making a fresh HTTPS connection, a GET of the key and a sign on it. Wall times and the CPU of each command's own process are medians, from \`wait4\` (\`bench/driver/akv-rusage\`); the agent's CPU (a daemon, not openssl's child) is read from \`/proc\`, in 10 ms ticks. The emulator's CA reaches the agent through NODE_EXTRA_CA_CERTS. The baseline is commit ${BASELINE_REF} (main before this work), built from git into the run's directory, with this build's provider.`,
+    method: `${n} rounds; in each, a bare \`node -e 0\`, then for ${builds.map((b) => b.label).join(', ')} (the unbundled one with the static token only): \`openssl dgst -sha256 -provider akv_provider -provider default -sign managedhsm:…\` (EC P-256) in a fresh user runtime directory with nothing running (the provider autostarts the agent, \`AKV_AGENT_COMMAND\` choosing which build's), the same command ${WARM_COMMANDS} more times (warm: their median), the agent stopped; once with \`AZURE_CLI_ACCESS_TOKEN\` and once with no token (DefaultAzureCredential: nothing in the environment, no managed identity here, a stand-in \`az\` on PATH that answers at once, so the figure is what a user with \`az login\` sees minus az's own time); and \`akv agent\` spawned directly, timed to its "listening" line. The breakdown is the agent's own (\`startup_ms\` of its "listening" log line: Node's bootstrap, the start of akv's entry point, listening; ms since the process started). Then the CLI commands that need no Azure SDK, against the bench's running agent, beside a bare \`node -e 0\`. Then with the emulator at ${MODEL_LATENCY_MS} ms per request, the original provider's model per command: \`openssl dgst -sign key.pem\` plus one \`curl\` making a fresh HTTPS connection, a GET of the key and a sign on it. Wall times and the CPU of each command's own process are medians, from \`wait4\` (\`bench/driver/akv-rusage\`); the agent's CPU (a daemon, not openssl's child) is read from \`/proc\`, in 10 ms ticks. The emulator's CA reaches the agent through NODE_EXTRA_CA_CERTS. The baseline is commit ${BASELINE_REF} (main before this work), built from git into the run's directory, with this build's provider.`,
     findings,
     tables: [
       {
