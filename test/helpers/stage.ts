@@ -3,7 +3,7 @@
  * socket's group) cannot use a checkout that lives in a directory closed to others: root's home,
  * a 0700 `mktemp -d`. stageAkv copies what such a step runs into a fresh directory under the
  * system's temporary directory, readable and traversable by everyone: bin/akv, the compiled code
- * (dist/src, dist/examples), the npm packages the code needs at run time (not the development
+ * (dist/bundle, which bin/akv runs; dist/src, dist/examples), the npm packages the code needs at run time (not the development
  * ones), the provider module and the examples' scripts. The copy is laid out as a checkout, so
  * bin/akv, the examples and `akv dev up` find everything relative to it, and the tests hold
  * wherever the checkout is.
@@ -110,6 +110,7 @@ export function stageAkv(): StagedAkv {
   const parts = [
     'package.json',
     'bin',
+    join('dist', 'bundle'),
     join('dist', 'src'),
     join('dist', 'examples'),
     join('provider', 'build', 'akv_provider.so'),
