@@ -276,7 +276,10 @@ describe('akv dev start|stop|status', () => {
     );
     const status = akv(['dev', 'status', '--dir', d]);
     assert.equal(status.code, 3);
-    assert.match(status.stdout, /^web {2}stopped \(stale pid file: pid \d+ is another process now/m);
+    assert.match(
+      status.stdout,
+      /^web {2}stopped \(stale pid file: pid \d+ is another process now/m,
+    );
     const stop = akv(['dev', 'stop', '--dir', d, '--name', 'web', '--timeout', '0.5']);
     assert.equal(stop.code, 0, stop.stderr);
     assert.match(
