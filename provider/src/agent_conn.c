@@ -40,9 +40,10 @@
 #define AKV_POOL_MAX 8
 /* Idle connections kept after a call from an OpenSSL async job: one thread may have hundreds of
  * handshakes waiting at once, each on its own connection, and every connection not kept is a
- * connect() + accept() + HELLO for the next job, about 475 µs of agent CPU (docs/provider.md,
- * "Async mode"). Bounded so that a burst does not pin fds for ever: the agent closes connections
- * idle for clientIdleTimeoutMs, and a closed one is dropped at checkout. */
+ * connect() + accept() + HELLO for the next job, which costs the agent about as much CPU as the
+ * signature itself (docs/provider.md, "Async mode"; docs/performance.md). Bounded so that a burst
+ * does not pin fds for ever: the agent closes connections idle for clientIdleTimeoutMs, and a
+ * closed one is dropped at checkout. */
 #define AKV_ASYNC_POOL_MAX 256
 
 struct akv_agent {
