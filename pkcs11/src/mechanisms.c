@@ -40,8 +40,7 @@ const p11_mechanism_info *p11_mechanisms(size_t *count)
     return mechanisms;
 }
 
-/* SHA-256/384/512 by their CKM_SHA* names; NULL for any other hash. */
-static const EVP_MD *md_of(CK_MECHANISM_TYPE hash)
+const EVP_MD *p11_md_of(CK_MECHANISM_TYPE hash)
 {
     switch (hash) {
     case CKM_SHA256:
@@ -72,7 +71,7 @@ static CK_RV pss_params(const CK_MECHANISM *mech, CK_MECHANISM_TYPE required_has
     if (mech->pParameter == NULL || mech->ulParameterLen != sizeof(CK_RSA_PKCS_PSS_PARAMS))
         return CKR_MECHANISM_PARAM_INVALID;
     const CK_RSA_PKCS_PSS_PARAMS *p = mech->pParameter;
-    const EVP_MD *md = md_of(p->hashAlg);
+    const EVP_MD *md = p11_md_of(p->hashAlg);
     if (md == NULL || (required_hash != 0 && p->hashAlg != required_hash)) {
         p11_report("sign: RSA-PSS with hash 0x%lx: the HSM signs PSS with SHA-256, SHA-384 or SHA-512 only "
                    "(and with the mechanism's own hash)",
@@ -119,7 +118,7 @@ CK_RV p11_sign_mechanism(const CK_MECHANISM *mech, const p11_key *key, p11_op *o
                : mech->mechanism == CKM_SHA512_RSA_PKCS ? CKM_SHA512
                                                         : 0;
         if (hash != 0) {
-            op->md = md_of(hash);
+            op->md = p11_md_of(hash);
             snprintf(op->alg, sizeof(op->alg), "RS%s", size_suffix(op->md));
         }
         return CKR_OK;
@@ -135,7 +134,7 @@ CK_RV p11_sign_mechanism(const CK_MECHANISM *mech, const p11_key *key, p11_op *o
                : mech->mechanism == CKM_SHA512_RSA_PKCS_PSS ? CKM_SHA512
                                                             : 0;
         if (hash != 0)
-            op->md = md_of(hash);
+            op->md = p11_md_of(hash);
         return pss_params(mech, hash, op);
     case CKM_ECDSA:
     case CKM_ECDSA_SHA256:

@@ -232,6 +232,13 @@ void p11_sessions_free_all(void);
 /* Entry-point guards (take p11.lock themselves): the session, with the lock held; or NULL, the
  * lock released and *rv saying why (not initialised, CKR_SESSION_HANDLE_INVALID). */
 p11_session *p11_lock_session(CK_SESSION_HANDLE handle, CK_RV *rv);
+/* The operations a session runs, one of each at a time. */
+enum p11_op_slot { P11_SIGN_OP, P11_VERIFY_OP, P11_DECRYPT_OP, P11_DIGEST_OP };
+p11_op *p11_session_op(p11_session *s, int which);
+/* The session's operation `which`, with the lock held, when it is running (want_active) or idle
+ * (!want_active); else NULL, the lock released and *rv = CKR_SESSION_HANDLE_INVALID,
+ * CKR_OPERATION_NOT_INITIALIZED or CKR_OPERATION_ACTIVE. */
+p11_op *p11_lock_op(CK_SESSION_HANDLE handle, int which, int want_active, CK_RV *rv);
 /* The session and an HSM key object for an operation that needs the key's `need_op` (P11_OP_*,
  * reported by `what` when the key lacks it) on an object of one of `kinds` (1 << P11_PRIVATE ...):
  * the key with the lock held, or NULL with the lock released and *rv = CKR_SESSION_HANDLE_INVALID,
@@ -246,6 +253,8 @@ typedef struct {
     uint32_t key_type;
 } p11_mechanism_info;
 const p11_mechanism_info *p11_mechanisms(size_t *count);
+/* SHA-256/384/512 by their CKM_SHA* names (the only hashes the HSM signs); NULL for any other. */
+const EVP_MD *p11_md_of(CK_MECHANISM_TYPE hash);
 /* The HSM algorithm and local digest for signing with mech on key; CKR_MECHANISM_INVALID etc. */
 CK_RV p11_sign_mechanism(const CK_MECHANISM *mech, const p11_key *key, p11_op *op);
 CK_RV p11_decrypt_mechanism(const CK_MECHANISM *mech, const p11_key *key, p11_op *op);

@@ -32,6 +32,34 @@ p11_session *p11_lock_session(CK_SESSION_HANDLE handle, CK_RV *rv)
     return s;
 }
 
+p11_op *p11_session_op(p11_session *s, int which)
+{
+    switch (which) {
+    case P11_SIGN_OP:
+        return &s->sign;
+    case P11_VERIFY_OP:
+        return &s->verify;
+    case P11_DECRYPT_OP:
+        return &s->decrypt;
+    default:
+        return &s->digest;
+    }
+}
+
+p11_op *p11_lock_op(CK_SESSION_HANDLE handle, int which, int want_active, CK_RV *rv)
+{
+    p11_session *s = p11_lock_session(handle, rv);
+    if (s == NULL)
+        return NULL;
+    p11_op *op = p11_session_op(s, which);
+    if (op->active != want_active) {
+        pthread_mutex_unlock(&p11.lock);
+        *rv = want_active ? CKR_OPERATION_NOT_INITIALIZED : CKR_OPERATION_ACTIVE;
+        return NULL;
+    }
+    return op;
+}
+
 static const char *op_word(unsigned op)
 {
     switch (op) {

@@ -183,6 +183,18 @@ static void describe(akv_buf *out, const akv_frame *f)
     akv_frame_put_str(out, AKV_TAG_KEY_ID, "https://hsm1.managedhsm.azure.net/keys/x");
 }
 
+/* The request's ALG (kept as the last one seen). */
+static void read_alg(const akv_frame *f, char alg[16])
+{
+    const akv_field *a = akv_frame_get(f, AKV_TAG_ALG);
+    alg[0] = '\0';
+    if (a != NULL && a->len < 16) {
+        memcpy(alg, a->value, a->len);
+        alg[a->len] = '\0';
+    }
+    snprintf(last_alg, sizeof(last_alg), "%s", alg);
+}
+
 static const EVP_MD *md_for(const char *alg)
 {
     const char *n = alg + strlen(alg) - 3;
@@ -196,11 +208,9 @@ static void sign(akv_buf *out, const akv_frame *f)
     EVP_PKEY *pkey;
     int version;
     int k = find_key_version(akv_frame_get(f, AKV_TAG_URI), &pkey, &version);
-    const akv_field *alg_f = akv_frame_get(f, AKV_TAG_ALG), *in = akv_frame_get(f, AKV_TAG_INPUT);
-    char alg[16] = "";
-    if (alg_f != NULL && alg_f->len < sizeof(alg))
-        memcpy(alg, alg_f->value, alg_f->len);
-    snprintf(last_alg, sizeof(last_alg), "%s", alg);
+    const akv_field *in = akv_frame_get(f, AKV_TAG_INPUT);
+    char alg[16];
+    read_alg(f, alg);
     if (k < 0 || pkey == NULL || in == NULL) {
         put_status(out, AKV_STATUS_KEY_NOT_FOUND, "key not found");
         return;
@@ -249,11 +259,9 @@ static void sign(akv_buf *out, const akv_frame *f)
 static void decrypt(akv_buf *out, const akv_frame *f)
 {
     int k = find_key(akv_frame_get(f, AKV_TAG_URI));
-    const akv_field *alg_f = akv_frame_get(f, AKV_TAG_ALG), *in = akv_frame_get(f, AKV_TAG_INPUT);
-    char alg[16] = "";
-    if (alg_f != NULL && alg_f->len < sizeof(alg))
-        memcpy(alg, alg_f->value, alg_f->len);
-    snprintf(last_alg, sizeof(last_alg), "%s", alg);
+    const akv_field *in = akv_frame_get(f, AKV_TAG_INPUT);
+    char alg[16];
+    read_alg(f, alg);
     if (k < 0 || keys[k].type != AKV_KEY_TYPE_RSA || in == NULL) {
         put_status(out, AKV_STATUS_KEY_NOT_FOUND, "key not found");
         return;
@@ -284,11 +292,9 @@ static void decrypt(akv_buf *out, const akv_frame *f)
 static void wrap(akv_buf *out, const akv_frame *f, int unwrap)
 {
     int k = find_key(akv_frame_get(f, AKV_TAG_URI));
-    const akv_field *alg_f = akv_frame_get(f, AKV_TAG_ALG), *in = akv_frame_get(f, AKV_TAG_INPUT);
-    char alg[16] = "";
-    if (alg_f != NULL && alg_f->len < sizeof(alg))
-        memcpy(alg, alg_f->value, alg_f->len);
-    snprintf(last_alg, sizeof(last_alg), "%s", alg);
+    const akv_field *in = akv_frame_get(f, AKV_TAG_INPUT);
+    char alg[16];
+    read_alg(f, alg);
     if (k < 0 || in == NULL) {
         put_status(out, AKV_STATUS_KEY_NOT_FOUND, "key not found");
         return;
