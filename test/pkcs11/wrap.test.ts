@@ -175,7 +175,7 @@ describe('RSA key transport', () => {
     }
   });
 
-  it('C_UnwrapKey unwraps in the HSM what plain OpenSSL encrypted to the public key', () => {
+  it('C_UnwrapKey unwraps in the HSM what plain OpenSSL encrypted to the public key (OAEP-256, OAEP, PKCS#1 v1.5)', () => {
     const pub = providerPublicKey(pe, 'rsawrap');
     for (const [mech, opts] of [
       [
@@ -190,6 +190,7 @@ describe('RSA key transport', () => {
         ],
       ],
       ['rsa-oaep', ['-pkeyopt', 'rsa_padding_mode:oaep']],
+      ['rsa-pkcs', ['-pkeyopt', 'rsa_padding_mode:pkcs1']],
     ] as const) {
       const key = randomBytes(16);
       const ct = pe.opensslOk(['pkeyutl', '-encrypt', '-pubin', '-inkey', pub, ...opts], {
