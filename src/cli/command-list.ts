@@ -9,7 +9,7 @@ import type { Command } from './command.js';
 export const COMMANDS = {
   emulator: 'run the local Managed HSM emulator (HTTPS, loopback)',
   agent: 'run the agent that performs key operations for the provider (foreground)',
-  dev: 'Start/stop a local emulator + agent environment (prints export lines)',
+  dev: 'Start/stop a local emulator + agent environment (prints export lines) and services',
   key: 'manage HSM keys like az keyvault key: create, list, delete, recover, purge, release ...',
   keyref: 'Write a PEM key-reference file for an HSM key (for nginx, curl, s_server ...)',
   sign: 'Sign data or a digest with an HSM key',
