@@ -7,7 +7,7 @@
 import { agentLimits } from '../config/load.js';
 import type { AkvConfig } from '../config/types.js';
 import type { KeyDescription, VaultName } from '../azure/gateway.js';
-import { AkvError } from '../errors.js';
+import { AkvError, errorMessage } from '../errors.js';
 import { MAX_REQUEST_BODY, MAX_RESPONSE_BODY, PROTOCOL_VERSION } from '../protocol/index.js';
 import type {
   AgentReport,
@@ -69,7 +69,7 @@ function vaultsToCheck(
 function failure(err: unknown): { error: string; hint?: string } {
   if (err instanceof AkvError)
     return err.hint ? { error: err.message, hint: err.hint } : { error: err.message };
-  return { error: (err as Error)?.message ?? String(err) };
+  return { error: errorMessage(err) };
 }
 
 async function checkAccess(ctx: DiagnoseContext, extra?: VaultName): Promise<HsmAccess> {

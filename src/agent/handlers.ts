@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { HsmGateway, KeyDescription, OpResult } from '../azure/gateway.js';
-import { AkvError } from '../errors.js';
+import { AkvError, errorMessage } from '../errors.js';
 import {
   KeyType,
   PROTOCOL_VERSION,
@@ -101,7 +101,7 @@ function internalError(err: unknown, logger: Logger, what: string): AkvError {
   logger.error({ err }, `internal error during ${what}`);
   return new AkvError(
     'INTERNAL',
-    `internal error in the akv agent during ${what}: ${(err as Error)?.message ?? String(err)}`,
+    `internal error in the akv agent during ${what}: ${errorMessage(err)}`,
     'report it with the agent log',
   );
 }

@@ -8,13 +8,14 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { AkvError, withHint } from '../../errors.js';
+import { AkvError, withHint, errorMessage } from '../../errors.js';
 import { defaultConfigCandidates, findConfigFile, parseConfigObject } from '../../config/load.js';
 import type { Command } from '../command.js';
 import { UsageError, wantsHelp } from '../command.js';
 import { withAgent } from '../util/agent.js';
 import { flag, parseOptions, requireStr, str } from '../util/args.js';
 import { AKV_ROOT } from '../util/provider-location.js';
+import { isRecord } from '../../guards.js';
 
 const usage = `Usage: akv pkcs11 module
        akv pkcs11 set-certificate --hsm-name NAME --key KEY --cert FILE [--config FILE] [--no-check]
@@ -67,18 +68,17 @@ function readJson(file: string): Record<string, unknown> {
   } catch (err) {
     throw new AkvError(
       'BAD_REQUEST',
-      `config file ${file} is not valid JSON: ${(err as Error).message}`,
+      `config file ${file} is not valid JSON: ${errorMessage(err)}`,
       'fix the syntax first (see docs/configuration.md)',
     );
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw new AkvError('BAD_REQUEST', `config file ${file} is not a JSON object`);
-  return raw as Record<string, unknown>;
+  if (!isRecord(raw)) throw new AkvError('BAD_REQUEST', `config file ${file} is not a JSON object`);
+  return raw;
 }
 
 function object(parent: Record<string, unknown>, key: string): Record<string, unknown> {
   const v = parent[key];
-  if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  if (isRecord(v)) return v;
   const fresh: Record<string, unknown> = {};
   parent[key] = fresh;
   return fresh;
@@ -91,7 +91,7 @@ function readCertificate(file: string): X509Certificate {
   } catch (err) {
     throw new AkvError(
       'BAD_PARAMETER',
-      `${file} is not a certificate: ${(err as Error).message}`,
+      `${file} is not a certificate: ${errorMessage(err)}`,
       'give a PEM or DER X.509 certificate file',
     );
   }
