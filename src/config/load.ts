@@ -332,18 +332,7 @@ function applyFile(config: AkvConfig, raw: unknown, file: string): void {
   if (group !== undefined) config.socketGroup = group;
 
   const vaults = r.object('vaults');
-  if (vaults) {
-    for (const name of vaults.keys()) {
-      if (!VAULT_NAME.test(name)) {
-        vaults.fail(
-          name,
-          'is not a valid HSM/vault name (3-24 characters: letters, digits, hyphens)',
-        );
-      }
-      const v = vaults.object(name);
-      if (v) config.vaults[name] = readVault(v, baseDir);
-    }
-  }
+  if (vaults) readVaults(vaults, baseDir, config);
 
   const cred = r.object('credential');
   if (cred) config.credential = readCredential(cred);
@@ -361,41 +350,57 @@ function applyFile(config: AkvConfig, raw: unknown, file: string): void {
   }
 
   const metrics = r.string('metricsListen');
-  if (metrics !== undefined) {
-    // A port alone ("9464" or ":9464") binds loopback: other hosts see nothing unless asked for.
-    const portOnly = /^:?(\d{1,5})$/.exec(metrics);
-    if (
-      !portOnly &&
-      !/^[^\s:]+:\d{1,5}$/.test(metrics) &&
-      !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(metrics)
-    ) {
-      r.fail('metricsListen', 'must be HOST:PORT or PORT, e.g. "127.0.0.1:9464" or "9464"');
-    }
-    config.metricsListen = portOnly ? `127.0.0.1:${portOnly[1]}` : metrics;
-  }
+  if (metrics !== undefined) config.metricsListen = metricsListen(r, metrics);
   config.metricsDetail = r.oneOf('metricsDetail', ['loopback', 'everyone']) ?? config.metricsDetail;
 
   const policy = r.object('policy');
   if (policy) config.policy = readPolicy(policy);
 
   const retry = r.object('retry');
-  if (retry) {
-    retry.rejectUnknown([
-      'maxRetries',
-      'baseDelayMs',
-      'maxDelayMs',
-      'budgetPercent',
-      'budgetMinRetries',
-    ]);
-    const current = config.retry ?? { ...DEFAULT_RETRY };
-    config.retry = {
-      maxRetries: retry.integer('maxRetries', 0, 20) ?? current.maxRetries,
-      baseDelayMs: retry.integer('baseDelayMs', 1, 60_000) ?? current.baseDelayMs,
-      maxDelayMs: retry.integer('maxDelayMs', 1, 600_000) ?? current.maxDelayMs,
-      budgetPercent: retry.integer('budgetPercent', 0, 100) ?? current.budgetPercent,
-      budgetMinRetries: retry.integer('budgetMinRetries', 0, 100_000) ?? current.budgetMinRetries,
-    };
+  if (retry) config.retry = readRetry(retry, config.retry ?? { ...DEFAULT_RETRY });
+}
+
+function readVaults(vaults: FieldReader, baseDir: string, config: AkvConfig): void {
+  for (const name of vaults.keys()) {
+    if (!VAULT_NAME.test(name)) {
+      vaults.fail(
+        name,
+        'is not a valid HSM/vault name (3-24 characters: letters, digits, hyphens)',
+      );
+    }
+    const v = vaults.object(name);
+    if (v) config.vaults[name] = readVault(v, baseDir);
   }
+}
+
+/** HOST:PORT, or a port alone ("9464" or ":9464"), which binds loopback: other hosts see nothing unless asked for. */
+function metricsListen(r: FieldReader, metrics: string): string {
+  const portOnly = /^:?(\d{1,5})$/.exec(metrics);
+  if (
+    !portOnly &&
+    !/^[^\s:]+:\d{1,5}$/.test(metrics) &&
+    !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(metrics)
+  ) {
+    r.fail('metricsListen', 'must be HOST:PORT or PORT, e.g. "127.0.0.1:9464" or "9464"');
+  }
+  return portOnly ? `127.0.0.1:${portOnly[1]}` : metrics;
+}
+
+function readRetry(retry: FieldReader, current: RetryConfig): RetryConfig {
+  retry.rejectUnknown([
+    'maxRetries',
+    'baseDelayMs',
+    'maxDelayMs',
+    'budgetPercent',
+    'budgetMinRetries',
+  ]);
+  return {
+    maxRetries: retry.integer('maxRetries', 0, 20) ?? current.maxRetries,
+    baseDelayMs: retry.integer('baseDelayMs', 1, 60_000) ?? current.baseDelayMs,
+    maxDelayMs: retry.integer('maxDelayMs', 1, 600_000) ?? current.maxDelayMs,
+    budgetPercent: retry.integer('budgetPercent', 0, 100) ?? current.budgetPercent,
+    budgetMinRetries: retry.integer('budgetMinRetries', 0, 100_000) ?? current.budgetMinRetries,
+  };
 }
 
 function readLimits(r: FieldReader, config: AkvConfig): void {

@@ -97,6 +97,35 @@ function readCertificate(file: string): X509Certificate {
   }
 }
 
+/** The certificate's public key must be the HSM key's, as the agent describes it. */
+async function checkCertificateMatches(
+  cert: X509Certificate,
+  certFile: string,
+  hsm: string,
+  key: string,
+): Promise<void> {
+  const uri = `managedhsm:${hsm}:${key}`;
+  const info = await withAgent(undefined, (client) => client.describe(uri));
+  const certSpki = cert.publicKey.export({ type: 'spki', format: 'der' });
+  if (info.publicKey === undefined || !certSpki.equals(info.publicKey)) {
+    throw new AkvError(
+      'BAD_PARAMETER',
+      `${certFile} is not a certificate for ${uri}: its public key is another key's`,
+      'give the certificate issued for this key (e.g. from a CSR made with the provider)',
+    );
+  }
+}
+
+/** Checks the config as the agent would, then replaces the file in one rename (its mode kept, 0600 when new). */
+function writeConfig(config: Record<string, unknown>, file: string): void {
+  parseConfigObject(config, file);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const mode = existsSync(file) ? statSync(file).mode & 0o777 : 0o600;
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`, { mode });
+  renameSync(tmp, file);
+}
+
 async function setCertificate(argv: string[]): Promise<number> {
   const p = parseOptions('pkcs11 set-certificate', argv, {
     'hsm-name': { type: 'string' },
@@ -118,18 +147,7 @@ async function setCertificate(argv: string[]): Promise<number> {
   if (certArg !== undefined) {
     certFile = resolve(certArg);
     const cert = readCertificate(certFile);
-    if (!flag(p, 'no-check')) {
-      const uri = `managedhsm:${hsm}:${key}`;
-      const info = await withAgent(undefined, (client) => client.describe(uri));
-      const certSpki = cert.publicKey.export({ type: 'spki', format: 'der' });
-      if (info.publicKey === undefined || !certSpki.equals(info.publicKey)) {
-        throw new AkvError(
-          'BAD_PARAMETER',
-          `${certFile} is not a certificate for ${uri}: its public key is another key's`,
-          'give the certificate issued for this key (e.g. from a CSR made with the provider)',
-        );
-      }
-    }
+    if (!flag(p, 'no-check')) await checkCertificateMatches(cert, certFile, hsm, key);
   }
 
   const file = configToChange(str(p, 'config'));
@@ -148,12 +166,7 @@ async function setCertificate(argv: string[]): Promise<number> {
     delete certs[keyName];
     if (Object.keys(certs).length === 0) delete vault.certificates;
   }
-  parseConfigObject(config, file); // the same checks the agent makes, before anything is written
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const mode = existsSync(file) ? statSync(file).mode & 0o777 : 0o600;
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`, { mode });
-  renameSync(tmp, file);
+  writeConfig(config, file);
   console.log(
     certFile !== undefined
       ? `${file}: vaults.${vaultName}.certificates.${keyName} = ${certFile}`
