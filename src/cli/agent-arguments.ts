@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { UsageError, wantsHelp } from './command.js';
+import { errorMessage } from '../errors.js';
 import type { runAgent } from '../agent/agent.js';
 
 export const AGENT_SUMMARY =
@@ -58,7 +59,7 @@ export async function runAgentCommand(
       strict: true,
     }));
   } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${AGENT_USAGE}`);
+    throw new UsageError(`${errorMessage(err)}\n\n${AGENT_USAGE}`);
   }
   if (values.socket === '') throw new UsageError('--socket needs a path');
   const idleExit = values['idle-exit'];
