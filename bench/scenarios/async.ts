@@ -26,9 +26,18 @@ import {
 } from '../lib/result.js';
 
 const LATENCY_MS = 10;
-/** The issue's target: async at least 5x the one-thread blocking bound (>= 500/s at 10 ms). */
-const TARGET_FACTOR = 5;
 type KeyId = 'ec256' | 'rsa3072';
+/**
+ * Issue 20's targets, each against the same run's figures: EC P-256 async at least 500/s and 5x
+ * the best blocking rate; RSA 3072 (the emulator does its arithmetic on the same cores, so a
+ * ratio is the fair target) at least 4x blocking and 1.3x the same key held locally by HAProxy;
+ * the agent's CPU per async handshake at most 400 µs (EC, at the best async rate).
+ */
+const TARGETS: Record<KeyId, { minRate: number; vsBlocking: number; vsLocal: number }> = {
+  ec256: { minRate: 500, vsBlocking: 5, vsLocal: 0 },
+  rsa3072: { minRate: 0, vsBlocking: 4, vsLocal: 1.3 },
+};
+const TARGET_AGENT_CPU_PER_HANDSHAKE_US = 400;
 type Mode = 'blocking' | 'async' | 'local';
 const MODES: Mode[] = ['blocking', 'async', 'local'];
 
@@ -254,12 +263,29 @@ export async function asyncHaproxy(ctx: BenchContext): Promise<ScenarioResult> {
       const t = best.trial;
       const c = t.cpuPerHandshakeUs;
       const hostCpu = c.server + c.agent + c.emulator + c.loadGenerator;
+      const goal = TARGETS[key];
+      const rateNow = t.handshakesPerSecond;
+      const goals = [
+        goal.minRate > 0 ? `≥ ${formatRate(goal.minRate)}` : '',
+        `≥ ${formatRatio(goal.vsBlocking)} blocking`,
+        goal.vsLocal > 0 ? `≥ ${formatRatio(goal.vsLocal)} the local key` : '',
+      ].filter((g) => g !== '');
       targets.push({
-        name: `async HAProxy, 1 thread, HSM 10 ms, ${label}`,
-        goal: `≥ ${TARGET_FACTOR}x the blocking bound (≥ ${formatRate(TARGET_FACTOR * bound)})`,
-        value: `${formatRate(t.handshakesPerSecond)} at ${best.clients} clients (${formatRatio(t.handshakesPerSecond / bound)} the bound)`,
-        met: t.handshakesPerSecond >= TARGET_FACTOR * bound,
+        name: `async HAProxy, 1 thread, HSM ${LATENCY_MS} ms, ${label}`,
+        goal: goals.join(', '),
+        value: `${formatRate(rateNow)} at ${best.clients} clients: ${formatRatio(rateNow / bestBlocking)} blocking (${formatRate(bestBlocking)}), ${formatRatio(rateNow / bestLocal)} the local key (${formatRate(bestLocal)})`,
+        met:
+          rateNow >= goal.minRate &&
+          rateNow >= goal.vsBlocking * bestBlocking &&
+          rateNow >= goal.vsLocal * bestLocal,
       });
+      if (key === 'ec256')
+        targets.push({
+          name: `agent CPU per async handshake, ${label} (at the best async rate)`,
+          goal: `≤ ${formatUs(TARGET_AGENT_CPU_PER_HANDSHAKE_US)}`,
+          value: formatUs(c.agent),
+          met: c.agent <= TARGET_AGENT_CPU_PER_HANDSHAKE_US,
+        });
       findings.push(
         `${label}: blocking HAProxy peaks at ${formatRate(bestBlocking)} (bound 1 / ${LATENCY_MS} ms = ${formatRate(bound)}), async HAProxy at ${formatRate(t.handshakesPerSecond)} with ${best.clients} clients (${formatRatio(t.handshakesPerSecond / bestBlocking)} blocking), the local key at ${formatRate(bestLocal)}. At that rate each handshake cost ${formatUs(c.server)} of HAProxy's one thread, ${formatUs(c.agent)} of the agent, ${formatUs(c.emulator)} of the emulator and ${formatUs(c.loadGenerator)} of the load generator: ${formatUs(hostCpu)} of CPU on a 2-core machine, i.e. at most ${formatRate(2e6 / hostCpu)} with every core busy; ${t.handshakesPerSecond * hostCpu > 1.6e6 ? 'the cores are the limit' : 'the cores are not all busy'}, and the largest share is the ${c.agent >= Math.max(c.server, c.emulator, c.loadGenerator) ? 'agent (Node: the socket request, the HTTPS request to the HSM and its JSON)' : c.emulator >= Math.max(c.server, c.loadGenerator) ? 'emulator (the HSM’s own signature, which a real HSM does on its hardware)' : c.server >= c.loadGenerator ? 'HAProxy thread itself (TLS: ECDHE, record layer, the provider)' : 'load generator'}.`,
       );

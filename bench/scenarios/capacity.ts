@@ -5,15 +5,27 @@
  * going through akv_provider (its connection pool), i.e. the real path of a threaded server.
  */
 import { cpuUserSys, processTree, RssSampler, rssKiB } from '../lib/proc.js';
-import { mkdirSync } from 'node:fs';
+import { createPrivateKey, sign } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readProfileFrom, summariseProfile, type ProfileShares } from '../lib/cpu-profile.js';
 import { runSignBench } from '../lib/drivers.js';
 import { Agent } from '../lib/services.js';
 import { median } from '../lib/stats.js';
-import { formatRate, formatUs, type BenchContext, type ScenarioResult } from '../lib/result.js';
+import {
+  formatRate,
+  formatRatio,
+  formatUs,
+  type BenchContext,
+  type ScenarioResult,
+} from '../lib/result.js';
 
 const TARGET_OPS = 3000;
+/** Issue 20: agent and emulator CPU per EC P-256 signature in this measurement. */
+const TARGET_AGENT_CPU_US = 250;
+const TARGET_EMULATOR_EC_CPU_US = 250;
+/** Issue 20: the emulator's CPU per RSA 3072 signature at most this many local crypto.sign. */
+const TARGET_EMULATOR_RSA_FACTOR = 2;
 /** Managed HSM scaling guidance: RSA-2048 sign 900/s per partition, three partitions. */
 const MANAGED_HSM_RSA2048_MAX = 2700;
 
@@ -61,6 +73,40 @@ async function caFileRun(
   } finally {
     await agent.stop();
   }
+}
+
+/**
+ * The emulator's CPU per RSA 3072 signature under the same load, against the CPU of a local
+ * `crypto.sign` with the same key material in this process (its PEM twin).
+ */
+async function rsaEmulatorRun(
+  ctx: BenchContext,
+  threads: number,
+): Promise<{ emulatorCpuPerOpUs: number; localSignCpuUs: number; opsPerSecond: number }> {
+  ctx.log(`agent capacity: RSA 3072 through the agent, and a local crypto.sign of the same key`);
+  const key = ctx.keys.rsa3072;
+  const r = await runSignBench({
+    key: key.uri,
+    providers: ['akv_provider'],
+    threads,
+    durationMs: Math.min(ctx.profile.loadMs, 4000),
+    warmup: 20,
+    env: ctx.agent.providerEnv(),
+    watchPids: processTree(ctx.emulator.pid),
+  });
+  const emulatorCpu = r.watched_cpu_us.reduce((x, y) => x + y, 0);
+  const pem = createPrivateKey(readFileSync(key.pemFile));
+  const data = Buffer.from('capacity: local RSA 3072 signature');
+  for (let i = 0; i < 20; i++) sign('sha256', data, pem);
+  const rounds = 200;
+  const before = process.cpuUsage();
+  for (let i = 0; i < rounds; i++) sign('sha256', data, pem);
+  const used = process.cpuUsage(before);
+  return {
+    emulatorCpuPerOpUs: emulatorCpu / Math.max(1, r.ops),
+    localSignCpuUs: (used.user + used.system) / rounds,
+    opsPerSecond: r.ops / (r.elapsed_us / 1e6),
+  };
 }
 
 async function profiledRun(ctx: BenchContext, threads: number): Promise<ProfileShares> {
@@ -144,12 +190,14 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
   }
   const m = (f: (t: CapacityTrial) => number): number => median(trials.map(f));
   const caFile = await caFileRun(ctx, threads);
+  const rsa = await rsaEmulatorRun(ctx, threads);
   const profileShares = await profiledRun(ctx, threads).catch((err: Error) => {
     ctx.log(`agent capacity: the profiled run failed: ${err.message}`);
     return { busyMs: 0, shares: [], topFunctions: [] } as ProfileShares;
   });
   const rate = m((t) => t.opsPerSecond);
   const agentCpu = m((t) => t.cpuPerOpUs.agent);
+  const emulatorCpu = m((t) => t.cpuPerOpUs.emulator);
   const agentOnlyCeiling = 1e6 / agentCpu;
   const findings = [
     `One agent sustained ${formatRate(rate)} EC P-256 signatures with ${threads} concurrent client threads; the agent used ${m((t) => t.cores.agent).toFixed(2)} cores (${formatUs(agentCpu)} CPU per signature, ${Math.round(m((t) => t.agentSystemShare) * 100)} % of it in the kernel), the emulator ${m((t) => t.cores.emulator).toFixed(2)} cores (${formatUs(m((t) => t.cpuPerOpUs.emulator))} per signature) and the load generator ${m((t) => t.cores.loadGenerator).toFixed(2)} cores (${formatUs(m((t) => t.cpuPerOpUs.loadGenerator))}).`,
@@ -157,6 +205,9 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
   ];
   findings.push(
     `The same load against an agent configured with the vault's \`caFile\` (what \`akv dev up\` writes) instead of NODE_EXTRA_CA_CERTS: ${formatRate(caFile.opsPerSecond)} at ${formatUs(caFile.agentCpuPerOpUs)} of agent CPU per signature (one trial).`,
+  );
+  findings.push(
+    `RSA 3072 through the same agent: ${formatRate(rsa.opsPerSecond)}, the emulator spent ${formatUs(rsa.emulatorCpuPerOpUs)} of CPU per signature (its whole request path: TLS, HTTP, JSON and the signature in a worker thread), against ${formatUs(rsa.localSignCpuUs)} for a \`crypto.sign\` of the same key in one process: ${formatRatio(rsa.emulatorCpuPerOpUs / rsa.localSignCpuUs)}.`,
   );
   if (profileShares.shares.length > 0) {
     const top = profileShares.shares
@@ -247,6 +298,24 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
         value: formatRate(rate),
         met: rate >= TARGET_OPS,
       },
+      {
+        name: 'agent CPU per EC P-256 signature, 64 threads (issue 20)',
+        goal: `≤ ${formatUs(TARGET_AGENT_CPU_US)}`,
+        value: formatUs(agentCpu),
+        met: agentCpu <= TARGET_AGENT_CPU_US,
+      },
+      {
+        name: 'emulator CPU per EC P-256 signature (issue 20)',
+        goal: `≤ ${formatUs(TARGET_EMULATOR_EC_CPU_US)}`,
+        value: formatUs(emulatorCpu),
+        met: emulatorCpu <= TARGET_EMULATOR_EC_CPU_US,
+      },
+      {
+        name: 'emulator CPU per RSA 3072 signature / local crypto.sign (issue 20)',
+        goal: `≤ ${formatRatio(TARGET_EMULATOR_RSA_FACTOR)}`,
+        value: `${formatRatio(rsa.emulatorCpuPerOpUs / rsa.localSignCpuUs)} (${formatUs(rsa.emulatorCpuPerOpUs)} / ${formatUs(rsa.localSignCpuUs)})`,
+        met: rsa.emulatorCpuPerOpUs <= TARGET_EMULATOR_RSA_FACTOR * rsa.localSignCpuUs,
+      },
     ],
     data: {
       threads,
@@ -255,6 +324,7 @@ export async function capacity(ctx: BenchContext): Promise<ScenarioResult> {
       agentOnlyCeiling,
       agentProfile: profileShares,
       caFile,
+      rsa,
       managedHsmRsa2048Max: MANAGED_HSM_RSA2048_MAX,
     },
   };

@@ -3,7 +3,7 @@
  * its signatures of a given digest verify with @noble/curves (the digest as given, high s allowed)
  * and with OpenSSL through node:crypto; a digest longer than the curve order is cut to its
  * leftmost bits as FIPS 186-5 says (SHA-512 on P-256, SHA-256 on P-521 the other way round), and
- * a wrong digest does not verify. Also a ratio against the pure-JavaScript signer it replaced.
+ * a wrong digest does not verify; no nonce is used twice. Also a ratio against the pure-JavaScript signer it replaced.
  */
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, verify } from 'node:crypto';
@@ -74,4 +74,20 @@ it('costs a fraction of the pure-JavaScript signer (P-256, same run)', () => {
   const native = cpu(() => ecdsaSignDigestNative('P-256', d, digest), 300);
   const js = cpu(() => ecdsaSignDigest('P-256', d, digest), 100);
   assert.ok(native * 3 < js, `native ${native.toFixed(0)} µs, JavaScript ${js.toFixed(0)} µs`);
+});
+
+it('never uses a nonce twice: 300 signatures of one digest (several nonce batches) all differ and verify', () => {
+  const d = p256.utils.randomSecretKey();
+  const digest = createHash('sha256').update('one digest').digest();
+  const pub = p256.getPublicKey(d, false);
+  const rs = new Set<string>();
+  for (let i = 0; i < 300; i++) {
+    const sig = ecdsaSignDigestNative('P-256', d, digest);
+    rs.add(sig.subarray(0, 32).toString('hex'));
+    assert.ok(
+      p256.verify(sig, digest, pub, { prehash: false, lowS: false }),
+      `signature ${i} verifies`,
+    );
+  }
+  assert.equal(rs.size, 300, 'every signature has its own r');
 });

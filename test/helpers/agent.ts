@@ -19,6 +19,8 @@ export interface StartAgentOptions {
   extraConfig?: Partial<AkvConfig>;
   /** Extra environment for the agent process. */
   env?: Record<string, string>;
+  /** Extra arguments after `agent --config FILE` (e.g. --autostarted). */
+  args?: string[];
 }
 
 export interface RunningAgent {
@@ -73,10 +75,14 @@ interface Proc {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function spawnAgent(configFile: string, extraEnv: Record<string, string>): Proc {
+function spawnAgent(
+  configFile: string,
+  extraEnv: Record<string, string>,
+  extraArgs: string[] = [],
+): Proc {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
   for (const name of OVERRIDING_ENV) if (!(name in extraEnv)) delete env[name];
-  const child = spawn(AKV_BIN, ['agent', '--config', configFile], {
+  const child = spawn(AKV_BIN, ['agent', '--config', configFile, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env,
   });
@@ -140,7 +146,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const extraEnv = options.env ?? {};
 
-  let proc = spawnAgent(configFile, extraEnv);
+  let proc = spawnAgent(configFile, extraEnv, options.args);
   try {
     await waitForReady(proc);
   } catch (err) {
@@ -194,7 +200,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     },
     restart: async (signal: NodeJS.Signals = 'SIGTERM') => {
       await kill(signal);
-      proc = spawnAgent(configFile, extraEnv);
+      proc = spawnAgent(configFile, extraEnv, options.args);
       await waitForReady(proc);
       agent.pid = proc.child.pid ?? 0;
     },

@@ -4,7 +4,7 @@
  * the operation (bad padding, failed authentication) is reported as an HsmError.
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { badParameter } from '../errors.js';
+import { HsmError, badParameter } from '../errors.js';
 import { fromBase64Url } from '../base64url.js';
 import type { CurveName, PrivateJwk } from '../keys/types.js';
 import {
@@ -136,4 +136,11 @@ function cipher(task: CryptoTask, value: Buffer): CryptoResult {
     default:
       throw badParameter(`Algorithm ${task.alg} is not supported`);
   }
+}
+
+/** What a failed operation answers: its own HsmError, else a 500 that says what failed. */
+export function cryptoFailure(err: unknown): HsmError {
+  if (err instanceof HsmError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new HsmError(500, 'InternalServerError', `Crypto operation failed: ${message}`);
 }

@@ -1,10 +1,11 @@
 /**
- * A crypto worker thread: runs one CryptoTask per message so that RSA and ECDSA work does not
- * block the HTTP event loop and several cores sign at once (./pool.ts starts these).
+ * A crypto worker thread: runs one CryptoTask per message so that RSA work and ECDSA
+ * verification do not block the HTTP event loop and several cores work at once (./pool.ts starts
+ * these and says which work stays on the main thread).
  */
 import { parentPort } from 'node:worker_threads';
-import { HsmError, toErrorData, type HsmErrorData } from '../errors.js';
-import { performCrypto, type CryptoResult, type CryptoTask } from './operations.js';
+import { toErrorData, type HsmErrorData } from '../errors.js';
+import { cryptoFailure, performCrypto, type CryptoResult, type CryptoTask } from './operations.js';
 
 export interface WorkerRequest {
   id: number;
@@ -22,14 +23,7 @@ port.on('message', (request: WorkerRequest) => {
   try {
     response = { id: request.id, ok: true, result: performCrypto(request.task) };
   } catch (err) {
-    const error =
-      err instanceof HsmError
-        ? toErrorData(err)
-        : {
-            status: 500,
-            code: 'InternalServerError' as const,
-            message: `Crypto operation failed: ${(err as Error).message}`,
-          };
+    const error = toErrorData(cryptoFailure(err));
     response = { id: request.id, ok: false, error };
   }
   port.postMessage(response);
