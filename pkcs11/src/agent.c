@@ -178,10 +178,13 @@ CK_RV p11_agent_list_keys(const char *hsm, char ***names, size_t *count)
     return CKR_OK;
 }
 
-CK_RV p11_agent_describe(const char *hsm, const char *name, p11_key **out)
+CK_RV p11_agent_describe(const char *hsm, const char *name, const char *version, p11_key **out)
 {
     char uri[512];
-    snprintf(uri, sizeof(uri), "managedhsm:%s:%s", hsm, name);
+    if (version != NULL)
+        snprintf(uri, sizeof(uri), "managedhsm:%s:%s?version=%s", hsm, name, version);
+    else
+        snprintf(uri, sizeof(uri), "managedhsm:%s:%s", hsm, name);
     akv_buf req;
     akv_response resp;
     begin(&req, AKV_OP_DESCRIBE);

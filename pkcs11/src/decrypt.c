@@ -17,22 +17,14 @@ CK_RV akv_C_DecryptInit(CK_SESSION_HANDLE handle, CK_MECHANISM_PTR mech, CK_OBJE
         return rv;
     if (mech == NULL)
         return CKR_ARGUMENTS_BAD;
-    pthread_mutex_lock(&p11.lock);
-    p11_session *s = p11_session_get(handle);
+    p11_session *s;
     int kind;
-    p11_key *k = s != NULL ? p11_object_key(object, &kind) : NULL;
-    if (s == NULL)
-        rv = CKR_SESSION_HANDLE_INVALID;
-    else if (s->decrypt.active)
+    p11_key *k = p11_lock_key(handle, object, 1u << P11_PRIVATE, P11_OP_DECRYPT, "decrypt", &s, &kind, &rv);
+    if (k == NULL)
+        return rv;
+    if (s->decrypt.active) {
         rv = CKR_OPERATION_ACTIVE;
-    else if (k == NULL || kind != P11_PRIVATE)
-        rv = CKR_KEY_HANDLE_INVALID;
-    else if (!(k->ops & P11_OP_DECRYPT)) {
-        p11_report("decrypt: key %s does not allow decrypt (its key_ops); hint: use a key created with --ops decrypt",
-                   k->uri);
-        rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
-    }
-    if (rv == CKR_OK) {
+    } else {
         memset(&s->decrypt, 0, sizeof(s->decrypt));
         rv = p11_decrypt_mechanism(mech, k, &s->decrypt);
         if (rv == CKR_OK) {
@@ -54,13 +46,9 @@ CK_RV akv_C_Decrypt(CK_SESSION_HANDLE handle, CK_BYTE_PTR in, CK_ULONG in_len, C
         return rv;
     if (out_len == NULL || (in == NULL && in_len > 0))
         return CKR_ARGUMENTS_BAD;
-    pthread_mutex_lock(&p11.lock);
-    p11_session *s = p11_session_get(handle);
-    if (s == NULL || !s->decrypt.active) {
-        pthread_mutex_unlock(&p11.lock);
-        return s == NULL ? CKR_SESSION_HANDLE_INVALID : CKR_OPERATION_NOT_INITIALIZED;
-    }
-    p11_op *op = &s->decrypt;
+    p11_op *op = p11_lock_op(handle, P11_DECRYPT_OP, 1, &rv);
+    if (op == NULL)
+        return rv;
     p11_key *key = op->key;
     if (op->result != NULL || out == NULL) {
         size_t need = op->result != NULL ? op->result_len : key->modulus_len;
@@ -96,7 +84,7 @@ CK_RV akv_C_Decrypt(CK_SESSION_HANDLE handle, CK_BYTE_PTR in, CK_ULONG in_len, C
         rv = CKR_ENCRYPTED_DATA_INVALID;
 
     pthread_mutex_lock(&p11.lock);
-    s = p11_session_get(handle);
+    p11_session *s = p11_session_get(handle);
     if (s == NULL) {
         rv = CKR_SESSION_CLOSED;
     } else if (rv == CKR_OK && *out_len < plain_len) {

@@ -8,44 +8,13 @@
 
 #include "p11.h"
 
-static const EVP_MD *digest_md(CK_MECHANISM_TYPE type)
-{
-    switch (type) {
-    case CKM_SHA256:
-        return EVP_sha256();
-    case CKM_SHA384:
-        return EVP_sha384();
-    case CKM_SHA512:
-        return EVP_sha512();
-    default:
-        return NULL;
-    }
-}
-
-/* The session's digest operation, with p11.lock held; NULL (lock released) and *rv otherwise. */
-static p11_op *lock_digest(CK_SESSION_HANDLE handle, int want_active, CK_RV *rv)
-{
-    if ((*rv = p11_check_initialized()) != CKR_OK)
-        return NULL;
-    pthread_mutex_lock(&p11.lock);
-    p11_session *s = p11_session_get(handle);
-    if (s == NULL || s->digest.active != want_active) {
-        *rv = s == NULL     ? CKR_SESSION_HANDLE_INVALID
-              : want_active ? CKR_OPERATION_NOT_INITIALIZED
-                            : CKR_OPERATION_ACTIVE;
-        pthread_mutex_unlock(&p11.lock);
-        return NULL;
-    }
-    return &s->digest;
-}
-
 CK_RV akv_C_DigestInit(CK_SESSION_HANDLE handle, CK_MECHANISM_PTR mech)
 {
     CK_RV rv;
     if (mech == NULL)
         return CKR_ARGUMENTS_BAD;
-    const EVP_MD *md = digest_md(mech->mechanism);
-    p11_op *op = lock_digest(handle, 0, &rv);
+    const EVP_MD *md = p11_md_of(mech->mechanism);
+    p11_op *op = p11_lock_op(handle, P11_DIGEST_OP, 0, &rv);
     if (op == NULL)
         return rv;
     if (md == NULL) {
@@ -71,7 +40,7 @@ CK_RV akv_C_DigestUpdate(CK_SESSION_HANDLE handle, CK_BYTE_PTR data, CK_ULONG le
     CK_RV rv;
     if (data == NULL && len > 0)
         return CKR_ARGUMENTS_BAD;
-    p11_op *op = lock_digest(handle, 1, &rv);
+    p11_op *op = p11_lock_op(handle, P11_DIGEST_OP, 1, &rv);
     if (op == NULL)
         return rv;
     op->updated = 1;
@@ -104,7 +73,7 @@ CK_RV akv_C_Digest(CK_SESSION_HANDLE handle, CK_BYTE_PTR data, CK_ULONG len, CK_
     CK_RV rv;
     if (out_len == NULL || (data == NULL && len > 0))
         return CKR_ARGUMENTS_BAD;
-    p11_op *op = lock_digest(handle, 1, &rv);
+    p11_op *op = p11_lock_op(handle, P11_DIGEST_OP, 1, &rv);
     if (op == NULL)
         return rv;
     if (op->updated) {
@@ -126,7 +95,7 @@ CK_RV akv_C_DigestFinal(CK_SESSION_HANDLE handle, CK_BYTE_PTR out, CK_ULONG_PTR 
     CK_RV rv;
     if (out_len == NULL)
         return CKR_ARGUMENTS_BAD;
-    p11_op *op = lock_digest(handle, 1, &rv);
+    p11_op *op = p11_lock_op(handle, P11_DIGEST_OP, 1, &rv);
     if (op == NULL)
         return rv;
     rv = finish(op, out, out_len);

@@ -15,7 +15,7 @@
 #define EC_FLAGS (CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS)
 
 static const p11_mechanism_info mechanisms[] = {
-    {CKM_RSA_PKCS, SIGN_VERIFY | CKF_DECRYPT, AKV_KEY_TYPE_RSA},
+    {CKM_RSA_PKCS, SIGN_VERIFY | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP, AKV_KEY_TYPE_RSA},
     {CKM_SHA256_RSA_PKCS, SIGN_VERIFY, AKV_KEY_TYPE_RSA},
     {CKM_SHA384_RSA_PKCS, SIGN_VERIFY, AKV_KEY_TYPE_RSA},
     {CKM_SHA512_RSA_PKCS, SIGN_VERIFY, AKV_KEY_TYPE_RSA},
@@ -23,7 +23,8 @@ static const p11_mechanism_info mechanisms[] = {
     {CKM_SHA256_RSA_PKCS_PSS, SIGN_VERIFY, AKV_KEY_TYPE_RSA},
     {CKM_SHA384_RSA_PKCS_PSS, SIGN_VERIFY, AKV_KEY_TYPE_RSA},
     {CKM_SHA512_RSA_PKCS_PSS, SIGN_VERIFY, AKV_KEY_TYPE_RSA},
-    {CKM_RSA_PKCS_OAEP, CKF_DECRYPT, AKV_KEY_TYPE_RSA},
+    {CKM_RSA_PKCS_OAEP, CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP, AKV_KEY_TYPE_RSA},
+    {CKM_AES_KEY_WRAP, CKF_WRAP | CKF_UNWRAP, AKV_KEY_TYPE_AES},
     {CKM_ECDSA, SIGN_VERIFY | EC_FLAGS, AKV_KEY_TYPE_EC},
     {CKM_ECDSA_SHA256, SIGN_VERIFY | EC_FLAGS, AKV_KEY_TYPE_EC},
     {CKM_ECDSA_SHA384, SIGN_VERIFY | EC_FLAGS, AKV_KEY_TYPE_EC},
@@ -39,8 +40,7 @@ const p11_mechanism_info *p11_mechanisms(size_t *count)
     return mechanisms;
 }
 
-/* SHA-256/384/512 by their CKM_SHA* names; NULL for any other hash. */
-static const EVP_MD *md_of(CK_MECHANISM_TYPE hash)
+const EVP_MD *p11_md_of(CK_MECHANISM_TYPE hash)
 {
     switch (hash) {
     case CKM_SHA256:
@@ -71,7 +71,7 @@ static CK_RV pss_params(const CK_MECHANISM *mech, CK_MECHANISM_TYPE required_has
     if (mech->pParameter == NULL || mech->ulParameterLen != sizeof(CK_RSA_PKCS_PSS_PARAMS))
         return CKR_MECHANISM_PARAM_INVALID;
     const CK_RSA_PKCS_PSS_PARAMS *p = mech->pParameter;
-    const EVP_MD *md = md_of(p->hashAlg);
+    const EVP_MD *md = p11_md_of(p->hashAlg);
     if (md == NULL || (required_hash != 0 && p->hashAlg != required_hash)) {
         p11_report("sign: RSA-PSS with hash 0x%lx: the HSM signs PSS with SHA-256, SHA-384 or SHA-512 only "
                    "(and with the mechanism's own hash)",
@@ -118,7 +118,7 @@ CK_RV p11_sign_mechanism(const CK_MECHANISM *mech, const p11_key *key, p11_op *o
                : mech->mechanism == CKM_SHA512_RSA_PKCS ? CKM_SHA512
                                                         : 0;
         if (hash != 0) {
-            op->md = md_of(hash);
+            op->md = p11_md_of(hash);
             snprintf(op->alg, sizeof(op->alg), "RS%s", size_suffix(op->md));
         }
         return CKR_OK;
@@ -134,7 +134,7 @@ CK_RV p11_sign_mechanism(const CK_MECHANISM *mech, const p11_key *key, p11_op *o
                : mech->mechanism == CKM_SHA512_RSA_PKCS_PSS ? CKM_SHA512
                                                             : 0;
         if (hash != 0)
-            op->md = md_of(hash);
+            op->md = p11_md_of(hash);
         return pss_params(mech, hash, op);
     case CKM_ECDSA:
     case CKM_ECDSA_SHA256:
@@ -185,4 +185,42 @@ CK_RV p11_decrypt_mechanism(const CK_MECHANISM *mech, const p11_key *key, p11_op
     }
     snprintf(op->alg, sizeof(op->alg), "%s", sha1 ? "RSA-OAEP" : "RSA-OAEP-256");
     return CKR_OK;
+}
+
+/* RFC 3394's default initial value, the only one the HSM's A*KW use (section 2.2.3.1). */
+static const unsigned char kw_default_iv[8] = {0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6};
+
+CK_RV p11_wrap_mechanism(const CK_MECHANISM *mech, const p11_key *key, char alg[16])
+{
+    switch (mech->mechanism) {
+    case CKM_AES_KEY_WRAP:
+        if (key->type != AKV_KEY_TYPE_AES)
+            return CKR_KEY_TYPE_INCONSISTENT;
+        if (mech->ulParameterLen != 0 && (mech->pParameter == NULL || mech->ulParameterLen != sizeof(kw_default_iv) ||
+                                          memcmp(mech->pParameter, kw_default_iv, sizeof(kw_default_iv)) != 0)) {
+            p11_report("CKM_AES_KEY_WRAP with an initial value other than RFC 3394's A6A6A6A6A6A6A6A6: the HSM's "
+                       "A128KW/A192KW/A256KW use that one only; hint: pass no parameter");
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+        if (key->bits != 128 && key->bits != 192 && key->bits != 256) {
+            p11_report("CKM_AES_KEY_WRAP with %s: the HSM describes it as a %u-bit key, not 128, 192 or 256", key->uri,
+                       (unsigned)key->bits);
+            return CKR_KEY_SIZE_RANGE;
+        }
+        snprintf(alg, 16, "A%uKW", (unsigned)key->bits);
+        return CKR_OK;
+    case CKM_RSA_PKCS:
+    case CKM_RSA_PKCS_OAEP: {
+        /* The same HSM algorithms and parameter rules as decryption (RSA1_5, RSA-OAEP, RSA-OAEP-256). */
+        p11_op op;
+        memset(&op, 0, sizeof(op));
+        CK_RV rv = p11_decrypt_mechanism(mech, key, &op);
+        if (rv == CKR_OK)
+            snprintf(alg, 16, "%s", op.alg);
+        return rv;
+    }
+    default:
+        /* CKM_AES_KEY_WRAP_PAD / _KWP (RFC 5649) included: the HSM has no padded key wrap. */
+        return CKR_MECHANISM_INVALID;
+    }
 }

@@ -110,6 +110,7 @@ static CK_RV akv_C_Finalize(CK_VOID_PTR reserved)
         return CKR_CRYPTOKI_NOT_INITIALIZED;
     }
     p11_sessions_free_all();
+    p11_secrets_free_all();
     free_tokens();
     akv_agent_free(p11.agent);
     p11.agent = NULL;
@@ -136,8 +137,8 @@ static CK_RV akv_C_GetInfo(CK_INFO_PTR info)
     return CKR_OK;
 }
 
-/* Functions this token does not offer: no token initialisation, PINs, key generation,
- * state saving or object creation (the keys are the HSM's; `akv key` manages them). */
+/* Functions this token does not offer: no token initialisation, PINs, key generation, state
+ * saving, changing or copying objects (the keys are the HSM's; `akv key` manages them). */
 static CK_RV not_supported(void)
 {
     CK_RV rv = p11_check_initialized();
@@ -158,11 +159,8 @@ UNSUPPORTED(C_GetOperationState,
             (CK_SESSION_HANDLE a UNUSED_ARGS, CK_BYTE_PTR b UNUSED_ARGS, CK_ULONG_PTR c UNUSED_ARGS))
 UNSUPPORTED(C_SetOperationState, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_BYTE_PTR b UNUSED_ARGS, CK_ULONG c UNUSED_ARGS,
                                   CK_OBJECT_HANDLE d UNUSED_ARGS, CK_OBJECT_HANDLE e UNUSED_ARGS))
-UNSUPPORTED(C_CreateObject, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_ATTRIBUTE_PTR b UNUSED_ARGS, CK_ULONG c UNUSED_ARGS,
-                             CK_OBJECT_HANDLE_PTR d UNUSED_ARGS))
 UNSUPPORTED(C_CopyObject, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_OBJECT_HANDLE b UNUSED_ARGS,
                            CK_ATTRIBUTE_PTR c UNUSED_ARGS, CK_ULONG d UNUSED_ARGS, CK_OBJECT_HANDLE_PTR e UNUSED_ARGS))
-UNSUPPORTED(C_DestroyObject, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_OBJECT_HANDLE b UNUSED_ARGS))
 UNSUPPORTED(C_SetAttributeValue, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_OBJECT_HANDLE b UNUSED_ARGS,
                                   CK_ATTRIBUTE_PTR c UNUSED_ARGS, CK_ULONG d UNUSED_ARGS))
 UNSUPPORTED(C_EncryptInit,
@@ -198,11 +196,6 @@ UNSUPPORTED(C_GenerateKeyPair,
             (CK_SESSION_HANDLE a UNUSED_ARGS, CK_MECHANISM_PTR b UNUSED_ARGS, CK_ATTRIBUTE_PTR c UNUSED_ARGS,
              CK_ULONG d UNUSED_ARGS, CK_ATTRIBUTE_PTR e UNUSED_ARGS, CK_ULONG f UNUSED_ARGS,
              CK_OBJECT_HANDLE_PTR g UNUSED_ARGS, CK_OBJECT_HANDLE_PTR h UNUSED_ARGS))
-UNSUPPORTED(C_WrapKey, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_MECHANISM_PTR b UNUSED_ARGS, CK_OBJECT_HANDLE c UNUSED_ARGS,
-                        CK_OBJECT_HANDLE d UNUSED_ARGS, CK_BYTE_PTR e UNUSED_ARGS, CK_ULONG_PTR f UNUSED_ARGS))
-UNSUPPORTED(C_UnwrapKey, (CK_SESSION_HANDLE a UNUSED_ARGS, CK_MECHANISM_PTR b UNUSED_ARGS,
-                          CK_OBJECT_HANDLE c UNUSED_ARGS, CK_BYTE_PTR d UNUSED_ARGS, CK_ULONG e UNUSED_ARGS,
-                          CK_ATTRIBUTE_PTR f UNUSED_ARGS, CK_ULONG g UNUSED_ARGS, CK_OBJECT_HANDLE_PTR h UNUSED_ARGS))
 UNSUPPORTED(C_DeriveKey,
             (CK_SESSION_HANDLE a UNUSED_ARGS, CK_MECHANISM_PTR b UNUSED_ARGS, CK_OBJECT_HANDLE c UNUSED_ARGS,
              CK_ATTRIBUTE_PTR d UNUSED_ARGS, CK_ULONG e UNUSED_ARGS, CK_OBJECT_HANDLE_PTR f UNUSED_ARGS))

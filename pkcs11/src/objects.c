@@ -43,37 +43,27 @@ p11_key *p11_object_key(CK_OBJECT_HANDLE handle, int *kind)
     return has_kind(k, *kind) ? k : NULL;
 }
 
-/* One attribute value: bytes somewhere, or a scalar kept in the struct. */
-typedef struct {
-    const void *ptr;
-    size_t len;
-    CK_ULONG ulong;
-    CK_BBOOL bbool;
-} attr_value;
-
-enum { ATTR_OK, ATTR_INVALID, ATTR_SENSITIVE };
-
-static int set_bool(attr_value *v, int b)
+int p11_attr_bool(p11_attr_value *v, int b)
 {
     v->bbool = b ? CK_TRUE : CK_FALSE;
     v->ptr = &v->bbool;
     v->len = sizeof(CK_BBOOL);
-    return ATTR_OK;
+    return P11_ATTR_OK;
 }
 
-static int set_ulong(attr_value *v, CK_ULONG u)
+int p11_attr_ulong(p11_attr_value *v, CK_ULONG u)
 {
     v->ulong = u;
     v->ptr = &v->ulong;
     v->len = sizeof(CK_ULONG);
-    return ATTR_OK;
+    return P11_ATTR_OK;
 }
 
-static int set_bytes(attr_value *v, const void *p, size_t len)
+int p11_attr_bytes(p11_attr_value *v, const void *p, size_t len)
 {
     v->ptr = p;
     v->len = len;
-    return ATTR_OK;
+    return P11_ATTR_OK;
 }
 
 static CK_KEY_TYPE ck_key_type(const p11_key *k)
@@ -82,93 +72,93 @@ static CK_KEY_TYPE ck_key_type(const p11_key *k)
 }
 
 /* Attributes every object has (CKO_* common storage attributes). */
-static int common_attr(const p11_key *k, int kind, CK_ATTRIBUTE_TYPE type, attr_value *v)
+static int common_attr(const p11_key *k, int kind, CK_ATTRIBUTE_TYPE type, p11_attr_value *v)
 {
     static const CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_CERTIFICATE, CKO_SECRET_KEY};
     switch (type) {
     case CKA_CLASS:
-        return set_ulong(v, classes[kind]);
+        return p11_attr_ulong(v, classes[kind]);
     case CKA_TOKEN:
-        return set_bool(v, 1);
+        return p11_attr_bool(v, 1);
     case CKA_PRIVATE:
     case CKA_MODIFIABLE:
     case CKA_COPYABLE:
     case CKA_DESTROYABLE:
-        return set_bool(v, 0);
+        return p11_attr_bool(v, 0);
     case CKA_LABEL:
-        return set_bytes(v, k->name, strlen(k->name));
+        return p11_attr_bytes(v, k->name, strlen(k->name));
     case CKA_ID:
-        return set_bytes(v, k->id, sizeof(k->id));
+        return p11_attr_bytes(v, k->id, sizeof(k->id));
     default:
-        return ATTR_INVALID;
+        return P11_ATTR_INVALID;
     }
 }
 
 /* Attributes of every key object (private, public, secret). */
-static int key_attr(const p11_key *k, CK_ATTRIBUTE_TYPE type, attr_value *v)
+static int key_attr(const p11_key *k, CK_ATTRIBUTE_TYPE type, p11_attr_value *v)
 {
     switch (type) {
     case CKA_KEY_TYPE:
-        return set_ulong(v, ck_key_type(k));
+        return p11_attr_ulong(v, ck_key_type(k));
     case CKA_START_DATE:
     case CKA_END_DATE:
-        return set_bytes(v, "", 0);
+        return p11_attr_bytes(v, "", 0);
     case CKA_DERIVE:
     case CKA_LOCAL:
-        return set_bool(v, 0);
+        return p11_attr_bool(v, 0);
     case CKA_KEY_GEN_MECHANISM:
-        return set_ulong(v, CK_UNAVAILABLE_INFORMATION);
+        return p11_attr_ulong(v, CK_UNAVAILABLE_INFORMATION);
     default:
-        return ATTR_INVALID;
+        return P11_ATTR_INVALID;
     }
 }
 
-static int rsa_ec_public_attr(const p11_key *k, CK_ATTRIBUTE_TYPE type, attr_value *v)
+static int rsa_ec_public_attr(const p11_key *k, CK_ATTRIBUTE_TYPE type, p11_attr_value *v)
 {
     if (k->type == AKV_KEY_TYPE_RSA) {
         switch (type) {
         case CKA_MODULUS:
-            return set_bytes(v, k->modulus, k->modulus_len);
+            return p11_attr_bytes(v, k->modulus, k->modulus_len);
         case CKA_PUBLIC_EXPONENT:
-            return set_bytes(v, k->exponent, k->exponent_len);
+            return p11_attr_bytes(v, k->exponent, k->exponent_len);
         case CKA_MODULUS_BITS:
-            return set_ulong(v, k->bits);
+            return p11_attr_ulong(v, k->bits);
         default:
-            return ATTR_INVALID;
+            return P11_ATTR_INVALID;
         }
     }
     switch (type) {
     case CKA_EC_PARAMS:
-        return set_bytes(v, k->ec_params, k->ec_params_len);
+        return p11_attr_bytes(v, k->ec_params, k->ec_params_len);
     case CKA_EC_POINT:
-        return set_bytes(v, k->ec_point, k->ec_point_len);
+        return p11_attr_bytes(v, k->ec_point, k->ec_point_len);
     default:
-        return ATTR_INVALID;
+        return P11_ATTR_INVALID;
     }
 }
 
-static int private_attr(const p11_key *k, CK_ATTRIBUTE_TYPE type, attr_value *v)
+static int private_attr(const p11_key *k, CK_ATTRIBUTE_TYPE type, p11_attr_value *v)
 {
     switch (type) {
     case CKA_SUBJECT:
-        return set_bytes(v, k->subject, k->subject_len);
+        return p11_attr_bytes(v, k->subject, k->subject_len);
     case CKA_SENSITIVE:
     case CKA_ALWAYS_SENSITIVE:
     case CKA_NEVER_EXTRACTABLE:
-        return set_bool(v, 1);
+        return p11_attr_bool(v, 1);
     case CKA_EXTRACTABLE:
     case CKA_SIGN_RECOVER:
     case CKA_WRAP_WITH_TRUSTED:
     case CKA_ALWAYS_AUTHENTICATE:
-        return set_bool(v, 0);
+        return p11_attr_bool(v, 0);
     case CKA_SIGN:
-        return set_bool(v, (k->ops & P11_OP_SIGN) != 0);
+        return p11_attr_bool(v, (k->ops & P11_OP_SIGN) != 0);
     case CKA_DECRYPT:
-        return set_bool(v, k->type == AKV_KEY_TYPE_RSA && (k->ops & P11_OP_DECRYPT) != 0);
+        return p11_attr_bool(v, k->type == AKV_KEY_TYPE_RSA && (k->ops & P11_OP_DECRYPT) != 0);
     case CKA_UNWRAP:
-        return set_bool(v, 0); /* C_UnwrapKey is not offered (docs/pkcs11.md) */
+        return p11_attr_bool(v, k->type == AKV_KEY_TYPE_RSA && (k->ops & P11_OP_UNWRAP) != 0);
     case CKA_PUBLIC_KEY_INFO:
-        return set_bytes(v, k->spki, k->spki_len);
+        return p11_attr_bytes(v, k->spki, k->spki_len);
     case CKA_PRIVATE_EXPONENT:
     case CKA_PRIME_1:
     case CKA_PRIME_2:
@@ -176,101 +166,104 @@ static int private_attr(const p11_key *k, CK_ATTRIBUTE_TYPE type, attr_value *v)
     case CKA_EXPONENT_2:
     case CKA_COEFFICIENT:
     case CKA_VALUE:
-        return ATTR_SENSITIVE;
+        return P11_ATTR_SENSITIVE;
     case CKA_MODULUS_BITS:
     case CKA_EC_POINT:
-        return ATTR_INVALID; /* public-key attributes only */
+        return P11_ATTR_INVALID; /* public-key attributes only */
     default:
         return rsa_ec_public_attr(k, type, v);
     }
 }
 
-static int public_attr(const p11_key *k, CK_ATTRIBUTE_TYPE type, attr_value *v)
+static int public_attr(const p11_key *k, CK_ATTRIBUTE_TYPE type, p11_attr_value *v)
 {
     switch (type) {
     case CKA_SUBJECT:
-        return set_bytes(v, k->subject, k->subject_len);
+        return p11_attr_bytes(v, k->subject, k->subject_len);
     case CKA_ENCRYPT:
-        return set_bool(v, k->type == AKV_KEY_TYPE_RSA && (k->ops & P11_OP_ENCRYPT) != 0);
+        return p11_attr_bool(v, k->type == AKV_KEY_TYPE_RSA && (k->ops & P11_OP_ENCRYPT) != 0);
     case CKA_VERIFY:
-        return set_bool(v, (k->ops & (P11_OP_VERIFY | P11_OP_SIGN)) != 0);
-    case CKA_VERIFY_RECOVER:
+        return p11_attr_bool(v, (k->ops & (P11_OP_VERIFY | P11_OP_SIGN)) != 0);
     case CKA_WRAP:
+        return p11_attr_bool(v, k->type == AKV_KEY_TYPE_RSA && (k->ops & P11_OP_WRAP) != 0);
+    case CKA_VERIFY_RECOVER:
     case CKA_TRUSTED:
-        return set_bool(v, 0);
+        return p11_attr_bool(v, 0);
     case CKA_PUBLIC_KEY_INFO:
-        return set_bytes(v, k->spki, k->spki_len);
+        return p11_attr_bytes(v, k->spki, k->spki_len);
     default:
         return rsa_ec_public_attr(k, type, v);
     }
 }
 
-static int cert_attr(const p11_key *k, CK_ATTRIBUTE_TYPE type, attr_value *v)
+static int cert_attr(const p11_key *k, CK_ATTRIBUTE_TYPE type, p11_attr_value *v)
 {
     switch (type) {
     case CKA_CERTIFICATE_TYPE:
-        return set_ulong(v, CKC_X_509);
+        return p11_attr_ulong(v, CKC_X_509);
     case CKA_TRUSTED:
-        return set_bool(v, 0);
+        return p11_attr_bool(v, 0);
     case CKA_CERTIFICATE_CATEGORY:
-        return set_ulong(v, 0); /* unspecified */
+        return p11_attr_ulong(v, 0); /* unspecified */
     case CKA_START_DATE:
     case CKA_END_DATE:
     case CKA_URL:
     case CKA_HASH_OF_SUBJECT_PUBLIC_KEY:
     case CKA_HASH_OF_ISSUER_PUBLIC_KEY:
-        return set_bytes(v, "", 0);
+        return p11_attr_bytes(v, "", 0);
     case CKA_JAVA_MIDP_SECURITY_DOMAIN:
-        return set_ulong(v, 0);
+        return p11_attr_ulong(v, 0);
     case CKA_SUBJECT:
-        return set_bytes(v, k->subject, k->subject_len);
+        return p11_attr_bytes(v, k->subject, k->subject_len);
     case CKA_ISSUER:
-        return set_bytes(v, k->issuer, k->issuer_len);
+        return p11_attr_bytes(v, k->issuer, k->issuer_len);
     case CKA_SERIAL_NUMBER:
-        return set_bytes(v, k->serial, k->serial_len);
+        return p11_attr_bytes(v, k->serial, k->serial_len);
     case CKA_VALUE:
-        return set_bytes(v, k->cert, k->cert_len);
+        return p11_attr_bytes(v, k->cert, k->cert_len);
     case CKA_PUBLIC_KEY_INFO:
-        return set_bytes(v, k->spki, k->spki_len);
+        return p11_attr_bytes(v, k->spki, k->spki_len);
     default:
-        return ATTR_INVALID;
+        return P11_ATTR_INVALID;
     }
 }
 
-static int secret_attr(const p11_key *k, CK_ATTRIBUTE_TYPE type, attr_value *v)
+static int secret_attr(const p11_key *k, CK_ATTRIBUTE_TYPE type, p11_attr_value *v)
 {
     switch (type) {
     case CKA_SENSITIVE:
     case CKA_ALWAYS_SENSITIVE:
     case CKA_NEVER_EXTRACTABLE:
-        return set_bool(v, 1);
+        return p11_attr_bool(v, 1);
+    case CKA_WRAP:
+        return p11_attr_bool(v, (k->ops & P11_OP_WRAP) != 0); /* CKM_AES_KEY_WRAP (wrap.c) */
+    case CKA_UNWRAP:
+        return p11_attr_bool(v, (k->ops & P11_OP_UNWRAP) != 0);
     case CKA_EXTRACTABLE:
     case CKA_SIGN:
     case CKA_VERIFY:
     case CKA_ENCRYPT:
     case CKA_DECRYPT:
-    case CKA_WRAP:
-    case CKA_UNWRAP:
     case CKA_TRUSTED:
     case CKA_WRAP_WITH_TRUSTED:
     case CKA_ALWAYS_AUTHENTICATE:
-        return set_bool(v, 0); /* no AES mechanism is offered (docs/pkcs11.md) */
+        return p11_attr_bool(v, 0); /* the HSM's AES encryption is not offered (docs/pkcs11.md) */
     case CKA_VALUE_LEN:
-        return k->bits != 0 ? set_ulong(v, k->bits / 8) : ATTR_INVALID;
+        return k->bits != 0 ? p11_attr_ulong(v, k->bits / 8) : P11_ATTR_INVALID;
     case CKA_VALUE:
-        return ATTR_SENSITIVE;
+        return P11_ATTR_SENSITIVE;
     default:
-        return ATTR_INVALID;
+        return P11_ATTR_INVALID;
     }
 }
 
-static int object_attr(const p11_key *k, int kind, CK_ATTRIBUTE_TYPE type, attr_value *v)
+static int object_attr(const p11_key *k, int kind, CK_ATTRIBUTE_TYPE type, p11_attr_value *v)
 {
     memset(v, 0, sizeof(*v));
     int r = common_attr(k, kind, type, v);
-    if (r != ATTR_INVALID)
+    if (r != P11_ATTR_INVALID)
         return r;
-    if (kind != P11_CERT && (r = key_attr(k, type, v)) != ATTR_INVALID)
+    if (kind != P11_CERT && (r = key_attr(k, type, v)) != P11_ATTR_INVALID)
         return r;
     switch (kind) {
     case P11_PRIVATE:
@@ -284,19 +277,33 @@ static int object_attr(const p11_key *k, int kind, CK_ATTRIBUTE_TYPE type, attr_
     }
 }
 
-/* Looks up the session and the object, with p11.lock held on success. */
-static CK_RV lock_object(CK_SESSION_HANDLE handle, CK_OBJECT_HANDLE object, p11_key **key, int *kind)
+/* An object of either sort: an HSM key's (key + kind) or a session object (secret). */
+typedef struct {
+    const p11_key *key;
+    int kind;
+    const p11_secret *secret;
+} object_ref;
+
+static int object_ref_attr(const object_ref *o, CK_ATTRIBUTE_TYPE type, p11_attr_value *v)
 {
-    CK_RV rv = p11_check_initialized();
-    if (rv != CKR_OK)
-        return rv;
-    pthread_mutex_lock(&p11.lock);
-    if (p11_session_get(handle) == NULL) {
-        pthread_mutex_unlock(&p11.lock);
-        return CKR_SESSION_HANDLE_INVALID;
+    if (o->secret != NULL) {
+        memset(v, 0, sizeof(*v));
+        return p11_secret_attr(o->secret, type, v);
     }
-    *key = p11_object_key(object, kind);
-    if (*key == NULL) {
+    return object_attr(o->key, o->kind, type, v);
+}
+
+/* Looks up the session and the object, with p11.lock held on success. */
+static CK_RV lock_object(CK_SESSION_HANDLE handle, CK_OBJECT_HANDLE object, object_ref *o)
+{
+    CK_RV rv;
+    if (p11_lock_session(handle, &rv) == NULL)
+        return rv;
+    memset(o, 0, sizeof(*o));
+    o->secret = p11_secret_get(object);
+    if (o->secret == NULL)
+        o->key = p11_object_key(object, &o->kind);
+    if (o->secret == NULL && o->key == NULL) {
         pthread_mutex_unlock(&p11.lock);
         return CKR_OBJECT_HANDLE_INVALID;
     }
@@ -305,21 +312,20 @@ static CK_RV lock_object(CK_SESSION_HANDLE handle, CK_OBJECT_HANDLE object, p11_
 
 CK_RV akv_C_GetAttributeValue(CK_SESSION_HANDLE handle, CK_OBJECT_HANDLE object, CK_ATTRIBUTE_PTR attrs, CK_ULONG count)
 {
-    p11_key *k;
-    int kind;
+    object_ref o;
     if (attrs == NULL && count > 0)
         return CKR_ARGUMENTS_BAD;
-    CK_RV rv = lock_object(handle, object, &k, &kind);
+    CK_RV rv = lock_object(handle, object, &o);
     if (rv != CKR_OK)
         return rv;
     /* Every attribute is answered; the result is the last of the errors 2.40 section 5.7 lists. */
     for (CK_ULONG i = 0; i < count; i++) {
-        attr_value v;
-        int r = object_attr(k, kind, attrs[i].type, &v);
-        if (r == ATTR_SENSITIVE) {
+        p11_attr_value v;
+        int r = object_ref_attr(&o, attrs[i].type, &v);
+        if (r == P11_ATTR_SENSITIVE) {
             attrs[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
             rv = CKR_ATTRIBUTE_SENSITIVE;
-        } else if (r == ATTR_INVALID) {
+        } else if (r == P11_ATTR_INVALID) {
             attrs[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
             rv = CKR_ATTRIBUTE_TYPE_INVALID;
         } else if (attrs[i].pValue == NULL) {
@@ -339,11 +345,10 @@ CK_RV akv_C_GetAttributeValue(CK_SESSION_HANDLE handle, CK_OBJECT_HANDLE object,
 
 CK_RV akv_C_GetObjectSize(CK_SESSION_HANDLE handle, CK_OBJECT_HANDLE object, CK_ULONG_PTR size)
 {
-    p11_key *k;
-    int kind;
+    object_ref o;
     if (size == NULL)
         return CKR_ARGUMENTS_BAD;
-    CK_RV rv = lock_object(handle, object, &k, &kind);
+    CK_RV rv = lock_object(handle, object, &o);
     if (rv != CKR_OK)
         return rv;
     *size = CK_UNAVAILABLE_INFORMATION;
@@ -352,11 +357,11 @@ CK_RV akv_C_GetObjectSize(CK_SESSION_HANDLE handle, CK_OBJECT_HANDLE object, CK_
 }
 
 /* Whether the object has every attribute of the template with exactly that value. */
-static int matches(const p11_key *k, int kind, const CK_ATTRIBUTE *templ, CK_ULONG count)
+static int matches(const object_ref *o, const CK_ATTRIBUTE *templ, CK_ULONG count)
 {
     for (CK_ULONG i = 0; i < count; i++) {
-        attr_value v;
-        if (object_attr(k, kind, templ[i].type, &v) != ATTR_OK || v.len != templ[i].ulValueLen)
+        p11_attr_value v;
+        if (object_ref_attr(o, templ[i].type, &v) != P11_ATTR_OK || v.len != templ[i].ulValueLen)
             return 0;
         if (v.len > 0 && (templ[i].pValue == NULL || memcmp(v.ptr, templ[i].pValue, v.len) != 0))
             return 0;
@@ -366,31 +371,24 @@ static int matches(const p11_key *k, int kind, const CK_ATTRIBUTE *templ, CK_ULO
 
 CK_RV akv_C_FindObjectsInit(CK_SESSION_HANDLE handle, CK_ATTRIBUTE_PTR templ, CK_ULONG count)
 {
-    CK_RV rv = p11_check_initialized();
-    if (rv != CKR_OK)
-        return rv;
+    CK_RV rv;
     if (templ == NULL && count > 0)
-        return CKR_ARGUMENTS_BAD;
-    pthread_mutex_lock(&p11.lock);
-    p11_session *s = p11_session_get(handle);
-    CK_SLOT_ID slot = s != NULL ? s->slot : 0;
-    int busy = s != NULL && s->finding;
-    pthread_mutex_unlock(&p11.lock);
+        return p11_check_initialized() != CKR_OK ? CKR_CRYPTOKI_NOT_INITIALIZED : CKR_ARGUMENTS_BAD;
+    p11_session *s = p11_lock_session(handle, &rv);
     if (s == NULL)
-        return CKR_SESSION_HANDLE_INVALID;
+        return rv;
+    CK_SLOT_ID slot = s->slot;
+    int busy = s->finding;
+    pthread_mutex_unlock(&p11.lock);
     if (busy)
         return CKR_OPERATION_ACTIVE;
-    if ((rv = p11_refresh_token(slot, 0)) != CKR_OK)
+    if ((rv = p11_refresh_token(slot, 0)) != CKR_OK || (rv = p11_pin_version(slot, templ, count)) != CKR_OK)
         return rv;
 
-    pthread_mutex_lock(&p11.lock);
-    s = p11_session_get(handle);
-    if (s == NULL) {
-        pthread_mutex_unlock(&p11.lock);
-        return CKR_SESSION_HANDLE_INVALID;
-    }
+    if ((s = p11_lock_session(handle, &rv)) == NULL)
+        return rv;
     const p11_token *t = &p11.tokens[slot];
-    CK_OBJECT_HANDLE *found = malloc((t->nkeys * 4 + 1) * sizeof(*found));
+    CK_OBJECT_HANDLE *found = malloc((t->nkeys * 4 + p11.nsecrets + 1) * sizeof(*found));
     if (found == NULL) {
         pthread_mutex_unlock(&p11.lock);
         return CKR_HOST_MEMORY;
@@ -398,10 +396,16 @@ CK_RV akv_C_FindObjectsInit(CK_SESSION_HANDLE handle, CK_ATTRIBUTE_PTR templ, CK
     size_t n = 0;
     for (int kind = P11_PRIVATE; kind <= P11_SECRET; kind++) {
         for (size_t i = 0; i < t->nkeys; i++) {
-            const p11_key *k = t->keys[i];
-            if (t->present != NULL && t->present[i] && has_kind(k, kind) && matches(k, kind, templ, count))
+            object_ref o = {t->keys[i], kind, NULL};
+            if (t->present != NULL && t->present[i] && has_kind(o.key, kind) && matches(&o, templ, count))
                 found[n++] = p11_handle(slot, i, kind);
         }
+    }
+    /* Session objects are seen by every session of the application on their slot (2.40 4.4). */
+    for (size_t i = 0; i < p11.nsecrets; i++) {
+        object_ref o = {NULL, 0, p11.secrets[i]};
+        if (p11.secrets[i]->slot == slot && matches(&o, templ, count))
+            found[n++] = p11.secrets[i]->handle;
     }
     free(s->found);
     s->found = found;
@@ -412,19 +416,26 @@ CK_RV akv_C_FindObjectsInit(CK_SESSION_HANDLE handle, CK_ATTRIBUTE_PTR templ, CK
     return CKR_OK;
 }
 
+/* The session's search, with p11.lock held; NULL (lock released) and *rv otherwise. */
+static p11_session *lock_search(CK_SESSION_HANDLE handle, CK_RV *rv)
+{
+    p11_session *s = p11_lock_session(handle, rv);
+    if (s != NULL && !s->finding) {
+        pthread_mutex_unlock(&p11.lock);
+        *rv = CKR_OPERATION_NOT_INITIALIZED;
+        return NULL;
+    }
+    return s;
+}
+
 CK_RV akv_C_FindObjects(CK_SESSION_HANDLE handle, CK_OBJECT_HANDLE_PTR out, CK_ULONG max, CK_ULONG_PTR count)
 {
-    CK_RV rv = p11_check_initialized();
-    if (rv != CKR_OK)
-        return rv;
+    CK_RV rv;
     if ((out == NULL && max > 0) || count == NULL)
-        return CKR_ARGUMENTS_BAD;
-    pthread_mutex_lock(&p11.lock);
-    p11_session *s = p11_session_get(handle);
-    if (s == NULL || !s->finding) {
-        pthread_mutex_unlock(&p11.lock);
-        return s == NULL ? CKR_SESSION_HANDLE_INVALID : CKR_OPERATION_NOT_INITIALIZED;
-    }
+        return p11_check_initialized() != CKR_OK ? CKR_CRYPTOKI_NOT_INITIALIZED : CKR_ARGUMENTS_BAD;
+    p11_session *s = lock_search(handle, &rv);
+    if (s == NULL)
+        return rv;
     CK_ULONG n = 0;
     while (n < max && s->found_pos < s->nfound)
         out[n++] = s->found[s->found_pos++];
@@ -435,15 +446,10 @@ CK_RV akv_C_FindObjects(CK_SESSION_HANDLE handle, CK_OBJECT_HANDLE_PTR out, CK_U
 
 CK_RV akv_C_FindObjectsFinal(CK_SESSION_HANDLE handle)
 {
-    CK_RV rv = p11_check_initialized();
-    if (rv != CKR_OK)
+    CK_RV rv;
+    p11_session *s = lock_search(handle, &rv);
+    if (s == NULL)
         return rv;
-    pthread_mutex_lock(&p11.lock);
-    p11_session *s = p11_session_get(handle);
-    if (s == NULL || !s->finding) {
-        pthread_mutex_unlock(&p11.lock);
-        return s == NULL ? CKR_SESSION_HANDLE_INVALID : CKR_OPERATION_NOT_INITIALIZED;
-    }
     free(s->found);
     s->found = NULL;
     s->nfound = s->found_pos = 0;

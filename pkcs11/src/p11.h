@@ -52,7 +52,50 @@ typedef struct {
     size_t cert_len;
     unsigned char *subject, *issuer, *serial;
     size_t subject_len, issuer_len, serial_len;
+    int pinned; /* named by version ("KEY@VERSION", slots.c): never replaced by a rotation */
 } p11_key;
+
+/*
+ * A secret key held in the module's memory, not in the HSM: what C_UnwrapKey returns and
+ * C_CreateObject makes (secrets.c). Always a session object (CKA_TOKEN false): it goes with the
+ * session that made it. The module does no cryptography with it; it can be read (CKA_VALUE, when
+ * not sensitive) or wrapped under an HSM key (when extractable).
+ */
+typedef struct {
+    CK_OBJECT_HANDLE handle;
+    CK_SESSION_HANDLE session; /* the session that made it */
+    CK_SLOT_ID slot;
+    CK_KEY_TYPE key_type; /* CKK_AES, CKK_GENERIC_SECRET, ... (CKA_KEY_TYPE as given) */
+    unsigned char *value;
+    size_t value_len;
+    size_t want_len; /* CKA_VALUE_LEN of the template, 0 = not given */
+    unsigned char *label, *id;
+    size_t label_len, id_len;
+    unsigned flags; /* P11_SECRET_* */
+} p11_secret;
+
+/* The boolean attributes of a p11_secret (secrets.c maps them to CKA_*). */
+enum {
+    P11_SECRET_SENSITIVE = 1u << 0,
+    P11_SECRET_EXTRACTABLE = 1u << 1,
+    P11_SECRET_ENCRYPT = 1u << 2,
+    P11_SECRET_DECRYPT = 1u << 3,
+    P11_SECRET_SIGN = 1u << 4,
+    P11_SECRET_VERIFY = 1u << 5,
+    P11_SECRET_WRAP = 1u << 6,
+    P11_SECRET_UNWRAP = 1u << 7,
+    P11_SECRET_DERIVE = 1u << 8,
+    P11_SECRET_PRIVATE = 1u << 9,
+    P11_SECRET_DESTROYABLE = 1u << 10,
+    P11_SECRET_WRAP_WITH_TRUSTED = 1u << 11,
+    P11_SECRET_ALWAYS_SENSITIVE = 1u << 12, /* read-only: set by the module */
+    P11_SECRET_NEVER_EXTRACTABLE = 1u << 13 /* read-only: set by the module */
+};
+
+/* Session objects' handles: P11_SECRET_HANDLES | n, apart from the HSM keys' (token + 1) << 24. */
+#define P11_SECRET_HANDLES ((CK_OBJECT_HANDLE)0xFF000000u)
+#define P11_MAX_TOKENS 254
+#define P11_MAX_SECRETS 4096 /* session objects of the whole module, a bound on its memory */
 
 typedef struct {
     char *name; /* HSM name as in the agent config: the token label */
@@ -111,6 +154,9 @@ typedef struct {
     size_t nsessions, session_cap;
     CK_SESSION_HANDLE next_session;
     int logged_in;
+    p11_secret **secrets; /* session objects (secrets.c) */
+    size_t nsecrets, secret_cap;
+    CK_OBJECT_HANDLE next_secret;
 } p11_module;
 
 extern p11_module p11;
@@ -133,7 +179,8 @@ void p11_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* agent.c: round trips. Each returns CKR_OK or the CKR for what failed (and reports it). */
 CK_RV p11_agent_list_vaults(char ***names, size_t *count);
 CK_RV p11_agent_list_keys(const char *hsm, char ***names, size_t *count);
-CK_RV p11_agent_describe(const char *hsm, const char *name, p11_key **out);
+/* DESCRIBE of the key's current version, or of `version` when not NULL. */
+CK_RV p11_agent_describe(const char *hsm, const char *name, const char *version, p11_key **out);
 CK_RV p11_agent_private(int op, const p11_key *key, const char *alg, const unsigned char *in, size_t in_len,
                         unsigned char **out, size_t *out_len);
 void p11_free_names(char **names, size_t count);
@@ -146,14 +193,58 @@ void p11_key_free(p11_key *key);
 CK_RV p11_load_tokens(void);
 CK_RV p11_refresh_token(CK_SLOT_ID slot, int force);
 
+/* A search whose CKA_LABEL is "KEY@VERSION": that version of the key joins the token's objects. */
+CK_RV p11_pin_version(CK_SLOT_ID slot, const CK_ATTRIBUTE *templ, CK_ULONG count);
+
 /* objects.c (callers hold p11.lock) */
 p11_key *p11_object_key(CK_OBJECT_HANDLE handle, int *kind);
 CK_OBJECT_HANDLE p11_handle(size_t token, size_t key, int kind);
+
+/* One attribute value: bytes somewhere, or a scalar kept in the struct. */
+typedef struct {
+    const void *ptr;
+    size_t len;
+    CK_ULONG ulong;
+    CK_BBOOL bbool;
+} p11_attr_value;
+enum { P11_ATTR_OK, P11_ATTR_INVALID, P11_ATTR_SENSITIVE };
+int p11_attr_bool(p11_attr_value *v, int b);
+int p11_attr_ulong(p11_attr_value *v, CK_ULONG u);
+int p11_attr_bytes(p11_attr_value *v, const void *p, size_t len);
+
+/* secrets.c (session objects; callers hold p11.lock unless said otherwise) */
+p11_secret *p11_secret_get(CK_OBJECT_HANDLE handle);
+int p11_secret_attr(const p11_secret *s, CK_ATTRIBUTE_TYPE type, p11_attr_value *v);
+/* A new secret from a template (no lock needed). With value == NULL (C_UnwrapKey) the template
+ * must not hold CKA_VALUE; p11_secret_set_value gives it the unwrapped bytes. */
+CK_RV p11_secret_from_template(const CK_ATTRIBUTE *templ, CK_ULONG count, int unwrapped, p11_secret **out);
+CK_RV p11_secret_set_value(p11_secret *s, const unsigned char *value, size_t len);
+/* Adds it to the module for the session (which must exist); frees it on failure. */
+CK_RV p11_secret_add(p11_secret *s, p11_session *session, CK_OBJECT_HANDLE *out);
+void p11_secret_free(p11_secret *s);
+void p11_secrets_close_session(CK_SESSION_HANDLE session);
+void p11_secrets_free_all(void);
 
 /* sessions.c (callers hold p11.lock) */
 p11_session *p11_session_get(CK_SESSION_HANDLE handle);
 void p11_op_reset(p11_op *op);
 void p11_sessions_free_all(void);
+/* Entry-point guards (take p11.lock themselves): the session, with the lock held; or NULL, the
+ * lock released and *rv saying why (not initialised, CKR_SESSION_HANDLE_INVALID). */
+p11_session *p11_lock_session(CK_SESSION_HANDLE handle, CK_RV *rv);
+/* The operations a session runs, one of each at a time. */
+enum p11_op_slot { P11_SIGN_OP, P11_VERIFY_OP, P11_DECRYPT_OP, P11_DIGEST_OP };
+p11_op *p11_session_op(p11_session *s, int which);
+/* The session's operation `which`, with the lock held, when it is running (want_active) or idle
+ * (!want_active); else NULL, the lock released and *rv = CKR_SESSION_HANDLE_INVALID,
+ * CKR_OPERATION_NOT_INITIALIZED or CKR_OPERATION_ACTIVE. */
+p11_op *p11_lock_op(CK_SESSION_HANDLE handle, int which, int want_active, CK_RV *rv);
+/* The session and an HSM key object for an operation that needs the key's `need_op` (P11_OP_*,
+ * reported by `what` when the key lacks it) on an object of one of `kinds` (1 << P11_PRIVATE ...):
+ * the key with the lock held, or NULL with the lock released and *rv = CKR_SESSION_HANDLE_INVALID,
+ * CKR_KEY_HANDLE_INVALID or CKR_KEY_FUNCTION_NOT_PERMITTED. */
+p11_key *p11_lock_key(CK_SESSION_HANDLE handle, CK_OBJECT_HANDLE object, unsigned kinds, unsigned need_op,
+                      const char *what, p11_session **session, int *kind, CK_RV *rv);
 
 /* mechanisms.c */
 typedef struct {
@@ -162,9 +253,13 @@ typedef struct {
     uint32_t key_type;
 } p11_mechanism_info;
 const p11_mechanism_info *p11_mechanisms(size_t *count);
+/* SHA-256/384/512 by their CKM_SHA* names (the only hashes the HSM signs); NULL for any other. */
+const EVP_MD *p11_md_of(CK_MECHANISM_TYPE hash);
 /* The HSM algorithm and local digest for signing with mech on key; CKR_MECHANISM_INVALID etc. */
 CK_RV p11_sign_mechanism(const CK_MECHANISM *mech, const p11_key *key, p11_op *op);
 CK_RV p11_decrypt_mechanism(const CK_MECHANISM *mech, const p11_key *key, p11_op *op);
+/* The HSM algorithm for wrapping or unwrapping with mech on key (A256KW, RSA-OAEP ...). */
+CK_RV p11_wrap_mechanism(const CK_MECHANISM *mech, const p11_key *key, char alg[16]);
 
 /* The entry points, one file per job (module.c lists them in the function table). */
 CK_RV akv_C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count);
@@ -199,5 +294,11 @@ CK_RV akv_C_DigestUpdate(CK_SESSION_HANDLE handle, CK_BYTE_PTR data, CK_ULONG le
 CK_RV akv_C_DigestFinal(CK_SESSION_HANDLE handle, CK_BYTE_PTR out, CK_ULONG_PTR out_len);
 CK_RV akv_C_DecryptInit(CK_SESSION_HANDLE handle, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key);
 CK_RV akv_C_Decrypt(CK_SESSION_HANDLE handle, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR out, CK_ULONG_PTR out_len);
+CK_RV akv_C_WrapKey(CK_SESSION_HANDLE handle, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE wrapping, CK_OBJECT_HANDLE key,
+                    CK_BYTE_PTR out, CK_ULONG_PTR out_len);
+CK_RV akv_C_UnwrapKey(CK_SESSION_HANDLE handle, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE unwrapping, CK_BYTE_PTR in,
+                      CK_ULONG in_len, CK_ATTRIBUTE_PTR templ, CK_ULONG count, CK_OBJECT_HANDLE_PTR out);
+CK_RV akv_C_CreateObject(CK_SESSION_HANDLE handle, CK_ATTRIBUTE_PTR templ, CK_ULONG count, CK_OBJECT_HANDLE_PTR out);
+CK_RV akv_C_DestroyObject(CK_SESSION_HANDLE handle, CK_OBJECT_HANDLE object);
 
 #endif

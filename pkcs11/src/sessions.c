@@ -19,6 +19,82 @@ p11_session *p11_session_get(CK_SESSION_HANDLE handle)
     return NULL;
 }
 
+p11_session *p11_lock_session(CK_SESSION_HANDLE handle, CK_RV *rv)
+{
+    if ((*rv = p11_check_initialized()) != CKR_OK)
+        return NULL;
+    pthread_mutex_lock(&p11.lock);
+    p11_session *s = p11_session_get(handle);
+    if (s == NULL) {
+        pthread_mutex_unlock(&p11.lock);
+        *rv = CKR_SESSION_HANDLE_INVALID;
+    }
+    return s;
+}
+
+p11_op *p11_session_op(p11_session *s, int which)
+{
+    switch (which) {
+    case P11_SIGN_OP:
+        return &s->sign;
+    case P11_VERIFY_OP:
+        return &s->verify;
+    case P11_DECRYPT_OP:
+        return &s->decrypt;
+    default:
+        return &s->digest;
+    }
+}
+
+p11_op *p11_lock_op(CK_SESSION_HANDLE handle, int which, int want_active, CK_RV *rv)
+{
+    p11_session *s = p11_lock_session(handle, rv);
+    if (s == NULL)
+        return NULL;
+    p11_op *op = p11_session_op(s, which);
+    if (op->active != want_active) {
+        pthread_mutex_unlock(&p11.lock);
+        *rv = want_active ? CKR_OPERATION_NOT_INITIALIZED : CKR_OPERATION_ACTIVE;
+        return NULL;
+    }
+    return op;
+}
+
+static const char *op_word(unsigned op)
+{
+    switch (op) {
+    case P11_OP_SIGN:
+        return "sign";
+    case P11_OP_DECRYPT:
+        return "decrypt";
+    case P11_OP_WRAP:
+        return "wrapKey";
+    default:
+        return "unwrapKey";
+    }
+}
+
+p11_key *p11_lock_key(CK_SESSION_HANDLE handle, CK_OBJECT_HANDLE object, unsigned kinds, unsigned need_op,
+                      const char *what, p11_session **session, int *kind, CK_RV *rv)
+{
+    p11_session *s = p11_lock_session(handle, rv);
+    if (s == NULL)
+        return NULL;
+    p11_key *k = p11_object_key(object, kind);
+    if (k == NULL || !(kinds & (1u << *kind))) {
+        *rv = CKR_KEY_HANDLE_INVALID;
+    } else if (need_op != 0 && !(k->ops & need_op)) {
+        p11_report("%s: key %s does not allow %s (its key_ops); hint: use a key created with --ops %s", what, k->uri,
+                   op_word(need_op), op_word(need_op));
+        *rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
+    } else {
+        *session = s;
+        return k;
+    }
+    pthread_mutex_unlock(&p11.lock);
+    return NULL;
+}
+
 void p11_op_reset(p11_op *op)
 {
     EVP_MD_CTX_free(op->md_ctx);
@@ -31,6 +107,7 @@ void p11_op_reset(p11_op *op)
 
 static void session_free(p11_session *s)
 {
+    p11_secrets_close_session(s->handle);
     p11_op_reset(&s->sign);
     p11_op_reset(&s->verify);
     p11_op_reset(&s->decrypt);
@@ -137,17 +214,12 @@ CK_RV akv_C_CloseAllSessions(CK_SLOT_ID slot)
 
 CK_RV akv_C_GetSessionInfo(CK_SESSION_HANDLE handle, CK_SESSION_INFO_PTR info)
 {
-    CK_RV rv = p11_check_initialized();
-    if (rv != CKR_OK)
-        return rv;
+    CK_RV rv;
     if (info == NULL)
-        return CKR_ARGUMENTS_BAD;
-    pthread_mutex_lock(&p11.lock);
-    p11_session *s = p11_session_get(handle);
-    if (s == NULL) {
-        pthread_mutex_unlock(&p11.lock);
-        return CKR_SESSION_HANDLE_INVALID;
-    }
+        return p11_check_initialized() != CKR_OK ? CKR_CRYPTOKI_NOT_INITIALIZED : CKR_ARGUMENTS_BAD;
+    p11_session *s = p11_lock_session(handle, &rv);
+    if (s == NULL)
+        return rv;
     int rw = (s->flags & CKF_RW_SESSION) != 0;
     info->slotID = s->slot;
     info->flags = s->flags;
@@ -169,10 +241,9 @@ CK_RV akv_C_Login(CK_SESSION_HANDLE handle, CK_USER_TYPE user, CK_UTF8CHAR_PTR p
         return CKR_USER_TYPE_INVALID; /* there is no security officer: the token is never initialised here */
     if (user != CKU_USER && user != CKU_CONTEXT_SPECIFIC)
         return CKR_USER_TYPE_INVALID;
-    pthread_mutex_lock(&p11.lock);
-    if (p11_session_get(handle) == NULL)
-        rv = CKR_SESSION_HANDLE_INVALID;
-    else if (p11.logged_in && user == CKU_USER)
+    if (p11_lock_session(handle, &rv) == NULL)
+        return rv;
+    if (p11.logged_in && user == CKU_USER)
         rv = CKR_USER_ALREADY_LOGGED_IN;
     else
         p11.logged_in = 1;
@@ -182,13 +253,10 @@ CK_RV akv_C_Login(CK_SESSION_HANDLE handle, CK_USER_TYPE user, CK_UTF8CHAR_PTR p
 
 CK_RV akv_C_Logout(CK_SESSION_HANDLE handle)
 {
-    CK_RV rv = p11_check_initialized();
-    if (rv != CKR_OK)
+    CK_RV rv;
+    if (p11_lock_session(handle, &rv) == NULL)
         return rv;
-    pthread_mutex_lock(&p11.lock);
-    if (p11_session_get(handle) == NULL)
-        rv = CKR_SESSION_HANDLE_INVALID;
-    else if (!p11.logged_in)
+    if (!p11.logged_in)
         rv = CKR_USER_NOT_LOGGED_IN;
     else
         p11.logged_in = 0;

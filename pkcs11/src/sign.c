@@ -50,23 +50,19 @@ static CK_RV op_init(CK_SESSION_HANDLE handle, CK_MECHANISM_PTR mech, CK_OBJECT_
         return rv;
     if (mech == NULL)
         return CKR_ARGUMENTS_BAD;
-    pthread_mutex_lock(&p11.lock);
-    p11_session *s = p11_session_get(handle);
+    p11_session *s;
     int kind;
-    p11_key *k = s != NULL ? p11_object_key(object, &kind) : NULL;
-    p11_op *op = s != NULL ? (verify ? &s->verify : &s->sign) : NULL;
-    if (s == NULL)
-        rv = CKR_SESSION_HANDLE_INVALID;
-    else if (op->active)
-        rv = CKR_OPERATION_ACTIVE;
-    else if (k == NULL || (kind != P11_PRIVATE && kind != P11_PUBLIC) || (!verify && kind != P11_PRIVATE))
-        rv = CKR_KEY_HANDLE_INVALID;
-    else if (!verify && !(k->ops & P11_OP_SIGN))
-        rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
-    if (rv == CKR_OK) {
-        memset(op, 0, sizeof(*op));
-        rv = p11_sign_mechanism(mech, k, op);
+    unsigned kinds = verify ? (1u << P11_PRIVATE) | (1u << P11_PUBLIC) : 1u << P11_PRIVATE;
+    p11_key *k = p11_lock_key(handle, object, kinds, verify ? 0 : P11_OP_SIGN, "sign", &s, &kind, &rv);
+    if (k == NULL)
+        return rv;
+    p11_op *op = verify ? &s->verify : &s->sign;
+    if (op->active) {
+        pthread_mutex_unlock(&p11.lock);
+        return CKR_OPERATION_ACTIVE;
     }
+    memset(op, 0, sizeof(*op));
+    rv = p11_sign_mechanism(mech, k, op);
     if (rv == CKR_OK && op->md != NULL) {
         op->md_ctx = EVP_MD_CTX_new();
         if (op->md_ctx == NULL || !EVP_DigestInit_ex(op->md_ctx, op->md, NULL))
@@ -76,11 +72,9 @@ static CK_RV op_init(CK_SESSION_HANDLE handle, CK_MECHANISM_PTR mech, CK_OBJECT_
         op->active = 1;
         op->mechanism = mech->mechanism;
         op->key = k;
-    } else if (op != NULL && !op->active) {
+    } else {
         p11_op_reset(op);
     }
-    if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED)
-        p11_report("sign: key %s does not allow sign (its key_ops); hint: use a key created with --ops sign", k->uri);
     pthread_mutex_unlock(&p11.lock);
     return rv;
 }
@@ -189,13 +183,9 @@ static CK_RV sign_finish(CK_SESSION_HANDLE handle, const unsigned char *data, si
         return rv;
     if (sig_len == NULL || (single && data == NULL && len > 0))
         return CKR_ARGUMENTS_BAD;
-    pthread_mutex_lock(&p11.lock);
-    p11_session *s = p11_session_get(handle);
-    if (s == NULL || !s->sign.active) {
-        pthread_mutex_unlock(&p11.lock);
-        return s == NULL ? CKR_SESSION_HANDLE_INVALID : CKR_OPERATION_NOT_INITIALIZED;
-    }
-    p11_op *op = &s->sign;
+    p11_op *op = p11_lock_op(handle, P11_SIGN_OP, 1, &rv);
+    if (op == NULL)
+        return rv;
     size_t size = signature_size(op->key);
     if (sig == NULL || *sig_len < size) {
         rv = sig == NULL ? CKR_OK : CKR_BUFFER_TOO_SMALL;
@@ -255,13 +245,9 @@ static CK_RV update(CK_SESSION_HANDLE handle, CK_BYTE_PTR data, CK_ULONG len, in
         return rv;
     if (data == NULL && len > 0)
         return CKR_ARGUMENTS_BAD;
-    pthread_mutex_lock(&p11.lock);
-    p11_session *s = p11_session_get(handle);
-    p11_op *op = s != NULL ? (verify ? &s->verify : &s->sign) : NULL;
-    if (s == NULL || !op->active) {
-        pthread_mutex_unlock(&p11.lock);
-        return s == NULL ? CKR_SESSION_HANDLE_INVALID : CKR_OPERATION_NOT_INITIALIZED;
-    }
+    p11_op *op = p11_lock_op(handle, verify ? P11_VERIFY_OP : P11_SIGN_OP, 1, &rv);
+    if (op == NULL)
+        return rv;
     rv = op_update(op, data, len);
     if (rv != CKR_OK)
         p11_op_reset(op);
@@ -338,13 +324,9 @@ static CK_RV verify_finish(CK_SESSION_HANDLE handle, const unsigned char *data, 
         return rv;
     if (sig == NULL || (single && data == NULL && len > 0))
         return CKR_ARGUMENTS_BAD;
-    pthread_mutex_lock(&p11.lock);
-    p11_session *s = p11_session_get(handle);
-    if (s == NULL || !s->verify.active) {
-        pthread_mutex_unlock(&p11.lock);
-        return s == NULL ? CKR_SESSION_HANDLE_INVALID : CKR_OPERATION_NOT_INITIALIZED;
-    }
-    p11_op *op = &s->verify;
+    p11_op *op = p11_lock_op(handle, P11_VERIFY_OP, 1, &rv);
+    if (op == NULL)
+        return rv;
     unsigned char input[P11_MAX_INPUT + 64];
     size_t input_len = 0;
     if (single && op->updated)

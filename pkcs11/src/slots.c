@@ -44,6 +44,11 @@ CK_RV p11_load_tokens(void)
     }
     size_t n = 0;
     for (size_t i = 0; i < count; i++) {
+        if (n == P11_MAX_TOKENS) {
+            p11_report("list tokens: the agent names more than %d HSMs; the module shows the first %d", P11_MAX_TOKENS,
+                       P11_MAX_TOKENS);
+            break;
+        }
         if (!plain_name(names[i], 24)) {
             p11_report("list tokens: the agent named an HSM \"%.40s\" that is not a valid name: skipped", names[i]);
             continue;
@@ -144,7 +149,7 @@ CK_RV p11_refresh_token(CK_SLOT_ID slot, int force)
         /* One key that cannot be described (disabled since the listing, a bad answer) is left
          * out and reported; the others are still shown. */
         if (plain_name(names[i], 127))
-            p11_agent_describe(hsm, names[i], &described[i]);
+            p11_agent_describe(hsm, names[i], NULL, &described[i]);
     }
     p11_free_names(names, count);
     free(hsm);
@@ -162,6 +167,10 @@ CK_RV p11_refresh_token(CK_SLOT_ID slot, int force)
             rv = CKR_HOST_MEMORY;
         }
     }
+    for (size_t i = 0; rv == CKR_OK && i < t->nkeys; i++) {
+        if (t->keys[i]->pinned)
+            present[i] = 1; /* named by version, so never in a listing and never rotated */
+    }
     if (rv == CKR_OK) {
         free(t->present);
         t->present = present;
@@ -171,6 +180,93 @@ CK_RV p11_refresh_token(CK_SLOT_ID slot, int force)
     }
     pthread_mutex_unlock(&p11.lock);
     free(described);
+    return rv;
+}
+
+/*
+ * Key pinning by version: a search whose CKA_LABEL is "KEY@VERSION" (pkcs11:object=KEY@VERSION)
+ * describes that version and adds it to the token as objects labelled "KEY@VERSION", whose every
+ * operation names the version. They stay for the module's lifetime and match later searches
+ * (by CKA_ID too), but never show in a listing that does not name them: an HSM key may have many
+ * versions. A label without "@" is the current version, as before.
+ */
+CK_RV p11_pin_version(CK_SLOT_ID slot, const CK_ATTRIBUTE *templ, CK_ULONG count)
+{
+    const CK_ATTRIBUTE *label = NULL;
+    for (CK_ULONG i = 0; i < count; i++) {
+        if (templ[i].type == CKA_LABEL)
+            label = &templ[i];
+    }
+    if (label == NULL || label->pValue == NULL || label->ulValueLen == 0 || label->ulValueLen > 200 ||
+        memchr(label->pValue, '@', label->ulValueLen) == NULL)
+        return CKR_OK;
+    char text[256], *version;
+    memcpy(text, label->pValue, label->ulValueLen);
+    text[label->ulValueLen] = '\0';
+    version = strchr(text, '@');
+    *version++ = '\0';
+    size_t vlen = strlen(version);
+    if (!plain_name(text, 127) || vlen == 0 || vlen > 64 || strspn(version, "0123456789abcdefABCDEF") != vlen) {
+        version[-1] = '@';
+        p11_report("find objects: label \"%.200s\" is not KEY@VERSION (a key name, \"@\", the version's hex id as "
+                   "`akv key show` prints it): no object matches",
+                   text);
+        return CKR_OK;
+    }
+    pthread_mutex_lock(&p11.lock);
+    p11_token *t = &p11.tokens[slot];
+    char hsm[64];
+    snprintf(hsm, sizeof(hsm), "%s", t->name);
+    version[-1] = '@';
+    int known = key_index(t, text) < t->nkeys;
+    version[-1] = '\0';
+    pthread_mutex_unlock(&p11.lock);
+    if (known)
+        return CKR_OK;
+
+    p11_key *k = NULL;
+    CK_RV rv = p11_agent_describe(hsm, text, version, &k);
+    if (rv != CKR_OK)
+        return rv == CKR_KEY_HANDLE_INVALID ? CKR_OK : rv; /* no such version: nothing matches (reported) */
+    if (k->version == NULL || strcasecmp(k->version, version) != 0) {
+        p11_report("find objects: the agent described version %s of %s when asked for %s: not used",
+                   k->version != NULL ? k->version : "(none)", text, version);
+        p11_key_free(k);
+        return CKR_DEVICE_ERROR;
+    }
+    version[-1] = '@';
+    char *pinned_name = strdup(text);
+    if (pinned_name == NULL) {
+        p11_key_free(k);
+        return CKR_HOST_MEMORY;
+    }
+    free(k->name);
+    k->name = pinned_name;
+    k->pinned = 1;
+
+    pthread_mutex_lock(&p11.lock);
+    t = &p11.tokens[slot];
+    rv = CKR_OK;
+    if (key_index(t, k->name) < t->nkeys) { /* another thread was first */
+        p11_key_free(k);
+    } else {
+        size_t cap = t->nkeys == t->cap ? (t->cap ? t->cap * 2 : 16) : t->cap;
+        p11_key **keys = cap != t->cap ? realloc(t->keys, cap * sizeof(*keys)) : t->keys;
+        unsigned char *present = keys != NULL ? realloc(t->present, t->nkeys + 1) : NULL;
+        if (keys != NULL) {
+            t->keys = keys;
+            t->cap = cap;
+        }
+        if (present != NULL) {
+            t->present = present;
+            t->present[t->nkeys] = 1;
+            t->keys[t->nkeys++] = k;
+        } else {
+            p11_key_free(k);
+            rv = CKR_HOST_MEMORY;
+        }
+    }
+    pthread_mutex_unlock(&p11.lock);
     return rv;
 }
 
@@ -199,7 +295,7 @@ CK_RV akv_C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR coun
     return CKR_OK;
 }
 
-/* The token name of a slot, copied; NULL when the slot does not exist. */
+/* The token name of a slot, copied; 0 when the slot does not exist. */
 static int slot_name(CK_SLOT_ID slot, char *out, size_t size)
 {
     pthread_mutex_lock(&p11.lock);
@@ -210,16 +306,26 @@ static int slot_name(CK_SLOT_ID slot, char *out, size_t size)
     return ok;
 }
 
-CK_RV akv_C_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info)
+/* The guard of the slot functions: initialised, the output argument given, the slot exists
+ * (its token's name in `name`). */
+static CK_RV slot_guard(CK_SLOT_ID slot, const void *out, char name[64])
 {
     CK_RV rv = p11_check_initialized();
     if (rv != CKR_OK)
         return rv;
-    char name[64];
-    if (info == NULL)
+    if (out == NULL)
         return CKR_ARGUMENTS_BAD;
-    if (p11_load_tokens() != CKR_OK || !slot_name(slot, name, sizeof(name)))
+    if (p11_load_tokens() != CKR_OK || !slot_name(slot, name, 64))
         return CKR_SLOT_ID_INVALID;
+    return CKR_OK;
+}
+
+CK_RV akv_C_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info)
+{
+    char name[64];
+    CK_RV rv = slot_guard(slot, info, name);
+    if (rv != CKR_OK)
+        return rv;
     char desc[128];
     snprintf(desc, sizeof(desc), "akv agent: Managed HSM %s", name);
     memset(info, 0, sizeof(*info));
@@ -231,14 +337,10 @@ CK_RV akv_C_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info)
 
 CK_RV akv_C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 {
-    CK_RV rv = p11_check_initialized();
+    char name[64];
+    CK_RV rv = slot_guard(slot, info, name);
     if (rv != CKR_OK)
         return rv;
-    char name[64];
-    if (info == NULL)
-        return CKR_ARGUMENTS_BAD;
-    if (p11_load_tokens() != CKR_OK || !slot_name(slot, name, sizeof(name)))
-        return CKR_SLOT_ID_INVALID;
     memset(info, 0, sizeof(*info));
     p11_pad(info->label, sizeof(info->label), name);
     p11_pad(info->manufacturerID, sizeof(info->manufacturerID), "akv");
@@ -269,14 +371,10 @@ CK_RV akv_C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 
 CK_RV akv_C_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR count)
 {
-    CK_RV rv = p11_check_initialized();
+    char name[64];
+    CK_RV rv = slot_guard(slot, count, name);
     if (rv != CKR_OK)
         return rv;
-    char name[64];
-    if (count == NULL)
-        return CKR_ARGUMENTS_BAD;
-    if (p11_load_tokens() != CKR_OK || !slot_name(slot, name, sizeof(name)))
-        return CKR_SLOT_ID_INVALID;
     size_t n;
     const p11_mechanism_info *mechs = p11_mechanisms(&n);
     if (list != NULL) {
@@ -293,14 +391,10 @@ CK_RV akv_C_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULO
 
 CK_RV akv_C_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR info)
 {
-    CK_RV rv = p11_check_initialized();
+    char name[64];
+    CK_RV rv = slot_guard(slot, info, name);
     if (rv != CKR_OK)
         return rv;
-    char name[64];
-    if (info == NULL)
-        return CKR_ARGUMENTS_BAD;
-    if (p11_load_tokens() != CKR_OK || !slot_name(slot, name, sizeof(name)))
-        return CKR_SLOT_ID_INVALID;
     size_t n;
     const p11_mechanism_info *mechs = p11_mechanisms(&n);
     for (size_t i = 0; i < n; i++) {

@@ -17,7 +17,8 @@ enum fake_hsm_mode {
 };
 
 /* Keys of hsm1: "rsa2048" (sign, verify, decrypt), "ec256" (sign, verify), "ec384" (sign),
- * "rsanosign" (decrypt only), "aes256" (oct: wrapKey, unwrapKey). */
+ * "rsanosign" (decrypt only), "aes256" (oct: wrapKey, unwrapKey: A256KW). rsa2048 also wraps and
+ * unwraps (RSA1_5, RSA-OAEP, RSA-OAEP-256). */
 typedef struct {
     const char *name;
     EVP_PKEY *pkey; /* NULL for aes256 */
@@ -34,7 +35,12 @@ void fake_hsm_reset_counts(void);
 const char *fake_hsm_last_alg(void);
 /* The private key of a fake HSM key (for checks with OpenSSL); NULL when unknown. */
 EVP_PKEY *fake_hsm_key(const char *name);
-/* Rotates a key: its next DESCRIBE returns a new version with a new key pair. */
+/* Rotates a key: its next DESCRIBE returns a new version with a new key pair; the version before
+ * stays usable by its version id (one back). */
 void fake_hsm_rotate(const char *name);
+/* The key of the version before the last rotation (NULL if none). */
+EVP_PKEY *fake_hsm_previous_key(const char *name);
+/* aes256's 32 key bytes (WRAP / UNWRAP with A256KW use them). */
+const unsigned char *fake_hsm_aes_key(void);
 
 #endif

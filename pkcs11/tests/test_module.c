@@ -584,6 +584,236 @@ static void test_rotation(void)
     CHECK_RV(p11->C_CloseSession(s), CKR_OK);
 }
 
+/* A session secret key with `value` (C_CreateObject); extractable, readable unless sensitive. */
+static CK_OBJECT_HANDLE create_secret(CK_SESSION_HANDLE s, const unsigned char *value, size_t len, int sensitive)
+{
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE type = len == 16 || len == 24 || len == 32 ? CKK_AES : CKK_GENERIC_SECRET;
+    CK_BBOOL no = CK_FALSE, yes = CK_TRUE, sens = sensitive ? CK_TRUE : CK_FALSE;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},
+                        {CKA_KEY_TYPE, &type, sizeof(type)},
+                        {CKA_TOKEN, &no, sizeof(no)},
+                        {CKA_SENSITIVE, &sens, sizeof(sens)},
+                        {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+                        {CKA_VALUE, (void *)value, len},
+                        {CKA_LABEL, "dek", 3}};
+    CK_OBJECT_HANDLE h = 0;
+    CHECK_RV(p11->C_CreateObject(s, t, 7, &h), CKR_OK);
+    return h;
+}
+
+/* The CKA_VALUE of a session object into out (its length, or 0 when it cannot be read). */
+static size_t read_value(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, unsigned char *out, size_t size)
+{
+    CK_ATTRIBUTE a = {CKA_VALUE, out, size};
+    return p11->C_GetAttributeValue(s, h, &a, 1) == CKR_OK ? a.ulValueLen : 0;
+}
+
+static void test_aes_key_wrap(void)
+{
+    CK_SESSION_HANDLE s = open_session();
+    CK_OBJECT_HANDLE kek = find(s, CKO_SECRET_KEY, "aes256");
+    CHECK(kek != 0);
+    CK_BBOOL wrap = CK_FALSE, unwrap = CK_FALSE;
+    CK_ATTRIBUTE flags[] = {{CKA_WRAP, &wrap, sizeof(wrap)}, {CKA_UNWRAP, &unwrap, sizeof(unwrap)}};
+    CHECK_RV(p11->C_GetAttributeValue(s, kek, flags, 2), CKR_OK);
+    CHECK(wrap && unwrap);
+    CK_MECHANISM_INFO mi;
+    CHECK_RV(p11->C_GetMechanismInfo(0, CKM_AES_KEY_WRAP, &mi), CKR_OK);
+    CHECK((mi.flags & CKF_WRAP) && (mi.flags & CKF_UNWRAP) && mi.ulMinKeySize == 16 && mi.ulMaxKeySize == 32);
+    CHECK_RV(p11->C_GetMechanismInfo(0, CKM_AES_KEY_WRAP_PAD, &mi), CKR_MECHANISM_INVALID);
+
+    /* wrap a key of the application's: the same bytes as RFC 3394 with the HSM's key */
+    unsigned char dek[32], expected[40], wrapped[64];
+    for (int i = 0; i < 32; i++)
+        dek[i] = (unsigned char)(i * 7 + 1);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int n = 0;
+    CHECK(EVP_EncryptInit_ex(c, EVP_aes_256_wrap(), NULL, fake_hsm_aes_key(), NULL) == 1);
+    CHECK(EVP_EncryptUpdate(c, expected, &n, dek, 32) == 1 && n == 40);
+    EVP_CIPHER_CTX_free(c);
+    CK_OBJECT_HANDLE key = create_secret(s, dek, 32, 1);
+    CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
+    CK_ULONG len = 0;
+    fake_hsm_reset_counts();
+    CHECK_RV(p11->C_WrapKey(s, &kw, kek, key, NULL, &len), CKR_OK);
+    CHECK(len == 40 && fake_hsm_requests(AKV_OP_WRAP) == 0);
+    len = 8;
+    CHECK_RV(p11->C_WrapKey(s, &kw, kek, key, wrapped, &len), CKR_BUFFER_TOO_SMALL);
+    len = sizeof(wrapped);
+    CHECK_RV(p11->C_WrapKey(s, &kw, kek, key, wrapped, &len), CKR_OK);
+    CHECK(len == 40 && memcmp(wrapped, expected, 40) == 0);
+    CHECK(strcmp(fake_hsm_last_alg(), "A256KW") == 0 && fake_hsm_requests(AKV_OP_WRAP) == 1);
+    unsigned char v[64];
+    CHECK(read_value(s, key, v, sizeof(v)) == 0); /* sensitive: CKR_ATTRIBUTE_SENSITIVE */
+
+    /* unwrap: a session object with the template's attributes and the unwrapped bytes */
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE aes = CKK_AES;
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},
+                        {CKA_KEY_TYPE, &aes, sizeof(aes)},
+                        {CKA_TOKEN, &no, sizeof(no)},
+                        {CKA_SENSITIVE, &no, sizeof(no)},
+                        {CKA_LABEL, "unwrapped", 9}};
+    CK_OBJECT_HANDLE got = 0;
+    CHECK_RV(p11->C_UnwrapKey(s, &kw, kek, wrapped, 40, t, 5, &got), CKR_OK);
+    CHECK(read_value(s, got, v, sizeof(v)) == 32 && memcmp(v, dek, 32) == 0);
+    CHECK(find(s, CKO_SECRET_KEY, "unwrapped") == got); /* seen by searches */
+    CK_BBOOL always = CK_TRUE, token = CK_TRUE;
+    CK_ATTRIBUTE ro[] = {{CKA_ALWAYS_SENSITIVE, &always, sizeof(always)}, {CKA_TOKEN, &token, sizeof(token)}};
+    CHECK_RV(p11->C_GetAttributeValue(s, got, ro, 2), CKR_OK);
+    CHECK(!always && !token);
+
+    /* what is refused, before anything is sent */
+    fake_hsm_reset_counts();
+    wrapped[5] ^= 1; /* the HSM's integrity check fails */
+    CHECK_RV(p11->C_UnwrapKey(s, &kw, kek, wrapped, 40, t, 5, &got), CKR_WRAPPED_KEY_INVALID);
+    CHECK_RV(p11->C_UnwrapKey(s, &kw, kek, wrapped, 36, t, 5, &got), CKR_WRAPPED_KEY_LEN_RANGE);
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE on_token[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_TOKEN, &yes, sizeof(yes)}};
+    CHECK_RV(p11->C_UnwrapKey(s, &kw, kek, wrapped, 40, on_token, 2, &got), CKR_TEMPLATE_INCONSISTENT);
+    CK_ULONG len24 = 24;
+    CK_ATTRIBUTE wrong_len[] = {{CKA_KEY_TYPE, &aes, sizeof(aes)}, {CKA_VALUE_LEN, &len24, sizeof(len24)}};
+    wrapped[5] ^= 1;
+    CHECK_RV(p11->C_UnwrapKey(s, &kw, kek, wrapped, 40, wrong_len, 2, &got), CKR_TEMPLATE_INCONSISTENT);
+    CHECK(fake_hsm_requests(AKV_OP_UNWRAP) == 2); /* the corrupted one and the wrong length's */
+    fake_hsm_reset_counts();
+    unsigned char iv[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    CK_MECHANISM kw_iv = {CKM_AES_KEY_WRAP, iv, 8};
+    len = sizeof(wrapped);
+    CHECK_RV(p11->C_WrapKey(s, &kw_iv, kek, key, wrapped, &len), CKR_MECHANISM_PARAM_INVALID);
+    CK_MECHANISM kwp = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+    CHECK_RV(p11->C_WrapKey(s, &kwp, kek, key, wrapped, &len), CKR_MECHANISM_INVALID);
+    CK_OBJECT_HANDLE odd = create_secret(s, dek, 20, 0); /* not a multiple of 8 */
+    CHECK_RV(p11->C_WrapKey(s, &kw, kek, odd, wrapped, &len), CKR_KEY_SIZE_RANGE);
+    CHECK_RV(p11->C_WrapKey(s, &kw, kek, find(s, CKO_SECRET_KEY, "aes256"), wrapped, &len), CKR_KEY_UNEXTRACTABLE);
+    CHECK_RV(p11->C_WrapKey(s, &kw, find(s, CKO_PUBLIC_KEY, "rsa2048"), key, wrapped, &len),
+             CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
+    CHECK_RV(p11->C_WrapKey(s, &kw, find(s, CKO_PRIVATE_KEY, "ec256"), key, wrapped, &len),
+             CKR_WRAPPING_KEY_HANDLE_INVALID);
+    CHECK(fake_hsm_requests(AKV_OP_WRAP) == 0);
+
+    /* session objects: destroyed with C_DestroyObject or with their session; HSM keys never */
+    CHECK_RV(p11->C_DestroyObject(s, odd), CKR_OK);
+    CHECK_RV(p11->C_DestroyObject(s, odd), CKR_OBJECT_HANDLE_INVALID);
+    CHECK_RV(p11->C_DestroyObject(s, kek), CKR_ACTION_PROHIBITED);
+    CHECK_RV(p11->C_CloseSession(s), CKR_OK);
+    s = open_session();
+    CHECK(find(s, CKO_SECRET_KEY, "unwrapped") == 0);
+    CHECK(read_value(s, got, v, sizeof(v)) == 0);
+    CHECK_RV(p11->C_CloseSession(s), CKR_OK);
+}
+
+static void test_rsa_unwrap(void)
+{
+    CK_SESSION_HANDLE s = open_session();
+    CK_OBJECT_HANDLE priv = find(s, CKO_PRIVATE_KEY, "rsa2048"), pub = find(s, CKO_PUBLIC_KEY, "rsa2048");
+    CK_BBOOL unwrap = CK_FALSE, wrap = CK_FALSE;
+    CK_ATTRIBUTE a = {CKA_UNWRAP, &unwrap, sizeof(unwrap)}, b = {CKA_WRAP, &wrap, sizeof(wrap)};
+    CHECK_RV(p11->C_GetAttributeValue(s, priv, &a, 1), CKR_OK);
+    CHECK_RV(p11->C_GetAttributeValue(s, pub, &b, 1), CKR_OK);
+    CHECK(unwrap && wrap);
+    static const unsigned char secret[24] = "a 24-byte AES-192 key...";
+    CK_OBJECT_HANDLE key = create_secret(s, secret, 24, 1);
+    CK_RSA_PKCS_OAEP_PARAMS params = {CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED, NULL, 0};
+    CK_MECHANISM oaep = {CKM_RSA_PKCS_OAEP, &params, sizeof(params)};
+    unsigned char wrapped[256];
+    CK_ULONG len = sizeof(wrapped);
+    CHECK_RV(p11->C_WrapKey(s, &oaep, pub, key, wrapped, &len), CKR_OK);
+    CHECK(len == 256 && strcmp(fake_hsm_last_alg(), "RSA-OAEP-256") == 0);
+    /* the HSM's private key decrypts what was wrapped */
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(fake_hsm_key("rsa2048"), NULL);
+    unsigned char plain[256];
+    size_t plain_len = sizeof(plain);
+    EVP_PKEY_decrypt_init(ctx);
+    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING);
+    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256());
+    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256());
+    CHECK(EVP_PKEY_decrypt(ctx, plain, &plain_len, wrapped, len) == 1);
+    EVP_PKEY_CTX_free(ctx);
+    CHECK(plain_len == 24 && memcmp(plain, secret, 24) == 0);
+    /* and C_UnwrapKey gives it back as a session object */
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_SENSITIVE, &no, sizeof(no)}};
+    CK_OBJECT_HANDLE got = 0;
+    CHECK_RV(p11->C_UnwrapKey(s, &oaep, priv, wrapped, len, t, 2, &got), CKR_OK);
+    unsigned char v[64];
+    CHECK(read_value(s, got, v, sizeof(v)) == 24 && memcmp(v, secret, 24) == 0);
+    CHECK(strcmp(fake_hsm_last_alg(), "RSA-OAEP-256") == 0);
+    CHECK_RV(p11->C_UnwrapKey(s, &oaep, priv, wrapped, 100, t, 2, &got), CKR_WRAPPED_KEY_LEN_RANGE);
+    CHECK_RV(p11->C_UnwrapKey(s, &oaep, find(s, CKO_PRIVATE_KEY, "ec256"), wrapped, len, t, 2, &got),
+             CKR_KEY_FUNCTION_NOT_PERMITTED);
+    CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
+    CHECK_RV(p11->C_UnwrapKey(s, &kw, priv, wrapped, len, t, 2, &got), CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT);
+    CHECK_RV(p11->C_CloseSession(s), CKR_OK);
+}
+
+static void test_session_object_limit(void)
+{
+    CK_SESSION_HANDLE s = open_session();
+    unsigned char value[16] = {0};
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_VALUE, value, sizeof(value)}};
+    CK_OBJECT_HANDLE h;
+    int made = 0;
+    CK_RV rv = CKR_OK;
+    while (made < 5000 && (rv = p11->C_CreateObject(s, t, 2, &h)) == CKR_OK)
+        made++;
+    CHECK(made == 4096 && rv == CKR_DEVICE_MEMORY);
+    CK_ATTRIBUTE token_cert[] = {{CKA_VALUE, value, sizeof(value)}, {CKA_CLASS, &cls, sizeof(cls)}};
+    cls = CKO_CERTIFICATE;
+    CHECK_RV(p11->C_CreateObject(s, token_cert, 2, &h), CKR_TEMPLATE_INCONSISTENT);
+    CHECK_RV(p11->C_CloseSession(s), CKR_OK); /* frees them all (ASan: no leak) */
+    s = open_session();
+    cls = CKO_SECRET_KEY;
+    CHECK_RV(p11->C_CreateObject(s, t, 2, &h), CKR_OK);
+    CHECK_RV(p11->C_CreateObject(s, t, 1, &h), CKR_TEMPLATE_INCOMPLETE); /* no CKA_VALUE */
+    CHECK_RV(p11->C_CloseSession(s), CKR_OK);
+}
+
+static void test_version_pinning(void)
+{
+    /* ec256 has a new version; KEY@VERSION names the one before, which still signs */
+    CK_SESSION_HANDLE s = open_session();
+    CK_OBJECT_HANDLE current = find(s, CKO_PRIVATE_KEY, "ec256");
+    fake_hsm_rotate("ec256");
+    char label[64];
+    snprintf(label, sizeof(label), "ec256@%032x", 1);
+    CK_OBJECT_HANDLE old = find(s, CKO_PRIVATE_KEY, label);
+    CHECK(old != 0 && old != current);
+    CK_OBJECT_HANDLE old_pub = find(s, CKO_PUBLIC_KEY, label);
+    CHECK(old_pub != 0);
+    CK_MECHANISM m = {CKM_ECDSA_SHA256, NULL, 0};
+    unsigned char sig[128], h[32];
+    CK_ULONG sig_len = sizeof(sig);
+    CHECK_RV(sign(s, &m, old, "pinned", 6, sig, &sig_len), CKR_OK);
+    SHA256((const unsigned char *)"pinned", 6, h);
+    CHECK(verify_ecdsa_digest(fake_hsm_previous_key("ec256"), h, 32, sig, sig_len));
+    CHECK(!verify_ecdsa_digest(fake_hsm_key("ec256"), h, 32, sig, sig_len));
+    /* the pinned objects pair by CKA_ID with each other, not with the current version's */
+    unsigned char id1[20], id2[20];
+    CK_ATTRIBUTE a1 = {CKA_ID, id1, 20}, a2 = {CKA_ID, id2, 20};
+    CHECK_RV(p11->C_GetAttributeValue(s, old_pub, &a1, 1), CKR_OK);
+    CHECK_RV(p11->C_GetAttributeValue(s, current, &a2, 1), CKR_OK);
+    CHECK(memcmp(id1, id2, 20) == 0); /* `current` was described before the rotation: the same key */
+    /* the current version's label still names the current (rotated) key after a refresh */
+    CHECK_RV(p11->C_CloseSession(s), CKR_OK);
+    CHECK_RV(p11->C_Finalize(NULL), CKR_OK);
+    CHECK_RV(p11->C_Initialize(NULL), CKR_OK);
+    s = open_session();
+    sig_len = sizeof(sig);
+    CHECK_RV(sign(s, &m, find(s, CKO_PRIVATE_KEY, "ec256"), "pinned", 6, sig, &sig_len), CKR_OK);
+    CHECK(verify_ecdsa_digest(fake_hsm_key("ec256"), h, 32, sig, sig_len));
+    CHECK(find(s, CKO_PRIVATE_KEY, label) != 0);
+    /* an unknown version or a malformed label matches nothing */
+    CHECK(find(s, CKO_PRIVATE_KEY, "ec256@00000000000000000000000000000009") == 0);
+    CHECK(find(s, CKO_PRIVATE_KEY, "ec256@not-hex") == 0);
+    CHECK(find(s, CKO_PRIVATE_KEY, "@") == 0);
+    CHECK_RV(p11->C_CloseSession(s), CKR_OK);
+}
+
 static void test_agent_failures(void)
 {
     CK_SESSION_HANDLE s = open_session();
@@ -699,6 +929,10 @@ int main(int argc, char **argv)
         {"threads: 8 threads sign at once", test_threads},
         {"fork: the child initialises again and signs", test_fork},
         {"rotation: a rotated key's new public half and version are used", test_rotation},
+        {"wrap: CKM_AES_KEY_WRAP both ways (RFC 3394 bytes), session objects, refusals", test_aes_key_wrap},
+        {"wrap: RSA-OAEP wrap with the public key, unwrap in the HSM", test_rsa_unwrap},
+        {"objects: at most 4096 session objects, freed with their session", test_session_object_limit},
+        {"pinning: KEY@VERSION signs with that version after a rotation", test_version_pinning},
         {"agent: throttled, garbage, silent (bounded by the timeout)", test_agent_failures},
         {"agent: down, none on the default socket (no token, none started), bad setting, back", test_agent_down},
     };

@@ -40,9 +40,10 @@
 #define AKV_POOL_MAX 8
 /* Idle connections kept after a call from an OpenSSL async job: one thread may have hundreds of
  * handshakes waiting at once, each on its own connection, and every connection not kept is a
- * connect() + accept() + HELLO for the next job, about 475 µs of agent CPU (docs/provider.md,
- * "Async mode"). Bounded so that a burst does not pin fds for ever: the agent closes connections
- * idle for clientIdleTimeoutMs, and a closed one is dropped at checkout. */
+ * connect() + accept() + HELLO for the next job, which costs the agent about as much CPU as the
+ * signature itself (docs/provider.md, "Async mode"; docs/performance.md). Bounded so that a burst
+ * does not pin fds for ever: the agent closes connections idle for clientIdleTimeoutMs, and a
+ * closed one is dropped at checkout. */
 #define AKV_ASYNC_POOL_MAX 256
 
 struct akv_agent {
@@ -466,8 +467,21 @@ static int printable_copy(const akv_field *f, char **out)
     return 1;
 }
 
-static int report_gone(struct akv_agent *a, char *err, size_t errlen)
+/*
+ * How an exchange on one connection ended, besides its AKV_CALL_* result: what becomes of the
+ * connection, and whether the agent closed it before answering (the one case in which the
+ * request may be sent again: docs/provider.md, "When the provider retries").
+ */
+enum exchange_end {
+    EXCHANGE_KEEP,       /* answered: the connection may go back to the pool */
+    EXCHANGE_CLOSE,      /* failed, or answered PROTOCOL_ERROR (the agent closes after one): close it */
+    EXCHANGE_UNANSWERED, /* the agent closed it before any byte of its answer (restart, kill): close it */
+    EXCHANGE_GONE        /* the waiter closed it itself (an abandoned async job): never touch the fd again */
+};
+
+static int report_gone(struct akv_agent *a, enum exchange_end *end, char *err, size_t errlen)
 {
+    *end = EXCHANGE_GONE;
     snprintf(err, errlen,
              "the application abandoned the operation while it waited for the akv agent at %s (the TLS "
              "connection was closed); its agent connection was closed",
@@ -475,15 +489,35 @@ static int report_gone(struct akv_agent *a, char *err, size_t errlen)
     return AKV_CALL_IO;
 }
 
-static int read_response(struct akv_agent *a, const akv_waiter *waiter, int fd, uint8_t req_op, uint32_t id,
-                         long long deadline, akv_response *resp, int *eof_at_start, int *gone, char *err, size_t errlen)
+static int send_request(struct akv_agent *a, int fd, const akv_buf *request, long long deadline, enum exchange_end *end,
+                        char *err, size_t errlen)
 {
-    unsigned char hdr[AKV_FRAME_HEADER_SIZE];
-    enum io_result io = recv_all(waiter, fd, hdr, sizeof(hdr), deadline, 1);
-    *eof_at_start = io == IO_EOF_AT_START;
-    *gone = io == IO_GONE;
+    enum io_result io = send_all(fd, request->data, request->len, deadline);
+    if (io == IO_OK)
+        return AKV_CALL_OK;
+    if (io == IO_TIMEOUT) {
+        snprintf(err, errlen,
+                 "the akv agent at %s did not accept the request within %d ms; hint: the agent is "
+                 "overloaded or hung: see its log",
+                 a->path, a->timeout_ms);
+        return AKV_CALL_TIMEOUT;
+    }
+    *end = EXCHANGE_UNANSWERED; /* the agent closed the connection: it stopped or restarted */
+    snprintf(err, errlen,
+             "the connection to the akv agent at %s broke while sending; hint: the agent stopped: see "
+             "its log",
+             a->path);
+    return AKV_CALL_IO;
+}
+
+/* The frame header of the answer, checked against the request (op and id) before its body is read. */
+static int receive_header(struct akv_agent *a, const akv_waiter *waiter, int fd, uint8_t req_op, uint32_t id,
+                          long long deadline, unsigned char hdr[AKV_FRAME_HEADER_SIZE], uint32_t *body_len,
+                          enum exchange_end *end, char *err, size_t errlen)
+{
+    enum io_result io = recv_all(waiter, fd, hdr, AKV_FRAME_HEADER_SIZE, deadline, 1);
     if (io == IO_GONE)
-        return report_gone(a, err, errlen);
+        return report_gone(a, end, err, errlen);
     if (io == IO_TIMEOUT) {
         snprintf(err, errlen,
                  "the akv agent at %s did not answer within %d ms; hint: see the agent log; raise "
@@ -492,6 +526,8 @@ static int read_response(struct akv_agent *a, const akv_waiter *waiter, int fd, 
         return AKV_CALL_TIMEOUT;
     }
     if (io != IO_OK) {
+        if (io == IO_EOF_AT_START)
+            *end = EXCHANGE_UNANSWERED;
         snprintf(err, errlen,
                  "the connection to the akv agent at %s broke before it answered; hint: the agent stopped "
                  "or restarted: see its log, then retry",
@@ -499,8 +535,9 @@ static int read_response(struct akv_agent *a, const akv_waiter *waiter, int fd, 
         return AKV_CALL_IO;
     }
     uint8_t op;
-    uint32_t rid, body_len;
-    akv_decode_result dr = akv_frame_decode_header(hdr, sizeof(hdr), AKV_MAX_RESPONSE_BODY, &op, &rid, &body_len);
+    uint32_t rid;
+    akv_decode_result dr =
+        akv_frame_decode_header(hdr, AKV_FRAME_HEADER_SIZE, AKV_MAX_RESPONSE_BODY, &op, &rid, body_len);
     if (dr != AKV_DECODE_OK) {
         snprintf(err, errlen,
                  "the akv agent at %s sent an invalid frame header (%s); hint: check that this socket is "
@@ -516,6 +553,18 @@ static int read_response(struct akv_agent *a, const akv_waiter *waiter, int fd, 
                  a->path, op, rid, req_op, id);
         return AKV_CALL_PROTOCOL;
     }
+    return AKV_CALL_OK;
+}
+
+/* The whole answer frame into resp->raw: the checked header, then the body it announces. */
+static int receive_answer(struct akv_agent *a, const akv_waiter *waiter, int fd, uint8_t req_op, uint32_t id,
+                          long long deadline, akv_response *resp, enum exchange_end *end, char *err, size_t errlen)
+{
+    unsigned char hdr[AKV_FRAME_HEADER_SIZE];
+    uint32_t body_len;
+    int rc = receive_header(a, waiter, fd, req_op, id, deadline, hdr, &body_len, end, err, errlen);
+    if (rc != AKV_CALL_OK)
+        return rc;
     resp->raw_len = AKV_FRAME_HEADER_SIZE + (size_t)body_len;
     resp->raw = malloc(resp->raw_len);
     if (resp->raw == NULL) {
@@ -523,10 +572,9 @@ static int read_response(struct akv_agent *a, const akv_waiter *waiter, int fd, 
         return AKV_CALL_NO_MEMORY;
     }
     memcpy(resp->raw, hdr, sizeof(hdr));
-    io = recv_all(waiter, fd, resp->raw + AKV_FRAME_HEADER_SIZE, body_len, deadline, 0);
-    *gone = io == IO_GONE;
+    enum io_result io = recv_all(waiter, fd, resp->raw + AKV_FRAME_HEADER_SIZE, body_len, deadline, 0);
     if (io == IO_GONE)
-        return report_gone(a, err, errlen);
+        return report_gone(a, end, err, errlen);
     if (io == IO_TIMEOUT) {
         snprintf(err, errlen, "the akv agent at %s did not finish its answer within %d ms; hint: see the agent log",
                  a->path, a->timeout_ms);
@@ -536,8 +584,14 @@ static int read_response(struct akv_agent *a, const akv_waiter *waiter, int fd, 
         snprintf(err, errlen, "the connection to the akv agent at %s broke in the middle of its answer", a->path);
         return AKV_CALL_IO;
     }
+    return AKV_CALL_OK;
+}
+
+/* Decodes the frame in resp->raw: its fields, STATUS, and printable copies of MESSAGE and HINT. */
+static int decode_answer(struct akv_agent *a, akv_response *resp, char *err, size_t errlen)
+{
     size_t consumed = 0;
-    dr = akv_frame_decode(resp->raw, resp->raw_len, AKV_MAX_RESPONSE_BODY, &resp->frame, &consumed);
+    akv_decode_result dr = akv_frame_decode(resp->raw, resp->raw_len, AKV_MAX_RESPONSE_BODY, &resp->frame, &consumed);
     if (dr != AKV_DECODE_OK) {
         snprintf(err, errlen, "the akv agent at %s sent a malformed answer (%s)", a->path, akv_decode_result_name(dr));
         return dr == AKV_DECODE_NO_MEMORY ? AKV_CALL_NO_MEMORY : AKV_CALL_PROTOCOL;
@@ -551,8 +605,36 @@ static int read_response(struct akv_agent *a, const akv_waiter *waiter, int fd, 
         snprintf(err, errlen, "out of memory reading the akv agent's answer");
         return AKV_CALL_NO_MEMORY;
     }
-    if (op == AKV_OP_PROTOCOL_ERROR && resp->status == AKV_STATUS_OK)
+    if (resp->frame.op == AKV_OP_PROTOCOL_ERROR && resp->status == AKV_STATUS_OK)
         resp->status = AKV_STATUS_BAD_REQUEST;
+    return AKV_CALL_OK;
+}
+
+/*
+ * One request (stamped with `id`) and its answer on one connection. Returns AKV_CALL_*; on
+ * AKV_CALL_OK *resp holds the answer, else it is empty and err says what failed. *end says what
+ * to do with the connection and whether the agent left the request unanswered. Closes nothing:
+ * the caller disposes of the connection.
+ */
+static int exchange(struct akv_agent *a, const akv_waiter *waiter, int fd, akv_buf *request, uint32_t id,
+                    long long deadline, akv_response *resp, enum exchange_end *end, char *err, size_t errlen)
+{
+    memset(resp, 0, sizeof(*resp));
+    *end = EXCHANGE_CLOSE;
+    request->data[4] = (unsigned char)(id >> 24);
+    request->data[5] = (unsigned char)(id >> 16);
+    request->data[6] = (unsigned char)(id >> 8);
+    request->data[7] = (unsigned char)id;
+    int rc = send_request(a, fd, request, deadline, end, err, errlen);
+    if (rc == AKV_CALL_OK)
+        rc = receive_answer(a, waiter, fd, request->data[3], id, deadline, resp, end, err, errlen);
+    if (rc == AKV_CALL_OK)
+        rc = decode_answer(a, resp, err, errlen);
+    if (rc != AKV_CALL_OK) {
+        akv_response_free(resp);
+        return rc;
+    }
+    *end = resp->frame.op == AKV_OP_PROTOCOL_ERROR ? EXCHANGE_CLOSE : EXCHANGE_KEEP;
     return AKV_CALL_OK;
 }
 
@@ -575,22 +657,18 @@ static int hand_over_token(struct akv_agent *a, int fd, long long deadline)
     akv_frame_put_str(&hello, AKV_TAG_CLIENT_NAME, "akv_provider");
     akv_frame_put_u32(&hello, AKV_TAG_CLIENT_PID, (uint32_t)getpid());
     akv_frame_put_str(&hello, AKV_TAG_ACCESS_TOKEN, token);
-    int ok = akv_frame_finish(&hello, AKV_MAX_REQUEST_BODY);
-    if (ok)
-        ok = send_all(fd, hello.data, hello.len, deadline) == IO_OK;
+    int usable = 0;
+    if (akv_frame_finish(&hello, AKV_MAX_REQUEST_BODY)) {
+        akv_response resp;
+        enum exchange_end end;
+        char ignored[256];
+        /* The agent answers HELLO itself at once (no HSM): waited for the blocking way, even in a job. */
+        int rc = exchange(a, &blocking_waiter, fd, &hello, 0, deadline, &resp, &end, ignored, sizeof(ignored));
+        usable = rc == AKV_CALL_OK && end == EXCHANGE_KEEP;
+        akv_response_free(&resp);
+    }
     memset(hello.data, 0, hello.len); /* the token */
     akv_buf_free(&hello);
-    if (!ok)
-        return 0;
-    akv_response resp;
-    char ignored[256];
-    int eof_at_start = 0, gone = 0;
-    memset(&resp, 0, sizeof(resp));
-    /* The agent answers HELLO itself at once (no HSM): waited for the blocking way, even in a job. */
-    int rc = read_response(a, &blocking_waiter, fd, AKV_OP_HELLO, 0, deadline, &resp, &eof_at_start, &gone, ignored,
-                           sizeof(ignored));
-    int usable = rc == AKV_CALL_OK && resp.frame.op != AKV_OP_PROTOCOL_ERROR;
-    akv_response_free(&resp);
     return usable;
 }
 
@@ -616,6 +694,47 @@ static int retry_safe(uint8_t op)
     }
 }
 
+/*
+ * One attempt: a connection (an idle pooled one when `pooled` and there is one, else a new one),
+ * the exchange, then the connection back into the pool or closed. *retry says whether sending the
+ * request once more is right: a new connection failed its greeting (nothing of the request was
+ * sent: an agent that was dying as we connected), or the agent closed the connection before any
+ * byte of its answer and either the connection was a pooled one (it may have been closed before
+ * the request arrived: any op) or the operation may run twice (retry_safe). Never after a timeout
+ * (the agent may still be working), a partial answer, or an abandoned job.
+ */
+static int attempt(struct akv_agent *a, int pooled, akv_buf *request, const akv_waiter *waiter, long long deadline,
+                   akv_response *resp, int *retry, char *err, size_t errlen)
+{
+    int fd;
+    unsigned long gen;
+    uint32_t id;
+    *retry = 0;
+    memset(resp, 0, sizeof(*resp));
+    checkout(a, pooled, &fd, &gen, &id);
+    int reused = fd >= 0;
+    if (!reused) {
+        uid_t peer_uid;
+        fd = connect_agent(a, &peer_uid, err, errlen);
+        if (fd < 0)
+            return AKV_CALL_UNREACHABLE;
+        if (peer_uid == geteuid() && !hand_over_token(a, fd, deadline)) {
+            close(fd);
+            *retry = 1; /* which starts a new agent when autostart is on */
+            snprintf(err, errlen, "the akv agent at %s closed the connection when greeted; hint: see its log", a->path);
+            return AKV_CALL_IO;
+        }
+    }
+    enum exchange_end end;
+    int rc = exchange(a, waiter, fd, request, id, deadline, resp, &end, err, errlen);
+    if (end == EXCHANGE_KEEP)
+        checkin(a, fd, gen, waiter == &blocking_waiter ? AKV_POOL_MAX : AKV_ASYNC_POOL_MAX);
+    else if (end != EXCHANGE_GONE)
+        close(fd);
+    *retry = end == EXCHANGE_UNANSWERED && (reused || retry_safe(request->data[3]));
+    return rc;
+}
+
 int akv_agent_call(AKV_AGENT *a, akv_buf *request, akv_response *resp, char *err, size_t errlen)
 {
     return akv_agent_call_waiting(a, request, resp, &blocking_waiter, err, errlen);
@@ -630,74 +749,17 @@ int akv_agent_call_waiting(AKV_AGENT *a, akv_buf *request, akv_response *resp, c
         return AKV_CALL_NO_MEMORY;
     }
     long long deadline = now_ms() + a->timeout_ms;
-    uint8_t req_op = request->data[3];
-
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int fd;
-        unsigned long gen;
-        uint32_t id;
-        /* The second attempt always opens a fresh connection: the agent just closed one. */
-        checkout(a, attempt == 0, &fd, &gen, &id);
-        int reused = fd >= 0;
-        if (fd < 0) {
-            uid_t peer_uid;
-            fd = connect_agent(a, &peer_uid, err, errlen);
-            if (fd < 0)
-                return AKV_CALL_UNREACHABLE;
-            if (peer_uid == geteuid() && !hand_over_token(a, fd, deadline)) {
-                close(fd);
-                /* Nothing of the request was sent: an agent that was dying as we connected is
-                 * safe to try once more (which starts a new one when autostart is on). */
-                if (attempt == 0)
-                    continue;
-                snprintf(err, errlen, "the akv agent at %s closed the connection when greeted; hint: see its log",
-                         a->path);
-                return AKV_CALL_IO;
-            }
-        }
-        request->data[4] = (unsigned char)(id >> 24);
-        request->data[5] = (unsigned char)(id >> 16);
-        request->data[6] = (unsigned char)(id >> 8);
-        request->data[7] = (unsigned char)id;
-
-        enum io_result io = send_all(fd, request->data, request->len, deadline);
-        if (io != IO_OK) {
-            close(fd);
-            if (attempt == 0 && io != IO_TIMEOUT && (reused || retry_safe(req_op)))
-                continue; /* the agent closed the connection: it stopped or restarted */
-            if (io == IO_TIMEOUT) {
-                snprintf(err, errlen,
-                         "the akv agent at %s did not accept the request within %d ms; hint: the agent is "
-                         "overloaded or hung: see its log",
-                         a->path, a->timeout_ms);
-                return AKV_CALL_TIMEOUT;
-            }
-            snprintf(err, errlen,
-                     "the connection to the akv agent at %s broke while sending; hint: the agent stopped: see "
-                     "its log",
-                     a->path);
-            return AKV_CALL_IO;
-        }
-        int eof_at_start = 0, gone = 0;
-        int rc = read_response(a, waiter, fd, req_op, id, deadline, resp, &eof_at_start, &gone, err, errlen);
-        if (rc != AKV_CALL_OK) {
-            if (!gone) /* a waiter that reports GONE has closed the fd already */
-                close(fd);
-            akv_response_free(resp);
-            /* Closed before any byte of the answer: a restart or a kill. A pooled connection may
-             * have been closed before the request arrived (any op); a request the agent may have
-             * started is sent again only when running it twice is harmless. Never after a timeout
-             * (the agent may still be working), a partial answer, or an abandoned job. */
-            if (attempt == 0 && eof_at_start && !gone && (reused || retry_safe(req_op)))
-                continue;
-            return rc;
-        }
-        if (resp->frame.op == AKV_OP_PROTOCOL_ERROR)
-            close(fd); /* the agent closes after a protocol error */
-        else
-            checkin(a, fd, gen, waiter == &blocking_waiter ? AKV_POOL_MAX : AKV_ASYNC_POOL_MAX);
-        return AKV_CALL_OK;
-    }
-    snprintf(err, errlen, "the akv agent at %s closed the connection twice in a row", a->path);
+    int retry;
+    int rc = attempt(a, 1, request, waiter, deadline, resp, &retry, err, errlen);
+    if (!retry)
+        return rc;
+    /* Once more, on a fresh connection (the agent just closed one), within the same deadline. */
+    rc = attempt(a, 0, request, waiter, deadline, resp, &retry, err, errlen);
+    if (!retry)
+        return rc;
+    snprintf(err, errlen,
+             "the akv agent at %s closed the connection twice in a row; hint: the agent stops or restarts as it "
+             "is called: see its log",
+             a->path);
     return AKV_CALL_IO;
 }

@@ -16,8 +16,9 @@ enum server_mode {
     MODE_WRONG_ID,
     MODE_STATUS_ERROR,
     MODE_DELAY,
-    MODE_HANGUP_ONCE, /* reads the first request of the run, hangs up without answering, then echoes */
-    MODE_HANGUP       /* reads every request and hangs up without answering (an agent killed each time) */
+    MODE_HANGUP_ONCE,  /* reads the first request of the run, hangs up without answering, then echoes */
+    MODE_HANGUP,       /* reads every request and hangs up without answering (an agent killed each time) */
+    MODE_HANGUP_SECOND /* answers the first request of the run, hangs up on the second, then echoes */
 };
 
 #define FAKE_AGENT_DELAY_MS 100

@@ -84,7 +84,8 @@ static void *serve_conn(void *varg)
 
         int mode = srv->mode;
         pthread_mutex_lock(&srv->lock);
-        int hang_up = mode == MODE_HANGUP || (mode == MODE_HANGUP_ONCE && srv->hangups == 0);
+        int hang_up = mode == MODE_HANGUP || (mode == MODE_HANGUP_ONCE && srv->hangups == 0) ||
+                      (mode == MODE_HANGUP_SECOND && srv->requests == 2);
         if (hang_up)
             srv->hangups++;
         pthread_mutex_unlock(&srv->lock);
@@ -426,8 +427,57 @@ static void test_retry_when_agent_hangs_up(void)
     agent = akv_agent_new(srv.path, 5000);
     CHECK(call_op(agent, AKV_OP_SIGN, err, sizeof(err)) == AKV_CALL_IO);
     CHECKF(srv.requests == 2, "an agent that always hangs up got %d requests, expected 2", srv.requests);
+    CHECKF(strstr(err, "closed the connection twice in a row") != NULL, "message: %s", err);
     akv_agent_free(agent);
     server_stop(&srv);
+}
+
+/*
+ * A pooled connection the agent closes after reading the request (it passed the idle check: the
+ * agent closed it in between): any operation is sent again, FORGET included, since the agent may
+ * have closed it before the request arrived.
+ */
+static void test_retry_on_pooled_connection_any_op(void)
+{
+    char err[256] = "";
+    test_server srv;
+    CHECK(server_start(&srv, socket_path(), MODE_HANGUP_SECOND));
+    AKV_AGENT *agent = akv_agent_new(srv.path, 5000);
+    CHECKF(call_op(agent, AKV_OP_FORGET, err, sizeof(err)) == AKV_CALL_OK, "%s", err);
+    CHECK(akv_agent_idle_count(agent) == 1);
+    int rc = call_op(agent, AKV_OP_FORGET, err, sizeof(err));
+    CHECKF(rc == AKV_CALL_OK, "FORGET on a pooled connection the agent closed: %d (%s)", rc, err);
+    CHECKF(srv.requests == 3 && srv.hangups == 1 && akv_agent_connects(agent) == 2,
+           "%d requests, %d hang-ups, %lu connects", srv.requests, srv.hangups, akv_agent_connects(agent));
+    akv_agent_free(agent);
+    server_stop(&srv);
+}
+
+/*
+ * With AZURE_CLI_ACCESS_TOKEN set, a new connection starts with HELLO; an agent that closes it
+ * there has seen nothing of the request, which goes out once more on another new connection.
+ */
+static void test_retry_when_greeting_fails(void)
+{
+    char err[256] = "";
+    const char *saved = getenv("AZURE_CLI_ACCESS_TOKEN");
+    char *restore = saved != NULL ? strdup(saved) : NULL;
+    setenv("AZURE_CLI_ACCESS_TOKEN", "test-token", 1);
+    test_server srv;
+    CHECK(server_start(&srv, socket_path(), MODE_HANGUP_ONCE));
+    AKV_AGENT *agent = akv_agent_new(srv.path, 5000);
+    int rc = call_op(agent, AKV_OP_FORGET, err, sizeof(err));
+    CHECKF(rc == AKV_CALL_OK, "after a hang-up on HELLO: %d (%s)", rc, err);
+    /* HELLO (hung up on), HELLO, FORGET */
+    CHECKF(srv.requests == 3 && srv.hangups == 1 && akv_agent_connects(agent) == 2,
+           "%d requests, %d hang-ups, %lu connects", srv.requests, srv.hangups, akv_agent_connects(agent));
+    akv_agent_free(agent);
+    server_stop(&srv);
+    if (restore != NULL)
+        setenv("AZURE_CLI_ACCESS_TOKEN", restore, 1);
+    else
+        unsetenv("AZURE_CLI_ACCESS_TOKEN");
+    free(restore);
 }
 
 static void expect_failure(int mode, int expected_rc, const char *needle)
@@ -441,8 +491,12 @@ static void expect_failure(int mode, int expected_rc, const char *needle)
     int rc = call_echo(agent, data, sizeof(data), &echo_ok, err, sizeof(err));
     CHECKF(rc == expected_rc, "mode %d: result %d, expected %d (%s)", mode, rc, expected_rc, err);
     CHECKF(strstr(err, needle) != NULL, "mode %d: message '%s' lacks '%s'", mode, err, needle);
-    /* A broken connection never goes back to the pool. */
+    /* A broken connection never goes back to the pool, and the request is not sent again (the
+     * agent may still be working on it, or has begun to answer). */
     CHECK(akv_agent_idle_count(agent) == 0);
+    pthread_mutex_lock(&srv.lock);
+    CHECKF(srv.requests == 1, "mode %d: the request was sent %d times", mode, srv.requests);
+    pthread_mutex_unlock(&srv.lock);
     akv_agent_free(agent);
     server_stop(&srv);
 }
@@ -519,6 +573,8 @@ const akv_test conn_tests[] = {
     {"conn: forked child never uses the parent's connection (pid check)", test_fork_without_handlers},
     {"conn: agent down then restarted", test_agent_restart},
     {"conn: retry once on a fresh connection when the agent hangs up", test_retry_when_agent_hangs_up},
+    {"conn: any op is retried when a pooled connection was closed", test_retry_on_pooled_connection_any_op},
+    {"conn: a request is retried when the agent hangs up on HELLO", test_retry_when_greeting_fails},
     {"conn: silent agent times out", test_silent_agent_times_out},
     {"conn: garbage from the agent", test_garbage_from_agent},
     {"conn: answer cut short", test_answer_cut_short},

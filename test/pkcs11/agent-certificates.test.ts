@@ -47,8 +47,12 @@ async function configure(certificates: Record<string, string>): Promise<void> {
   vault.certificates = certificates;
   config.vaults[HSM] = vault;
   writeFileSync(path, JSON.stringify(config, null, 2));
+  // Waits for the agent's "configuration reloaded" line (a fixed pause loses on a busy machine).
+  const reloads = () => agentLog().split('SIGHUP: configuration reloaded').length;
+  const before = reloads();
   process.kill(Number(readFileSync(join(pe.dir, 'dev', 'agent.pid'), 'utf8').trim()), 'SIGHUP');
-  await new Promise((r) => setTimeout(r, 500));
+  for (let i = 0; i < 300 && reloads() === before; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(reloads() > before, `the agent did not reload its config:\n${agentLog().slice(-2000)}`);
 }
 
 async function describedCertificate(key: string): Promise<Buffer | undefined> {

@@ -4,13 +4,16 @@
  * keys by pkcs11: URI and exports a public key equal to the provider's, and `gnutls-cli`
  * completes TLS handshakes with an HSM key as its client key (TLS 1.3 RSA-PSS, TLS 1.2 RSA
  * PKCS#1, ECDSA P-384, and the certificate read from the token by URI) against an
- * `openssl s_server` on 127.0.0.1 that requires and verifies the client certificate.
+ * `openssl s_server` on 127.0.0.1 that requires and verifies the client certificate;
+ * `gnutls-serv` serves TLS with an HSM server key to `openssl s_client` and `gnutls-cli` (in a
+ * private network namespace: gnutls-serv cannot be told to listen on loopback only); a key
+ * version pinned with `object=KEY@VERSION` signs with that version after a rotation.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { AKV_BIN } from '../helpers/emulator.js';
 import {
   freePort,
@@ -279,5 +282,176 @@ describe('gnutls-cli with an HSM client key', () => {
     );
     assert.doesNotMatch(serverOut, /should not arrive/);
     assert.ok(r.status !== 0 || /alert|Error/i.test(r.stdout + r.stderr), r.stdout + r.stderr);
+  });
+});
+
+describe('gnutls-serv with an HSM server key', () => {
+  /**
+   * Runs gnutls-serv with the key in a network namespace of its own (only loopback, up) and the
+   * clients against it there; the agent's socket is a path, reachable from inside. Root creates
+   * the namespace; another user maps itself to root in a user namespace, where the kernel allows.
+   */
+  function serveAndConnect(key: string, clients: string[][]): ReturnType<typeof run> {
+    const script = `
+      set -u
+      ip link set lo up || { echo "cannot bring loopback up"; exit 97; }
+      timeout 120 gnutls-serv --provider "$MODULE" --x509certfile "$CERT" --x509keyfile "$KEY" \
+        -p "$PORT" --echo >"$DIR/gnutls-serv.log" 2>&1 &
+      srv=$!
+      trap 'kill $srv 2>/dev/null' EXIT INT TERM
+      i=0
+      until ss -Hltn "sport = :$PORT" | grep -q LISTEN; do
+        i=$((i + 1))
+        if [ $i -gt 600 ] || ! kill -0 $srv 2>/dev/null; then cat "$DIR/gnutls-serv.log"; exit 98; fi
+        sleep 0.1
+      done
+      for client in "$@"; do
+        echo "=== $client"
+        case $client in
+          gnutls-cli) echo "hello over gnutls-serv" | timeout 60 gnutls-cli --x509cafile "$CERT" -p "$PORT" localhost 2>&1 ;;
+          *) timeout 60 openssl s_client -brief -connect "127.0.0.1:$PORT" -servername localhost -CAfile "$CERT" \
+               -verify_return_error -verify_hostname localhost $client </dev/null 2>&1 ;;
+        esac
+        echo "=== exit $?"
+      done
+    `;
+    const ns = process.getuid?.() === 0 ? ['--net'] : ['--net', '--map-root-user'];
+    return run(
+      pe,
+      'unshare',
+      [...ns, 'sh', '-c', script, 'serve', ...clients.map((c) => c.join(' '))],
+      {
+        env: {
+          ...pe.env,
+          MODULE,
+          CERT: pe.file(`${key}.server.crt`),
+          KEY: `${token};object=${key};type=private`,
+          PORT: String(port + 1),
+          DIR: pe.dir,
+        },
+        timeoutMs: 240_000,
+      },
+    );
+  }
+
+  /** The outputs of each client, by its command line. */
+  function byClient(out: string): Map<string, string> {
+    const parts = new Map<string, string>();
+    for (const block of out.split(/^=== (?!exit)/m).slice(1)) {
+      const nl = block.indexOf('\n');
+      parts.set(block.slice(0, nl), block.slice(nl + 1));
+    }
+    return parts;
+  }
+
+  for (const [key, clients] of [
+    ['tls-rsa', [['-tls1_3'], ['-tls1_2', '-sigalgs', 'RSA+SHA256'], ['gnutls-cli']]],
+    ['tls-ec', [['-tls1_3'], ['gnutls-cli']]],
+  ] as const) {
+    it(`${key}: openssl s_client and gnutls-cli complete handshakes and verify the server`, (t: TestContext) => {
+      pe.opensslOk([
+        'req',
+        '-new',
+        '-x509',
+        ...PROVIDERS,
+        '-key',
+        `managedhsm:${HSM}:${key}`,
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost',
+        '-days',
+        '2',
+        '-out',
+        pe.file(`${key}.server.crt`),
+      ]);
+      const r = serveAndConnect(
+        key,
+        clients.map((c) => [...c]),
+      );
+      if (
+        r.status !== 0 &&
+        /unshare: .*(Operation not permitted|Invalid argument)/.test(r.stderr)
+      ) {
+        t.skip(
+          `no network namespace here (${r.stderr.trim()}): gnutls-serv would listen on every address`,
+        );
+        return;
+      }
+      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      const parts = byClient(r.stdout);
+      const rsa = key === 'tls-rsa';
+      for (const [client, out] of parts) {
+        assert.match(out, /=== exit 0\n/, `${client}:\n${out}`);
+        if (client === 'gnutls-cli') {
+          assert.match(out, /Handshake was completed/);
+          assert.match(out, /hello over gnutls-serv/); // the echo came back over TLS
+          continue;
+        }
+        assert.match(out, /Verification: OK/, `${client}:\n${out}`);
+        // -brief: the server's signature (made in the HSM) and what it was
+        assert.match(
+          out,
+          client.includes('1_2')
+            ? /Signature type: RSA\n/
+            : rsa
+              ? /Signature type: RSA-PSS\n/
+              : /Signature type: ECDSA\n/,
+          `${client}:\n${out}`,
+        );
+      }
+      assert.equal(parts.size, clients.length, r.stdout);
+    });
+  }
+});
+
+describe('key pinning by version: pkcs11:object=KEY@VERSION', () => {
+  function currentVersion(key: string): string {
+    const shown = JSON.parse(pe.akv(['key', 'show', '--hsm-name', HSM, '--name', key]).stdout) as {
+      key: { kid: string };
+    };
+    return shown.key.kid.split('/').pop() ?? '';
+  }
+
+  it('after a rotation, KEY@<old version> is the old public key and signs with it', () => {
+    pe.createKey('pinned', '--kty', 'EC-HSM', '--curve', 'P-256');
+    const v1 = currentVersion('pinned');
+    const v1Pub = readFileSync(providerPublicKey(pe, 'pinned'), 'utf8').trim();
+    pe.akv(['key', 'rotate', '--hsm-name', HSM, '--name', 'pinned']);
+    const v2 = currentVersion('pinned');
+    assert.notEqual(v1, v2);
+    const exportPub = (object: string) =>
+      runOk(pe, 'p11tool', [
+        '--provider',
+        MODULE,
+        '--export-pubkey',
+        `${token};object=${object};type=public`,
+      ]).stdout.trim();
+    assert.equal(exportPub(`pinned@${v1}`), v1Pub);
+    assert.notEqual(exportPub('pinned'), v1Pub); // the current version is the rotated key
+    // a signature by the pinned private key, checked by p11tool against the pinned public key
+    const signed = runOk(pe, 'p11tool', [
+      '--provider',
+      MODULE,
+      '--test-sign',
+      `${token};object=pinned@${v1};type=private`,
+    ]).stderr;
+    assert.match(signed, /Signing using ECDSA-SHA256\.\.\. ok/);
+    assert.match(signed, /Verifying against public key in the token\.\.\. ok/);
+  });
+
+  it('an unknown version matches no object, and says so', () => {
+    const r = run(pe, 'p11tool', [
+      '--provider',
+      MODULE,
+      '--export-pubkey',
+      `${token};object=tls-ec@0123456789abcdef0123456789abcdef;type=public`,
+    ]);
+    assert.notEqual(r.status, 0);
+    assert.equal(r.signal, null);
+    assert.match(
+      r.stderr,
+      /akv-pkcs11: describe: managedhsm:gnutlshsm:tls-ec\?version=0123456789abcdef0123456789abcdef does not exist/,
+    );
   });
 });

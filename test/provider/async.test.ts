@@ -5,82 +5,24 @@
  * show the job pausing (the control run without -async must not: the assertion can fail).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
-import {
-  keyrefWithCertificate,
-  startProviderEnv,
-  startSServer,
-  type ProviderEnv,
-} from './openssl-env.js';
+import { describe, it } from 'node:test';
+import { tlsFixture } from './tls-fixture.js';
 
-let pe: ProviderEnv;
-let cnfEnv: NodeJS.ProcessEnv;
-const servers = new Set<ChildProcess>();
+// Every HSM request takes 50 ms: the answer is never there before the provider first looks
+// (even when the test machine is busy), so every signature must pause its job.
+const fx = tlsFixture('async', 'asynchsm', { rsa: 'async-rsa', ec: 'async-ec' }, { latencyMs: 50 });
 
-before(async () => {
-  // Every HSM request takes 50 ms: the answer is never there before the provider first looks
-  // (even when the test machine is busy), so every signature must pause its job.
-  pe = await startProviderEnv('async', 'asynchsm', { latencyMs: 50 });
-  pe.createKey('async-rsa', '--kty', 'RSA-HSM', '--size', '2048');
-  pe.createKey('async-ec', '--kty', 'EC-HSM', '--curve', 'P-256');
-  cnfEnv = { ...pe.env, OPENSSL_CONF: pe.writeOpensslCnf() };
-  for (const key of ['async-rsa', 'async-ec']) keyrefWithCertificate(pe, key, cnfEnv);
-});
-
-after(async () => {
-  for (const s of servers) s.kill('SIGKILL');
-  await pe?.down();
-});
-
-/** s_server (with -async or not) for two connections, logging the provider at debug level to `log`. */
-async function startServer(
-  key: string,
-  log: string,
-  async: boolean,
-): Promise<{ port: number; proc: ChildProcess }> {
-  writeFileSync(log, '');
-  const env = { ...cnfEnv, AKV_LOG_FILE: log, AKV_LOG_LEVEL: 'debug' };
-  const server = await startSServer(pe, key, [...(async ? ['-async'] : []), '-naccept', '2'], env);
-  servers.add(server.proc);
-  return server;
-}
-
-function handshake(port: number, key: string, version: '-tls1_3' | '-tls1_2'): string {
-  const r = pe.openssl(
-    [
-      's_client',
-      '-connect',
-      `127.0.0.1:${port}`,
-      version,
-      '-CAfile',
-      pe.file(`${key}.crt`),
-      '-verify_hostname',
-      'localhost',
-      '-verify_return_error',
-      '-brief',
-    ],
-    { input: '' },
-  );
-  const out = `${r.stdout}${r.stderr}`;
-  assert.equal(r.status, 0, out);
-  return out;
-}
-
-/** Two handshakes (TLS 1.3 then 1.2) against one s_server; returns the provider's log. */
+/**
+ * Two handshakes (TLS 1.3 then 1.2) against one s_server (with -async or not), the provider
+ * logging at debug level; returns the provider's log.
+ */
 async function twoHandshakes(key: string, async: boolean): Promise<string> {
-  const log = pe.file(`${key}-${async ? 'async' : 'blocking'}.log`);
-  const { port, proc } = await startServer(key, log, async);
-  const exited = new Promise((resolve) => proc.on('exit', resolve));
-  const tls13 = handshake(port, key, '-tls1_3');
-  assert.match(tls13, /Protocol version: TLSv1\.3/);
-  assert.match(tls13, /Verification: OK/);
-  const tls12 = handshake(port, key, '-tls1_2');
-  assert.match(tls12, /Protocol version: TLSv1\.2/);
-  assert.match(tls12, /Verification: OK/);
-  await exited;
-  servers.delete(proc);
+  const log = fx.pe.file(`${key}-${async ? 'async' : 'blocking'}.log`);
+  writeFileSync(log, '');
+  const env = { ...fx.cnfEnv, AKV_LOG_FILE: log, AKV_LOG_LEVEL: 'debug' };
+  const server = await fx.server(key, [...(async ? ['-async'] : []), '-naccept', '2'], env);
+  await fx.tls13Then12(server, key);
   return readFileSync(log, 'utf8');
 }
 

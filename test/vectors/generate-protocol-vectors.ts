@@ -76,6 +76,37 @@ const P256_SPKI =
 const VERSION = '4b1f6d0c2a8e4f7b9c3d5e6f70819203';
 const KID = `https://myhsm.managedhsm.azure.net/keys/myrsakey/${VERSION}`;
 
+// Ops (docs/protocol.md); an answer's op is its request's with the high bit set.
+const HELLO = 0x01,
+  PING = 0x02,
+  DESCRIBE = 0x03,
+  SIGN = 0x04,
+  DECRYPT = 0x05,
+  WRAP = 0x06,
+  UNWRAP = 0x07,
+  LIST = 0x08,
+  FORGET = 0x09,
+  DIAGNOSE = 0x0a;
+const answer = (op: number): number => op | 0x80;
+
+// Field values by kind.
+const num = (tag: number, n: number): F => field(tag, u32(n));
+const text = (tag: number, s: string): F => field(tag, hex(s));
+const ok = num(STATUS, 0);
+/** A private-key operation's request: the key, the algorithm, the input. */
+const keyOp = (uri: string, alg: string, input: string): F[] => [
+  text(URI, uri),
+  text(ALG, alg),
+  field(INPUT, input),
+];
+/** Its answer: OK, the output, the key version that produced it. */
+const keyOpAnswer = (output: string): F[] => [
+  ok,
+  field(OUTPUT, output),
+  text(KEY_VERSION, VERSION),
+];
+const kid = (key: string): string => `https://myhsm.managedhsm.azure.net/keys/${key}/${VERSION}`;
+
 interface OkVector {
   name: string;
   op: number;
@@ -83,299 +114,179 @@ interface OkVector {
   fields: F[];
 }
 
-const okVectors: OkVector[] = [
-  {
-    name: 'hello-request',
-    op: 0x01,
-    id: 1,
-    fields: [
-      field(PROTO_VERSION, u32(1)),
-      field(CLIENT_NAME, hex('akv_provider')),
-      field(CLIENT_PID, u32(12345)),
-    ],
-  },
-  {
-    name: 'hello-response',
-    op: 0x81,
-    id: 1,
-    fields: [
-      field(STATUS, u32(0)),
-      field(PROTO_VERSION, u32(1)),
-      field(AGENT_VERSION, hex('0.1.0')),
-    ],
-  },
-  { name: 'ping-request-empty-body', op: 0x02, id: 0, fields: [] },
-  { name: 'ping-request-max-id', op: 0x02, id: 0xffffffff, fields: [] },
-  { name: 'ping-response', op: 0x82, id: 7, fields: [field(STATUS, u32(0))] },
-  {
-    name: 'describe-request',
-    op: 0x03,
-    id: 2,
-    fields: [field(URI, hex('managedhsm:MyHSM:myrsakey'))],
-  },
-  {
-    name: 'describe-request-akv-form-with-pid',
-    op: 0x03,
-    id: 3,
-    fields: [
-      field(URI, hex(`akv:vault=MyHSM,name=myeckey,version=${VERSION}`)),
-      field(CLIENT_PID, u32(4242)),
-    ],
-  },
-  {
-    name: 'describe-response-rsa2048',
-    op: 0x83,
-    id: 2,
-    fields: [
-      field(STATUS, u32(0)),
-      field(KEY_TYPE, u32(1)),
-      field(KEY_BITS, u32(2048)),
-      field(KEY_VERSION, hex(VERSION)),
-      field(KEY_OPS, hex('sign,verify,encrypt,decrypt,wrapKey,unwrapKey')),
+/** One row per vector: name, op, request id, fields in frame order. */
+const okRows: [name: string, op: number, id: number, fields: F[]][] = [
+  [
+    'hello-request',
+    HELLO,
+    1,
+    [num(PROTO_VERSION, 1), text(CLIENT_NAME, 'akv_provider'), num(CLIENT_PID, 12345)],
+  ],
+  ['hello-response', answer(HELLO), 1, [ok, num(PROTO_VERSION, 1), text(AGENT_VERSION, '0.1.0')]],
+  ['ping-request-empty-body', PING, 0, []],
+  ['ping-request-max-id', PING, 0xffffffff, []],
+  ['ping-response', answer(PING), 7, [ok]],
+  ['describe-request', DESCRIBE, 2, [text(URI, 'managedhsm:MyHSM:myrsakey')]],
+  [
+    'describe-request-akv-form-with-pid',
+    DESCRIBE,
+    3,
+    [text(URI, `akv:vault=MyHSM,name=myeckey,version=${VERSION}`), num(CLIENT_PID, 4242)],
+  ],
+  [
+    'describe-response-rsa2048',
+    answer(DESCRIBE),
+    2,
+    [
+      ok,
+      num(KEY_TYPE, 1),
+      num(KEY_BITS, 2048),
+      text(KEY_VERSION, VERSION),
+      text(KEY_OPS, 'sign,verify,encrypt,decrypt,wrapKey,unwrapKey'),
       field(PUBLIC_KEY, RSA2048_SPKI),
-      field(KEY_ID, hex(KID)),
+      text(KEY_ID, KID),
     ],
-  },
-  {
-    name: 'describe-response-ec-p256',
-    op: 0x83,
-    id: 3,
-    fields: [
-      field(STATUS, u32(0)),
-      field(KEY_TYPE, u32(2)),
-      field(KEY_BITS, u32(256)),
-      field(CURVE, hex('P-256')),
-      field(KEY_VERSION, hex(VERSION)),
-      field(KEY_OPS, hex('sign,verify')),
+  ],
+  [
+    'describe-response-ec-p256',
+    answer(DESCRIBE),
+    3,
+    [
+      ok,
+      num(KEY_TYPE, 2),
+      num(KEY_BITS, 256),
+      text(CURVE, 'P-256'),
+      text(KEY_VERSION, VERSION),
+      text(KEY_OPS, 'sign,verify'),
       field(PUBLIC_KEY, P256_SPKI),
-      field(KEY_ID, hex(`https://myhsm.managedhsm.azure.net/keys/myeckey/${VERSION}`)),
+      text(KEY_ID, kid('myeckey')),
     ],
-  },
-  {
-    name: 'describe-response-aes256',
-    op: 0x83,
-    id: 4,
-    fields: [
-      field(STATUS, u32(0)),
-      field(KEY_TYPE, u32(3)),
-      field(KEY_BITS, u32(256)),
-      field(KEY_VERSION, hex(VERSION)),
-      field(KEY_OPS, hex('wrapKey,unwrapKey')),
-      field(KEY_ID, hex(`https://myhsm.managedhsm.azure.net/keys/myaeskey/${VERSION}`)),
+  ],
+  [
+    'describe-response-aes256',
+    answer(DESCRIBE),
+    4,
+    [
+      ok,
+      num(KEY_TYPE, 3),
+      num(KEY_BITS, 256),
+      text(KEY_VERSION, VERSION),
+      text(KEY_OPS, 'wrapKey,unwrapKey'),
+      text(KEY_ID, kid('myaeskey')),
     ],
-  },
-  {
-    name: 'sign-request-rs256',
-    op: 0x04,
-    id: 5,
-    fields: [
-      field(URI, hex('managedhsm:MyHSM:myrsakey')),
-      field(ALG, hex('RS256')),
-      field(INPUT, seq(32)),
+  ],
+  ['sign-request-rs256', SIGN, 5, keyOp('managedhsm:MyHSM:myrsakey', 'RS256', seq(32))],
+  [
+    'sign-request-es384-pinned-with-pid',
+    SIGN,
+    6,
+    [
+      num(CLIENT_PID, 31337),
+      ...keyOp(`managedhsm:MyHSM:myeckey?version=${VERSION}`, 'ES384', seq(48, 0x80)),
     ],
-  },
-  {
-    name: 'sign-request-es384-pinned-with-pid',
-    op: 0x04,
-    id: 6,
-    fields: [
-      field(CLIENT_PID, u32(31337)),
-      field(URI, hex(`managedhsm:MyHSM:myeckey?version=${VERSION}`)),
-      field(ALG, hex('ES384')),
-      field(INPUT, seq(48, 0x80)),
+  ],
+  ['sign-response-rsa2048', answer(SIGN), 5, keyOpAnswer(seq(256, 7))],
+  [
+    'sign-response-es256-with-retries',
+    answer(SIGN),
+    8,
+    [...keyOpAnswer(seq(64, 0xc0)), num(RETRIES, 2)],
+  ],
+  [
+    'decrypt-request-rsa-oaep-256',
+    DECRYPT,
+    9,
+    keyOp('keyvault:myvault:myrsakey', 'RSA-OAEP-256', seq(256, 0x33)),
+  ],
+  ['decrypt-response', answer(DECRYPT), 9, keyOpAnswer(hex('hello, world'))],
+  ['wrap-request-a256kw', WRAP, 10, keyOp('managedhsm:MyHSM:myaeskey', 'A256KW', seq(32, 0x40))],
+  ['wrap-response', answer(WRAP), 10, keyOpAnswer(seq(40, 0x90))],
+  [
+    'unwrap-request-a128kw',
+    UNWRAP,
+    11,
+    keyOp('akv:keyvault_name=MyHSM,key_name=myaeskey', 'A128KW', seq(24, 0x10)),
+  ],
+  ['unwrap-response', answer(UNWRAP), 11, keyOpAnswer(seq(16, 0x20))],
+  ['list-request', LIST, 12, [text(VAULT_NAME, 'MyHSM'), text(VAULT_TYPE, 'managedhsm')]],
+  [
+    'list-response-repeated-key-name',
+    answer(LIST),
+    12,
+    [ok, text(KEY_NAME, 'myaeskey'), text(KEY_NAME, 'myeckey'), text(KEY_NAME, 'myrsakey')],
+  ],
+  ['list-response-no-keys', answer(LIST), 13, [ok]],
+  [
+    'error-response-key-not-found',
+    answer(SIGN),
+    14,
+    [
+      num(STATUS, 3),
+      text(MESSAGE, 'managedhsm:MyHSM:nokey does not exist (404 KeyNotFound)'),
+      text(HINT, 'check the key name, or create it with `akv key create`'),
     ],
-  },
-  {
-    name: 'sign-response-rsa2048',
-    op: 0x84,
-    id: 5,
-    fields: [field(STATUS, u32(0)), field(OUTPUT, seq(256, 7)), field(KEY_VERSION, hex(VERSION))],
-  },
-  {
-    name: 'sign-response-es256-with-retries',
-    op: 0x84,
-    id: 8,
-    fields: [
-      field(STATUS, u32(0)),
-      field(OUTPUT, seq(64, 0xc0)),
-      field(KEY_VERSION, hex(VERSION)),
-      field(RETRIES, u32(2)),
-    ],
-  },
-  {
-    name: 'decrypt-request-rsa-oaep-256',
-    op: 0x05,
-    id: 9,
-    fields: [
-      field(URI, hex('keyvault:myvault:myrsakey')),
-      field(ALG, hex('RSA-OAEP-256')),
-      field(INPUT, seq(256, 0x33)),
-    ],
-  },
-  {
-    name: 'decrypt-response',
-    op: 0x85,
-    id: 9,
-    fields: [
-      field(STATUS, u32(0)),
-      field(OUTPUT, hex('hello, world')),
-      field(KEY_VERSION, hex(VERSION)),
-    ],
-  },
-  {
-    name: 'wrap-request-a256kw',
-    op: 0x06,
-    id: 10,
-    fields: [
-      field(URI, hex('managedhsm:MyHSM:myaeskey')),
-      field(ALG, hex('A256KW')),
-      field(INPUT, seq(32, 0x40)),
-    ],
-  },
-  {
-    name: 'wrap-response',
-    op: 0x86,
-    id: 10,
-    fields: [field(STATUS, u32(0)), field(OUTPUT, seq(40, 0x90)), field(KEY_VERSION, hex(VERSION))],
-  },
-  {
-    name: 'unwrap-request-a128kw',
-    op: 0x07,
-    id: 11,
-    fields: [
-      field(URI, hex('akv:keyvault_name=MyHSM,key_name=myaeskey')),
-      field(ALG, hex('A128KW')),
-      field(INPUT, seq(24, 0x10)),
-    ],
-  },
-  {
-    name: 'unwrap-response',
-    op: 0x87,
-    id: 11,
-    fields: [field(STATUS, u32(0)), field(OUTPUT, seq(16, 0x20)), field(KEY_VERSION, hex(VERSION))],
-  },
-  {
-    name: 'list-request',
-    op: 0x08,
-    id: 12,
-    fields: [field(VAULT_NAME, hex('MyHSM')), field(VAULT_TYPE, hex('managedhsm'))],
-  },
-  {
-    name: 'list-response-repeated-key-name',
-    op: 0x88,
-    id: 12,
-    fields: [
-      field(STATUS, u32(0)),
-      field(KEY_NAME, hex('myaeskey')),
-      field(KEY_NAME, hex('myeckey')),
-      field(KEY_NAME, hex('myrsakey')),
-    ],
-  },
-  { name: 'list-response-no-keys', op: 0x88, id: 13, fields: [field(STATUS, u32(0))] },
-  {
-    name: 'error-response-key-not-found',
-    op: 0x84,
-    id: 14,
-    fields: [
-      field(STATUS, u32(3)),
-      field(MESSAGE, hex('managedhsm:MyHSM:nokey does not exist (404 KeyNotFound)')),
-      field(HINT, hex('check the key name, or create it with `akv key create`')),
-    ],
-  },
-  {
-    name: 'error-response-access-denied',
-    op: 0x84,
-    id: 15,
-    fields: [
-      field(STATUS, u32(13)),
-      field(
+  ],
+  [
+    'error-response-access-denied',
+    answer(SIGN),
+    15,
+    [
+      num(STATUS, 13),
+      text(
         MESSAGE,
-        hex(
-          'access denied by policy "web-host": uid 65534 (nobody), gid 65534, pid 4242 may not sign with managedhsm:MyHSM:myrsakey',
-        ),
+        'access denied by policy "web-host": uid 65534 (nobody), gid 65534, pid 4242 may not sign with managedhsm:MyHSM:myrsakey',
       ),
-      field(
+      text(
         HINT,
-        hex(
-          'grant it with a rule in policy.rules of /etc/akv/config.json, then send SIGHUP to the agent',
-        ),
+        'grant it with a rule in policy.rules of /etc/akv/config.json, then send SIGHUP to the agent',
       ),
     ],
-  },
-  {
-    name: 'forget-request',
-    op: 0x09,
-    id: 17,
-    fields: [field(URI, hex('managedhsm:MyHSM:myrsakey')), field(CLIENT_PID, u32(31337))],
-  },
-  { name: 'forget-response', op: 0x89, id: 17, fields: [field(STATUS, u32(0))] },
-  { name: 'diagnose-request', op: 0x0a, id: 21, fields: [field(CLIENT_PID, u32(31337))] },
-  {
-    name: 'diagnose-request-with-key',
-    op: 0x0a,
-    id: 22,
-    fields: [field(URI, hex('managedhsm:MyHSM:myeckey')), field(CLIENT_PID, u32(31337))],
-  },
-  {
-    name: 'diagnose-response',
-    op: 0x8a,
-    id: 22,
-    fields: [
-      field(STATUS, u32(0)),
-      field(
+  ],
+  ['forget-request', FORGET, 17, [text(URI, 'managedhsm:MyHSM:myrsakey'), num(CLIENT_PID, 31337)]],
+  ['forget-response', answer(FORGET), 17, [ok]],
+  ['diagnose-request', DIAGNOSE, 21, [num(CLIENT_PID, 31337)]],
+  [
+    'diagnose-request-with-key',
+    DIAGNOSE,
+    22,
+    [text(URI, 'managedhsm:MyHSM:myeckey'), num(CLIENT_PID, 31337)],
+  ],
+  [
+    'diagnose-response',
+    answer(DIAGNOSE),
+    22,
+    [
+      ok,
+      text(
         REPORT,
-        hex(
-          '{"ready":true,"credential":{"ok":true,"source":"DefaultAzureCredential","expiresInSeconds":3300},"vaults":[{"name":"MyHSM","reachable":true}]}',
-        ),
+        '{"ready":true,"credential":{"ok":true,"source":"DefaultAzureCredential","expiresInSeconds":3300},"vaults":[{"name":"MyHSM","reachable":true}]}',
       ),
     ],
-  },
-  {
-    name: 'protocol-error-frame',
-    op: 0xff,
-    id: 15,
-    fields: [
-      field(STATUS, u32(1)),
-      field(MESSAGE, hex('malformed request: field 0x0003 appears twice')),
-    ],
-  },
-  {
-    name: 'empty-field-value',
-    op: 0x82,
-    id: 16,
-    fields: [field(STATUS, u32(0)), field(MESSAGE, '')],
-  },
-  {
-    name: 'unknown-tag-is-decoded-and-kept',
-    op: 0x02,
-    id: 17,
-    fields: [field(0x7fff, hex('future')), field(CLIENT_PID, u32(1)), field(0xffff, '')],
-  },
-  {
-    name: 'unknown-op-still-frames',
-    op: 0x42,
-    id: 18,
-    fields: [field(URI, hex('managedhsm:MyHSM:k'))],
-  },
-  {
-    name: 'utf8-message',
-    op: 0x83,
-    id: 19,
-    fields: [field(STATUS, u32(12)), field(MESSAGE, hex('clé introuvable — ключ'))],
-  },
-  {
-    name: 'repeated-key-name-in-request',
-    op: 0x08,
-    id: 20,
-    fields: [field(KEY_NAME, hex('a')), field(KEY_NAME, hex('a'))],
-  },
-  {
-    name: 'body-exactly-at-request-limit',
-    op: 0x04,
-    id: 21,
-    fields: [field(INPUT, seq(65_536 - 6))],
-  },
+  ],
+  [
+    'protocol-error-frame',
+    0xff,
+    15,
+    [num(STATUS, 1), text(MESSAGE, 'malformed request: field 0x0003 appears twice')],
+  ],
+  ['empty-field-value', answer(PING), 16, [ok, field(MESSAGE, '')]],
+  [
+    'unknown-tag-is-decoded-and-kept',
+    PING,
+    17,
+    [text(0x7fff, 'future'), num(CLIENT_PID, 1), field(0xffff, '')],
+  ],
+  ['unknown-op-still-frames', 0x42, 18, [text(URI, 'managedhsm:MyHSM:k')]],
+  [
+    'utf8-message',
+    answer(DESCRIBE),
+    19,
+    [num(STATUS, 12), text(MESSAGE, 'clé introuvable — ключ')],
+  ],
+  ['repeated-key-name-in-request', LIST, 20, [text(KEY_NAME, 'a'), text(KEY_NAME, 'a')]],
+  ['body-exactly-at-request-limit', SIGN, 21, [field(INPUT, seq(65_536 - 6))]],
 ];
+const okVectors: OkVector[] = okRows.map(([name, op, id, fields]) => ({ name, op, id, fields }));
 
 interface BadVector {
   name: string;

@@ -2,6 +2,8 @@
  * `akv dev up|down --dir DIR`: a local development environment: the emulator and an agent
  * configured for it, both in the background, with everything (config, socket, logs, pids, the
  * emulator's keys) inside DIR. `up` prints `export` lines for `eval`; it is idempotent.
+ * `akv dev start|stop|status`: other programs (nginx, HAProxy, ...) run as services of DIR
+ * (util/dev-service.ts).
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +19,14 @@ import {
   startEmulator,
   writeConfig,
 } from '../util/dev-services.js';
+import { serviceFiles, stopService } from '../util/dev-service.js';
+import {
+  serviceNames,
+  splitCommand,
+  startCommand,
+  statusCommand,
+  stopCommand,
+} from '../util/dev-service-commands.js';
 import {
   assertParentsTraversable,
   prepareDevDir,
@@ -42,6 +52,9 @@ const MAX_SOCKET_PATH = 107;
 
 const usage = `Usage: akv dev up --dir DIR --hsm-name NAME [--socket-group GROUP] [--latency-ms N] [--quiet]
        akv dev down --dir DIR
+       akv dev start --dir DIR --name NAME [--ready-port PORT | --ready-log TEXT] [--timeout SECONDS] [--quiet] -- COMMAND [ARG...]
+       akv dev stop --dir DIR --name NAME [--timeout SECONDS] [--quiet]
+       akv dev status --dir DIR [--name NAME]
 
 up:   starts the Managed HSM emulator (keys kept in DIR/emulator) and an akv agent configured
       for it, both in the background (logs: DIR/emulator.log, DIR/agent.log), writes the config
@@ -53,7 +66,21 @@ up:   starts the Managed HSM emulator (keys kept in DIR/emulator) and an akv age
       DIRs can run side by side. Another --hsm-name on a running DIR adds that name.
       Another --socket-group (or none where one was given) on a running DIR is refused:
       the socket's group is set when the agent starts, so \`akv dev down\` first.
-down: stops the agent and the emulator of DIR (SIGTERM, then SIGKILL); exits 0 if nothing runs.
+down: stops the services of DIR (akv dev start), then the agent and the emulator (SIGTERM,
+      then SIGKILL); exits 0 if nothing runs.
+start: runs COMMAND in the background as the service NAME of DIR (its own session; stdout and
+      stderr appended to DIR/NAME.log; pid in DIR/NAME.pid, with its start time in
+      DIR/NAME.service.json so that a reused pid is never taken for it) and waits until it is
+      ready: --ready-port PORT accepts TCP connections on 127.0.0.1 (refused if something
+      else already does), or the log shows --ready-log TEXT, or (neither) it still runs half a
+      second later. If it exits first, or is not ready within --timeout (default 30 s; then it
+      is stopped), the error quotes its log. COMMAND must stay in the foreground (nginx -g 'daemon off;', haproxy -db).
+      Already running with the same command: nothing to do; with another: refused.
+stop: SIGTERM to NAME's process group, SIGKILL after --timeout (default 10 s); exits 0 if it is
+      not running. A pid file whose process is not the one started (pid reused) is removed,
+      and that process is not signalled.
+status: the emulator, the agent and every service of DIR (or only --name NAME): running (pid,
+      command, log) or stopped. Exit status 0 when all of them run, 3 otherwise.
 
 Options:
   --dir DIR          directory for the environment (created if missing)
@@ -67,11 +94,18 @@ Options:
                      Without it the socket is the owner's only (0600 in a 0700 DIR/akv).
   --latency-ms N     emulator latency per request (simulates the network to Azure)
   --quiet            no progress messages on stderr
+  --name NAME        a service's name (letters, digits, '.', '_', '-'; not agent or emulator)
+  --ready-port PORT  start: the service is ready when 127.0.0.1:PORT accepts connections
+  --ready-log TEXT   start: the service is ready when its log (since this start) contains TEXT
+  --timeout SECONDS  start: how long to wait for ready (30); stop: for SIGTERM to work (10)
 
 Example:
   eval "$(bin/akv dev up --dir /tmp/akv-dev --hsm-name devhsm)"
   bin/akv key create --hsm-name devhsm --name tls-key --kty EC-HSM --curve P-256
   openssl pkeyutl -provider akv_provider -provider default ...
+  bin/akv dev start --dir /tmp/akv-dev --name web --ready-port 8443 -- nginx -c "$PWD/nginx.conf" -g 'daemon off;'
+  bin/akv dev status --dir /tmp/akv-dev
+  bin/akv dev stop --dir /tmp/akv-dev --name web
   bin/akv dev down --dir /tmp/akv-dev`;
 
 function shellQuote(value: string): string {
@@ -214,6 +248,11 @@ async function downLocked(p: Paths, say: (msg: string) => void): Promise<number>
     ['emulator', state?.emulator.pid ?? pidFrom('emulator.pid'), emulatorMarkers(p)],
   ];
   let stopped = 0;
+  for (const name of serviceNames(p.dir)) {
+    const { wasRunning, message } = await stopService(serviceFiles(p.dir, name), 10_000);
+    say(message);
+    if (wasRunning) stopped++;
+  }
   for (const [what, pid, markers] of targets) {
     if (pid !== undefined && isOurProcess(pid, markers)) {
       const how = await stopProcess(pid);
@@ -229,18 +268,22 @@ async function downLocked(p: Paths, say: (msg: string) => void): Promise<number>
 }
 
 const command: Command = {
-  summary: 'Start/stop a local emulator + agent environment (prints export lines)',
+  summary: 'Start/stop a local emulator + agent environment (prints export lines) and services',
   usage,
   async run(argv) {
     const [sub, ...rest] = argv;
-    if (sub === undefined || wantsHelp(argv)) {
+    // After --, the arguments are the service's command's (its own --help included).
+    if (sub === undefined || wantsHelp(splitCommand(argv)[0])) {
       console.log(usage);
       return sub === undefined ? 2 : 0;
     }
     if (sub === 'up') return up(rest);
     if (sub === 'down') return down(rest);
+    if (sub === 'start') return startCommand(rest);
+    if (sub === 'stop') return stopCommand(rest);
+    if (sub === 'status') return statusCommand(rest);
     throw new UsageError(
-      `dev: unknown sub-command ${JSON.stringify(sub)}; use \`akv dev up\` or \`akv dev down\``,
+      `dev: unknown sub-command ${JSON.stringify(sub)}; use up, down, start, stop or status (akv dev --help)`,
     );
   },
 };

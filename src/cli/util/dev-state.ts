@@ -80,9 +80,16 @@ export function pidFromFile(p: Paths, file: string): number | undefined {
   }
 }
 
-/** Serialises `dev up` / `dev down` on one DIR (a lock file holding the owner's pid). */
-export async function withLock<T>(p: Paths, fn: () => Promise<T>): Promise<T> {
-  const lock = join(p.dir, 'dev.lock');
+/**
+ * Serialises `dev up` / `dev down` on one DIR (a lock file holding the owner's pid); `lockName`
+ * gives a service (`dev start|stop --name`) a lock of its own.
+ */
+export async function withLock<T>(
+  p: Paths,
+  fn: () => Promise<T>,
+  lockName = 'dev.lock',
+): Promise<T> {
+  const lock = join(p.dir, lockName);
   const until = Date.now() + 2 * START_TIMEOUT_MS;
   for (;;) {
     try {
