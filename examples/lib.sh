@@ -174,6 +174,10 @@ dev_up() {
   printf '%s\n' "$out" | grep '^export '
 }
 
+# akv_dev ARGS...: bin/akv dev (start, stop, status of the example's services), without the
+# caller's akv settings.
+akv_dev() { env -u AKV_CONFIG -u AKV_AGENT_SOCKET -u AKV_LOG_FILE -u AKV_LOG_LEVEL "$AKV_BIN" dev "$@"; }
+
 # dev_down DIR: stops the emulator and the agent of DIR (nothing running is fine).
 dev_down() {
   env -u AKV_CONFIG -u AKV_AGENT_SOCKET "$AKV_BIN" dev down --dir "$1" --quiet >/dev/null ||

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The whole akv HAProxy example in one go: setup, start, test-client, stop --all.
+# The whole akv HAProxy example in one go: setup, start, test, stop --all.
 set -euo pipefail
 # shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: run-all.sh [--env-file FILE] [--keep] [--hsm-name NAME] [--latency-ms N]
 
-Runs setup.sh (with --hsm-name and --latency-ms), start.sh, test-client.sh and stop.sh --all in
+Runs setup.sh (with --hsm-name and --latency-ms), start.sh, test.sh and stop.sh --all in
 order (--keep leaves everything running). Stops at the first step that fails (and cleans up
 unless --keep)."
 # shellcheck source=lib/common.sh
@@ -25,7 +25,7 @@ step() {
   "$EXAMPLE_DIR/$1" --env-file "$ENV_FILE" "${@:2}"
 }
 status=0
-step setup.sh ${setup_args[@]+"${setup_args[@]}"} && step start.sh && step test-client.sh || status=$?
+step setup.sh ${setup_args[@]+"${setup_args[@]}"} && step start.sh && step test.sh || status=$?
 if [ "$keep" = no ]; then step stop.sh --all || true; fi
 if [ "$status" -eq 0 ]; then printf '\nrun-all: every step passed\n'; else printf '\nrun-all: a step failed (exit %s)\n' "$status"; fi
 exit "$status"

@@ -57,7 +57,7 @@ chmod 0700 "$STATE_DIR"
 latency_args=()
 [ "$EMULATOR_LATENCY_MS" = 0 ] || latency_args=(--latency-ms "$EMULATOR_LATENCY_MS")
 dev_up "$DEV_DIR" "$AKV_HSM_NAME" ${latency_args[@]+"${latency_args[@]}"} >/dev/null
-say "emulator and agent running (bin/akv dev up --dir $DEV_DIR --hsm-name $AKV_HSM_NAME ${latency_args[*]}; agent socket $AGENT_SOCKET)"
+say "emulator and agent running (bin/akv dev up --dir $DEV_DIR --hsm-name $AKV_HSM_NAME${latency_args[*]:+ ${latency_args[*]}}; agent socket $AGENT_SOCKET)"
 write_openssl_cnf
 
 for kind in rsa ec; do

@@ -6,8 +6,9 @@ HELP="Usage: start.sh [--env-file FILE] [--async on|off] [--nbthread N] [--timeo
 
 Writes STATE_DIR/openssl.cnf (default, then akv_provider with the agent socket) and
 STATE_DIR/haproxy.cfg (two TLS frontends, RSA and EC, each certificate with its key reference
-beside it), checks the configuration (haproxy -c) and starts HAProxy in the background with
-OPENSSL_CONF in its environment. A running HAProxy is stopped first.
+beside it) and starts HAProxy in the background with OPENSSL_CONF in its environment ('bin/akv
+dev start --name haproxy': pid and log in STATE_DIR/dev/haproxy.{pid,log}), waiting until both
+ports accept connections. A running HAProxy is stopped first.
 
   --async on|off   ssl-mode-async in 'global' (default on: HAProxy never waits for the HSM)
   --nbthread N     HAProxy threads (default 1)
@@ -36,7 +37,7 @@ require_commands haproxy
 for kind in rsa ec; do
   { [ -s "$CERT_DIR/$kind.pem" ] && [ -s "$CERT_DIR/$kind.pem.key" ]; } || die "no certificate or key reference for $kind in $CERT_DIR" "run ./setup.sh"
 done
-# Remember the choices for test-client.sh and the next start.
+# Remember the choices for test.sh and the next start.
 sed -i -e "s/^ASYNC=.*/ASYNC=$ASYNC/" -e "s/^NBTHREAD=.*/NBTHREAD=$NBTHREAD/" -e "s/^TIMEOUT_CLIENT=.*/TIMEOUT_CLIENT=$TIMEOUT_CLIENT/" "$ENV_FILE"
 grep -q '^TIMEOUT_CLIENT=' "$ENV_FILE" || printf 'TIMEOUT_CLIENT=%s\n' "$TIMEOUT_CLIENT" >>"$ENV_FILE"
 
@@ -44,21 +45,18 @@ write_openssl_cnf
 async_line=""
 [ "$ASYNC" = off ] || async_line="    ssl-mode-async"
 render "$EXAMPLE_DIR/templates/haproxy.cfg.template" "$HAPROXY_CFG" "NBTHREAD=$NBTHREAD" "ASYNC_LINE=$async_line" \
-  "PID_FILE=$HAPROXY_PID" "RSA_PORT=$RSA_PORT" "EC_PORT=$EC_PORT" "CERT_DIR=$CERT_DIR" "TIMEOUT_CLIENT=$TIMEOUT_CLIENT"
+  "RSA_PORT=$RSA_PORT" "EC_PORT=$EC_PORT" "CERT_DIR=$CERT_DIR" "TIMEOUT_CLIENT=$TIMEOUT_CLIENT"
 
-# HAProxy's environment: the provider configuration and its log; nothing else of ours.
-haproxy_env=(env -u AKV_AGENT_SOCKET -u AKV_CONFIG OPENSSL_CONF="$OPENSSL_CNF" AKV_LOG_FILE="$PROVIDER_LOG" AKV_LOG_LEVEL="$PROVIDER_LOG_LEVEL")
-"${haproxy_env[@]}" haproxy -c -q -f "$HAPROXY_CFG" >"$LOG_DIR/haproxy-check.log" 2>&1 \
-  || { cat "$LOG_DIR/haproxy-check.log" >&2; die "haproxy -c refused $HAPROXY_CFG" "read the messages above (a key reference the provider cannot load says why)"; }
-
-stop_haproxy
-: >"$HAPROXY_LOG"
-"${haproxy_env[@]}" haproxy -D -f "$HAPROXY_CFG" >>"$HAPROXY_LOG" 2>&1 \
-  || { cat "$HAPROXY_LOG" >&2; die "haproxy did not start" "read $HAPROXY_LOG and $PROVIDER_LOG"; }
-haproxy_running() { [ -n "$(haproxy_pid)" ]; }
-wait_until 5 haproxy_running || die "haproxy did not start" "read $HAPROXY_LOG"
-say "$(haproxy -v | head -n 1 | cut -d' ' -f1-3) running: pid $(haproxy_pid), nbthread $NBTHREAD, ssl-mode-async $ASYNC"
+# HAProxy in the foreground (-db) as a service of DEV_DIR, with the provider configuration and
+# its log in its environment; nothing else of ours.
+akv_dev stop --dir "$DEV_DIR" --name haproxy --quiet
+akv_dev start --dir "$DEV_DIR" --name haproxy --ready-port "$EC_PORT" --quiet -- \
+  env -u AKV_AGENT_SOCKET -u AKV_CONFIG OPENSSL_CONF="$OPENSSL_CNF" AKV_LOG_FILE="$PROVIDER_LOG" \
+  AKV_LOG_LEVEL="$PROVIDER_LOG_LEVEL" "$(command -v haproxy)" -db -f "$HAPROXY_CFG" ||
+  die "haproxy did not start" "read the message above, and $PROVIDER_LOG"
+port_open "$RSA_PORT" || die "haproxy does not listen on 127.0.0.1:$RSA_PORT" "read $DEV_DIR/haproxy.log"
+say "$(haproxy -v | head -n 1 | cut -d' ' -f1-3) running: pid $(cat "$DEV_DIR/haproxy.pid"), nbthread $NBTHREAD, ssl-mode-async $ASYNC"
 say "  RSA: https://localhost:$RSA_PORT  (key $(key_uri_of rsa))"
 say "  EC:  https://localhost:$EC_PORT  (key $(key_uri_of ec))"
 say "try: curl --cacert $CERT_DIR/rsa.pem https://localhost:$RSA_PORT/"
-say "next: ./test-client.sh"
+say "next: ./test.sh"

@@ -4,8 +4,8 @@ set -euo pipefail
 # shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
 HELP="Usage: stop.sh [--env-file FILE] [--all]
 
-Stops HAProxy. With --all also stops the akv agent and the emulator ('bin/akv dev down') and
-removes the state directory and the settings file."
+Stops HAProxy ('bin/akv dev stop --name haproxy'). With --all also stops the akv agent and the
+emulator ('bin/akv dev down') and removes the state directory and the settings file."
 # shellcheck source=lib/common.sh
 . "$(dirname "$0")/lib/common.sh"
 parse_common_args "$@"
@@ -18,13 +18,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 load_env
-pid=$(haproxy_pid)
-if [ -n "$pid" ]; then
-  stop_haproxy
-  say "haproxy (pid $pid) stopped"
-else
-  say "haproxy is not running"
-fi
+if [ -d "$DEV_DIR" ]; then akv_dev stop --dir "$DEV_DIR" --name haproxy; else say "haproxy is not running"; fi
 if [ "$all" = yes ]; then
   if (dev_down "$DEV_DIR"); then say "agent and emulator stopped"; else warn "the agent and emulator of $DEV_DIR may still run"; fi
   case "$STATE_DIR" in /tmp/* | "${TMPDIR:-/tmp}"/*) rm -rf "$STATE_DIR" ;; *) say "kept $STATE_DIR (not under /tmp)" ;; esac

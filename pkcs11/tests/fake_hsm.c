@@ -1,21 +1,18 @@
 /* The fake agent of the module tests (fake_hsm.h). */
 #include "fake_hsm.h"
 
-#include <errno.h>
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "fake_agent.h"
 #include "frame.h"
 
 #define NKEYS 5
@@ -38,13 +35,8 @@ static struct {
 static unsigned char aes_key[32]; /* aes256's key material */
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static int listen_fd = -1;
-static volatile int stopping;
-static volatile int mode;
-static pthread_t acceptor;
-static char dir[64];
-static char path[108];
-static int counts[256];
+static test_server server; /* the provider tests' fake agent (fake_agent.c), answering with answer() */
+static volatile int throttled;
 static char last_alg[32];
 
 static EVP_PKEY *generate(uint32_t type, const char *curve)
@@ -66,32 +58,6 @@ static X509 *self_signed(EVP_PKEY *pkey, const char *cn)
     X509_set_issuer_name(x, X509_get_subject_name(x));
     X509_sign(x, pkey, EVP_sha256());
     return x;
-}
-
-static int read_full(int fd, unsigned char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t r = read(fd, p, n);
-        if (r <= 0) {
-            if (r < 0 && errno == EINTR)
-                continue;
-            return 0;
-        }
-        p += r;
-        n -= (size_t)r;
-    }
-    return 1;
-}
-
-static void write_full(int fd, const unsigned char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
-    }
 }
 
 static void put_status(akv_buf *out, uint32_t status, const char *message)
@@ -334,8 +300,10 @@ static void wrap(akv_buf *out, const akv_frame *f, int unwrap)
     akv_frame_put_bytes(out, AKV_TAG_OUTPUT, result, (size_t)n);
 }
 
-static void answer(akv_buf *out, uint8_t op, const akv_frame *f)
+static void answer(akv_buf *out, uint8_t op, const akv_frame *f, void *ctx)
 {
+    (void)ctx;
+    pthread_mutex_lock(&lock);
     switch (op) {
     case AKV_OP_LIST_VAULTS:
         put_status(out, AKV_STATUS_OK, NULL);
@@ -355,7 +323,7 @@ static void answer(akv_buf *out, uint8_t op, const akv_frame *f)
         break;
     case AKV_OP_SIGN:
     case AKV_OP_DECRYPT:
-        if (mode == FAKE_THROTTLED) {
+        if (throttled) {
             put_status(out, AKV_STATUS_THROTTLED, "HSM hsm1 throttled the operation (429, retried 5 times)");
             akv_frame_put_str(out, AKV_TAG_HINT, "lower the request rate");
         } else if (op == AKV_OP_SIGN) {
@@ -367,63 +335,7 @@ static void answer(akv_buf *out, uint8_t op, const akv_frame *f)
     default:
         put_status(out, AKV_STATUS_BAD_REQUEST, "unknown op");
     }
-}
-
-static void *serve(void *arg)
-{
-    int fd = (int)(intptr_t)arg;
-    for (;;) {
-        unsigned char hdr[AKV_FRAME_HEADER_SIZE];
-        uint8_t op;
-        uint32_t id, blen;
-        if (!read_full(fd, hdr, sizeof(hdr)) ||
-            akv_frame_decode_header(hdr, sizeof(hdr), AKV_MAX_REQUEST_BODY, &op, &id, &blen) != AKV_DECODE_OK)
-            break;
-        unsigned char *body = malloc(blen ? blen : 1);
-        akv_frame f;
-        if (body == NULL || !read_full(fd, body, blen) || akv_frame_decode_body(body, blen, &f) != AKV_DECODE_OK) {
-            free(body);
-            break;
-        }
-        pthread_mutex_lock(&lock);
-        counts[op]++;
-        akv_buf out;
-        akv_buf_init(&out);
-        akv_frame_begin(&out, (uint8_t)(op | AKV_RESPONSE_BIT), id);
-        int m = mode;
-        if (m == FAKE_OK || m == FAKE_THROTTLED)
-            answer(&out, op, &f);
-        pthread_mutex_unlock(&lock);
-        akv_frame_finish(&out, AKV_MAX_RESPONSE_BODY);
-        if (m == FAKE_GARBAGE)
-            write_full(fd, (const unsigned char *)"HTTP/1.1 400 Bad Request\r\n\r\n", 28);
-        else if (m != FAKE_SILENT)
-            write_full(fd, out.data, out.len);
-        akv_buf_free(&out);
-        akv_frame_clear(&f);
-        free(body);
-    }
-    close(fd);
-    return NULL;
-}
-
-static void *accept_loop(void *unused)
-{
-    (void)unused;
-    while (!stopping) {
-        struct pollfd p = {.fd = listen_fd, .events = POLLIN, .revents = 0};
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        int fd = accept(listen_fd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        pthread_t t;
-        if (pthread_create(&t, NULL, serve, (void *)(intptr_t)fd) == 0)
-            pthread_detach(t);
-        else
-            close(fd);
-    }
-    return NULL;
+    pthread_mutex_unlock(&lock);
 }
 
 const char *fake_hsm_start(void)
@@ -435,28 +347,13 @@ const char *fake_hsm_start(void)
     if (keys[0].cert == NULL)
         keys[0].cert = self_signed(keys[0].pkey, "rsa2048 test");
     RAND_bytes(aes_key, sizeof(aes_key));
-    snprintf(dir, sizeof(dir), "/tmp/akv-p11-test-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return NULL;
-    snprintf(path, sizeof(path), "%s/agent.sock", dir);
-    listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(listen_fd, 64) != 0)
-        return NULL;
-    stopping = 0;
-    if (pthread_create(&acceptor, NULL, accept_loop, NULL) != 0)
-        return NULL;
-    return path;
+    return server_start_answering(&server, socket_path(), MODE_ECHO, answer, NULL) ? server.path : NULL;
 }
 
 void fake_hsm_stop(void)
 {
-    stopping = 1;
-    pthread_join(acceptor, NULL);
-    close(listen_fd);
-    unlink(path);
-    rmdir(dir);
+    server_stop(&server);
+    socket_dir_remove();
     for (int k = 0; k < NKEYS; k++) {
         EVP_PKEY_free(keys[k].pkey);
         keys[k].pkey = NULL;
@@ -469,22 +366,23 @@ void fake_hsm_stop(void)
 
 void fake_hsm_set_mode(int m)
 {
-    mode = m;
+    throttled = m == FAKE_THROTTLED;
+    server.mode = m == FAKE_SILENT ? MODE_SILENT : m == FAKE_GARBAGE ? MODE_GARBAGE : MODE_ECHO;
 }
 
 int fake_hsm_requests(int op)
 {
-    pthread_mutex_lock(&lock);
-    int n = counts[op & 0xff];
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_lock(&server.lock);
+    int n = server.op_requests[op & 0xff];
+    pthread_mutex_unlock(&server.lock);
     return n;
 }
 
 void fake_hsm_reset_counts(void)
 {
-    pthread_mutex_lock(&lock);
-    memset(counts, 0, sizeof(counts));
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_lock(&server.lock);
+    memset(server.op_requests, 0, sizeof(server.op_requests));
+    pthread_mutex_unlock(&server.lock);
 }
 
 const char *fake_hsm_last_alg(void)

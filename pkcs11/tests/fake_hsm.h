@@ -1,8 +1,9 @@
 /*
- * An in-process stand-in for the agent, on a Unix socket in a private temporary directory: it
- * speaks the real framing (the provider's frame.c) and holds real keys made with OpenSSL, so the
- * module's signatures and decryptions can be checked with OpenSSL. It is not the agent: it knows
- * one HSM ("hsm1") with the keys below, and can misbehave on purpose (fake_hsm_mode).
+ * A stand-in for the agent: the provider tests' fake agent (provider/tests/fake_agent.c: a
+ * Unix socket in a private temporary directory, the real framing) answering through answer()
+ * with real keys made with OpenSSL, so the module's signatures, decryptions and key wraps can be
+ * checked with OpenSSL. It is not the agent: it knows one HSM ("hsm1") with the keys below, and
+ * can misbehave on purpose (fake_hsm_mode).
  */
 #ifndef AKV_FAKE_HSM_H
 #define AKV_FAKE_HSM_H

@@ -54,8 +54,11 @@ export interface HandlerContext extends DiagnoseContext {
  */
 export const MAX_PRIVATE_INPUT = 4096;
 
-/** Private-op failures after which the cached description may be stale (key rotated/deleted). */
-const STALE_ON = new Set(['KEY_NOT_FOUND', 'BAD_PARAMETER', 'KEY_DISABLED']);
+/**
+ * Private-op failures after which the cached description may be stale (key rotated, deleted,
+ * disabled: a 403 may be the key's state, so the next DESCRIBE reads its attributes afresh).
+ */
+const STALE_ON = new Set(['KEY_NOT_FOUND', 'BAD_PARAMETER', 'KEY_DISABLED', 'FORBIDDEN']);
 
 const STATUS_OK = Status.OK;
 

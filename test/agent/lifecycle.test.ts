@@ -197,6 +197,18 @@ test('the key cache spares the HSM, and a KEY_NOT_FOUND from a private operation
   await assert.rejects(client.describe(uri), { code: 'KEY_NOT_FOUND' });
 });
 
+test('a 403 from a private operation drops the cached key, so DESCRIBE then says KEY_DISABLED', async () => {
+  const keys = emulator.keyClient();
+  const made = await keys.createKey('disablelater', 'EC-HSM', { curve: 'P-256' });
+  const uri = `managedhsm:${HSM}:disablelater`;
+  const client = agent.client();
+  await client.describe(uri);
+  await keys.updateKeyProperties('disablelater', made.properties.version ?? '', { enabled: false });
+  await client.describe(uri); // still cached: says nothing of the change
+  await assert.rejects(client.sign(uri, 'ES256', digest('disabled')), { code: 'FORBIDDEN' });
+  await assert.rejects(client.describe(uri), { code: 'KEY_DISABLED' });
+});
+
 test('SIGTERM lets requests in flight finish and answer, then the agent exits 0 and removes its socket', async () => {
   const client = agent.client();
   const info = await client.describe(KEY);

@@ -304,17 +304,18 @@ describe('errors that are never retried', () => {
     assert.deepEqual(retries, []);
   });
 
-  it('403: an operation the key does not allow is FORBIDDEN and says which', async () => {
+  it('403: an operation the key does not allow is FORBIDDEN, naming the operation and both causes', async () => {
     await expectAkvError(
       gateway.sign(ref('verifyonly'), 'RS256', randomBytes(32)),
       'FORBIDDEN',
-      'does not allow sign',
-      '--ops sign',
+      'refused sign with managedhsm:gwtest:verifyonly (403 Forbidden',
+      'sign not in its key_ops',
+      'role assignment list',
     );
     await expectAkvError(
       gateway.decrypt(ref('ec'), 'RSA-OAEP', randomBytes(32)),
       'FORBIDDEN',
-      'does not allow decrypt',
+      'decrypt',
     );
     assert.deepEqual(retries, []);
   });
@@ -357,14 +358,15 @@ describe('errors that are never retried', () => {
     }
   });
 
-  it('403 for a disabled or expired key is KEY_DISABLED', async () => {
+  it('403 for a disabled or expired key is FORBIDDEN with both causes (no real sample tells them apart)', async () => {
     const kc = emulator.keyClient();
     await kc.createKey('disabledkey', 'EC-HSM', { curve: 'P-256', enabled: false });
     await expectAkvError(
       gateway.sign(ref('disabledkey'), 'ES256', randomBytes(32)),
-      'KEY_DISABLED',
+      'FORBIDDEN',
       'managedhsm:gwtest:disabledkey',
-      'enable',
+      'disabled, outside its not-before/expiry dates',
+      'Managed HSM Crypto User',
     );
     const expiring = await kc.createKey('expiredkey', 'EC-HSM', { curve: 'P-256' });
     await kc.updateKeyProperties('expiredkey', expiring.properties.version ?? '', {
@@ -372,8 +374,9 @@ describe('errors that are never retried', () => {
     });
     await expectAkvError(
       gateway.sign(ref('expiredkey'), 'ES256', randomBytes(32)),
-      'KEY_DISABLED',
+      'FORBIDDEN',
       'expired',
+      'key show --hsm-name gwtest --name expiredkey',
     );
     assert.deepEqual(retries, []);
   });

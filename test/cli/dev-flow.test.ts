@@ -527,7 +527,8 @@ describe('akv sign / verify / encrypt / decrypt / wrap / unwrap', () => {
       env,
     );
     assert.equal(forbidden.code, 1);
-    assert.match(forbidden.stderr, /does not allow decrypt/);
+    assert.match(forbidden.stderr, /refused decrypt with managedhsm:\S+:eckey \(403 Forbidden/);
+    assert.match(forbidden.stderr, /decrypt not in its key_ops/);
   });
 
   it('every command has --help', async () => {

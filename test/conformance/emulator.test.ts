@@ -5,9 +5,11 @@
  * allow-list entry that no longer matches a difference fails too, so the list stays true.
  *
  * Requests that carry data only the real key could have made are remade for the emulator's key:
- * a decrypt gets the recorded plaintext encrypted to the emulator's key (and must give back the
- * recorded plaintext), a release gets a token from the emulator's test attestation authority with
- * the recorded claims.
+ * a decrypt or unwrapKey gets the recorded plaintext encrypted to the emulator's key (and must give
+ * back the recorded plaintext), unless the fixture imported the recorded private key (then the
+ * recorded ciphertext is sent as is); a release gets a token from the emulator's test attestation
+ * authority with the recorded claims; a listing page requested with the real service's $skiptoken
+ * gets the emulator's own token from its previous page of that listing (none: the first page).
  */
 import assert from 'node:assert/strict';
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
@@ -61,6 +63,10 @@ for (const fixture of loadFixtures()) {
     let emu: RunningEmulator;
     const versions = new Map<string, string>();
     const keys = new Map<string, OurKey>();
+    /** Keys imported with the recorded private key: the emulator holds the real key. */
+    const imported = new Set<string>();
+    /** The emulator's nextLink for each listing path, for the recorded next-page requests. */
+    const nextLinks = new Map<string, string>();
 
     const recordedDays = fixture.exchanges
       .map(
@@ -82,13 +88,23 @@ for (const fixture of loadFixtures()) {
           /\/([0-9a-f]{32})(?=\/|$)/,
           (m, v: string) => `/${versions.get(v) ?? v}`,
         );
-        const query = new URLSearchParams(x.request.query).toString();
+        const params = new URLSearchParams(x.request.query);
+        if (params.has('$skiptoken')) {
+          const ours = nextLinks.get(x.request.path);
+          const token = ours ? new URL(ours).searchParams.get('$skiptoken') : null;
+          if (token) params.set('$skiptoken', token);
+          else params.delete('$skiptoken');
+        }
+        const query = params.toString();
         let body =
           x.request.body === undefined
             ? undefined
             : (structuredClone(x.request.body) as Record<string, unknown>);
         const op = path.split('/').pop();
-        if (op === 'decrypt' && body) {
+        const privateKeyOp = op === 'decrypt' || op === 'unwrapkey';
+        if (x.request.method === 'PUT' && (body?.key as { d?: string } | undefined)?.d)
+          imported.add(name);
+        if (privateKeyOp && body && !imported.has(name)) {
           const ours = keys.get(name);
           assert.ok(ours?.n, `no key ${name} made before the decrypt`);
           const pub = createPublicKey({
@@ -138,7 +154,7 @@ for (const fixture of loadFixtures()) {
             real: 'x-ms-request-id',
             ours: message,
           });
-        if (op === 'decrypt' && res.status === 200) {
+        if (privateKeyOp && res.status === 200) {
           const want = (realBody as { value: string }).value;
           const got = (ourBody as { value: string }).value;
           if (want !== got) diffs.push({ path: 'body.value(plaintext)', real: want, ours: got });
@@ -153,6 +169,8 @@ for (const fixture of loadFixtures()) {
               ours: String(len(ourBody)),
             });
         }
+        const nextLink = (ourBody as { nextLink?: unknown } | null)?.nextLink;
+        if (typeof nextLink === 'string') nextLinks.set(x.request.path, nextLink);
         // Learn the emulator's versions and key material for later requests.
         const ourKey = (ourBody as { key?: { kid?: string; n?: string; e?: string } } | null)?.key;
         const realKid = (realBody as { key?: { kid?: string } } | null)?.key?.kid;

@@ -4,8 +4,10 @@
  * `akv` and `openssl` can be checked against what a real Managed HSM sends.
  *
  * Matching: a request without a token gets the fixture's recorded 401 challenge; otherwise
- * method + path (empty segments dropped, the version segment optional) and, for sign/decrypt/
- * encrypt, the body's alg and value. A GET of a key is answered with the key's recorded bundle
+ * method + path (empty segments dropped, the version segment optional), for sign/decrypt/
+ * encrypt/wrapkey/unwrapkey the body's alg and value, and for a listing page its $skiptoken (a
+ * request with one gets the page recorded with that token, so the recorded nextLinks lead page by
+ * page; one without gets the page recorded without, else the only recorded page). A GET of a key is answered with the key's recorded bundle
  * (from its create or get answer: the service returns the same bundle). The recorded (sanitised)
  * host in key ids is replaced by this server's, as a real HSM's key ids name the HSM itself.
  * An unmatched request gets 599 with the reason, so a test fails saying what was asked.
@@ -95,6 +97,12 @@ export async function startReplay(fixtures: Fixture[]): Promise<ReplayServer> {
       ({ x }) => x.request.method === method && shape(x.request.path) === want,
     );
     if (matching.length === 0) return `no recorded answer for ${method} /${want}`;
+    const skiptoken = new URL(req.url ?? '/', 'https://replay').searchParams.get('$skiptoken');
+    const recordedToken = (x: RecordedExchange): string | undefined => x.request.query.$skiptoken;
+    if (skiptoken !== null) {
+      const page = matching.find(({ x }) => recordedToken(x) === skiptoken);
+      return page ? page.x : `no recorded page of /${want} with this $skiptoken`;
+    }
     const op = seg[seg.length - 1];
     if (
       op === 'sign' ||
@@ -109,7 +117,8 @@ export async function startReplay(fixtures: Fixture[]): Promise<ReplayServer> {
       });
       return same ? same.x : `no recorded ${op} with alg ${String(body?.alg)} and this value`;
     }
-    return (matching[0] as { x: RecordedExchange }).x;
+    const first = matching.find(({ x }) => recordedToken(x) === undefined) ?? matching[0];
+    return (first as { x: RecordedExchange }).x;
   }
 
   const server: Server = createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {

@@ -253,6 +253,58 @@ describe('openssl with the provider, through the agent', () => {
   });
 });
 
+describe('RSA-OAEP and unwrapKey answers, through the agent', () => {
+  it('openssl: the recorded RSA-OAEP ciphertext decrypts to the recorded plaintext', async () => {
+    const x = recordedExchange('python-mhsm-import-oaep.json', 'decrypt RSA-OAEP');
+    writeFileSync(
+      join(dir, 'oaep-ct.bin'),
+      Buffer.from((x.request.body as { value: string }).value, 'base64url'),
+    );
+    const r = await run(OPENSSL, [
+      'pkeyutl',
+      '-decrypt',
+      ...PROVIDERS,
+      '-inkey',
+      `managedhsm:${HSM}:livekvtestkeycrypt6aac2ef7`,
+      '-pkeyopt',
+      'rsa_padding_mode:oaep',
+      '-in',
+      'oaep-ct.bin',
+      '-out',
+      'oaep-pt.bin',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      readFileSync(join(dir, 'oaep-pt.bin')).toString('base64url'),
+      (x.response.body as { value: string }).value,
+    );
+  });
+
+  it('akv unwrap: the recorded unwrapKey answer is the unwrapped key', async () => {
+    const x = recordedExchange('python-mhsm-unwrap.json', 'unwrapKey RSA-OAEP');
+    writeFileSync(
+      join(dir, 'wrapped.bin'),
+      Buffer.from((x.request.body as { value: string }).value, 'base64url'),
+    );
+    const r = await run(AKV_BIN, [
+      'unwrap',
+      '--key',
+      `managedhsm:${HSM}:livekvtestkeywrapab302d4e`,
+      '--alg',
+      'RSA-OAEP',
+      '--in',
+      'wrapped.bin',
+      '--out',
+      'unwrapped.bin',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      readFileSync(join(dir, 'unwrapped.bin')).toString('base64url'),
+      (x.response.body as { value: string }).value,
+    );
+  });
+});
+
 describe('akv against recorded answers', () => {
   const json = async (args: string[]) => {
     const r = await run(AKV_BIN, args);
@@ -304,6 +356,74 @@ describe('akv against recorded answers', () => {
     assert.equal(p.stdout, '');
   });
 
+  it('key import: the recorded answer to a private JWK import (leading zero of n dropped)', async () => {
+    const x = recordedExchange('python-mhsm-import-oaep.json', 'import RSA key (PUT, private JWK)');
+    const jwk: Record<string, unknown> = {
+      ...(x.request.body as { key: Record<string, unknown> }).key,
+      kty: 'RSA',
+    };
+    delete jwk.key_ops;
+    writeFileSync(join(dir, 'import.jwk.json'), JSON.stringify(jwk));
+    const k = await json([
+      'key',
+      'import',
+      '--name',
+      'livekvtestkeycrypt6aac2ef7',
+      '--jwk-file',
+      'import.jwk.json',
+    ]);
+    const key = k.key as Record<string, unknown>;
+    assert.equal(key.kty, 'RSA-HSM');
+    assert.equal(
+      key.n,
+      recordedKey('python-mhsm-import-oaep.json', 'get imported key (version)').n,
+    );
+    assert.equal(
+      String(key.kid),
+      `${replay.url}/keys/livekvtestkeycrypt6aac2ef7/47140b834368028ab30f70c56e859cca`,
+    );
+  });
+
+  it('key list --include-versions: follows the recorded nextLink to the last page', async () => {
+    const r = await run(AKV_BIN, [
+      'key',
+      'list',
+      '--include-versions',
+      '--name',
+      'livekvtesttestKey340d29ea',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const list = JSON.parse(r.stdout) as { kid?: string; version?: string }[];
+    const recorded = byFile('python-mhsm-list-versions.json')
+      .exchanges.filter((x) => x.name.startsWith('create version'))
+      .map((x) => String((x.response.body as { key: { kid: string } }).key.kid).slice(-32));
+    assert.equal(list.length, 7, r.stdout);
+    assert.deepEqual(
+      list.map((v) => String(v.kid ?? v.version).slice(-32)).sort(),
+      [...recorded].sort(),
+    );
+  });
+
+  it('key list-deleted and recover: the recorded deleted listing and recover answer', async () => {
+    const d = (await run(AKV_BIN, ['key', 'list-deleted', '--output', 'json'])).stdout;
+    const deleted = JSON.parse(d) as { name: string; recoveryId: string }[];
+    assert.deepEqual(
+      deleted.map((k) => k.name),
+      ['livekvtestkey43311274c', 'livekvtestkey53311274c', 'livekvtestkey63311274c'],
+    );
+    assert.equal(deleted[0]?.recoveryId, `${replay.url}/deletedkeys/livekvtestkey43311274c`);
+    const k = await json(['key', 'recover', '--name', 'livekvtestkey23311274c']);
+    const key = k.key as Record<string, unknown>;
+    assert.equal(
+      String(key.kid),
+      `${replay.url}/keys/livekvtestkey23311274c/57ac3ee5b78106a5211af716dafad7b6`,
+    );
+    assert.equal(
+      (k.attributes as Record<string, unknown>).recoveryLevel,
+      'CustomizedRecoverable+Purgeable',
+    );
+  });
+
   it('a recorded 400 reaches the user with its code, message and Activity ID', async () => {
     const r = await run(AKV_BIN, [
       'key',
@@ -321,6 +441,22 @@ describe('akv against recorded answers', () => {
       r.stderr,
       /Exportable keys must have release policy \(Activity ID: 1ef7668c-de11-11ec-9e7b-000d3a602e9a\)/,
     );
+  });
+
+  it('an oct key size the real HSM refuses (400 Invalid key size) is refused before sending', async () => {
+    const r = await run(AKV_BIN, [
+      'key',
+      'create',
+      '--name',
+      'testoctkey754238b',
+      '--kty',
+      'oct-HSM',
+      '--size',
+      '64',
+    ]);
+    assert.equal(r.code, 2, r.stdout);
+    assert.match(r.stderr, /--size for oct-HSM must be one of 128, 192, 256/);
+    assert.ok(!replay.seen.some((s) => s.includes('testoctkey754238b')), replay.seen.join('\n'));
   });
 
   it('key release: prints the recorded JWS, whose payload holds the wrapped key', async () => {

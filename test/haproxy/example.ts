@@ -69,7 +69,7 @@ export function readExample(envFile: string): HaproxyExample {
     ecPort: Number(vars.EC_PORT),
     certDir: join(stateDir, 'certs'),
     providerLog: join(stateDir, 'logs', 'provider.log'),
-    haproxyPidFile: join(stateDir, 'haproxy.pid'),
+    haproxyPidFile: join(stateDir, 'dev', 'haproxy.pid'),
     agentPidFile: join(stateDir, 'dev', 'agent.pid'),
     devDir: join(stateDir, 'dev'),
   };

@@ -7,7 +7,8 @@
  * `openssl s_server` on 127.0.0.1 that requires and verifies the client certificate;
  * `gnutls-serv` serves TLS with an HSM server key to `openssl s_client` and `gnutls-cli` (in a
  * private network namespace: gnutls-serv cannot be told to listen on loopback only); a key
- * version pinned with `object=KEY@VERSION` signs with that version after a rotation.
+ * version pinned with `object=KEY@VERSION` signs with that version after a rotation (p11tool
+ * --test-sign, and a certificate certtool signs with it, verified by OpenSSL).
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -438,6 +439,25 @@ describe('key pinning by version: pkcs11:object=KEY@VERSION', () => {
     ]).stderr;
     assert.match(signed, /Signing using ECDSA-SHA256\.\.\. ok/);
     assert.match(signed, /Verifying against public key in the token\.\.\. ok/);
+    // and checked by OpenSSL: certtool signs a certificate with the pinned key; its public key is
+    // the old version's and its signature verifies with it
+    writeFileSync(pe.file('pinned.tmpl'), 'cn = pinned\nexpiration_days = 2\n');
+    const cert = pe.file('pinned-v1.crt');
+    runOk(pe, 'certtool', [
+      '--generate-self-signed',
+      '--provider',
+      MODULE,
+      '--load-privkey',
+      `${token};object=pinned@${v1};type=private`,
+      '--template',
+      pe.file('pinned.tmpl'),
+      '--outfile',
+      cert,
+    ]);
+    const certPub = pe.opensslOk(['x509', '-in', cert, '-noout', '-pubkey']).stdout.trim();
+    assert.equal(certPub, v1Pub);
+    const verified = pe.opensslOk(['verify', '-check_ss_sig', '-CAfile', cert, cert]).stdout;
+    assert.match(verified, /: OK\n/);
   });
 
   it('an unknown version matches no object, and says so', () => {

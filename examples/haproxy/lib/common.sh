@@ -36,20 +36,15 @@ load_env() {
   CERT_DIR="$STATE_DIR/certs"
   LOG_DIR="$STATE_DIR/logs"
   PROVIDER_LOG="$LOG_DIR/provider.log"
-  HAPROXY_LOG="$LOG_DIR/haproxy.log"
   OPENSSL_CNF="$STATE_DIR/openssl.cnf"
   HAPROXY_CFG="$STATE_DIR/haproxy.cfg"
-  HAPROXY_PID="$STATE_DIR/haproxy.pid"
 }
 
 key_uri_of() { printf 'managedhsm:%s:%s' "$AKV_HSM_NAME" "haproxy-$1"; }
 port_of() { if [ "$1" = rsa ]; then printf '%s' "$RSA_PORT"; else printf '%s' "$EC_PORT"; fi; }
 
-# The pid of the example's HAProxy (its command line names STATE_DIR); empty when it is not running.
-haproxy_pid() { running_pid "$HAPROXY_PID" "$STATE_DIR"; }
-
-# Stops the example's HAProxy: SIGTERM, SIGKILL after 10 s.
-stop_haproxy() { stop_pid "$HAPROXY_PID" "$STATE_DIR" TERM 10; }
+# Whether the example's HAProxy runs (bin/akv dev status: its pid file in DEV_DIR names it).
+haproxy_running() { akv_dev status --dir "$DEV_DIR" --name haproxy >/dev/null; }
 
 # Runs the akv CLI against the example's agent; openssl through akv_provider; openssl without it.
 akv() { env -u AKV_LOG_FILE -u AKV_LOG_LEVEL AKV_CONFIG="$AGENT_CONFIG" AKV_AGENT_SOCKET="$AGENT_SOCKET" "$AKV_BIN" "$@"; }

@@ -72,9 +72,8 @@ export function checkKeySpec(spec: {
   }
   const size = spec.key_size === undefined ? 256 : spec.key_size;
   if (!OCT_SIZES.includes(size as (typeof OCT_SIZES)[number])) {
-    throw badParameter(
-      `key_size ${String(size)} is not supported for oct-HSM: use 128, 192 or 256`,
-    );
+    // The real HSM's words (test/conformance/fixtures/java-mhsm-oct-invalid-size.json).
+    throw badParameter(`Invalid key size: '${String(size)}'`);
   }
   return { kty, size: size as number };
 }

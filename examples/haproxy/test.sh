@@ -2,7 +2,7 @@
 # Step 3 of the akv HAProxy example: checks both frontends as a client.
 set -euo pipefail
 # shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
-HELP="Usage: test-client.sh [--env-file FILE]
+HELP="Usage: test.sh [--env-file FILE]
 
 For the RSA and the EC frontend: an HTTPS request with curl, TLS 1.3 and TLS 1.2 handshakes with
 openssl s_client verified against the certificate, the served certificate's public key compared
@@ -16,7 +16,7 @@ set -- ${REST_ARGS[@]+"${REST_ARGS[@]}"}
 reject_unknown_args "$@"
 load_env
 require_commands curl openssl
-[ -n "$(haproxy_pid)" ] || die "haproxy is not running" "run ./start.sh"
+haproxy_running || die "haproxy is not running" "run ./start.sh"
 
 passed=0
 failed=0
