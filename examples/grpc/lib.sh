@@ -53,7 +53,6 @@ finish_settings() {
   LOG_DIR="$STATE_DIR/logs"
   SERVER_APP_SOCKET="$RUN_DIR/server/greeter.sock"
   CLIENT_SOCKET="$RUN_DIR/client/greeter.sock"
-  SERVER_APP_PID="$STATE_DIR/server-app.pid"
   SERVER_APP_JS="$REPO_DIR/dist/examples/grpc/src/server.js"
 }
 
@@ -167,9 +166,3 @@ nginx_key_for() { # role type
 # pid_alive PIDFILE WORD: the pid in PIDFILE runs and is ours (examples/lib.sh running_pid).
 pid_alive() { [ -n "$(running_pid "$1" "$2")" ]; }
 
-# wait_for_socket PATH PIDFILE WORD: until PATH is a socket (10 s), while the process lives.
-wait_for_socket() {
-  # shellcheck disable=SC2317 # called through wait_until
-  socket_or_exit() { [ -S "$1" ] || { pid_alive "$2" "$3" || return 2; false; }; }
-  wait_until 10 socket_or_exit "$@"
-}

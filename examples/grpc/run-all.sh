@@ -7,13 +7,13 @@ usage() {
   cat <<EOF
 Usage: $SCRIPT_NAME [--dir DIR] [--hsm-name NAME] [--key-type rsa|ec] [--keep] [--latency N]
 
-Runs generate-certs.sh, start-demo.sh, run-client.sh (one unary and one streaming call through
+Runs setup.sh, start.sh, test.sh (one unary and one streaming call through
 the sidecars), the agent's audit log (signatures by the server and the client HSM keys), a
 latency comparison (N unary calls: direct, through mutual TLS on a kept-alive connection, and
-with a full handshake per call; default 200, 0 to skip) and stop-demo.sh. Exit status 0 only
+with a full handshake per call; default 200, 0 to skip) and stop.sh. Exit status 0 only
 when every step succeeded.
 
-  --keep   leave everything running (stop later with stop-demo.sh)
+  --keep   leave everything running (stop later with stop.sh)
 EOF
 }
 
@@ -35,15 +35,15 @@ opts=(--dir "$STATE_DIR")
 export AKV_HSM_NAME KEY_TYPE
 
 step() { printf '\n== %s\n' "$*"; }
-stop_on_exit() { [ "$keep" = 1 ] || "$EXAMPLE_DIR/stop-demo.sh" "${opts[@]}" || true; }
+stop_on_exit() { [ "$keep" = 1 ] || "$EXAMPLE_DIR/stop.sh" "${opts[@]}" || true; }
 trap stop_on_exit EXIT
 
 step "1/5 keys and certificates ($KEY_TYPE)"
-"$EXAMPLE_DIR/generate-certs.sh" "${opts[@]}" --key-type "$KEY_TYPE"
+"$EXAMPLE_DIR/setup.sh" "${opts[@]}" --key-type "$KEY_TYPE"
 step "2/5 start the gRPC server and the two sidecars"
-"$EXAMPLE_DIR/start-demo.sh" "${opts[@]}"
+"$EXAMPLE_DIR/start.sh" "${opts[@]}"
 step "3/5 unary and streaming calls through mutual TLS"
-"$EXAMPLE_DIR/run-client.sh" "${opts[@]}"
+"$EXAMPLE_DIR/test.sh" "${opts[@]}"
 step "4/5 the HSM signed the handshakes (agent audit log)"
 load_akv_env_if_any
 log=$(agent_log_file)
@@ -53,9 +53,9 @@ node "$REPO_DIR/dist/examples/grpc/src/audit-log.js" --require --log "$log" \
 if [ "$latency" -gt 0 ]; then
   step "5/5 latency of $latency unary calls"
   printf 'direct (no sidecars): '
-  "$EXAMPLE_DIR/run-client.sh" "${opts[@]}" --direct --latency "$latency"
+  "$EXAMPLE_DIR/test.sh" "${opts[@]}" --direct --latency "$latency"
   printf 'through mutual TLS:   '
-  "$EXAMPLE_DIR/run-client.sh" "${opts[@]}" --latency "$latency"
+  "$EXAMPLE_DIR/test.sh" "${opts[@]}" --latency "$latency"
   # A client sidecar without keep-alive or session resumption: every call pays a full mutual TLS
   # handshake, i.e. one HSM signature by the server key and one by the client key.
   certs=$(certs_dir "$KEY_TYPE")
@@ -69,7 +69,7 @@ if [ "$latency" -gt 0 ]; then
   "$EXAMPLE_DIR/sidecar.sh" stop --dir "$STATE_DIR" --name handshake >/dev/null
 fi
 if [ "$keep" = 1 ]; then
-  step "left running; stop with: examples/grpc/stop-demo.sh --dir $STATE_DIR"
+  step "left running; stop with: examples/grpc/stop.sh --dir $STATE_DIR"
 else
   step "stop"
 fi

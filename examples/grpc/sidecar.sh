@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts or stops one nginx sidecar of the gRPC example (start-demo.sh uses it for the two
+# Starts or stops one nginx sidecar of the gRPC example (start.sh uses it for the two
 # sidecars of the demo; the tests use it for extra, misbehaving clients).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -30,7 +30,7 @@ on --listen-socket (plaintext gRPC, HTTP/2) and originates mutual TLS to 127.0.0
                      every call (no keep-alive, no session resumption): measures the handshake
   --dir DIR          demo directory (default: \$STATE_DIR or tmp/grpc-demo in the repository)
 
-If STATE_DIR/openssl.cnf exists (written by generate-certs.sh / start-demo.sh), nginx runs
+If STATE_DIR/openssl.cnf exists (written by setup.sh / start.sh), nginx runs
 with it as OPENSSL_CONF, so HSM keys work through the akv provider. Starting a sidecar that runs
 with the same configuration does nothing; with a different one it is restarted.
 Prints, for a server sidecar, "port=N".

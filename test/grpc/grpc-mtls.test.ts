@@ -205,7 +205,7 @@ function assertCallFails(dir: string, socket: string, codeName: string, details:
 }
 
 function serverAppCalls(dir: string): number {
-  const file = join(dir, 'logs', 'server-app.log');
+  const file = join(dir, 'akv-dev', 'grpc-server.log'); // bin/akv dev start's log
   if (!existsSync(file)) return 0;
   return readFileSync(file, 'utf8')
     .split('\n')
@@ -219,8 +219,8 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'akv-grpc-'));
-    ok(script(dir, 'generate-certs.sh', ['--key-type', 'both']), 'generate-certs.sh');
-    ok(script(dir, 'start-demo.sh', ['--key-type', 'rsa']), 'start-demo.sh');
+    ok(script(dir, 'setup.sh', ['--key-type', 'both']), 'setup.sh');
+    ok(script(dir, 'start.sh', ['--key-type', 'rsa']), 'start.sh');
     serverPort = readEnvFile(join(dir, 'demo.env')).server_port ?? '';
     assert.match(serverPort, /^\d+$/);
     caRsa = join(dir, 'certs', 'rsa', 'ca.pem');
@@ -253,8 +253,8 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
 
   after(() => {
     if (!dir) return;
-    const r = script(dir, 'stop-demo.sh');
-    if (r.status !== 0) console.error(`stop-demo.sh: ${r.stdout}\n${r.stderr}`);
+    const r = script(dir, 'stop.sh');
+    if (r.status !== 0) console.error(`stop.sh: ${r.stdout}\n${r.stderr}`);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -287,8 +287,8 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
 
   test('unary and server-streaming calls succeed through mutual TLS (RSA keys)', () => {
     const r = ok(
-      script(dir, 'run-client.sh', ['--json', '--count', '4', '--interval-ms', '5']),
-      'run-client.sh',
+      script(dir, 'test.sh', ['--json', '--count', '4', '--interval-ms', '5']),
+      'test.sh',
     );
     const result = clientJson(r);
     assert.ok(result.ok, JSON.stringify(result));
@@ -455,10 +455,10 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
     );
   });
 
-  test('EC keys: start-demo.sh --key-type ec switches the sidecars and calls still succeed', () => {
-    ok(script(dir, 'start-demo.sh', ['--key-type', 'ec']), 'start-demo.sh --key-type ec');
+  test('EC keys: start.sh --key-type ec switches the sidecars and calls still succeed', () => {
+    ok(script(dir, 'start.sh', ['--key-type', 'ec']), 'start.sh --key-type ec');
     const result = clientJson(
-      ok(script(dir, 'run-client.sh', ['--json', '--count', '3']), 'run-client.sh (ec)'),
+      ok(script(dir, 'test.sh', ['--json', '--count', '3']), 'test.sh (ec)'),
     );
     assert.ok(result.ok, JSON.stringify(result));
     assert.match(result.unary.caller?.client_subject ?? '', /CN=greeter-client-ec/);
@@ -471,10 +471,7 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
   });
 
   test('the scripts are idempotent and run-all.sh runs the whole example', () => {
-    const again = ok(
-      script(dir, 'generate-certs.sh', ['--key-type', 'rsa']),
-      'generate-certs.sh again',
-    );
+    const again = ok(script(dir, 'setup.sh', ['--key-type', 'rsa']), 'setup.sh again');
     assert.match(again.stdout, /server\.pem is valid, kept/);
     const all = ok(script(dir, 'run-all.sh', ['--latency', '20'], 180_000), 'run-all.sh');
     assert.match(all.stdout, /Hello, akv/);
@@ -484,30 +481,30 @@ describe('examples/grpc: gRPC mutual TLS through nginx sidecars with HSM keys', 
       !existsSync(join(dir, 'run', 'client', 'greeter.sock')),
       'run-all.sh left the client sidecar running',
     );
-    ok(script(dir, 'stop-demo.sh'), 'stop-demo.sh on a stopped demo');
+    ok(script(dir, 'stop.sh'), 'stop.sh on a stopped demo');
   });
 });
 
 test('the scripts refuse a wrong or renamed setting, saying what to set instead', () => {
   const dir = mkdtempSync(join(tmpdir(), 'akv-grpc-settings-'));
   try {
-    const renamed = script(dir, 'start-demo.sh', [], 30_000, { GRPC_USE_EMULATOR: '0' });
+    const renamed = script(dir, 'start.sh', [], 30_000, { GRPC_USE_EMULATOR: '0' });
     assert.equal(renamed.status, 1);
     assert.match(
       renamed.stderr,
-      /^start-demo\.sh: error: the setting GRPC_USE_EMULATOR was renamed; hint: use AKV_MODE=emulator\|azure/,
+      /^start\.sh: error: the setting GRPC_USE_EMULATOR was renamed; hint: use AKV_MODE=emulator\|azure/,
     );
-    const wrong = script(dir, 'start-demo.sh', [], 30_000, { AKV_MODE: 'cloud' });
+    const wrong = script(dir, 'start.sh', [], 30_000, { AKV_MODE: 'cloud' });
     assert.equal(wrong.status, 1);
     assert.match(
       wrong.stderr,
-      /^start-demo\.sh: error: AKV_MODE must be 'emulator' or 'azure', not 'cloud'; hint: /,
+      /^start\.sh: error: AKV_MODE must be 'emulator' or 'azure', not 'cloud'; hint: /,
     );
-    const usage = script(dir, 'start-demo.sh', ['--dir'], 30_000);
+    const usage = script(dir, 'start.sh', ['--dir'], 30_000);
     assert.equal(usage.status, 2);
     assert.match(
       usage.stderr,
-      /^start-demo\.sh: error: --dir needs a value; hint: run 'start-demo\.sh --help'/,
+      /^start\.sh: error: --dir needs a value; hint: run 'start\.sh --help'/,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

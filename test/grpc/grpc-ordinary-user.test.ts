@@ -79,7 +79,7 @@ before(() => {
 });
 
 after(() => {
-  if (dir && akv) asUser(akv, dir, 'stop-demo.sh', []);
+  if (dir && akv) asUser(akv, dir, 'stop.sh', []);
   if (dir) rmSync(dir, { recursive: true, force: true });
   akv?.remove();
 });

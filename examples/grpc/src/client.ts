@@ -116,7 +116,7 @@ function hintFor(failure: CallFailure, socket: string): string {
     case grpc.status.UNAVAILABLE:
       return failure.details.includes('client sidecar:')
         ? "the client sidecar could not complete mutual TLS with the server sidecar (server not running, certificate not trusted, or the HSM agent unreachable): see the client sidecar's logs/error.log"
-        : `nothing answers on ${socket}: is the demo running (examples/grpc/start-demo.sh)?`;
+        : `nothing answers on ${socket}: is the demo running (examples/grpc/start.sh)?`;
     case grpc.status.UNAUTHENTICATED:
       return 'the server sidecar refused this client: it must present a certificate issued by the demo CA';
     case grpc.status.DEADLINE_EXCEEDED:

@@ -25,7 +25,7 @@ import { clearStaleSocket } from './unix-socket.js';
 const USAGE = `Usage: node dist/examples/grpc/src/server.js --socket PATH
 
 Serves the Greeter service (examples/grpc/proto/greeter.proto) as plaintext gRPC on the Unix
-socket PATH. Put it behind the server sidecar (examples/grpc/start-demo.sh does). Create PATH in a
+socket PATH. Put it behind the server sidecar (examples/grpc/start.sh does). Create PATH in a
 directory that only the sidecar's user can enter: whoever reaches the socket skips mutual TLS.
 
 Options:

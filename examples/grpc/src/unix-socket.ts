@@ -38,7 +38,7 @@ export async function clearStaleSocket(path: string): Promise<void> {
   }
   if (await socketIsLive(path)) {
     throw new Error(
-      `another server is already listening on ${path}; stop it first (examples/grpc/stop-demo.sh)`,
+      `another server is already listening on ${path}; stop it first (examples/grpc/stop.sh)`,
     );
   }
   unlinkSync(path);

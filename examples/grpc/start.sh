@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the gRPC example: the gRPC server on a Unix socket, the server sidecar (nginx,
 # mutual TLS with the server's HSM key) and the client sidecar (nginx, mutual TLS with the
-# client's HSM key), so that run-client.sh can call through them.
+# client's HSM key), so that test.sh can call through them.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -14,16 +14,17 @@ Usage: $SCRIPT_NAME [--dir DIR] [--hsm-name NAME] [--key-type rsa|ec]
 Starts, in DIR (\$STATE_DIR, default tmp/grpc-demo in the repository):
   the HSM emulator and the agent   (AKV_MODE=emulator, default; bin/akv dev up --dir DIR/akv-dev,
                                     as root with --socket-group <the workers' group>)
-  the gRPC server                  DIR/run/server/greeter.sock   log: DIR/logs/server-app.log
+  the gRPC server                  DIR/run/server/greeter.sock   (bin/akv dev start --dir DIR/akv-dev
+                                    --name grpc-server: log DIR/akv-dev/grpc-server.log)
   the server sidecar (nginx)       127.0.0.1:<free port>         DIR/nginx/server/
   the client sidecar (nginx)       DIR/run/client/greeter.sock   DIR/nginx/client/
 using the key set --key-type (default: \$KEY_TYPE or rsa). Certificates that are missing are
-made first (generate-certs.sh). Idempotent: what already runs with the same settings is left
+made first (setup.sh). Idempotent: what already runs with the same settings is left
 alone; a sidecar whose settings changed (e.g. another --key-type) is restarted.
 
 As root, nginx workers run as \$NGINX_USER (www-data): the server's socket directory is
 group-owned by that user's group (mode 2750), the client's socket directory stays 0700.
-Stop everything with stop-demo.sh.
+Stop everything with stop.sh.
 EOF
 }
 
@@ -43,8 +44,8 @@ ensure_akv_env
 certs=$(certs_dir "$KEY_TYPE")
 for f in ca.pem server.pem client.pem server.keyref.pem client.keyref.pem; do
   if [ ! -s "$certs/$f" ]; then
-    say "no $KEY_TYPE certificates yet: running generate-certs.sh"
-    STATE_DIR=$STATE_DIR AKV_HSM_NAME=$AKV_HSM_NAME "$EXAMPLE_DIR/generate-certs.sh" --key-type "$KEY_TYPE"
+    say "no $KEY_TYPE certificates yet: running setup.sh"
+    STATE_DIR=$STATE_DIR AKV_HSM_NAME=$AKV_HSM_NAME "$EXAMPLE_DIR/setup.sh" --key-type "$KEY_TYPE"
     break
   fi
 done
@@ -65,19 +66,10 @@ else
 fi
 
 # The gRPC server: plaintext on its socket, umask 007 so the socket is 0770 (owner + group).
-if pid_alive "$SERVER_APP_PID" "$SERVER_APP_JS"; then
-  say "gRPC server already running (pid $(cat "$SERVER_APP_PID"))"
-else
-  (
-    umask 007
-    exec node "$SERVER_APP_JS" --socket "$SERVER_APP_SOCKET" \
-      >>"$LOG_DIR/server-app.log" 2>&1 </dev/null
-  ) &
-  echo $! >"$SERVER_APP_PID"
-  wait_for_socket "$SERVER_APP_SOCKET" "$SERVER_APP_PID" "$SERVER_APP_JS" ||
-    die "the gRPC server did not start" "see $LOG_DIR/server-app.log"
-  say "gRPC server listening on $SERVER_APP_SOCKET (pid $(cat "$SERVER_APP_PID"))"
-fi
+# (bin/akv dev start: nothing to do when it already runs; the log is quoted when it fails.)
+akv_dev start --dir "$DEV_DIR" --name grpc-server --ready-log '"listening":' -- \
+  bash -c 'umask 007 && exec "$@"' grpc-server node "$SERVER_APP_JS" --socket "$SERVER_APP_SOCKET" ||
+  die "the gRPC server did not start" "read the message above"
 
 server_port=$("$EXAMPLE_DIR/sidecar.sh" start server --dir "$STATE_DIR" --name server \
   --cert "$certs/server.pem" --key "$(nginx_key_for server "$KEY_TYPE")" --ca "$certs/ca.pem" \
@@ -92,4 +84,4 @@ printf 'key_type=%s\nserver_port=%s\nclient_socket=%s\nserver_socket=%s\n' \
   "$KEY_TYPE" "$server_port" "$CLIENT_SOCKET" "$SERVER_APP_SOCKET" >"$STATE_DIR/demo.env"
 say "running ($KEY_TYPE keys from $AKV_HSM_NAME):"
 say "  gRPC client -> $CLIENT_SOCKET -> client sidecar ==mTLS==> 127.0.0.1:$server_port -> server sidecar -> $SERVER_APP_SOCKET"
-say "call it:  examples/grpc/run-client.sh --dir $STATE_DIR"
+say "call it:  examples/grpc/test.sh --dir $STATE_DIR"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops what start-demo.sh (and generate-certs.sh) started. Safe to run any number of times.
+# Stops what start.sh (and setup.sh) started. Safe to run any number of times.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -34,11 +34,8 @@ fi
 finish_settings
 
 "$EXAMPLE_DIR/sidecar.sh" stop --all --dir "$STATE_DIR"
-if pid_alive "$SERVER_APP_PID" "$SERVER_APP_JS"; then
-  stop_pid "$SERVER_APP_PID" "$SERVER_APP_JS"
-  say "stopped the gRPC server"
-fi
-rm -f "$SERVER_APP_PID" "$STATE_DIR/demo.env"
+[ ! -d "$DEV_DIR" ] || akv_dev stop --dir "$DEV_DIR" --name grpc-server
+rm -f "$STATE_DIR/demo.env"
 if [ "$AKV_MODE" = emulator ] && [ "$keep_hsm" = 0 ] && [ -d "$DEV_DIR" ] && [ -f "$REPO_DIR/dist/src/cli/main.js" ]; then
   if (dev_down "$DEV_DIR"); then
     say "stopped the HSM emulator and the agent"

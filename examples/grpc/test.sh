@@ -8,7 +8,7 @@ usage() {
   cat <<EOF
 Usage: $SCRIPT_NAME [--dir DIR] [--direct] [client options]
 
-Runs the gRPC client (dist/examples/grpc/src/client.js) against the demo that start-demo.sh
+Runs the gRPC client (dist/examples/grpc/src/client.js) against the demo that start.sh
 started in DIR (\$STATE_DIR, default tmp/grpc-demo in the repository): by default on the client
 sidecar's socket, so the call crosses both sidecars and mutual TLS with the HSM-held keys.
 
@@ -41,5 +41,5 @@ require_built
 
 socket=$CLIENT_SOCKET
 [ "$direct" = 1 ] && socket=$SERVER_APP_SOCKET
-[ -S "$socket" ] || die "no socket at $socket: the demo is not running in $STATE_DIR" "start it: examples/grpc/start-demo.sh --dir $STATE_DIR"
+[ -S "$socket" ] || die "no socket at $socket: the demo is not running in $STATE_DIR" "start it: examples/grpc/start.sh --dir $STATE_DIR"
 exec node "$REPO_DIR/dist/examples/grpc/src/client.js" --socket "$socket" ${pass[@]+"${pass[@]}"}
