@@ -76,7 +76,7 @@ function layerRules() {
     emulator: ['uri', 'config', 'azure', 'agent', 'client', 'cli', 'demo'],
     demo: ['azure', 'agent', 'client', 'cli', 'emulator'],
   };
-  const bottomFiles = ['src/errors.ts', 'src/version.ts'];
+  const bottomFiles = ['src/errors.ts', 'src/guards.ts', 'src/version.ts'];
   const rule = (layer, names) => ({
     'no-restricted-imports': [
       'error',
@@ -93,6 +93,6 @@ function layerRules() {
       files: [`src/${layer}/**/*.ts`],
       rules: rule(layer, names),
     })),
-    { files: bottomFiles, rules: rule('errors.ts and version.ts', upper) },
+    { files: bottomFiles, rules: rule('errors.ts, guards.ts and version.ts', upper) },
   ];
 }

@@ -35,3 +35,18 @@ export class AkvError extends Error {
     return withHint(this.message, this.hint);
   }
 }
+
+/** What anything thrown says: an Error's message, anything else as text. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A Node.js system error (fs, net, child_process) that carries its code: ENOENT, EEXIST, EPERM ... */
+export function isErrnoException(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string';
+}
+
+/** The code of a Node.js system error, undefined for anything else. */
+export function errnoCode(err: unknown): string | undefined {
+  return isErrnoException(err) ? err.code : undefined;
+}

@@ -158,6 +158,48 @@ static void close_from(int lowfd)
 }
 
 /*
+ * In the forked child: a new session, and a second fork whose child execs the agent with
+ * /dev/null as stdin and the log as stdout and stderr; the first child writes the agent's pid into
+ * the pipe and exits, so the agent is nobody's zombie. Never returns.
+ */
+static void become_agent(char *const argv[], int devnull, int logfd, const int pipefd[2])
+{
+    close(pipefd[0]);
+    if (setsid() < 0)
+        _exit(1);
+    pid_t agent = fork();
+    if (agent != 0) {
+        if (agent > 0) {
+            ssize_t w = write(pipefd[1], &agent, sizeof(agent));
+            (void)w;
+        }
+        _exit(agent < 0 ? 1 : 0);
+    }
+    if (dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+        _exit(1);
+    close_from(3);
+    reset_signals();
+    execve(argv[0], argv, environ);
+    _exit(127);
+}
+
+/* The agent's pid as the first child wrote it into the pipe (0 when it could not), then reaps that child. */
+static pid_t reap_and_learn_pid(pid_t child, int pipe_read)
+{
+    pid_t agent = 0;
+    ssize_t r;
+    do
+        r = read(pipe_read, &agent, sizeof(agent));
+    while (r < 0 && errno == EINTR);
+    close(pipe_read);
+    if (r != (ssize_t)sizeof(agent))
+        agent = 0;
+    while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+        ;
+    return agent;
+}
+
+/*
  * Starts the agent as a daemon: the child starts a session and forks the agent, then exits at
  * once (and is reaped here), so the agent is nobody's zombie. Returns the agent's pid (or 0 when
  * it could not be learnt), -1 on failure.
@@ -188,25 +230,8 @@ static pid_t spawn_agent(const akv_autostart_settings *s, const char *socket_pat
         return -1;
     }
     pid_t child = fork();
-    if (child == 0) {
-        close(pipefd[0]);
-        if (setsid() < 0)
-            _exit(1);
-        pid_t agent = fork();
-        if (agent != 0) {
-            if (agent > 0) {
-                ssize_t w = write(pipefd[1], &agent, sizeof(agent));
-                (void)w;
-            }
-            _exit(agent < 0 ? 1 : 0);
-        }
-        if (dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-            _exit(1);
-        close_from(3);
-        reset_signals();
-        execve(argv[0], argv, environ);
-        _exit(127);
-    }
+    if (child == 0)
+        become_agent(argv, devnull, logfd, pipefd);
     close(pipefd[1]);
     close(devnull);
     close(logfd);
@@ -215,17 +240,7 @@ static pid_t spawn_agent(const akv_autostart_settings *s, const char *socket_pat
         close(pipefd[0]);
         return -1;
     }
-    pid_t agent = 0;
-    ssize_t r;
-    do
-        r = read(pipefd[0], &agent, sizeof(agent));
-    while (r < 0 && errno == EINTR);
-    close(pipefd[0]);
-    if (r != (ssize_t)sizeof(agent))
-        agent = 0;
-    while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-        ;
-    return agent;
+    return reap_and_learn_pid(child, pipefd[0]);
 }
 
 /* 0 when the process is gone or a zombie. */
@@ -288,10 +303,62 @@ static void last_log_line(const char *log_path, off_t since, char *out, size_t s
     out[len] = '\0';
 }
 
+/* One start of the agent, while this process waits for it to listen. */
+typedef struct {
+    const akv_autostart_settings *settings;
+    const char *socket_path;
+    char log_path[4200];
+    off_t log_start; /* the log's size before this start: what follows is this agent's */
+    pid_t pid;       /* 0 when it could not be learnt */
+    long long deadline;
+    int timeout_ms;
+} agent_start;
+
+/*
+ * Connects to the agent just started: polls until it listens, and says why when it exits first
+ * (its last log line) or the deadline passes. Returns the fd, or -1 with err set.
+ */
+static int wait_until_listening(const agent_start *start, akv_open_fn open_fn, void *arg, char *err, size_t errlen)
+{
+    long pause = 5;
+    long long spawned = now_ms();
+    for (;;) {
+        int fd = open_fn(arg);
+        if (fd >= 0)
+            return fd;
+        if (errno != ENOENT && errno != ECONNREFUSED) {
+            snprintf(err, errlen, "cannot connect to the akv agent started at %s (%s)", start->socket_path,
+                     strerror(errno));
+            return -1;
+        }
+        if (start->pid > 0 && !alive(start->pid)) {
+            char said[600];
+            last_log_line(start->log_path, start->log_start, said, sizeof(said));
+            snprintf(err, errlen,
+                     "the akv agent started for you at %s exited: %s; hint: see %s, or run `%s agent` to see why",
+                     start->socket_path, said, start->log_path, start->settings->command);
+            return -1;
+        }
+        if (now_ms() >= start->deadline) {
+            snprintf(err, errlen,
+                     "the akv agent started for you at %s did not listen within %d ms; hint: see %s (raise "
+                     "agent_timeout_ms / AKV_AGENT_TIMEOUT_MS on a slow machine)",
+                     start->socket_path, start->timeout_ms, start->log_path);
+            return -1;
+        }
+        sleep_ms(pause);
+        /* Every 5 ms while an agent normally starts (the command waits for it: a coarser poll adds
+         * up to its pause to the first command), then backing off to 50 ms. */
+        if (now_ms() - spawned > 1000 && pause < 50)
+            pause += 5;
+    }
+}
+
 int akv_autostart(const akv_autostart_settings *s, const char *socket_path, int timeout_ms, akv_open_fn open_fn,
                   void *arg, char *err, size_t errlen)
 {
-    long long deadline = now_ms() + timeout_ms;
+    agent_start start = {.settings = s, .socket_path = socket_path, .timeout_ms = timeout_ms};
+    start.deadline = now_ms() + timeout_ms;
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s", socket_path);
     char *slash = strrchr(dir, '/');
@@ -305,7 +372,7 @@ int akv_autostart(const akv_autostart_settings *s, const char *socket_path, int 
     *slash = '\0';
     if (!own_directory(s, dir, err, errlen))
         return -1;
-    int lock = take_lock(socket_path, deadline, err, errlen);
+    int lock = take_lock(socket_path, start.deadline, err, errlen);
     if (lock < 0)
         return -1;
     /* Whoever held the lock before us may have started it already. */
@@ -318,45 +385,10 @@ int akv_autostart(const akv_autostart_settings *s, const char *socket_path, int 
             snprintf(err, errlen, "cannot connect to the akv agent at %s (%s)", socket_path, strerror(e));
         return fd;
     }
-    char log_path[4200];
-    snprintf(log_path, sizeof(log_path), "%s/agent.log", dir);
-    off_t log_start = log_size(log_path);
-    pid_t agent = spawn_agent(s, socket_path, log_path, err, errlen);
-    if (agent < 0) {
-        close(lock);
-        return -1;
-    }
-    long pause = 5;
-    long long spawned = now_ms();
-    for (;;) {
-        fd = open_fn(arg);
-        if (fd >= 0)
-            break;
-        if (errno != ENOENT && errno != ECONNREFUSED) {
-            snprintf(err, errlen, "cannot connect to the akv agent started at %s (%s)", socket_path, strerror(errno));
-            break;
-        }
-        if (agent > 0 && !alive(agent)) {
-            char said[600];
-            last_log_line(log_path, log_start, said, sizeof(said));
-            snprintf(err, errlen,
-                     "the akv agent started for you at %s exited: %s; hint: see %s, or run `%s agent` to see why",
-                     socket_path, said, log_path, s->command);
-            break;
-        }
-        if (now_ms() >= deadline) {
-            snprintf(err, errlen,
-                     "the akv agent started for you at %s did not listen within %d ms; hint: see %s (raise "
-                     "agent_timeout_ms / AKV_AGENT_TIMEOUT_MS on a slow machine)",
-                     socket_path, timeout_ms, log_path);
-            break;
-        }
-        sleep_ms(pause);
-        /* Every 5 ms while an agent normally starts (the command waits for it: a coarser poll adds
-         * up to its pause to the first command), then backing off to 50 ms. */
-        if (now_ms() - spawned > 1000 && pause < 50)
-            pause += 5;
-    }
+    snprintf(start.log_path, sizeof(start.log_path), "%s/agent.log", dir);
+    start.log_start = log_size(start.log_path);
+    start.pid = spawn_agent(s, socket_path, start.log_path, err, errlen);
+    fd = start.pid < 0 ? -1 : wait_until_listening(&start, open_fn, arg, err, errlen);
     close(lock);
     return fd;
 }

@@ -266,6 +266,19 @@ static int open_socket(void *arg)
     return fd;
 }
 
+/* The login name of `uid` in `name` ("" when it has none), and in `shown` as " (name)" for a
+ * message (also "" then). */
+static void user_name(uid_t uid, char *name, size_t namelen, char *shown, size_t shownlen)
+{
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+    name[0] = shown[0] = '\0';
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL) {
+        snprintf(name, namelen, "%s", found->pw_name);
+        snprintf(shown, shownlen, " (%s)", found->pw_name);
+    }
+}
+
 /*
  * Who answers: the peer must run as our own uid, as root, or as the configured agent user. Checked
  * on every new connection, before a byte is sent (a socket planted by another local user would
@@ -284,17 +297,13 @@ static int peer_allowed(struct akv_agent *a, int fd, uid_t *peer_uid, char *err,
     uid_t self = geteuid();
     if (cred.uid == self || cred.uid == 0 || (a->has_agent_uid && cred.uid == a->agent_uid))
         return 1;
-    char name[64] = "";
-    struct passwd pw, *found = NULL;
-    char buf[1024];
-    if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL)
-        snprintf(name, sizeof(name), " (%s)", found->pw_name);
+    char user[64], shown[72];
+    user_name(cred.uid, user, sizeof(user), shown, sizeof(shown));
     snprintf(err, errlen,
              "refused the akv agent socket %s: it is served by uid %u%s, not by you (uid %u) or root; nothing was "
              "sent; hint: if that is the agent to use, allow it with agent_user = %s in openssl.cnf or "
              "AKV_AGENT_USER=%s; otherwise remove the socket and start your own agent",
-             a->path, (unsigned)cred.uid, name, (unsigned)self, found != NULL ? found->pw_name : "<uid>",
-             found != NULL ? found->pw_name : "<uid>");
+             a->path, (unsigned)cred.uid, shown, (unsigned)self, *user ? user : "<uid>", *user ? user : "<uid>");
     return 0;
 }
 
@@ -310,17 +319,14 @@ static void explain_denied(const char *path, char *err, size_t errlen)
     if (slash != NULL && slash != dir) {
         *slash = '\0';
         if (stat(dir, &st) == 0 && st.st_uid != geteuid() && access(dir, X_OK) != 0) {
-            char name[64] = "";
-            struct passwd pw, *found = NULL;
-            char buf[1024];
-            if (getpwuid_r(st.st_uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL)
-                snprintf(name, sizeof(name), " (%s)", found->pw_name);
+            char user[64], shown[72];
+            user_name(st.st_uid, user, sizeof(user), shown, sizeof(shown));
             snprintf(err, errlen,
                      "cannot reach the akv agent socket %s: its directory %s belongs to uid %u%s with mode %03o, "
                      "closed to you (uid %u): it is that user's own agent, not a shared one; hint: run your own "
                      "agent (unset AKV_AGENT_SOCKET / agent_socket to use yours), or have the agent shared through "
                      "a socket group (docs/deployment.md)",
-                     path, dir, (unsigned)st.st_uid, name, (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
+                     path, dir, (unsigned)st.st_uid, shown, (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
             return;
         }
     }

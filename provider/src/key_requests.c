@@ -164,6 +164,42 @@ static char *pin_uri(const char *uri, const char *version)
     return pinned;
 }
 
+/* Azure's name for an OpenSSL EC group, "" for a group Azure does not name. */
+static const char *azure_curve_name(const char *group)
+{
+    return strcmp(group, "prime256v1") == 0  ? "P-256"
+           : strcmp(group, "secp256k1") == 0 ? "P-256K"
+           : strcmp(group, "secp384r1") == 0 ? "P-384"
+           : strcmp(group, "secp521r1") == 0 ? "P-521"
+                                             : "";
+}
+
+/*
+ * The public half of an RSA or EC key from the answer's PUBLIC_KEY (a SubjectPublicKeyInfo of the
+ * key's type), and from it what the answer left out: the size, the curve.
+ */
+static int take_public_key(AKV_PROV_CTX *prov, const char *uri, const akv_frame *f, uint32_t type, AKV_KEY *key)
+{
+    const akv_field *spki = akv_frame_get(f, AKV_TAG_PUBLIC_KEY);
+    const unsigned char *p = spki ? spki->value : NULL;
+    if (p != NULL)
+        key->pub = d2i_PUBKEY_ex(NULL, &p, (long)spki->len, prov->pub_libctx, NULL);
+    if (key->pub == NULL || !EVP_PKEY_is_a(key->pub, type == AKV_KEY_TYPE_RSA ? "RSA" : "EC")) {
+        AKV_RAISE(prov, AKV_R_AGENT_PROTOCOL,
+                  "describe %s: the agent's PUBLIC_KEY is missing or is not a %s SubjectPublicKeyInfo", uri,
+                  type == AKV_KEY_TYPE_RSA ? "RSA" : "EC");
+        return 0;
+    }
+    if (key->bits == 0)
+        key->bits = (unsigned)EVP_PKEY_get_bits(key->pub);
+    if (type == AKV_KEY_TYPE_EC && key->curve[0] == '\0') {
+        char group[64];
+        if (EVP_PKEY_get_utf8_string_param(key->pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL))
+            snprintf(key->curve, sizeof(key->curve), "%s", azure_curve_name(group));
+    }
+    return 1;
+}
+
 AKV_KEY *akv_describe(AKV_PROV_CTX *prov, const char *uri)
 {
     akv_buf req;
@@ -206,29 +242,8 @@ AKV_KEY *akv_describe(AKV_PROV_CTX *prov, const char *uri)
         key->curve[curve->len] = '\0';
     }
     if (type != AKV_KEY_TYPE_AES) {
-        const akv_field *spki = akv_frame_get(f, AKV_TAG_PUBLIC_KEY);
-        const unsigned char *p = spki ? spki->value : NULL;
-        if (p != NULL)
-            key->pub = d2i_PUBKEY_ex(NULL, &p, (long)spki->len, prov->pub_libctx, NULL);
-        if (key->pub == NULL || !EVP_PKEY_is_a(key->pub, type == AKV_KEY_TYPE_RSA ? "RSA" : "EC")) {
-            AKV_RAISE(prov, AKV_R_AGENT_PROTOCOL,
-                      "describe %s: the agent's PUBLIC_KEY is missing or is not a %s SubjectPublicKeyInfo", uri,
-                      type == AKV_KEY_TYPE_RSA ? "RSA" : "EC");
+        if (!take_public_key(prov, uri, f, type, key))
             goto err;
-        }
-        if (key->bits == 0)
-            key->bits = (unsigned)EVP_PKEY_get_bits(key->pub);
-        if (type == AKV_KEY_TYPE_EC && key->curve[0] == '\0') {
-            char group[64];
-            if (EVP_PKEY_get_utf8_string_param(key->pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL)) {
-                const char *az = strcmp(group, "prime256v1") == 0  ? "P-256"
-                                 : strcmp(group, "secp256k1") == 0 ? "P-256K"
-                                 : strcmp(group, "secp384r1") == 0 ? "P-384"
-                                 : strcmp(group, "secp521r1") == 0 ? "P-521"
-                                                                   : "";
-                snprintf(key->curve, sizeof(key->curve), "%s", az);
-            }
-        }
     } else if (key->bits != 128 && key->bits != 192 && key->bits != 256) {
         AKV_RAISE(prov, AKV_R_AGENT_PROTOCOL, "describe %s: AES key size %u is not 128, 192 or 256", uri, key->bits);
         goto err;

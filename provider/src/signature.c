@@ -164,84 +164,98 @@ static enum sig_buffer check_sig_buffer(AKV_SIG_CTX *ctx, const unsigned char *s
     return SIG_BUFFER_OK;
 }
 
-static int do_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t sigsize, const unsigned char *tbs,
-                   size_t tbslen)
+/* The HSM's RSxxx or PSxxx algorithm for this context, after checking the digest, the input and the padding. */
+static int rsa_sign_alg(AKV_SIG_CTX *ctx, size_t tbslen, char *alg, size_t alglen)
 {
-    char alg[16];
-    unsigned char digest[64];
-    const unsigned char *input = tbs;
-    size_t inlen = tbslen;
-    unsigned char *out = NULL;
-    size_t outlen = 0;
-    int ok = 0;
-
-    if (ctx->key->uri == NULL)
-        return local_sign(ctx, sig, siglen, sigsize, tbs, tbslen);
-    if (ctx->is_rsa) {
-        if (ctx->md == NULL) {
-            AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT,
-                      "RSA signing in the HSM needs the digest algorithm: add -pkeyopt digest:sha256 (or sha384, "
-                      "sha512) to sign a precomputed digest");
-            return 0;
-        }
-        if (!check_input_is_digest(ctx, tbslen))
-            return 0;
-        if (ctx->pad_mode == RSA_PKCS1_PSS_PADDING) {
-            if (!akv_sig_check_pss(ctx))
-                return 0;
-        } else if (ctx->pad_mode != RSA_PKCS1_PADDING) {
-            AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED,
-                      "RSA padding mode %d is not supported for signing: the HSM signs with pkcs1 or pss",
-                      ctx->pad_mode);
-            return 0;
-        }
-        snprintf(alg, sizeof(alg), "%s%d", ctx->pad_mode == RSA_PKCS1_PSS_PADDING ? "PS" : "RS",
-                 akv_hsm_digest_bits(ctx->md));
-    } else {
-        const char *es = akv_ecdsa_alg(ctx->key->curve);
-        size_t want = akv_ecdsa_digest_len(ctx->key->curve);
-        if (es == NULL) {
-            AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED, "EC curve '%s' of %s is not supported", ctx->key->curve,
-                      ctx->key->uri);
-            return 0;
-        }
-        if (!check_input_is_digest(ctx, tbslen))
-            return 0;
-        if (tbslen == 0 || tbslen > sizeof(digest)) {
-            AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "ECDSA input must be a digest of 1 to 64 bytes, not %zu",
-                      tbslen);
-            return 0;
-        }
-        /* ECDSA uses the leftmost order-size bits of the digest; shorter digests keep their value. */
-        akv_ecdsa_fit_digest(tbs, tbslen, digest, want);
-        input = digest;
-        inlen = want;
-        snprintf(alg, sizeof(alg), "%s", es);
-    }
-
-    if (!akv_key_operation(ctx->prov, ctx->key, AKV_OP_SIGN, alg, input, inlen, &out, &outlen))
+    if (ctx->md == NULL) {
+        AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT,
+                  "RSA signing in the HSM needs the digest algorithm: add -pkeyopt digest:sha256 (or sha384, "
+                  "sha512) to sign a precomputed digest");
         return 0;
+    }
+    if (!check_input_is_digest(ctx, tbslen))
+        return 0;
+    if (ctx->pad_mode == RSA_PKCS1_PSS_PADDING) {
+        if (!akv_sig_check_pss(ctx))
+            return 0;
+    } else if (ctx->pad_mode != RSA_PKCS1_PADDING) {
+        AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED,
+                  "RSA padding mode %d is not supported for signing: the HSM signs with pkcs1 or pss", ctx->pad_mode);
+        return 0;
+    }
+    snprintf(alg, alglen, "%s%d", ctx->pad_mode == RSA_PKCS1_PSS_PADDING ? "PS" : "RS", akv_hsm_digest_bits(ctx->md));
+    return 1;
+}
+
+/* The HSM's ES* algorithm for the key's curve, and the digest fitted to the curve's order into `digest`. */
+static int ecdsa_sign_input(AKV_SIG_CTX *ctx, const unsigned char *tbs, size_t tbslen, unsigned char digest[64],
+                            size_t *digest_len, char *alg, size_t alglen)
+{
+    const char *es = akv_ecdsa_alg(ctx->key->curve);
+    if (es == NULL) {
+        AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED, "EC curve '%s' of %s is not supported", ctx->key->curve, ctx->key->uri);
+        return 0;
+    }
+    if (!check_input_is_digest(ctx, tbslen))
+        return 0;
+    if (tbslen == 0 || tbslen > 64) {
+        AKV_RAISE(ctx->prov, AKV_R_INVALID_ARGUMENT, "ECDSA input must be a digest of 1 to 64 bytes, not %zu", tbslen);
+        return 0;
+    }
+    /* ECDSA uses the leftmost order-size bits of the digest; shorter digests keep their value. */
+    *digest_len = akv_ecdsa_digest_len(ctx->key->curve);
+    akv_ecdsa_fit_digest(tbs, tbslen, digest, *digest_len);
+    snprintf(alg, alglen, "%s", es);
+    return 1;
+}
+
+/* The HSM's signature as OpenSSL wants it: RSA as is (exactly the modulus size), ECDSA r||s as DER. */
+static int store_hsm_signature(AKV_SIG_CTX *ctx, const unsigned char *out, size_t outlen, unsigned char *sig,
+                               size_t *siglen, size_t sigsize)
+{
     if (ctx->is_rsa) {
         size_t modlen = max_sig_size(ctx);
         if (outlen != modlen || outlen > sigsize) {
             AKV_RAISE(ctx->prov, AKV_R_AGENT_PROTOCOL, "the HSM returned a %zu-byte RSA signature, expected %zu",
                       outlen, modlen);
-            goto end;
+            return 0;
         }
         memcpy(sig, out, outlen);
         *siglen = outlen;
-    } else {
-        size_t der_len = 0;
-        if (!akv_ecdsa_raw_to_der(out, outlen, akv_curve_order_bytes(ctx->key->curve), sig, sigsize, &der_len)) {
-            AKV_RAISE(ctx->prov, AKV_R_AGENT_PROTOCOL,
-                      "the HSM returned a %zu-byte ECDSA signature, expected r||s of %zu bytes", outlen,
-                      2 * akv_curve_order_bytes(ctx->key->curve));
-            goto end;
-        }
-        *siglen = der_len;
+        return 1;
     }
-    ok = 1;
-end:
+    size_t order = akv_curve_order_bytes(ctx->key->curve), der_len = 0;
+    if (!akv_ecdsa_raw_to_der(out, outlen, order, sig, sigsize, &der_len)) {
+        AKV_RAISE(ctx->prov, AKV_R_AGENT_PROTOCOL,
+                  "the HSM returned a %zu-byte ECDSA signature, expected r||s of %zu bytes", outlen, 2 * order);
+        return 0;
+    }
+    *siglen = der_len;
+    return 1;
+}
+
+static int do_sign(AKV_SIG_CTX *ctx, unsigned char *sig, size_t *siglen, size_t sigsize, const unsigned char *tbs,
+                   size_t tbslen)
+{
+    if (ctx->key->uri == NULL)
+        return local_sign(ctx, sig, siglen, sigsize, tbs, tbslen);
+    char alg[16];
+    unsigned char digest[64];
+    const unsigned char *input = tbs;
+    size_t inlen = tbslen;
+    if (ctx->is_rsa) {
+        if (!rsa_sign_alg(ctx, tbslen, alg, sizeof(alg)))
+            return 0;
+    } else {
+        if (!ecdsa_sign_input(ctx, tbs, tbslen, digest, &inlen, alg, sizeof(alg)))
+            return 0;
+        input = digest;
+    }
+    unsigned char *out = NULL;
+    size_t outlen = 0;
+    if (!akv_key_operation(ctx->prov, ctx->key, AKV_OP_SIGN, alg, input, inlen, &out, &outlen))
+        return 0;
+    int ok = store_hsm_signature(ctx, out, outlen, sig, siglen, sigsize);
     akv_secure_free(out, outlen);
     return ok;
 }

@@ -153,39 +153,33 @@ int akv_sig_set_ctx_params(void *vctx, const OSSL_PARAM params[])
     return 1;
 }
 
-int akv_sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
+/* The DER AlgorithmIdentifier of this signature (X.509), computed once per context. */
+static int algorithm_id(AKV_SIG_CTX *ctx)
 {
-    AKV_SIG_CTX *ctx = vctx;
-    OSSL_PARAM *p;
-
-    if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_ALGORITHM_ID)) != NULL) {
-        if (ctx->md == NULL)
-            return 0;
-        if (ctx->aid_len == 0) {
-            int saltlen = EVP_MD_get_size(ctx->md);
-            if (ctx->is_rsa && ctx->pad_mode == RSA_PKCS1_PSS_PADDING && ctx->signing && !akv_sig_check_pss(ctx))
-                return 0;
-            if (ctx->is_rsa && ctx->pad_mode == RSA_PKCS1_PSS_PADDING && !ctx->signing && ctx->saltlen >= 0)
-                saltlen = ctx->saltlen;
-            ctx->aid_len = akv_algorithm_id(ctx->is_rsa, ctx->is_rsa && ctx->pad_mode == RSA_PKCS1_PSS_PADDING,
-                                            akv_hsm_digest_bits(ctx->md), saltlen, ctx->aid, sizeof(ctx->aid));
-            if (ctx->aid_len == 0) {
-                AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED, "no X.509 algorithm identifier for %s with %s",
-                          ctx->is_rsa ? "RSA" : "ECDSA", EVP_MD_get0_name(ctx->md));
-                return 0;
-            }
-        }
-        if (!OSSL_PARAM_set_octet_string(p, ctx->aid, ctx->aid_len))
-            return 0;
-    }
-    if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST)) != NULL &&
-        !OSSL_PARAM_set_utf8_string(p, ctx->md != NULL ? EVP_MD_get0_name(ctx->md) : ""))
+    if (ctx->md == NULL)
         return 0;
-    if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST_SIZE)) != NULL &&
-        !OSSL_PARAM_set_size_t(p, ctx->md != NULL ? (size_t)EVP_MD_get_size(ctx->md) : 0))
-        return 0;
-    if (!ctx->is_rsa)
+    if (ctx->aid_len != 0)
         return 1;
+    int pss = ctx->is_rsa && ctx->pad_mode == RSA_PKCS1_PSS_PADDING;
+    int saltlen = EVP_MD_get_size(ctx->md);
+    if (pss && ctx->signing && !akv_sig_check_pss(ctx))
+        return 0;
+    if (pss && !ctx->signing && ctx->saltlen >= 0)
+        saltlen = ctx->saltlen;
+    ctx->aid_len =
+        akv_algorithm_id(ctx->is_rsa, pss, akv_hsm_digest_bits(ctx->md), saltlen, ctx->aid, sizeof(ctx->aid));
+    if (ctx->aid_len == 0) {
+        AKV_RAISE(ctx->prov, AKV_R_UNSUPPORTED, "no X.509 algorithm identifier for %s with %s",
+                  ctx->is_rsa ? "RSA" : "ECDSA", EVP_MD_get0_name(ctx->md));
+        return 0;
+    }
+    return 1;
+}
+
+/* The RSA padding parameters, each as a name or a number, as the caller's OSSL_PARAM asks. */
+static int get_rsa_padding_params(const AKV_SIG_CTX *ctx, OSSL_PARAM params[])
+{
+    OSSL_PARAM *p;
     if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_PAD_MODE)) != NULL) {
         if (p->data_type == OSSL_PARAM_UTF8_STRING) {
             /* set_ctx_params keeps pad_mode at pkcs1 or pss, both named */
@@ -215,6 +209,23 @@ int akv_sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
             return 0;
     }
     return 1;
+}
+
+int akv_sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
+{
+    AKV_SIG_CTX *ctx = vctx;
+    OSSL_PARAM *p;
+
+    if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_ALGORITHM_ID)) != NULL &&
+        (!algorithm_id(ctx) || !OSSL_PARAM_set_octet_string(p, ctx->aid, ctx->aid_len)))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST)) != NULL &&
+        !OSSL_PARAM_set_utf8_string(p, ctx->md != NULL ? EVP_MD_get0_name(ctx->md) : ""))
+        return 0;
+    if ((p = OSSL_PARAM_locate(params, OSSL_SIGNATURE_PARAM_DIGEST_SIZE)) != NULL &&
+        !OSSL_PARAM_set_size_t(p, ctx->md != NULL ? (size_t)EVP_MD_get_size(ctx->md) : 0))
+        return 0;
+    return !ctx->is_rsa || get_rsa_padding_params(ctx, params);
 }
 
 static const OSSL_PARAM rsa_gettable_ctx[] = {

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { AkvConfig } from '../config/types.js';
 import { formatKeyUri, type KeyRef } from '../uri/index.js';
+import { errorMessage } from '../errors.js';
 
 /** The config's certificate path for the key, matching names as Azure does (case-insensitively). */
 export function certificatePath(config: AkvConfig, ref: KeyRef): string | undefined {
@@ -43,7 +44,7 @@ export async function configuredCertificate(
     return cert.raw;
   } catch (err) {
     logger.warn(
-      { uri, file: path, error: (err as Error).message },
+      { uri, file: path, error: errorMessage(err) },
       `certificate file ${path} for ${uri} cannot be used: not presented; hint: point vaults.${ref.vault}.certificates.${ref.name} at a PEM or DER certificate the agent can read`,
     );
     return undefined;

@@ -6,8 +6,8 @@
  */
 import { agentLimits } from '../config/load.js';
 import type { AkvConfig } from '../config/types.js';
-import type { KeyDescription, VaultName } from '../azure/gateway.js';
-import { AkvError } from '../errors.js';
+import type { HsmGateway, KeyDescription, VaultName } from '../azure/gateway.js';
+import { AkvError, errorMessage } from '../errors.js';
 import { MAX_REQUEST_BODY, MAX_RESPONSE_BODY, PROTOCOL_VERSION } from '../protocol/index.js';
 import type {
   AgentReport,
@@ -69,7 +69,56 @@ function vaultsToCheck(
 function failure(err: unknown): { error: string; hint?: string } {
   if (err instanceof AkvError)
     return err.hint ? { error: err.message, hint: err.hint } : { error: err.message };
-  return { error: (err as Error)?.message ?? String(err) };
+  return { error: errorMessage(err) };
+}
+
+/** A token for the vaults' scope, or why none came. */
+async function checkCredential(
+  gateway: HsmGateway,
+  scopeType: VaultType,
+): Promise<CredentialStatus> {
+  try {
+    const token = await gateway.probeCredential(scopeType);
+    return {
+      ok: true,
+      source: token.source,
+      scope: token.scope,
+      expiresAt: new Date(token.expiresOnTimestamp).toISOString(),
+      expiresInSeconds: Math.round((token.expiresOnTimestamp - Date.now()) / 1000),
+    };
+  } catch (err) {
+    return { ok: false, source: gateway.credentialSource, ...failure(err) };
+  }
+}
+
+/** Whether one vault answers (not asked without a token). */
+async function checkVault(
+  gateway: HsmGateway,
+  credential: CredentialStatus,
+  v: VaultName & { configured: boolean },
+): Promise<VaultStatus> {
+  const base = { name: v.vault, type: v.vaultType, configured: v.configured };
+  if (!credential.ok)
+    return { ...base, reachable: false, detail: 'not checked: no token', hint: credential.hint };
+  try {
+    const probe = await gateway.probeVault(v.vaultType, v.vault);
+    return { ...base, url: probe.url, reachable: true, detail: probe.detail };
+  } catch (err) {
+    const f = failure(err);
+    return f.hint
+      ? { ...base, reachable: false, detail: f.error, hint: f.hint }
+      : { ...base, reachable: false, detail: f.error };
+  }
+}
+
+/** Why the agent is not ready, or undefined when it is. */
+function notReadyReason(credential: CredentialStatus, statuses: VaultStatus[]): string | undefined {
+  if (!credential.ok) return `no token: ${credential.error}`;
+  if (statuses.length === 0)
+    return 'no HSM to check: list it under "vaults" in the config (an empty entry is enough: "vaults": {"myhsm": {}}), or send the agent a request for one of its keys';
+  if (!statuses.some((s) => s.reachable))
+    return `no HSM answers (${statuses.map((s) => `${s.name}: ${s.detail}`).join('; ')})`;
+  return undefined;
 }
 
 async function checkAccess(ctx: DiagnoseContext, extra?: VaultName): Promise<HsmAccess> {
@@ -81,48 +130,9 @@ async function checkAccess(ctx: DiagnoseContext, extra?: VaultName): Promise<Hsm
       config,
       extra ? [extra, ...gateway.knownVaults()] : gateway.knownVaults(),
     );
-    const scopeType: VaultType = vaults[0]?.vaultType ?? 'managedhsm';
-    let credential: CredentialStatus;
-    try {
-      const token = await gateway.probeCredential(scopeType);
-      credential = {
-        ok: true,
-        source: token.source,
-        scope: token.scope,
-        expiresAt: new Date(token.expiresOnTimestamp).toISOString(),
-        expiresInSeconds: Math.round((token.expiresOnTimestamp - Date.now()) / 1000),
-      };
-    } catch (err) {
-      credential = { ok: false, source: gateway.credentialSource, ...failure(err) };
-    }
-    const statuses = await Promise.all(
-      vaults.map(async (v): Promise<VaultStatus> => {
-        const base = { name: v.vault, type: v.vaultType, configured: v.configured };
-        if (!credential.ok)
-          return {
-            ...base,
-            reachable: false,
-            detail: 'not checked: no token',
-            hint: credential.hint,
-          };
-        try {
-          const probe = await gateway.probeVault(v.vaultType, v.vault);
-          return { ...base, url: probe.url, reachable: true, detail: probe.detail };
-        } catch (err) {
-          const f = failure(err);
-          return f.hint
-            ? { ...base, reachable: false, detail: f.error, hint: f.hint }
-            : { ...base, reachable: false, detail: f.error };
-        }
-      }),
-    );
-    let reason: string | undefined;
-    if (!credential.ok) reason = `no token: ${credential.error}`;
-    else if (statuses.length === 0)
-      reason =
-        'no HSM to check: list it under "vaults" in the config (an empty entry is enough: "vaults": {"myhsm": {}}), or send the agent a request for one of its keys';
-    else if (!statuses.some((s) => s.reachable))
-      reason = `no HSM answers (${statuses.map((s) => `${s.name}: ${s.detail}`).join('; ')})`;
+    const credential = await checkCredential(gateway, vaults[0]?.vaultType ?? 'managedhsm');
+    const statuses = await Promise.all(vaults.map((v) => checkVault(gateway, credential, v)));
+    const reason = notReadyReason(credential, statuses);
     const access: HsmAccess = {
       ready: reason === undefined,
       credential,

@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { HsmGateway, KeyDescription, OpResult } from '../azure/gateway.js';
-import { AkvError } from '../errors.js';
+import { AkvError, errorMessage } from '../errors.js';
 import {
   KeyType,
   PROTOCOL_VERSION,
@@ -104,7 +104,7 @@ function internalError(err: unknown, logger: Logger, what: string): AkvError {
   logger.error({ err }, `internal error during ${what}`);
   return new AkvError(
     'INTERNAL',
-    `internal error in the akv agent during ${what}: ${(err as Error)?.message ?? String(err)}`,
+    `internal error in the akv agent during ${what}: ${errorMessage(err)}`,
     'report it with the agent log',
   );
 }
@@ -211,18 +211,49 @@ function describeFields(ref: KeyRef, d: KeyDescription): Field[] {
   return fields;
 }
 
+type PrivateRequest = Extract<AgentRequest, { kind: 'private' }>;
+
+/** What the audit line of one private-key operation says besides the request itself. */
+interface PrivateOutcome {
+  fields: Field[];
+  status: string;
+  uri: string;
+  rule?: string;
+  keyVersion?: string;
+  retries: number;
+  error?: string;
+}
+
 async function privateOp(
   ctx: HandlerContext,
-  req: Extract<AgentRequest, { kind: 'private' }>,
+  req: PrivateRequest,
   meta: RequestMeta,
 ): Promise<{ fields: Field[]; status: string }> {
   const started = performance.now();
+  const outcome = await runPrivateOp(ctx, req, meta);
+  logAudit(ctx.logger(), {
+    uri: outcome.uri,
+    op: req.op,
+    alg: req.alg.slice(0, 40),
+    status: outcome.status,
+    latencyMs: performance.now() - started,
+    ...(req.clientPid !== undefined ? { clientPid: req.clientPid } : {}),
+    ...(meta.peer ? { peer: meta.peer } : {}),
+    ...(outcome.rule !== undefined ? { rule: outcome.rule } : {}),
+    ...(outcome.keyVersion !== undefined ? { keyVersion: outcome.keyVersion } : {}),
+    retries: outcome.retries,
+    ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+  });
+  return { fields: outcome.fields, status: outcome.status };
+}
+
+/** The policy check, the HSM call and the answer's fields; never throws. */
+async function runPrivateOp(
+  ctx: HandlerContext,
+  req: PrivateRequest,
+  meta: RequestMeta,
+): Promise<PrivateOutcome> {
   let uri = req.uri.length > 200 ? `${req.uri.slice(0, 200)}...` : req.uri;
-  let keyVersion: string | undefined;
-  let retries = 0;
-  let status = 'OK';
-  let error: string | undefined;
-  let fields: Field[];
   let ref: KeyRef | undefined;
   let rule: string | undefined;
   const lease = ctx.gateways.lease();
@@ -230,26 +261,19 @@ async function privateOp(
     ref = parseKeyUri(req.uri);
     uri = formatKeyUri(ref);
     rule = allow(ctx, meta, req.op, ref);
-    if (req.input.length > MAX_PRIVATE_INPUT) {
-      throw new AkvError(
-        'BAD_PARAMETER',
-        `the input of ${req.op} is ${req.input.length} bytes, more than any HSM key operation takes (at most ${MAX_PRIVATE_INPUT})`,
-        'send a digest to sign, a ciphertext of the key size to decrypt or unwrap, a key of at most 512 bytes to wrap',
-      );
-    }
+    checkPrivateInput(req);
     const target = ref;
     const result = await atHsm(ctx, meta, lease.gateway, `${req.op} with ${uri}`, (deadline) =>
       runPrivate(lease.gateway, req.op, target, req.alg, req.input, deadline),
     );
-    keyVersion = result.version;
-    retries = result.retries;
-    fields = [
+    const fields = [
       u32Field(Tag.STATUS, STATUS_OK),
       bytesField(Tag.OUTPUT, result.output),
       stringField(Tag.KEY_VERSION, result.version),
     ];
     if (result.retries > 0) fields.push(u32Field(Tag.RETRIES, result.retries));
     noticeRotation(ctx, ref, result.version);
+    return { fields, status: 'OK', uri, rule, keyVersion: result.version, retries: result.retries };
   } catch (err) {
     const e =
       err instanceof SlotCancelled
@@ -259,28 +283,29 @@ async function privateOp(
             req.op,
           )
         : errorFields(err, ctx.logger(), req.op);
-    fields = e.fields;
-    status = e.status;
-    error = e.message;
-    if (err instanceof AkvError) retries = err.retries;
     if (ref && err instanceof AkvError && STALE_ON.has(err.code)) ctx.cache.invalidate(ref);
+    return {
+      fields: e.fields,
+      status: e.status,
+      uri,
+      rule,
+      retries: err instanceof AkvError ? err.retries : 0,
+      error: e.message,
+    };
   } finally {
     lease.release();
   }
-  logAudit(ctx.logger(), {
-    uri,
-    op: req.op,
-    alg: req.alg.slice(0, 40),
-    status,
-    latencyMs: performance.now() - started,
-    ...(req.clientPid !== undefined ? { clientPid: req.clientPid } : {}),
-    ...(meta.peer ? { peer: meta.peer } : {}),
-    ...(rule !== undefined ? { rule } : {}),
-    ...(keyVersion !== undefined ? { keyVersion } : {}),
-    retries,
-    ...(error !== undefined ? { error } : {}),
-  });
-  return { fields, status };
+}
+
+/** An input no HSM key operation takes is refused before it queues for a slot. */
+function checkPrivateInput(req: PrivateRequest): void {
+  if (req.input.length > MAX_PRIVATE_INPUT) {
+    throw new AkvError(
+      'BAD_PARAMETER',
+      `the input of ${req.op} is ${req.input.length} bytes, more than any HSM key operation takes (at most ${MAX_PRIVATE_INPUT})`,
+      'send a digest to sign, a ciphertext of the key size to decrypt or unwrap, a key of at most 512 bytes to wrap',
+    );
+  }
 }
 
 function runPrivate(
@@ -353,80 +378,116 @@ async function handleOther(
 ): Promise<Field[]> {
   switch (req.kind) {
     case 'hello':
-      ctx.logger().debug(
-        {
-          client_pid: req.clientPid,
-          client_name: req.clientName,
-          proto: req.protoVersion,
-          access_token: req.accessToken !== undefined ? 'handed over' : undefined,
-        },
-        'hello',
-      );
-      if (req.accessToken !== undefined) ctx.clientToken?.(req.accessToken, req.clientPid);
-      return [
-        u32Field(Tag.STATUS, STATUS_OK),
-        u32Field(Tag.PROTO_VERSION, PROTOCOL_VERSION),
-        stringField(Tag.AGENT_VERSION, ctx.agentVersion),
-      ];
+      return hello(ctx, req);
     case 'ping':
       return [u32Field(Tag.STATUS, STATUS_OK)];
-    case 'describe': {
-      const ref = parseKeyUri(req.uri);
-      allow(ctx, meta, 'describe', ref, 'describe');
-      const d = await describe(ctx, meta, ref);
-      const fields = describeFields(ref, d);
-      const certificate = await configuredCertificate(ctx.config(), ref, d.spki, ctx.logger());
-      if (certificate !== undefined) fields.push(bytesField(Tag.CERTIFICATE, certificate));
-      return fields;
-    }
+    case 'describe':
+      return describeOp(ctx, req, meta);
     case 'list-vaults':
       return [
         u32Field(Tag.STATUS, STATUS_OK),
         stringField(Tag.VAULT_NAMES, Object.keys(ctx.config().vaults).join(',')),
       ];
-    case 'forget': {
-      // The key commands send this after a rotate, import or delete, so that the next DESCRIBE
-      // of an unpinned URI asks the HSM instead of serving the old version until the TTL.
-      const ref = parseKeyUri(req.uri);
-      allow(ctx, meta, 'describe', ref, 'forget');
-      ctx.cache.invalidate(ref);
-      ctx
-        .logger()
-        .info({ uri: formatKeyUri(ref), client_pid: req.clientPid }, 'key cache entry dropped');
-      return [u32Field(Tag.STATUS, STATUS_OK)];
-    }
-    case 'diagnose': {
-      // Never fails as a whole: every check's failure is part of the report.
-      const report = await diagnose(ctx, req.uri, (ref) => {
-        allow(ctx, meta, 'describe', ref, 'diagnose');
-        return describe(ctx, meta, ref);
-      });
-      ctx
-        .logger()
-        .info({ client_pid: req.clientPid, ready: report.ready, uri: report.key?.uri }, 'diagnose');
-      return [u32Field(Tag.STATUS, STATUS_OK), stringField(Tag.REPORT, JSON.stringify(report))];
-    }
-    case 'list': {
-      const vault = parseVaultUri(`${req.vaultType}:${req.vault}:`);
-      const target = { vaultType: vault.vaultType, vault: vault.vault };
-      allow(ctx, meta, 'list', target, 'list');
-      const visible = ctx.policy()?.listFilter(meta.peer, target) ?? (() => true);
-      const lease = ctx.gateways.lease();
-      try {
-        const names = await atHsm(
-          ctx,
-          meta,
-          lease.gateway,
-          `list ${vault.vaultType}:${vault.vault}:`,
-          (deadline) => lease.gateway.listKeys(vault.vaultType, vault.vault, { deadline }),
-        );
-        return [
-          u32Field(Tag.STATUS, STATUS_OK),
-          ...names.filter(visible).map((n) => stringField(Tag.KEY_NAME, n)),
-        ];
-      } finally {
-        lease.release();
-      }
-    }
+    case 'forget':
+      return forget(ctx, req, meta);
+    case 'diagnose':
+      return diagnoseOp(ctx, req, meta);
+    case 'list':
+      return listKeys(ctx, req, meta);
+  }
+}
+
+function hello(ctx: HandlerContext, req: Extract<AgentRequest, { kind: 'hello' }>): Field[] {
+  ctx.logger().debug(
+    {
+      client_pid: req.clientPid,
+      client_name: req.clientName,
+      proto: req.protoVersion,
+      access_token: req.accessToken !== undefined ? 'handed over' : undefined,
+    },
+    'hello',
+  );
+  if (req.accessToken !== undefined) ctx.clientToken?.(req.accessToken, req.clientPid);
+  return [
+    u32Field(Tag.STATUS, STATUS_OK),
+    u32Field(Tag.PROTO_VERSION, PROTOCOL_VERSION),
+    stringField(Tag.AGENT_VERSION, ctx.agentVersion),
+  ];
+}
+
+/** The key's description, and the certificate the config pairs with it, if any. */
+async function describeOp(
+  ctx: HandlerContext,
+  req: Extract<AgentRequest, { kind: 'describe' }>,
+  meta: RequestMeta,
+): Promise<Field[]> {
+  const ref = parseKeyUri(req.uri);
+  allow(ctx, meta, 'describe', ref, 'describe');
+  const d = await describe(ctx, meta, ref);
+  const fields = describeFields(ref, d);
+  const certificate = await configuredCertificate(ctx.config(), ref, d.spki, ctx.logger());
+  if (certificate !== undefined) fields.push(bytesField(Tag.CERTIFICATE, certificate));
+  return fields;
+}
+
+/**
+ * The key commands send FORGET after a rotate, import or delete, so that the next DESCRIBE of an
+ * unpinned URI asks the HSM instead of serving the old version until the TTL.
+ */
+function forget(
+  ctx: HandlerContext,
+  req: Extract<AgentRequest, { kind: 'forget' }>,
+  meta: RequestMeta,
+): Field[] {
+  const ref = parseKeyUri(req.uri);
+  allow(ctx, meta, 'describe', ref, 'forget');
+  ctx.cache.invalidate(ref);
+  ctx
+    .logger()
+    .info({ uri: formatKeyUri(ref), client_pid: req.clientPid }, 'key cache entry dropped');
+  return [u32Field(Tag.STATUS, STATUS_OK)];
+}
+
+/** Never fails as a whole: every check's failure is part of the report. */
+async function diagnoseOp(
+  ctx: HandlerContext,
+  req: Extract<AgentRequest, { kind: 'diagnose' }>,
+  meta: RequestMeta,
+): Promise<Field[]> {
+  const report = await diagnose(ctx, req.uri, (ref) => {
+    allow(ctx, meta, 'describe', ref, 'diagnose');
+    return describe(ctx, meta, ref);
+  });
+  ctx
+    .logger()
+    .info({ client_pid: req.clientPid, ready: report.ready, uri: report.key?.uri }, 'diagnose');
+  return [u32Field(Tag.STATUS, STATUS_OK), stringField(Tag.REPORT, JSON.stringify(report))];
+}
+
+/** The vault's key names, those the policy lets this peer see. */
+async function listKeys(
+  ctx: HandlerContext,
+  req: Extract<AgentRequest, { kind: 'list' }>,
+  meta: RequestMeta,
+): Promise<Field[]> {
+  const vault = parseVaultUri(`${req.vaultType}:${req.vault}:`);
+  const target = { vaultType: vault.vaultType, vault: vault.vault };
+  allow(ctx, meta, 'list', target, 'list');
+  const visible = ctx.policy()?.listFilter(meta.peer, target) ?? (() => true);
+  const lease = ctx.gateways.lease();
+  try {
+    const names = await atHsm(
+      ctx,
+      meta,
+      lease.gateway,
+      `list ${vault.vaultType}:${vault.vault}:`,
+      (deadline) => lease.gateway.listKeys(vault.vaultType, vault.vault, { deadline }),
+    );
+    return [
+      u32Field(Tag.STATUS, STATUS_OK),
+      ...names.filter(visible).map((n) => stringField(Tag.KEY_NAME, n)),
+    ];
+  } finally {
+    lease.release();
   }
 }

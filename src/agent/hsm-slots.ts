@@ -168,7 +168,9 @@ export class HsmSlots {
   /** Hands free slots to waiters, one connection after another. */
   private admit(): void {
     while (this.running < this.capacity && this.waiting > 0) {
-      const [owner, queue] = this.queues.entries().next().value as [number, Waiter[]];
+      const next = this.queues.entries().next();
+      if (next.done) break; // waiting > 0 means a queue: unreachable
+      const [owner, queue] = next.value;
       const waiter = queue.shift()!;
       this.waiting--;
       this.queues.delete(owner);

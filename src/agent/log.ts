@@ -10,7 +10,7 @@ import { dirname } from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { AkvConfig } from '../config/types.js';
-import { AkvError } from '../errors.js';
+import { AkvError, errorMessage } from '../errors.js';
 import type { PeerCredentials } from './peer-credentials.js';
 
 export type { Logger } from 'pino';
@@ -46,7 +46,7 @@ export function createLogger(cfg: AkvConfig['log']): Logger {
   } catch (err) {
     throw new AkvError(
       'BAD_REQUEST',
-      `cannot open the log file ${cfg.file}: ${(err as Error).message}`,
+      `cannot open the log file ${cfg.file}: ${errorMessage(err)}`,
       'fix log.file in the config (or AKV_LOG_FILE), or make its directory writable for the agent user',
     );
   }

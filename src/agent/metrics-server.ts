@@ -8,7 +8,6 @@
  */
 import { createServer } from 'node:http';
 import type { Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { AkvError } from '../errors.js';
 import type { AccessChecker } from './diagnose.js';
 import type { AgentMetrics } from './metrics.js';
@@ -96,7 +95,9 @@ export async function startMetricsServer(
     );
     server.listen(port, host, () => resolve());
   });
-  const addr = server.address() as AddressInfo;
+  const addr = server.address();
+  if (addr === null || typeof addr === 'string')
+    throw new Error(`the metrics server on ${listen} has no TCP address`);
   const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return { server, url: `http://${shownHost}:${addr.port}/metrics` };
 }

@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { errorMessage } from '../errors.js';
 
 export interface PeerCredentials {
   uid: number;
@@ -48,7 +49,7 @@ function load(): Addon | undefined {
     try {
       addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
     } catch (err) {
-      loadError = `cannot load ${ADDON_PATH}: ${(err as Error).message.split('\n')[0]}`;
+      loadError = `cannot load ${ADDON_PATH}: ${errorMessage(err).split('\n')[0]}`;
     }
   }
   return addon;

@@ -80,7 +80,8 @@ function compileRule(rule: PolicyRule, file: string, index: number): CompiledRul
     ...(gids ? { gids } : {}),
     ...(rule.executables ? { executables: new Set(rule.executables) } : {}),
     keys: rule.keys.map((text) => {
-      const [vaultType, vault, name] = text.split(':') as [string, string, string];
+      // KEY_PATTERN (config/policy.ts) let only vaultType:vault:name through.
+      const [vaultType = '', vault = '', name = ''] = text.split(':');
       return { text, vaultType, vault: glob(vault), name: glob(name) };
     }),
     operations: new Set(rule.operations),

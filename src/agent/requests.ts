@@ -51,17 +51,8 @@ export function parseRequest(frame: Frame): AgentRequest {
       ? { id: frame.id, opCode: frame.op }
       : { id: frame.id, opCode: frame.op, clientPid };
   switch (frame.op) {
-    case Op.HELLO: {
-      const clientName = getString(frame, Tag.CLIENT_NAME);
-      const accessToken = getString(frame, Tag.ACCESS_TOKEN);
-      return {
-        ...base,
-        kind: 'hello',
-        protoVersion: requireU32(frame, Tag.PROTO_VERSION),
-        ...(clientName !== undefined ? { clientName } : {}),
-        ...(accessToken !== undefined ? { accessToken } : {}),
-      };
-    }
+    case Op.HELLO:
+      return parseHello(frame, base);
     case Op.PING:
       return { ...base, kind: 'ping' };
     case Op.DESCRIBE:
@@ -80,18 +71,8 @@ export function parseRequest(frame: Frame): AgentRequest {
         alg: requireString(frame, Tag.ALG),
         input: requireBytes(frame, Tag.INPUT),
       };
-    case Op.LIST: {
-      const vault = requireString(frame, Tag.VAULT_NAME);
-      const type = getString(frame, Tag.VAULT_TYPE) ?? 'managedhsm';
-      if (type !== 'managedhsm' && type !== 'keyvault') {
-        throw new ProtocolError(
-          'bad-field',
-          `VAULT_TYPE must be "managedhsm" or "keyvault", got ${JSON.stringify(type.slice(0, 40))}`,
-          frame.id,
-        );
-      }
-      return { ...base, kind: 'list', vault, vaultType: type };
-    }
+    case Op.LIST:
+      return parseList(frame, base);
     case Op.DIAGNOSE: {
       const uri = getString(frame, Tag.URI);
       return uri === undefined ? { ...base, kind: 'diagnose' } : { ...base, kind: 'diagnose', uri };
@@ -105,4 +86,30 @@ export function parseRequest(frame: Frame): AgentRequest {
         frame.id,
       );
   }
+}
+
+function parseHello(frame: Frame, base: Base): Extract<AgentRequest, { kind: 'hello' }> {
+  const clientName = getString(frame, Tag.CLIENT_NAME);
+  const accessToken = getString(frame, Tag.ACCESS_TOKEN);
+  return {
+    ...base,
+    kind: 'hello',
+    protoVersion: requireU32(frame, Tag.PROTO_VERSION),
+    ...(clientName !== undefined ? { clientName } : {}),
+    ...(accessToken !== undefined ? { accessToken } : {}),
+  };
+}
+
+/** LIST names a vault and its type (Managed HSM unless it says keyvault). */
+function parseList(frame: Frame, base: Base): Extract<AgentRequest, { kind: 'list' }> {
+  const vault = requireString(frame, Tag.VAULT_NAME);
+  const type = getString(frame, Tag.VAULT_TYPE) ?? 'managedhsm';
+  if (type !== 'managedhsm' && type !== 'keyvault') {
+    throw new ProtocolError(
+      'bad-field',
+      `VAULT_TYPE must be "managedhsm" or "keyvault", got ${JSON.stringify(type.slice(0, 40))}`,
+      frame.id,
+    );
+  }
+  return { ...base, kind: 'list', vault, vaultType: type };
 }

@@ -10,7 +10,7 @@
 import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { basename, dirname } from 'node:path';
-import { AkvError } from '../errors.js';
+import { AkvError, errorMessage } from '../errors.js';
 import { accountId } from '../system/accounts.js';
 
 export interface SocketModes {
@@ -47,7 +47,7 @@ function applyOwnership(path: string, mode: number, gid: number | undefined): vo
     } catch (err) {
       throw new AkvError(
         'FORBIDDEN',
-        `cannot give ${path} to group ${gid}: ${(err as Error).message}`,
+        `cannot give ${path} to group ${gid}: ${errorMessage(err)}`,
         'run the agent as root or as a member of socketGroup',
       );
     }

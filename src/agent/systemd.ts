@@ -5,7 +5,7 @@
  * and group (akv-agent.socket), so the agent neither creates, chmods nor removes it.
  */
 import { fstatSync, readFileSync } from 'node:fs';
-import { AkvError } from '../errors.js';
+import { AkvError, errorMessage } from '../errors.js';
 
 /** The first passed descriptor (SD_LISTEN_FDS_START). */
 export const LISTEN_FDS_START = 3;
@@ -52,7 +52,7 @@ export function takePassedSocket(
   } catch (err) {
     throw new AkvError(
       'BAD_REQUEST',
-      `LISTEN_FDS says a socket was passed as fd ${fd}, but it is not one (${(err as Error).message})`,
+      `LISTEN_FDS says a socket was passed as fd ${fd}, but it is not one (${errorMessage(err)})`,
       'start the agent from its socket unit (akv-agent.socket) or without LISTEN_FDS/LISTEN_PID',
     );
   }

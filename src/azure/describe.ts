@@ -174,10 +174,12 @@ export function describeKey(key: KeyView, octBits = 0, now = new Date()): KeyDes
     out.bits = bitLength(jwk.n ?? new Uint8Array());
     out.spki = spkiFromJwk(jwk, kid);
   } else if (kty === 'EC') {
-    out.spki = spkiFromJwk(jwk, kid);
-    const crv = jwk.crv as Curve;
-    out.curve = crv;
-    out.bits = CURVE_BITS[crv];
+    out.spki = spkiFromJwk(jwk, kid); // refuses a curve akv does not support
+    const crv = jwk.crv;
+    if (isCurve(crv)) {
+      out.curve = crv;
+      out.bits = CURVE_BITS[crv];
+    }
   } else {
     out.bits = octBits;
   }

@@ -8,6 +8,7 @@
  * answer, and its Location is named.
  */
 import type { PipelinePolicy } from '@azure/core-rest-pipeline';
+import { isRecord } from '../guards.js';
 
 export const emptyErrorBodyPolicy: PipelinePolicy = {
   name: 'akvEmptyErrorBody',
@@ -17,8 +18,8 @@ export const emptyErrorBodyPolicy: PipelinePolicy = {
     const text = response.bodyAsText ?? '';
     let readable = false;
     try {
-      const parsed = JSON.parse(text) as { error?: unknown } | null;
-      readable = typeof parsed === 'object' && parsed !== null && parsed.error !== undefined;
+      const parsed: unknown = JSON.parse(text);
+      readable = isRecord(parsed) && parsed.error !== undefined;
     } catch {
       readable = false;
     }

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { AkvConfig, VaultConfig, VaultType } from '../config/types.js';
-import { AkvError } from '../errors.js';
+import { AkvError, errorMessage } from '../errors.js';
 
 export interface VaultEndpoint {
   vaultType: VaultType;
@@ -65,7 +65,7 @@ export function resolveEndpoint(
     } catch (err) {
       throw new AkvError(
         'UNAVAILABLE',
-        `cannot read the CA file ${entry.caFile} configured for ${vault}: ${(err as Error).message}`,
+        `cannot read the CA file ${entry.caFile} configured for ${vault}: ${errorMessage(err)}`,
         `fix vaults.${vault}.caFile in ${config.path ?? 'the config'} (for the emulator it is <state-dir>/ca.pem)`,
       );
     }

@@ -16,9 +16,9 @@
  * decrypt, wrapkey, unwrapkey).
  */
 import type { SecureContext } from 'node:tls';
-import type { Socket } from 'node:net';
 import { Pool, buildConnector, type Dispatcher } from 'undici';
 import { abortError, type Deadline } from './abort.js';
+import { errnoCode } from '../errors.js';
 
 export const MAX_HEAD_BYTES = 64 * 1024;
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -88,7 +88,7 @@ export class HsmHttpClient {
         if (socket) {
           const openedAt = Date.now();
           // Runs before undici fails the request with the same error object.
-          (socket as Socket).on('error', (e: unknown) => {
+          socket.on('error', (e: unknown) => {
             if (typeof e === 'object' && e !== null) stamp.set(e, openedAt);
           });
           callback(null, socket);
@@ -134,7 +134,7 @@ export class HsmHttpClient {
   /** A reset or close, before any answer, of a connection opened before the request started. */
   private staleConnection(err: unknown, startedAt: number): boolean {
     if (typeof err !== 'object' || err === null || !unanswered.has(err)) return false;
-    if (!BROKEN_CONNECTION.has(String((err as { code?: unknown }).code))) return false;
+    if (!BROKEN_CONNECTION.has(errnoCode(err) ?? '')) return false;
     const openedAt = this.socketOpenedAt.get(err);
     return openedAt !== undefined && openedAt < startedAt;
   }
@@ -223,7 +223,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     // undici's own timers are coarse (they may fire before ours): either way it is the deadline.
-    const code = (err as { code?: string }).code;
+    const code = errnoCode(err);
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
       this.fail(abortError(), true);
       return;
@@ -247,7 +247,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** undici's error as failures.ts expects it: a code it knows, a message that says what. */
   private describe(err: Error): Error {
-    const code = (err as { code?: string }).code ?? '';
+    const code = errnoCode(err) ?? '';
     if (code === 'UND_ERR_CONNECT_TIMEOUT') {
       const e = new HsmHttpProtocolError(
         `the HSM did not complete the TCP/TLS handshake within ${this.connectTimeoutMs} ms`,

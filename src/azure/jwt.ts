@@ -1,3 +1,5 @@
+import { isRecord } from '../guards.js';
+
 /**
  * Reads the expiry of an access token without verifying it (the HSM verifies; akv only wants to
  * warn before a static token runs out). A token that is not a JWT simply has no known expiry.
@@ -6,9 +8,9 @@ export function jwtExpiry(token: string): Date | undefined {
   const parts = token.split('.');
   if (parts.length !== 3 || !parts[1]) return undefined;
   try {
-    const payload = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as unknown;
-    if (typeof payload !== 'object' || payload === null) return undefined;
-    const exp = (payload as { exp?: unknown }).exp;
+    const payload: unknown = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+    if (!isRecord(payload)) return undefined;
+    const exp = payload.exp;
     if (typeof exp !== 'number' || !Number.isFinite(exp)) return undefined;
     return new Date(exp * 1000);
   } catch {

@@ -20,6 +20,7 @@ import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-
 import type { HsmHttpClient } from './hsm-http.js';
 import type { KeyRef } from '../uri/index.js';
 import { raceAbort, type Deadline } from './abort.js';
+import { isRecord } from '../guards.js';
 
 /** How long the hot path reuses a token the credential gave before asking it again. */
 const TOKEN_REUSE_MS = 30_000;
@@ -264,18 +265,18 @@ function answer(
     json = undefined;
   }
   if (status < 200 || status >= 300) {
-    const error = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-    const code = typeof error?.code === 'string' ? error.code : undefined;
+    const error = isRecord(json) && isRecord(json.error) ? json.error : {};
+    const code = typeof error.code === 'string' ? error.code : undefined;
     const message =
-      typeof error?.message === 'string' ? error.message : text.slice(0, 300) || `HTTP ${status}`;
+      typeof error.message === 'string' ? error.message : text.slice(0, 300) || `HTTP ${status}`;
     const get = (name: string): string | undefined => {
       const value = headers[name.toLowerCase()];
       return Array.isArray(value) ? value.join(', ') : value;
     };
     throw new HsmHttpError(status, code, message, { headers: { get } });
   }
-  const out = json as { kid?: unknown; value?: unknown } | undefined;
-  if (typeof out?.value !== 'string') {
+  const out = isRecord(json) ? json : {};
+  if (typeof out.value !== 'string') {
     throw new Error(
       `the HSM answered ${status} without a base64url "value": ${text.slice(0, 200)}`,
     );

@@ -84,8 +84,7 @@ export class WarmingHsmHttp {
 /** `headers` as the Pool takes them (name, value, name, value ...) into Node's object. */
 function headerObject(headers: string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (let i = 0; i + 1 < headers.length; i += 2)
-    out[headers[i] as string] = headers[i + 1] as string;
+  for (let i = 0; i + 1 < headers.length; i += 2) out[headers[i] ?? ''] = headers[i + 1] ?? '';
   return out;
 }
 

@@ -9,13 +9,14 @@ import { akvVersion } from '../version.js';
 import { providerLoad } from './doctor/provider-check.js';
 import { agentSocketPath } from './util/agent.js';
 import { opensslModulesDir } from './util/provider-location.js';
+import { errorMessage } from '../errors.js';
 
 async function agentLine(): Promise<string> {
   let socket: string;
   try {
     socket = agentSocketPath();
   } catch (err) {
-    return `agent:    unknown (${(err as Error).message})`;
+    return `agent:    unknown (${errorMessage(err)})`;
   }
   const client = new AgentClient(socket, { timeoutMs: 2000, clientName: 'akv-version' });
   try {

@@ -6,7 +6,7 @@
  */
 import { createConnection } from 'node:net';
 import type { Socket } from 'node:net';
-import { AkvError } from '../errors.js';
+import { AkvError, errorMessage } from '../errors.js';
 import { checkSocketTrust } from './socket-trust.js';
 import {
   FrameDecoder,
@@ -119,7 +119,7 @@ export class AgentClient {
       try {
         checkSocketTrust(this.socketPath);
       } catch (err) {
-        return Promise.reject(err as Error);
+        return Promise.reject(err);
       }
     }
     this.connecting ??= new Promise<Socket>((resolve, reject) => {
@@ -250,7 +250,7 @@ export class AgentClient {
     } catch (err) {
       throw new AkvError(
         'BAD_PARAMETER',
-        `request too large for the agent protocol: ${(err as Error).message}`,
+        `request too large for the agent protocol: ${errorMessage(err)}`,
       );
     }
     const socket = await this.ensureConnected();
@@ -409,7 +409,7 @@ export class AgentClient {
     } catch (err) {
       throw new AkvError(
         'INTERNAL',
-        `the akv agent sent a REPORT that is not JSON: ${(err as Error).message}`,
+        `the akv agent sent a REPORT that is not JSON: ${errorMessage(err)}`,
         'report this as a bug',
       );
     }

@@ -8,10 +8,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { AkvError } from '../errors.js';
+import { AkvError, errorMessage } from '../errors.js';
 import { readPolicy } from './policy.js';
 import type { AkvConfig, CredentialConfig, RetryConfig, VaultConfig } from './types.js';
 import { akvCommandName } from '../command-name.js';
+import { isOneOf, isRecord } from '../guards.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export const DEFAULT_DEADLINE_MS = 10_000;
@@ -107,7 +108,7 @@ export function loadConfig(
     } catch (err) {
       throw new AkvError(
         'BAD_REQUEST',
-        `cannot read config file ${file}: ${(err as Error).message}`,
+        `cannot read config file ${file}: ${errorMessage(err)}`,
         'check its permissions',
       );
     }
@@ -117,7 +118,7 @@ export function loadConfig(
     } catch (err) {
       throw new AkvError(
         'BAD_REQUEST',
-        `config file ${file} is not valid JSON: ${(err as Error).message}`,
+        `config file ${file} is not valid JSON: ${errorMessage(err)}`,
         'fix the syntax (see docs/configuration.md)',
       );
     }
@@ -155,7 +156,7 @@ const NUMERIC_LOG_LEVELS: readonly AkvConfig['log']['level'][] = [
 /** AKV_LOG_LEVEL's value as a level: a name (`debug`) or the original provider's number (`3`). */
 export function parseLogLevel(text: string): AkvConfig['log']['level'] | undefined {
   const word = text.trim().toLowerCase();
-  if ((LOG_LEVELS as readonly string[]).includes(word)) return word as AkvConfig['log']['level'];
+  if (isOneOf(LOG_LEVELS, word)) return word;
   if (/^\d{1,3}$/.test(word)) return NUMERIC_LOG_LEVELS[Math.min(Number(word), 3)];
   return undefined;
 }
@@ -198,7 +199,7 @@ export class FieldReader {
   ) {}
 
   static root(file: string, raw: unknown): FieldReader {
-    if (!isPlainObject(raw)) throw fieldError(file, '(top level)', 'must be a JSON object');
+    if (!isRecord(raw)) throw fieldError(file, '(top level)', 'must be a JSON object');
     return new FieldReader(file, raw, '');
   }
 
@@ -250,29 +251,29 @@ export class FieldReader {
   oneOf<T extends string>(key: string, allowed: readonly T[]): T | undefined {
     const v = this.obj[key];
     if (v === undefined) return undefined;
-    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    if (!isOneOf(allowed, v)) {
       throw fieldError(
         this.file,
         this.name(key),
         `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`,
       );
     }
-    return v as T;
+    return v;
   }
 
   object(key: string): FieldReader | undefined {
     const v = this.obj[key];
     if (v === undefined) return undefined;
-    if (!isPlainObject(v)) throw fieldError(this.file, this.name(key), 'must be a JSON object');
+    if (!isRecord(v)) throw fieldError(this.file, this.name(key), 'must be a JSON object');
     return new FieldReader(this.file, v, this.name(key));
   }
 
   /** The INDEXth element of the list KEY, which must be an object (named `key[index]`). */
   element(key: string, index: number): FieldReader {
     const list = this.obj[key];
-    const v = Array.isArray(list) ? (list[index] as unknown) : undefined;
+    const v: unknown = Array.isArray(list) ? list[index] : undefined;
     const name = `${this.name(key)}[${index}]`;
-    if (!isPlainObject(v)) throw fieldError(this.file, name, 'must be a JSON object');
+    if (!isRecord(v)) throw fieldError(this.file, name, 'must be a JSON object');
     return new FieldReader(this.file, v, name);
   }
 
@@ -288,10 +289,6 @@ export class FieldReader {
   fail(key: string, problem: string): never {
     throw fieldError(this.file, this.name(key), problem);
   }
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function fieldError(file: string, field: string, problem: string): AkvError {
@@ -335,18 +332,7 @@ function applyFile(config: AkvConfig, raw: unknown, file: string): void {
   if (group !== undefined) config.socketGroup = group;
 
   const vaults = r.object('vaults');
-  if (vaults) {
-    for (const name of vaults.keys()) {
-      if (!VAULT_NAME.test(name)) {
-        vaults.fail(
-          name,
-          'is not a valid HSM/vault name (3-24 characters: letters, digits, hyphens)',
-        );
-      }
-      const v = vaults.object(name);
-      if (v) config.vaults[name] = readVault(v, baseDir);
-    }
-  }
+  if (vaults) readVaults(vaults, baseDir, config);
 
   const cred = r.object('credential');
   if (cred) config.credential = readCredential(cred);
@@ -364,41 +350,57 @@ function applyFile(config: AkvConfig, raw: unknown, file: string): void {
   }
 
   const metrics = r.string('metricsListen');
-  if (metrics !== undefined) {
-    // A port alone ("9464" or ":9464") binds loopback: other hosts see nothing unless asked for.
-    const portOnly = /^:?(\d{1,5})$/.exec(metrics);
-    if (
-      !portOnly &&
-      !/^[^\s:]+:\d{1,5}$/.test(metrics) &&
-      !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(metrics)
-    ) {
-      r.fail('metricsListen', 'must be HOST:PORT or PORT, e.g. "127.0.0.1:9464" or "9464"');
-    }
-    config.metricsListen = portOnly ? `127.0.0.1:${portOnly[1]}` : metrics;
-  }
+  if (metrics !== undefined) config.metricsListen = metricsListen(r, metrics);
   config.metricsDetail = r.oneOf('metricsDetail', ['loopback', 'everyone']) ?? config.metricsDetail;
 
   const policy = r.object('policy');
   if (policy) config.policy = readPolicy(policy);
 
   const retry = r.object('retry');
-  if (retry) {
-    retry.rejectUnknown([
-      'maxRetries',
-      'baseDelayMs',
-      'maxDelayMs',
-      'budgetPercent',
-      'budgetMinRetries',
-    ]);
-    const current = config.retry ?? { ...DEFAULT_RETRY };
-    config.retry = {
-      maxRetries: retry.integer('maxRetries', 0, 20) ?? current.maxRetries,
-      baseDelayMs: retry.integer('baseDelayMs', 1, 60_000) ?? current.baseDelayMs,
-      maxDelayMs: retry.integer('maxDelayMs', 1, 600_000) ?? current.maxDelayMs,
-      budgetPercent: retry.integer('budgetPercent', 0, 100) ?? current.budgetPercent,
-      budgetMinRetries: retry.integer('budgetMinRetries', 0, 100_000) ?? current.budgetMinRetries,
-    };
+  if (retry) config.retry = readRetry(retry, config.retry ?? { ...DEFAULT_RETRY });
+}
+
+function readVaults(vaults: FieldReader, baseDir: string, config: AkvConfig): void {
+  for (const name of vaults.keys()) {
+    if (!VAULT_NAME.test(name)) {
+      vaults.fail(
+        name,
+        'is not a valid HSM/vault name (3-24 characters: letters, digits, hyphens)',
+      );
+    }
+    const v = vaults.object(name);
+    if (v) config.vaults[name] = readVault(v, baseDir);
   }
+}
+
+/** HOST:PORT, or a port alone ("9464" or ":9464"), which binds loopback: other hosts see nothing unless asked for. */
+function metricsListen(r: FieldReader, metrics: string): string {
+  const portOnly = /^:?(\d{1,5})$/.exec(metrics);
+  if (
+    !portOnly &&
+    !/^[^\s:]+:\d{1,5}$/.test(metrics) &&
+    !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(metrics)
+  ) {
+    r.fail('metricsListen', 'must be HOST:PORT or PORT, e.g. "127.0.0.1:9464" or "9464"');
+  }
+  return portOnly ? `127.0.0.1:${portOnly[1]}` : metrics;
+}
+
+function readRetry(retry: FieldReader, current: RetryConfig): RetryConfig {
+  retry.rejectUnknown([
+    'maxRetries',
+    'baseDelayMs',
+    'maxDelayMs',
+    'budgetPercent',
+    'budgetMinRetries',
+  ]);
+  return {
+    maxRetries: retry.integer('maxRetries', 0, 20) ?? current.maxRetries,
+    baseDelayMs: retry.integer('baseDelayMs', 1, 60_000) ?? current.baseDelayMs,
+    maxDelayMs: retry.integer('maxDelayMs', 1, 600_000) ?? current.maxDelayMs,
+    budgetPercent: retry.integer('budgetPercent', 0, 100) ?? current.budgetPercent,
+    budgetMinRetries: retry.integer('budgetMinRetries', 0, 100_000) ?? current.budgetMinRetries,
+  };
 }
 
 function readLimits(r: FieldReader, config: AkvConfig): void {

@@ -5,6 +5,7 @@
  */
 import type { FieldReader } from './load.js';
 import { POLICY_OPERATIONS, type PolicyConfig, type PolicyRule } from './types.js';
+import { isOneOf, isStringArray } from '../guards.js';
 
 /** `<type>:<vault>:<key>` with `*`/`?` globs; the vault and key parts use their names' characters. */
 export const KEY_PATTERN = /^(managedhsm|keyvault):([A-Za-z0-9*?-]{1,24}):([A-Za-z0-9*?-]{1,127})$/;
@@ -50,7 +51,7 @@ function readRule(r: FieldReader): PolicyRule {
     ) ?? r.fail('keys', 'is required: the key URI patterns the rule allows');
   const operations =
     stringList(r, 'operations', (v) =>
-      (POLICY_OPERATIONS as readonly string[]).includes(v)
+      isOneOf(POLICY_OPERATIONS, v)
         ? undefined
         : `must name operations among ${POLICY_OPERATIONS.join(', ')} (got ${JSON.stringify(v.slice(0, 40))})`,
     ) ?? r.fail('operations', `is required: some of ${POLICY_OPERATIONS.join(', ')}`);
@@ -60,7 +61,7 @@ function readRule(r: FieldReader): PolicyRule {
     ...(groups !== undefined ? { groups } : {}),
     ...(executables !== undefined ? { executables } : {}),
     keys,
-    operations: operations as PolicyRule['operations'],
+    operations: operations.filter((op) => isOneOf(POLICY_OPERATIONS, op)),
   };
 }
 
@@ -72,27 +73,28 @@ function stringList(
 ): string[] | undefined {
   const v = r.raw(key);
   if (v === undefined) return undefined;
-  if (!Array.isArray(v) || v.length === 0 || v.some((e) => typeof e !== 'string' || e === ''))
+  if (!isStringArray(v) || v.length === 0 || v.some((e) => e === ''))
     r.fail(key, 'must be a non-empty list of non-empty strings');
-  for (const e of v as string[]) {
+  for (const e of v) {
     const problem = bad(e);
     if (problem) r.fail(key, problem);
   }
-  return v as string[];
+  return v;
 }
 
 /** A non-empty list of names or numeric ids. */
 function idList(r: FieldReader, key: string): Array<string | number> | undefined {
   const v = r.raw(key);
   if (v === undefined) return undefined;
-  const ok =
-    Array.isArray(v) &&
-    v.length > 0 &&
-    v.every(
-      (e) =>
-        (typeof e === 'string' && /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}\$?$/.test(e)) ||
-        (typeof e === 'number' && Number.isInteger(e) && e >= 0 && e <= MAX_ID),
-    );
-  if (!ok) r.fail(key, 'must be a non-empty list of names or numeric ids');
-  return v as Array<string | number>;
+  if (!Array.isArray(v) || v.length === 0 || !v.every(isNameOrId))
+    r.fail(key, 'must be a non-empty list of names or numeric ids');
+  return v;
+}
+
+/** A user or group name, or a numeric id. */
+function isNameOrId(e: unknown): e is string | number {
+  return (
+    (typeof e === 'string' && /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}\$?$/.test(e)) ||
+    (typeof e === 'number' && Number.isInteger(e) && e >= 0 && e <= MAX_ID)
+  );
 }

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { errorMessage } from '../errors.js';
 
 export interface StepOutcome {
   /** What happened, for a person (one sentence). */
@@ -62,16 +63,16 @@ export class DemoRunner {
     console.log(`\n[${n}/${this.total}] ${title}`);
     const started = Date.now();
     let outcome: StepOutcome | undefined;
-    let error: Error | undefined;
+    let error: string | undefined;
     try {
       outcome = await fn();
     } catch (err) {
-      error = err as Error;
+      error = errorMessage(err);
     }
     const seconds = (Date.now() - started) / 1000;
     const rowsFailed = outcome?.rows?.some((r) => !r.ok) ?? false;
-    const ok = !error && !rowsFailed;
-    const detail = error ? error.message : (outcome?.detail ?? '');
+    const ok = error === undefined && !rowsFailed;
+    const detail = error ?? outcome?.detail ?? '';
     this.records.push({ step: name, detail, result: ok ? 'ok' : 'FAILED', seconds });
     for (const row of outcome?.rows ?? []) {
       this.records.push({

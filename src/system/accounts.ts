@@ -12,9 +12,11 @@ function entries(db: AccountDatabase, key: string): Array<[string, string]> {
   const parse = (text: string): Array<[string, string]> =>
     text
       .split('\n')
-      .map((line) => line.split(':'))
-      .filter((f) => f.length > 2 && f[0] && /^\d+$/.test(f[2] ?? ''))
-      .map((f) => [f[0] as string, f[2] as string]);
+      .map((line): [string, string] => {
+        const [name = '', , id = ''] = line.split(':');
+        return [name, id];
+      })
+      .filter(([name, id]) => name !== '' && /^\d+$/.test(id));
   let found: Array<[string, string]> = [];
   try {
     found = parse(readFileSync(`/etc/${db}`, 'utf8'));

@@ -8,19 +8,16 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { cleanAkvEnv } from '../helpers/dev.js';
+import {
+  agentsOn,
+  defaultSocketIn,
+  privateRuntimeDir,
+  userShellEnv,
+} from '../helpers/autostart-env.js';
 import { REPO_ROOT, startEmulator, type RunningEmulator } from '../helpers/emulator.js';
 import { PROVIDER_DIR, PROVIDERS, runSync } from '../provider/openssl-env.js';
 
@@ -65,37 +62,13 @@ interface Shell {
 
 /** A user's shell: a private runtime directory (nothing running), the token, the module hook. */
 function shell(name: string): Shell {
-  const runtime = join(work, name);
-  mkdirSync(runtime, { mode: 0o700 });
+  const runtime = privateRuntimeDir(work, name);
   const moduleLog = join(work, `${name}-modules.txt`);
-  const env: NodeJS.ProcessEnv = {
-    ...cleanAkvEnv(),
-    AKV_CONFIG: config,
-    AZURE_CLI_ACCESS_TOKEN: emulator.token,
-    XDG_RUNTIME_DIR: runtime,
-    OPENSSL_MODULES: join(PROVIDER_DIR, 'build'),
-    NODE_OPTIONS: `--import=${HOOK}`,
-    AKV_TEST_MODULE_LOG: moduleLog,
-  };
-  delete env.OPENSSL_CONF;
-  return { env, socket: join(runtime, 'akv', 'agent.sock'), moduleLog };
-}
-
-/** Pids of agents serving `socket` (from /proc). */
-function agentsOn(socket: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-    } catch {
-      continue;
-    }
-    const at = argv.indexOf('--socket');
-    if (argv.includes('agent') && at >= 0 && argv[at + 1] === socket) pids.push(Number(entry));
-  }
-  return pids;
+  const env = userShellEnv(
+    { config, token: emulator.token, runtime, modulesDir: join(PROVIDER_DIR, 'build') },
+    { NODE_OPTIONS: `--import=${HOOK}`, AKV_TEST_MODULE_LOG: moduleLog },
+  );
+  return { env, socket: defaultSocketIn(runtime), moduleLog };
 }
 
 /** Stops the shell's agent (SIGTERM: it writes the module log at exit) and returns what it loaded. */

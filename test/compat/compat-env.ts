@@ -6,9 +6,10 @@
  * XDG_RUNTIME_DIR, so the agent's socket is private to it; every agent started is stopped at the end.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { agentsOn } from '../helpers/autostart-env.js';
 import { cleanAkvEnv } from '../helpers/dev.js';
 import { AKV_BIN, startEmulator, type RunningEmulator } from '../helpers/emulator.js';
 import { PROVIDER_MODULES_DIR, runSync, type Run } from '../provider/openssl-env.js';
@@ -32,22 +33,7 @@ export interface CompatEnv {
   close(): Promise<void>;
 }
 
-/** Pids of agents serving `socket` (read from /proc, as `ps` shows them). */
-export function agentsOn(socket: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-    } catch {
-      continue;
-    }
-    const at = argv.indexOf('--socket');
-    if (argv.includes('agent') && at >= 0 && argv[at + 1] === socket) pids.push(Number(entry));
-  }
-  return pids;
-}
+export { agentsOn };
 
 export async function startCompatEnv(prefix: string, hsm: string): Promise<CompatEnv> {
   const work = mkdtempSync(join(tmpdir(), `akv-${prefix}-`));

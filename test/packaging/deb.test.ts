@@ -5,40 +5,18 @@
  * Installing it on the host is deb-install.test.ts (same build: test/helpers/deb-build.ts).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { builtDeb } from '../helpers/deb-build.js';
+import { ok, opensslModulesDir, pkg, scratchDir, sh } from '../helpers/host-commands.js';
 import { REPO_ROOT } from '../helpers/emulator.js';
 
-const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
-  version: string;
-  scripts: Record<string, string>;
-};
-const scratch = mkdtempSync(join(tmpdir(), 'akv-deb-'));
-chmodSync(scratch, 0o755); // the installed agent (user akv) reads its config and CA from here
+const scratch = scratchDir();
 let deb: string;
 let buildOutput: string;
 
-function sh(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-  const r = spawnSync(cmd, args, {
-    encoding: 'utf8',
-    cwd: opts.cwd ?? '/',
-    env: opts.env ?? process.env,
-    maxBuffer: 64 << 20,
-    timeout: 600_000,
-  });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-function ok(cmd: string, args: string[], opts?: { cwd?: string; env?: NodeJS.ProcessEnv }) {
-  const r = sh(cmd, args, opts);
-  assert.equal(r.status, 0, `${cmd} ${args.join(' ')}:\n${r.stdout}${r.stderr}`);
-  return r.stdout;
-}
-
-const MODULES_DIR = /MODULESDIR:\s*"([^"]+)"/.exec(ok('openssl', ['version', '-m']))![1]!;
+const MODULES_DIR = opensslModulesDir();
 const ARCH = ok('dpkg', ['--print-architecture']).trim();
 
 before(() => {

@@ -12,7 +12,6 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -21,6 +20,12 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanAkvEnv } from '../helpers/dev.js';
+import {
+  agentsOn,
+  defaultSocketIn,
+  privateRuntimeDir,
+  userShellEnv,
+} from '../helpers/autostart-env.js';
 import { AKV_BIN, startEmulator, type RunningEmulator } from '../helpers/emulator.js';
 import {
   OPENSSL,
@@ -37,46 +42,12 @@ let work: string;
 let config: string;
 
 /** The environment of a user's shell: config and token exported, nothing akv running. */
-function userEnv(runtimeDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...cleanAkvEnv(),
-    AKV_CONFIG: config,
-    AZURE_CLI_ACCESS_TOKEN: TOKEN,
-    XDG_RUNTIME_DIR: runtimeDir,
-    OPENSSL_MODULES: PROVIDER_MODULES_DIR,
-    ...extra,
-  };
-  delete env.OPENSSL_CONF;
-  return env;
+function userEnv(runtime: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return userShellEnv({ config, token: TOKEN, runtime, modulesDir: PROVIDER_MODULES_DIR }, extra);
 }
 
-/** A fresh runtime directory (0700, like the one systemd-logind gives a user). */
-function runtimeDir(name: string): string {
-  const dir = join(work, name);
-  mkdirSync(dir, { mode: 0o700 });
-  return dir;
-}
-
-function socketOf(runtime: string): string {
-  return join(runtime, 'akv', 'agent.sock');
-}
-
-/** Pids of agents serving `socket`, read from /proc (as `ps` would show them). */
-function agentsOn(socket: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-    } catch {
-      continue;
-    }
-    const at = argv.indexOf('--socket');
-    if (argv.includes('agent') && at >= 0 && argv[at + 1] === socket) pids.push(Number(entry));
-  }
-  return pids;
-}
+const runtimeDir = (name: string): string => privateRuntimeDir(work, name);
+const socketOf = defaultSocketIn;
 
 async function waitFor(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;

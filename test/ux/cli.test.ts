@@ -16,7 +16,6 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
-  readdirSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -30,6 +29,7 @@ import {
   startEmulator,
   type RunningEmulator,
 } from '../helpers/emulator.js';
+import { agentsOn } from '../helpers/autostart-env.js';
 
 const HSM = 'uxhsm';
 const KEY = `managedhsm:${HSM}:ux-ec`;
@@ -49,20 +49,7 @@ before(async () => {
   writeFileSync(data, 'hello from the ux test\n');
 });
 
-/** Agents whose command line names a socket under scratch: started by this test's commands. */
-function agentsOn(socket: string): number[] {
-  const pids: number[] = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      const i = argv.indexOf('--socket');
-      if (argv.includes('agent') && i >= 0 && argv[i + 1] === socket) pids.push(Number(pid));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
+/** The sockets of this test's commands: the agents on them are stopped at the end (agentsOn). */
 const sockets: string[] = [];
 function socketDir(name: string, mode = 0o700): string {
   const dir = join(scratch, name);

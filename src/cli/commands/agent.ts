@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { UsageError, wantsHelp } from '../command.js';
+import { errorMessage } from '../../errors.js';
 
 const usage = `Usage: akv agent [--socket PATH] [--config FILE] [--idle-exit SECONDS]
 
@@ -48,7 +49,7 @@ const command: Command = {
         strict: true,
       }));
     } catch (err) {
-      throw new UsageError(`${(err as Error).message}\n\n${usage}`);
+      throw new UsageError(`${errorMessage(err)}\n\n${usage}`);
     }
     if (values.socket === '') throw new UsageError('--socket needs a path');
     const idleExit = values['idle-exit'];

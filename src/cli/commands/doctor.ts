@@ -79,14 +79,9 @@ async function runChecks(
     : fail('no agent socket known', 'set AKV_AGENT_SOCKET');
   checks.push(['agent reachable', agentOutcome]);
 
-  let report: AgentReport | null = null;
-  if (socket && agentOutcome.status === 'ok') {
-    const asked = await askAgent(socket, uri);
-    if ('report' in asked) {
-      report = asked.report;
-      checks.push(...agentChecks(report));
-    } else checks.push(['agent view', asked.outcome]);
-  } else checks.push(['agent view', skip('needs the agent')]);
+  const view = await agentView(socket, agentOutcome, uri);
+  checks.push(...view.checks);
+  const report = view.report;
   const agentWorks =
     report !== null && report.credential.ok && report.vaults.some((v) => v.reachable);
 
@@ -117,20 +112,40 @@ async function runChecks(
     );
     return { checks, report };
   }
+  checks.push(...(await keyChecks(socket, uri)));
+  return { checks, report };
+}
+
+/** What the agent itself sees (its credential, each HSM), when it answers. */
+async function agentView(
+  socket: string | undefined,
+  agentOutcome: Outcome,
+  uri: string | undefined,
+): Promise<{ checks: Check[]; report: AgentReport | null }> {
+  if (!socket || agentOutcome.status !== 'ok')
+    return { checks: [['agent view', skip('needs the agent')]], report: null };
+  const asked = await askAgent(socket, uri);
+  if ('report' in asked) return { checks: agentChecks(asked.report), report: asked.report };
+  return { checks: [['agent view', asked.outcome]], report: null };
+}
+
+/** The key as the agent describes it, then a test signature with it. */
+async function keyChecks(socket: string, uri: string): Promise<Check[]> {
   const client = new AgentClient(socket, { timeoutMs: 30_000, clientName: 'akv-doctor' });
   try {
     const key = await checkKey(client, uri);
-    checks.push(['key usable', key.outcome]);
-    checks.push([
-      'test signature',
-      key.outcome.status === 'ok' && key.info
-        ? await checkSignature(client, uri, key.info)
-        : skip('the key is not usable'),
-    ]);
+    return [
+      ['key usable', key.outcome],
+      [
+        'test signature',
+        key.outcome.status === 'ok' && key.info
+          ? await checkSignature(client, uri, key.info)
+          : skip('the key is not usable'),
+      ],
+    ];
   } finally {
     await client.close().catch(() => undefined);
   }
-  return { checks, report };
 }
 
 const LABEL: Record<Outcome['status'], string> = {

@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, wantsHelp, type Command } from '../command.js';
+import { errorMessage } from '../../errors.js';
 
 const usage = `Usage: akv emulator --listen 127.0.0.1:PORT --state-dir DIR [--latency-ms N] [--token T]
 
@@ -33,7 +34,7 @@ function parseListen(text: string): { host: string; port: number } {
       `--listen takes HOST:PORT, e.g. 127.0.0.1:8443 or 127.0.0.1:0 (got '${text}')`,
     );
   }
-  return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port };
+  return { host: (match[1] ?? '').replace(/^\[|\]$/g, ''), port };
 }
 
 function parseCount(
@@ -74,9 +75,7 @@ const command: Command = {
         allowPositionals: false,
       }));
     } catch (err) {
-      throw new UsageError(
-        `${(err as Error).message}. Run \`akv emulator --help\` for the options.`,
-      );
+      throw new UsageError(`${errorMessage(err)}. Run \`akv emulator --help\` for the options.`);
     }
     if (!values['state-dir']) {
       throw new UsageError('--state-dir DIR is required: the emulator keeps its keys and CA there');

@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { UsageError, wantsHelp } from '../command.js';
 import { formatKeyUri, parseKeyUri } from '../../uri/index.js';
+import { errnoCode, errorMessage } from '../../errors.js';
 
 export const KEYREF_PEM_LABEL = 'AKV KEY REFERENCE';
 export const KEYREF_VERSION = 1;
@@ -88,7 +89,7 @@ const command: Command = {
         options: { out: { type: 'string' }, description: { type: 'string' } },
       });
     } catch (err) {
-      throw new UsageError(`keyref: ${(err as Error).message}. Run \`akv keyref --help\`.`);
+      throw new UsageError(`keyref: ${errorMessage(err)}. Run \`akv keyref --help\`.`);
     }
     const { values, positionals } = parsed;
     if (positionals.length !== 1) {
@@ -111,7 +112,7 @@ const command: Command = {
         writeFileSync(values.out, pem, { mode: 0o644 });
       } catch (err) {
         throw new UsageError(
-          `keyref: cannot write ${values.out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          `keyref: cannot write ${values.out}: ${errnoCode(err) ?? errorMessage(err)}`,
         );
       }
       console.error(`akv keyref: wrote ${values.out} for ${formatKeyUri(parseKeyUri(uri))}`);

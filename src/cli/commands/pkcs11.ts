@@ -8,13 +8,14 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { AkvError, withHint } from '../../errors.js';
+import { AkvError, withHint, errorMessage } from '../../errors.js';
 import { defaultConfigCandidates, findConfigFile, parseConfigObject } from '../../config/load.js';
 import type { Command } from '../command.js';
 import { UsageError, wantsHelp } from '../command.js';
 import { withAgent } from '../util/agent.js';
 import { flag, parseOptions, requireStr, str } from '../util/args.js';
 import { AKV_ROOT } from '../util/provider-location.js';
+import { isRecord } from '../../guards.js';
 
 const usage = `Usage: akv pkcs11 module
        akv pkcs11 set-certificate --hsm-name NAME --key KEY --cert FILE [--config FILE] [--no-check]
@@ -67,18 +68,17 @@ function readJson(file: string): Record<string, unknown> {
   } catch (err) {
     throw new AkvError(
       'BAD_REQUEST',
-      `config file ${file} is not valid JSON: ${(err as Error).message}`,
+      `config file ${file} is not valid JSON: ${errorMessage(err)}`,
       'fix the syntax first (see docs/configuration.md)',
     );
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw new AkvError('BAD_REQUEST', `config file ${file} is not a JSON object`);
-  return raw as Record<string, unknown>;
+  if (!isRecord(raw)) throw new AkvError('BAD_REQUEST', `config file ${file} is not a JSON object`);
+  return raw;
 }
 
 function object(parent: Record<string, unknown>, key: string): Record<string, unknown> {
   const v = parent[key];
-  if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  if (isRecord(v)) return v;
   const fresh: Record<string, unknown> = {};
   parent[key] = fresh;
   return fresh;
@@ -91,10 +91,39 @@ function readCertificate(file: string): X509Certificate {
   } catch (err) {
     throw new AkvError(
       'BAD_PARAMETER',
-      `${file} is not a certificate: ${(err as Error).message}`,
+      `${file} is not a certificate: ${errorMessage(err)}`,
       'give a PEM or DER X.509 certificate file',
     );
   }
+}
+
+/** The certificate's public key must be the HSM key's, as the agent describes it. */
+async function checkCertificateMatches(
+  cert: X509Certificate,
+  certFile: string,
+  hsm: string,
+  key: string,
+): Promise<void> {
+  const uri = `managedhsm:${hsm}:${key}`;
+  const info = await withAgent(undefined, (client) => client.describe(uri));
+  const certSpki = cert.publicKey.export({ type: 'spki', format: 'der' });
+  if (info.publicKey === undefined || !certSpki.equals(info.publicKey)) {
+    throw new AkvError(
+      'BAD_PARAMETER',
+      `${certFile} is not a certificate for ${uri}: its public key is another key's`,
+      'give the certificate issued for this key (e.g. from a CSR made with the provider)',
+    );
+  }
+}
+
+/** Checks the config as the agent would, then replaces the file in one rename (its mode kept, 0600 when new). */
+function writeConfig(config: Record<string, unknown>, file: string): void {
+  parseConfigObject(config, file);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const mode = existsSync(file) ? statSync(file).mode & 0o777 : 0o600;
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`, { mode });
+  renameSync(tmp, file);
 }
 
 async function setCertificate(argv: string[]): Promise<number> {
@@ -118,18 +147,7 @@ async function setCertificate(argv: string[]): Promise<number> {
   if (certArg !== undefined) {
     certFile = resolve(certArg);
     const cert = readCertificate(certFile);
-    if (!flag(p, 'no-check')) {
-      const uri = `managedhsm:${hsm}:${key}`;
-      const info = await withAgent(undefined, (client) => client.describe(uri));
-      const certSpki = cert.publicKey.export({ type: 'spki', format: 'der' });
-      if (info.publicKey === undefined || !certSpki.equals(info.publicKey)) {
-        throw new AkvError(
-          'BAD_PARAMETER',
-          `${certFile} is not a certificate for ${uri}: its public key is another key's`,
-          'give the certificate issued for this key (e.g. from a CSR made with the provider)',
-        );
-      }
-    }
+    if (!flag(p, 'no-check')) await checkCertificateMatches(cert, certFile, hsm, key);
   }
 
   const file = configToChange(str(p, 'config'));
@@ -148,12 +166,7 @@ async function setCertificate(argv: string[]): Promise<number> {
     delete certs[keyName];
     if (Object.keys(certs).length === 0) delete vault.certificates;
   }
-  parseConfigObject(config, file); // the same checks the agent makes, before anything is written
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const mode = existsSync(file) ? statSync(file).mode & 0o777 : 0o600;
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`, { mode });
-  renameSync(tmp, file);
+  writeConfig(config, file);
   console.log(
     certFile !== undefined
       ? `${file}: vaults.${vaultName}.certificates.${keyName} = ${certFile}`

@@ -1,5 +1,5 @@
 /** The result of one `akv doctor` check, as printed (`[ ok ]`, `[FAIL]`, ...) and in --json. */
-import { AkvError } from '../../errors.js';
+import { AkvError, errorMessage } from '../../errors.js';
 
 export type Status = 'ok' | 'fail' | 'warn' | 'skip';
 
@@ -15,5 +15,5 @@ export const skip = (detail: string): Outcome => ({ status: 'skip', detail });
 
 export function fromError(err: unknown, fallbackHint: string): Outcome {
   if (err instanceof AkvError) return fail(err.message, err.hint ?? fallbackHint);
-  return fail((err as Error)?.message ?? String(err), fallbackHint);
+  return fail(errorMessage(err), fallbackHint);
 }

@@ -5,6 +5,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../command.js';
+import { errorMessage } from '../../errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -35,7 +36,7 @@ export function parseOptions(
     return { values: values as Parsed['values'], positionals };
   } catch (err) {
     throw new UsageError(
-      `${command}: ${(err as Error).message.replace(/\. To specify a positional.*$/s, '')}. Run \`akv ${command} --help\`.`,
+      `${command}: ${errorMessage(err).replace(/\. To specify a positional.*$/s, '')}. Run \`akv ${command} --help\`.`,
     );
   }
 }

@@ -26,7 +26,7 @@ import {
 import { dirname, join } from 'node:path';
 import { AgentClient } from '../../client/agent-client.js';
 import { defaultSocketPath } from '../../config/load.js';
-import { AkvError } from '../../errors.js';
+import { AkvError, errnoCode, errorMessage } from '../../errors.js';
 import { AKV_ROOT } from './provider-location.js';
 import { waitNote } from './progress.js';
 
@@ -71,8 +71,8 @@ export function autostartPlan(socket: string, prepare: boolean): AutostartPlan {
     try {
       mkdirSync(dir, { mode: 0o700 });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
-        return { possible: false, reason: `cannot create ${dir}: ${(err as Error).message}` };
+      if (errnoCode(err) !== 'EEXIST')
+        return { possible: false, reason: `cannot create ${dir}: ${errorMessage(err)}` };
     }
   }
   let st;

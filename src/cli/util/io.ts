@@ -1,6 +1,7 @@
 /** Input and output for scripts: a file name, or `-` for stdin/stdout. */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { UsageError } from '../command.js';
+import { errnoCode, errorMessage } from '../../errors.js';
 
 /** Upper bound for input read from stdin or a file (the agent's request limit is 64 KiB anyway). */
 const MAX_INPUT = 64 * 1024 * 1024;
@@ -17,7 +18,7 @@ export async function readInput(
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of process.stdin) {
-      const b = chunk as Buffer;
+      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
       size += b.length;
       if (size > MAX_INPUT)
         throw new UsageError(`${command}: ${what} on stdin is larger than ${MAX_INPUT} bytes`);
@@ -29,7 +30,7 @@ export async function readInput(
     return readFileSync(source);
   } catch (err) {
     throw new UsageError(
-      `${command}: cannot read ${what} file ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      `${command}: cannot read ${what} file ${source}: ${errnoCode(err) ?? errorMessage(err)}`,
     );
   }
 }
@@ -54,7 +55,7 @@ export async function writeOutput(
     writeFileSync(target, data);
   } catch (err) {
     throw new UsageError(
-      `${command}: cannot write ${target}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      `${command}: cannot write ${target}: ${errnoCode(err) ?? errorMessage(err)}`,
     );
   }
 }

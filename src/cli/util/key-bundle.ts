@@ -12,6 +12,7 @@ import type {
   KeyVaultKey,
 } from '@azure/keyvault-keys';
 import { UsageError } from '../command.js';
+import { errorMessage } from '../../errors.js';
 
 const b64u = (v: Uint8Array | undefined): string | undefined =>
   v && v.length > 0 ? Buffer.from(v).toString('base64url') : undefined;
@@ -162,7 +163,7 @@ export function sdkJwkFromPem(pem: Buffer, origin: string, password?: string): J
     jwk = key.export({ format: 'jwk' }) as Record<string, unknown>;
   } catch (err) {
     throw new UsageError(
-      `key import: ${origin} is not a readable PEM private key (${(err as Error).message})${password === undefined ? '; if it is encrypted, give --pem-password' : ''}`,
+      `key import: ${origin} is not a readable PEM private key (${errorMessage(err)})${password === undefined ? '; if it is encrypted, give --pem-password' : ''}`,
     );
   }
   if (jwk.kty !== 'RSA' && jwk.kty !== 'EC')

@@ -7,6 +7,7 @@ import type { VaultType } from '../../config/types.js';
 import { UsageError } from '../command.js';
 import { parseKeyUri } from '../../uri/index.js';
 import { int, list, str, type Parsed } from './args.js';
+import { isOneOf } from '../../guards.js';
 
 export const KTYS = ['RSA-HSM', 'EC-HSM', 'oct-HSM', 'RSA', 'EC', 'oct'] as const;
 export const CURVES = ['P-256', 'P-256K', 'P-384', 'P-521'] as const;
@@ -46,11 +47,11 @@ export function target(p: Parsed, sub: string, needName: boolean): Target {
   // AKV_HSM_NAME (which `akv dev up` exports) stands in for --hsm-name, as az's defaults do.
   const hsm = str(p, 'hsm-name') ?? (kv ? undefined : process.env.AKV_HSM_NAME || undefined);
   if (hsm && kv) throw new UsageError(`key ${sub}: give --hsm-name or --vault-name, not both`);
-  if (!hsm && !kv)
+  const vault = hsm || kv;
+  if (!vault)
     throw new UsageError(
       `key ${sub}: --hsm-name NAME (Managed HSM) or --vault-name NAME (Key Vault) is required (or set AKV_HSM_NAME)`,
     );
-  const vault = (hsm ?? kv) as string;
   if (!/^[A-Za-z0-9-]{3,24}$/.test(vault))
     throw new UsageError(
       `key ${sub}: ${JSON.stringify(vault)} is not a valid HSM/vault name (3-24 letters, digits, hyphens)`,
@@ -74,7 +75,7 @@ export function keyOps(p: Parsed, sub: string): string[] | undefined {
   const ops = list(p, 'ops');
   if (ops.length === 0) return undefined;
   for (const op of ops) {
-    if (!(KEY_OPS as readonly string[]).includes(op))
+    if (!isOneOf(KEY_OPS, op))
       throw new UsageError(
         `key ${sub}: unknown operation ${JSON.stringify(op)} in --ops (use ${KEY_OPS.slice(0, 6).join(', ')})`,
       );
@@ -104,7 +105,7 @@ export interface CreateSpec {
 export function createSpec(p: Parsed, t: Target, sub: string, fallback?: CreateSpec): CreateSpec {
   const kty = str(p, 'kty') ?? fallback?.kty;
   if (!kty) throw new UsageError(`key ${sub}: --kty is required (${KTYS.join(', ')})`);
-  if (!(KTYS as readonly string[]).includes(kty))
+  if (!isOneOf(KTYS, kty))
     throw new UsageError(
       `key ${sub}: --kty must be one of ${KTYS.join(', ')}, got ${JSON.stringify(kty)}`,
     );
@@ -116,9 +117,9 @@ export function createSpec(p: Parsed, t: Target, sub: string, fallback?: CreateS
   const curve = str(p, 'curve') ?? (base === 'EC' ? (fallback?.curve ?? 'P-256') : undefined);
   if (base === 'EC') {
     if (size !== undefined) throw new UsageError(`key ${sub}: EC keys take --curve, not --size`);
-    if (!(CURVES as readonly string[]).includes(curve ?? ''))
+    if (!isOneOf(CURVES, curve))
       throw new UsageError(`key ${sub}: --curve must be one of ${CURVES.join(', ')}`);
-    return { kty, curve: curve as string };
+    return { kty, curve };
   }
   if (str(p, 'curve') !== undefined)
     throw new UsageError(`key ${sub}: --curve applies to EC keys only`);

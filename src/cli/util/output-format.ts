@@ -4,6 +4,7 @@
  * `while read`). Columns are chosen per listing; a cell is the value at a dotted path.
  */
 import { UsageError } from '../command.js';
+import { isRecord } from '../../guards.js';
 
 export type OutputFormat = 'json' | 'table' | 'tsv';
 
@@ -23,8 +24,8 @@ export function outputFormat(value: string | undefined, command: string): Output
 function cell(row: unknown, path: string): string {
   let v: unknown = row;
   for (const part of path.split('.')) {
-    if (typeof v !== 'object' || v === null) return '';
-    v = (v as Record<string, unknown>)[part];
+    if (!isRecord(v)) return '';
+    v = v[part];
   }
   if (v === undefined || v === null) return '';
   if (typeof v === 'object') return JSON.stringify(v);

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { KeyReleasePolicy } from '@azure/keyvault-keys';
 import { UsageError } from '../command.js';
 import { flag, str, type Parsed } from './args.js';
+import { errnoCode, errorMessage } from '../../errors.js';
 
 export function releasePolicyOption(p: Parsed, sub: string): KeyReleasePolicy | undefined {
   const v = str(p, 'policy');
@@ -20,7 +21,7 @@ export function releasePolicyOption(p: Parsed, sub: string): KeyReleasePolicy | 
       text = readFileSync(v.slice(1), 'utf8');
     } catch (err) {
       throw new UsageError(
-        `key ${sub}: cannot read ${v.slice(1)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        `key ${sub}: cannot read ${v.slice(1)}: ${errnoCode(err) ?? errorMessage(err)}`,
       );
     }
   }
@@ -28,7 +29,7 @@ export function releasePolicyOption(p: Parsed, sub: string): KeyReleasePolicy | 
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`key ${sub}: --policy is not JSON: ${(err as Error).message}`);
+    throw new UsageError(`key ${sub}: --policy is not JSON: ${errorMessage(err)}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json))
     throw new UsageError(`key ${sub}: --policy must be a JSON object (version, anyOf)`);

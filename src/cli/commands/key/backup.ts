@@ -9,6 +9,7 @@ import { str } from '../../util/args.js';
 import { target } from '../../util/key-options.js';
 import { keyBundleJson } from '../../util/key-bundle.js';
 import { namedTarget, type KeyCommandContext } from './context.js';
+import { errnoCode, errorMessage } from '../../../errors.js';
 
 function fileOption(ctx: KeyCommandContext): string {
   const file = str(ctx.p, 'file');
@@ -28,11 +29,11 @@ export async function backup(ctx: KeyCommandContext): Promise<unknown> {
   try {
     writeFileSync(file, value, { flag: 'wx', mode: 0o600 });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     throw new UsageError(
       code === 'EEXIST'
         ? `key ${ctx.sub}: ${file} already exists; remove it or choose another --file`
-        : `key ${ctx.sub}: cannot write ${file}: ${code ?? (err as Error).message}`,
+        : `key ${ctx.sub}: cannot write ${file}: ${code ?? errorMessage(err)}`,
     );
   }
   return undefined;
@@ -46,7 +47,7 @@ export async function restore(ctx: KeyCommandContext): Promise<unknown> {
     blob = readFileSync(file);
   } catch (err) {
     throw new UsageError(
-      `key ${ctx.sub}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      `key ${ctx.sub}: cannot read ${file}: ${errnoCode(err) ?? errorMessage(err)}`,
     );
   }
   if (blob.length === 0) throw new UsageError(`key ${ctx.sub}: ${file} is empty`);

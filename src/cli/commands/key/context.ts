@@ -10,6 +10,7 @@ import type { KeyRef } from '../../../uri/index.js';
 import { UsageError } from '../../command.js';
 import type { Parsed } from '../../util/args.js';
 import { target, type Target } from '../../util/key-options.js';
+import { errorMessage } from '../../../errors.js';
 
 export interface KeyCommandContext {
   sub: string;
@@ -57,7 +58,7 @@ export async function agentForgets(ctx: KeyCommandContext, t: NamedTarget): Prom
     await client.forget(formatKeyUri(ref));
   } catch (err) {
     console.error(
-      `akv: warning: the agent at ${socket} could not drop its cached copy of ${formatKeyUri(ref)} (${(err as Error).message}); it serves the old version until its key cache expires (keyCacheTtlMs) or it gets SIGHUP`,
+      `akv: warning: the agent at ${socket} could not drop its cached copy of ${formatKeyUri(ref)} (${errorMessage(err)}); it serves the old version until its key cache expires (keyCacheTtlMs) or it gets SIGHUP`,
     );
   } finally {
     await client.close();

@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { UsageError } from '../../command.js';
 import { str } from '../../util/args.js';
 import { namedTarget, type KeyCommandContext } from './context.js';
+import { errnoCode, errorMessage } from '../../../errors.js';
 
 const NODE_CURVE: Record<string, string> = {
   'P-256': 'P-256',
@@ -45,11 +46,11 @@ export default async function download(ctx: KeyCommandContext): Promise<unknown>
   try {
     writeFileSync(file, out, { flag: 'wx', mode: 0o644 });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     throw new UsageError(
       code === 'EEXIST'
         ? `key ${ctx.sub}: ${file} already exists; remove it or choose another --file`
-        : `key ${ctx.sub}: cannot write ${file}: ${code ?? (err as Error).message}`,
+        : `key ${ctx.sub}: cannot write ${file}: ${code ?? errorMessage(err)}`,
     );
   }
   return undefined;

@@ -6,6 +6,8 @@ import { flag, str } from '../../util/args.js';
 import { keyOps, tags } from '../../util/key-options.js';
 import { keyBundleJson, sdkJwkFromJson, sdkJwkFromPem } from '../../util/key-bundle.js';
 import { agentForgets, namedTarget, type KeyCommandContext } from './context.js';
+import { errnoCode, errorMessage } from '../../../errors.js';
+import { isRecord } from '../../../guards.js';
 
 function readJwk(ctx: KeyCommandContext): JsonWebKey {
   const pemFile = str(ctx.p, 'pem-file');
@@ -17,20 +19,17 @@ function readJwk(ctx: KeyCommandContext): JsonWebKey {
   try {
     bytes = readFileSync(file);
   } catch (err) {
-    throw new UsageError(
-      `key import: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
+    throw new UsageError(`key import: cannot read ${file}: ${errnoCode(err) ?? errorMessage(err)}`);
   }
   if (pemFile !== undefined) return sdkJwkFromPem(bytes, pemFile, str(ctx.p, 'pem-password'));
   let json: unknown;
   try {
     json = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
-    throw new UsageError(`key import: ${file} is not JSON: ${(err as Error).message}`);
+    throw new UsageError(`key import: ${file} is not JSON: ${errorMessage(err)}`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json))
-    throw new UsageError(`key import: ${file} must hold one JWK object`);
-  return sdkJwkFromJson(json as Record<string, unknown>, file);
+  if (!isRecord(json)) throw new UsageError(`key import: ${file} must hold one JWK object`);
+  return sdkJwkFromJson(json, file);
 }
 
 export default async function importKey(ctx: KeyCommandContext): Promise<unknown> {

@@ -8,8 +8,14 @@ import { readFileSync } from 'node:fs';
 import { UsageError } from '../../command.js';
 import { str } from '../../util/args.js';
 import { namedTarget, type KeyCommandContext } from './context.js';
+import { errnoCode, errorMessage } from '../../../errors.js';
+import { isOneOf } from '../../../guards.js';
 
-const ALGORITHMS = ['CKM_RSA_AES_KEY_WRAP', 'RSA_AES_KEY_WRAP_256', 'RSA_AES_KEY_WRAP_384'];
+const ALGORITHMS: readonly KeyExportEncryptionAlgorithm[] = [
+  'CKM_RSA_AES_KEY_WRAP',
+  'RSA_AES_KEY_WRAP_256',
+  'RSA_AES_KEY_WRAP_384',
+];
 
 /** The token as given, or read from a file with `@FILE` (as az reads JSON arguments). */
 function tokenOption(ctx: KeyCommandContext): string {
@@ -21,7 +27,7 @@ function tokenOption(ctx: KeyCommandContext): string {
     return readFileSync(v.slice(1), 'utf8').trim();
   } catch (err) {
     throw new UsageError(
-      `key ${ctx.sub}: cannot read ${v.slice(1)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      `key ${ctx.sub}: cannot read ${v.slice(1)}: ${errnoCode(err) ?? errorMessage(err)}`,
     );
   }
 }
@@ -30,7 +36,7 @@ export default async function release(ctx: KeyCommandContext): Promise<unknown> 
   const t = namedTarget(ctx);
   const token = tokenOption(ctx);
   const algorithm = str(ctx.p, 'algorithm');
-  if (algorithm !== undefined && !ALGORITHMS.includes(algorithm))
+  if (algorithm !== undefined && !isOneOf(ALGORITHMS, algorithm))
     throw new UsageError(`key ${ctx.sub}: --algorithm takes ${ALGORITHMS.join(', ')}`);
   const nonce = str(ctx.p, 'nonce');
   const client = ctx.clients.keyClient(t.vaultType, t.vault);
@@ -38,7 +44,7 @@ export default async function release(ctx: KeyCommandContext): Promise<unknown> 
     client.releaseKey(t.name, token, {
       abortSignal,
       ...(t.version ? { version: t.version } : {}),
-      ...(algorithm ? { algorithm: algorithm as KeyExportEncryptionAlgorithm } : {}),
+      ...(algorithm ? { algorithm } : {}),
       ...(nonce !== undefined ? { nonce } : {}),
     }),
   );

@@ -10,6 +10,8 @@ import { UsageError } from '../../command.js';
 import { str } from '../../util/args.js';
 import { rotationPolicyJson } from '../../util/key-bundle.js';
 import { namedTarget, type KeyCommandContext } from './context.js';
+import { errnoCode, errorMessage } from '../../../errors.js';
+import { isRecord } from '../../../guards.js';
 
 export async function getPolicy(ctx: KeyCommandContext): Promise<unknown> {
   const t = namedTarget(ctx);
@@ -30,14 +32,15 @@ function readPolicy(ctx: KeyCommandContext): unknown {
       text = readFileSync(v.slice(1), 'utf8');
     } catch (err) {
       throw new UsageError(
-        `key ${ctx.sub}: cannot read ${v.slice(1)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        `key ${ctx.sub}: cannot read ${v.slice(1)}: ${errnoCode(err) ?? errorMessage(err)}`,
       );
     }
   }
   try {
-    return JSON.parse(text) as unknown;
+    const json: unknown = JSON.parse(text);
+    return json;
   } catch (err) {
-    throw new UsageError(`key ${ctx.sub}: the policy is not JSON: ${(err as Error).message}`);
+    throw new UsageError(`key ${ctx.sub}: the policy is not JSON: ${errorMessage(err)}`);
   }
 }
 
@@ -46,26 +49,26 @@ function toProperties(ctx: KeyCommandContext, json: unknown): KeyRotationPolicyP
   const bad = (what: string): never => {
     throw new UsageError(`key ${ctx.sub}: ${what}`);
   };
-  if (typeof json !== 'object' || json === null || Array.isArray(json))
-    bad('the policy must be a JSON object with lifetimeActions and attributes');
-  const p = json as Record<string, unknown>;
+  if (!isRecord(json))
+    return bad('the policy must be a JSON object with lifetimeActions and attributes');
+  const p = json;
   const actions = p.lifetimeActions ?? [];
-  if (!Array.isArray(actions)) bad('lifetimeActions must be a list');
-  const lifetimeActions = (actions as unknown[]).map((a, i): KeyRotationLifetimeAction => {
-    const entry = (a ?? {}) as Record<string, unknown>;
-    const trigger = (entry.trigger ?? {}) as Record<string, unknown>;
-    const action = (entry.action ?? {}) as Record<string, unknown>;
+  if (!Array.isArray(actions)) return bad('lifetimeActions must be a list');
+  const lifetimeActions = actions.map((a: unknown, i): KeyRotationLifetimeAction => {
+    const entry = isRecord(a) ? a : {};
+    const trigger = isRecord(entry.trigger) ? entry.trigger : {};
+    const action = isRecord(entry.action) ? entry.action : {};
     const type = String(action.type ?? entry.action ?? '');
     const kind = /^rotate$/i.test(type) ? 'Rotate' : /^notify$/i.test(type) ? 'Notify' : undefined;
-    if (!kind) bad(`lifetimeActions[${i}].action.type must be Rotate or Notify`);
-    const out: KeyRotationLifetimeAction = { action: kind as 'Rotate' | 'Notify' };
+    if (!kind) return bad(`lifetimeActions[${i}].action.type must be Rotate or Notify`);
+    const out: KeyRotationLifetimeAction = { action: kind };
     const after = trigger.timeAfterCreate ?? entry.timeAfterCreate;
     const before = trigger.timeBeforeExpiry ?? entry.timeBeforeExpiry;
     if (typeof after === 'string') out.timeAfterCreate = after;
     if (typeof before === 'string') out.timeBeforeExpiry = before;
     return out;
   });
-  const attributes = (p.attributes ?? {}) as Record<string, unknown>;
+  const attributes = isRecord(p.attributes) ? p.attributes : {};
   const expiresIn = attributes.expiryTime ?? p.expiresIn;
   return {
     lifetimeActions,

@@ -1,0 +1,20 @@
+/**
+ * Type guards for values that arrive without a type (parsed JSON, command-line words, settings):
+ * checked once where they enter, so that the code behind works with narrowed types instead of
+ * `as` casts. Bottom layer: imports nothing of akv.
+ */
+
+/** A JSON object (not null, not an array). */
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** One of `list`'s values (a list of string literals). */
+export function isOneOf<T extends string>(list: readonly T[], v: unknown): v is T {
+  return list.some((item) => item === v);
+}
+
+/** A list of strings. */
+export function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((e) => typeof e === 'string');
+}
