@@ -90,7 +90,13 @@ test('bash completion offers the commands, sub-commands and options of the --hel
   );
   assert.deepEqual(bashComplete('akv', 'si'), ['sign']);
   assert.ok(bashComplete('akv', 'key', '').includes('create'));
-  assert.deepEqual(bashComplete('akv', 'dev', '').sort(), ['down', 'up']);
+  assert.deepEqual(bashComplete('akv', 'dev', '').sort(), [
+    'down',
+    'start',
+    'status',
+    'stop',
+    'up',
+  ]);
   for (const name of ['sign', 'doctor', 'agent']) {
     const options = [...akv(name, '--help').matchAll(/(?<![\w-])--[a-z][a-z0-9-]*/g)].map(
       (m) => m[0],
