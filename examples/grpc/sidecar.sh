@@ -75,17 +75,16 @@ finish_settings
   usage_error "--name is required: lowercase letters, digits, '-' or '_'"
 prefix="$STATE_DIR/nginx/$name"
 
-sidecar_running() { pid_alive "$1/nginx.pid" nginx; }
+# Each sidecar's nginx is the service sidecar-NAME of bin/akv dev in DEV_DIR (pid, log, stop).
+sidecar_running() { akv_dev status --dir "$DEV_DIR" --name "sidecar-$(basename "$1")" >/dev/null; }
 
+# SIGTERM (akv dev stop): nginx's fast shutdown. (QUIT would wait for the kept-alive HTTP/2
+# connections between the sidecars to go idle and close, which takes seconds.)
 stop_sidecar() {
-  local p=$1
-  if sidecar_running "$p"; then
-    # TERM: nginx's fast shutdown. (QUIT would wait for the kept-alive HTTP/2 connections
-    # between the sidecars to go idle and close, which takes seconds.)
-    stop_pid "$p/nginx.pid" nginx TERM
-    say "stopped sidecar $(basename "$p")"
+  if sidecar_running "$1"; then
+    akv_dev stop --dir "$DEV_DIR" --name "sidecar-$(basename "$1")" --quiet
+    say "stopped sidecar $(basename "$1")"
   fi
-  rm -f "$p/nginx.pid"
 }
 
 case "$action" in
@@ -175,27 +174,32 @@ fi
 stop_sidecar "$prefix"
 [ "$role" = client ] && [ -S "$listen_socket" ] && rm -f "$listen_socket" # left by a killed nginx
 
+# nginx in the foreground (daemon off) as a service of DEV_DIR: ready when it accepts
+# connections (a server sidecar) or runs (a client sidecar, on a Unix socket).
+ready=()
+[ "$role" = client ] || ready=(--ready-port "$try_port")
 for attempt in 1 2 3; do
   mv "$prefix/nginx.conf.new" "$prefix/nginx.conf"
-  : >"$prefix/logs/startup.log"
-  if "${nginx_env[@]}" nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" \
-    >"$prefix/logs/startup.log" 2>&1; then
+  if akv_dev start --dir "$DEV_DIR" --name "sidecar-$name" "${ready[@]}" --quiet -- \
+    ${nginx_env[@]+"${nginx_env[@]}"} "$(command -v nginx)" -p "$prefix" -c "$prefix/nginx.conf" \
+    -e "$prefix/logs/error.log" 2>"$prefix/logs/startup.log"; then
     break
   fi
   # Another process took the port between free_port and nginx's bind: pick another one.
-  if [ "$role" = server ] && [ -z "$port" ] && [ "$attempt" -lt 3 ] && grep -q 'Address already in use' "$prefix/logs/startup.log"; then
+  if [ "$role" = server ] && [ -z "$port" ] && [ "$attempt" -lt 3 ] &&
+    grep -q 'Address already in use\|already accepts connections' "$prefix/logs/startup.log"; then
     try_port=$(free_port)
+    ready=(--ready-port "$try_port")
     render_conf "$try_port"
     continue
   fi
   cat "$prefix/logs/startup.log" >&2
   die "nginx did not start for sidecar '$name'" "see the lines above and $prefix/logs/error.log"
 done
-for _ in $(seq 50); do
-  sidecar_running "$prefix" && break
-  sleep 0.1
-done
-sidecar_running "$prefix" || die "nginx of sidecar '$name' exited right after starting" "see $prefix/logs/error.log"
+# A client sidecar listens once nginx has read its configuration (and loaded its key).
+if [ "$role" = client ] && ! wait_until 30 test -S "$listen_socket"; then
+  die "the client sidecar '$name' does not listen on $listen_socket" "see $prefix/logs/error.log and $DEV_DIR/sidecar-$name.log"
+fi
 printf 'role=%s\nport=%s\n' "$role" "${try_port}" >"$prefix/sidecar.env"
 if [ "$role" = server ]; then
   say "server sidecar '$name' listening on 127.0.0.1:$try_port (mutual TLS) -> $app_socket"

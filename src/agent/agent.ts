@@ -1,8 +1,10 @@
 /**
  * The agent process's life: start an AgentProcess (src/agent/agent-process.ts), serve until
  * SIGTERM/SIGINT (drain, then exit 0), reload the config on SIGHUP, and on a bug log it, remove
- * the socket and exit 70 (a supervisor restarts it).
+ * the socket and exit 70 (a supervisor restarts it). It also stops (drain, exit 0) when another
+ * version was installed under it and it needed a module it had not loaded yet.
  */
+import { onInstallationReplaced } from '../installation.js';
 import { AgentProcess } from './agent-process.js';
 import type { AgentOptions } from './agent-process.js';
 
@@ -39,5 +41,8 @@ export async function runAgent(opts: AgentOptions = {}, idleExitSeconds = 0): Pr
     process.on('SIGINT', onInt);
     process.on('SIGHUP', reload);
     if (idleExitSeconds > 0) agent.exitWhenIdle(idleExitSeconds, () => stop('idle-exit'));
+    // Another version was installed under this agent and it needed a module it had not loaded
+    // (src/installation.ts): the next agent, started by whatever started this one, runs it.
+    onInstallationReplaced((installed) => stop(`akv ${installed} installed in its place`));
   });
 }

@@ -29,6 +29,7 @@ import { API_VERSION, ChallengeRecorder, HsmHttpError, KeyOperations } from './k
 import { WarmingHsmHttp } from './warming-http.js';
 import { emptyErrorBodyPolicy } from './empty-error-body.js';
 import { akvVersion } from '../version.js';
+import { loadOwnModule } from '../installation.js';
 import { RetryBudget } from './retry-budget.js';
 
 export interface AzureHooks {
@@ -47,7 +48,13 @@ let loadingSdk: Promise<KeyVaultSdk> | undefined;
 /** Loads @azure/keyvault-keys once per process; keyClient() needs it loaded. */
 export async function loadKeyVaultSdk(): Promise<KeyVaultSdk> {
   if (keyVaultSdk) return keyVaultSdk;
-  loadingSdk ??= import('@azure/keyvault-keys').then((m) => (keyVaultSdk = m));
+  loadingSdk ??= loadOwnModule('the Key Vault SDK', () => import('@azure/keyvault-keys')).then(
+    (m) => (keyVaultSdk = m),
+    (err: unknown) => {
+      loadingSdk = undefined;
+      throw err;
+    },
+  );
   return loadingSdk;
 }
 

@@ -9,6 +9,7 @@ import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-
 import type { Logger } from 'pino';
 import type { AkvConfig } from '../config/types.js';
 import { AkvError } from '../errors.js';
+import { loadOwnModule } from '../installation.js';
 import { jwtExpiry } from './jwt.js';
 import { CachingCredential, type TokenCacheHooks } from './token-cache.js';
 
@@ -84,7 +85,13 @@ class LazyDefaultCredential implements TokenCredential {
     scopes: string | string[],
     options?: GetTokenOptions,
   ): Promise<AccessToken | null> {
-    this.inner ??= import('@azure/identity').then((m) => new m.DefaultAzureCredential());
+    this.inner ??= loadOwnModule('@azure/identity', () => import('@azure/identity')).then(
+      (m) => new m.DefaultAzureCredential(),
+      (err: unknown) => {
+        this.inner = undefined;
+        throw err;
+      },
+    );
     const credential = await this.inner;
     try {
       return await credential.getToken(scopes, options);

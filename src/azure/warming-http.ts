@@ -12,6 +12,7 @@
 import { request, type Agent } from 'node:https';
 import type { Deadline } from './abort.js';
 import { abortError } from './abort.js';
+import { loadOwnModule } from '../installation.js';
 import type { HsmHttpClient, HsmHttpOptions, HsmHttpResponse } from './hsm-http.js';
 
 /** Load the Pool once no operation has started for this long... */
@@ -68,7 +69,7 @@ export class WarmingHsmHttp {
   }
 
   private load(): void {
-    this.loading ??= import('./hsm-http.js').then(
+    this.loading ??= loadOwnModule("undici's connection pool", () => import('./hsm-http.js')).then(
       (m) => {
         if (!this.closed) this.pool = new m.HsmHttpClient(this.origin, this.options);
       },
