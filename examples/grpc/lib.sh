@@ -160,9 +160,3 @@ nginx_key_for() { # role type
     printf '%s/%s.keyref.pem' "$(certs_dir "$2")" "$1"
   fi
 }
-
-# --- processes -----------------------------------------------------------------------------
-
-# pid_alive PIDFILE WORD: the pid in PIDFILE runs and is ours (examples/lib.sh running_pid).
-pid_alive() { [ -n "$(running_pid "$1" "$2")" ]; }
-
