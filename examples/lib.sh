@@ -1,7 +1,7 @@
-# What the examples' scripts share (examples/nginx, examples/grpc): sourced by each example's own
-# library, never run. Messages in the one form every akv tool prints, option parsing, settings
-# files, processes and pid files, templates, nginx's version, and the local HSM emulator and
-# agent (`akv dev up`). Each script states strict mode itself; it is repeated here so that
+# What the examples' scripts share (examples/nginx, examples/haproxy, examples/grpc): sourced by
+# each example's own library, never run. Messages in the one form every akv tool prints, option
+# parsing, settings files, ports, templates, nginx's version, and `akv dev` (the local HSM
+# emulator and agent, and the services it starts and stops: pid files and waiting are its job). Each script states strict mode itself; it is repeated here so that
 # nothing sourced runs without it.
 # shellcheck shell=bash
 
@@ -208,7 +208,7 @@ user_can_use() {
   runuser -u "$1" -- test -w "$2" 2>/dev/null
 }
 
-# --- processes -----------------------------------------------------------------------------
+# --- ports and waiting ---------------------------------------------------------------------
 
 # A TCP port on 127.0.0.1 that is free now (the kernel's pick).
 free_port() {
@@ -217,29 +217,6 @@ free_port() {
 
 # True when something accepts TCP connections on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# proc_running PID: the process exists and is not a zombie (an exited daemon stays a zombie
-# until init reaps it, which can take a second or two in containers).
-proc_running() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [ "${stat:0:1}" != Z ]
-}
-
-proc_gone() { ! proc_running "$1"; }
-
-# running_pid PIDFILE WORD: prints the pid in PIDFILE when that process runs and its command line
-# contains WORD (so a pid reused by an unrelated process is never taken for ours); prints
-# nothing otherwise. Always succeeds: test its output.
-running_pid() {
-  local pid
-  # 2>/dev/null before <FILE: redirections apply left to right, so a missing FILE stays quiet.
-  pid=$(tr -dc '0-9' 2>/dev/null <"$1") || return 0
-  [ -n "$pid" ] && proc_running "$pid" || return 0
-  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$2" || return 0
-  printf '%s' "$pid"
-}
 
 # wait_until SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds (status 0). Gives up
 # (status 1) after SECONDS, or at once when COMMAND returns 2 ("will never succeed").
@@ -253,31 +230,6 @@ wait_until() {
     [ "$tries" -gt 0 ] || return 1
     sleep 0.1
   done
-}
-
-# start_daemon PIDFILE LOGFILE COMMAND...: starts COMMAND detached from this terminal (its own
-# session), output appended to LOGFILE, its pid written to PIDFILE.
-start_daemon() {
-  local pidfile=$1 logfile=$2
-  shift 2
-  setsid "$@" </dev/null >>"$logfile" 2>&1 &
-  printf '%s\n' "$!" >"$pidfile"
-}
-
-# stop_pid PIDFILE WORD [SIGNAL [SECONDS]]: sends SIGNAL (default TERM) to our process in PIDFILE
-# (running_pid), waits up to SECONDS (default 20) for it to exit, then sends SIGKILL; removes
-# PIDFILE.
-stop_pid() {
-  local pidfile=$1 word=$2 signal=${3:-TERM} seconds=${4:-20} pid
-  pid=$(running_pid "$pidfile" "$word")
-  if [ -n "$pid" ]; then
-    kill "-$signal" "$pid" 2>/dev/null || true
-    if ! wait_until "$seconds" proc_gone "$pid"; then
-      warn "process $pid did not stop within $seconds s of SIG$signal: sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  rm -f "$pidfile"
 }
 
 # --- templates -----------------------------------------------------------------------------

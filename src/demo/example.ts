@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCommand, type CommandResult } from './runner.js';
 
-/** What setup-env.sh wrote (the part of .env the demo shows or needs). */
+/** What setup.sh wrote (the part of .env the demo shows or needs). */
 export interface Settings {
   hsm: string;
   rsaKey: string;
@@ -18,7 +18,7 @@ export interface Settings {
   rsaPort: string;
   ecPort: string;
   stateDir: string;
-  /** The agent config start-agent.sh made: `bin/akv dev up`'s in emulator mode, its own for Azure. */
+  /** The agent config setup.sh made: `bin/akv dev up`'s in emulator mode, its own for Azure. */
   agentConfig: string;
 }
 
@@ -87,7 +87,7 @@ export class NginxExample {
     );
   }
 
-  /** Reads the settings file setup-env.sh wrote. */
+  /** Reads the settings file setup.sh wrote. */
   loadSettings(): Settings {
     const v: Record<string, string> = {};
     for (const line of readFileSync(this.envFile, 'utf8').split('\n')) {
@@ -121,12 +121,12 @@ export class NginxExample {
 
   /** How a person stops what the demo left running. */
   get stopCommand(): string {
-    return `${join(this.dir, 'cleanup.sh')} --env-file ${this.envFile} --all`;
+    return `${join(this.dir, 'stop.sh')} --env-file ${this.envFile} --all`;
   }
 
   /** Stops everything at once (Ctrl-C), without progress output. */
   stopNow(): void {
-    spawnSync(join(this.dir, 'cleanup.sh'), ['--env-file', this.envFile, '--all'], {
+    spawnSync(join(this.dir, 'stop.sh'), ['--env-file', this.envFile, '--all'], {
       stdio: 'inherit',
       env: this.env,
     });

@@ -26,7 +26,7 @@ prints a summary and a sample response, and stops everything.
 
 The same steps, one by one: examples/nginx/README.md.`;
 
-const STEPS = 10;
+const STEPS = 9;
 
 interface Options {
   keep: boolean;
@@ -57,7 +57,7 @@ function parseOptions(argv: string[]): Options | number {
   }
 }
 
-/** One summary row per test-client.sh check: the gist (details stay in the progress output). */
+/** One summary row per test.sh check: the gist (details stay in the progress output). */
 function checkRows(lines: string[]): Array<{ what: string; ok: boolean }> {
   return lines
     .map((l) => /^(PASS|FAIL)\s+(RSA|EC)\s+(.*)$/.exec(l))
@@ -96,24 +96,19 @@ async function main(argv: string[]): Promise<number> {
     Promise.resolve({ detail: checkTools(example.repo, example.env) }),
   );
 
-  await run.step('settings', 'write the settings: HSM name, key names, free ports', async () => {
-    mustPass(await example.script('setup-env.sh', '--hsm-name', hsmName), 'setup-env.sh');
-    const s = example.loadSettings();
-    return {
-      detail: `HSM ${s.hsm}, free ports ${s.rsaPort} (RSA) and ${s.ecPort} (EC), files in ${s.stateDir}`,
-    };
-  });
-
   await run.step(
     'emulator + agent',
-    'start the Managed HSM emulator and the akv agent',
+    'write the settings and start the Managed HSM emulator and the akv agent',
     async () => {
-      // start-agent.sh runs `bin/akv dev up` (with --socket-group for nginx workers as root).
-      const r = await example.script('start-agent.sh', '--skip-keys');
-      mustPass(r, 'start-agent.sh');
-      const url = r.lines.map((l) => /emulator: (https:\S+)/.exec(l)?.[1]).find(Boolean);
-      const socket = r.lines.map((l) => /socket (\/\S+)/.exec(l)?.[1]).find(Boolean);
-      return { detail: `emulator at ${url ?? '?'}, agent on ${socket ?? '?'}` };
+      // setup.sh --skip-keys: the settings, then `bin/akv dev up` (with --socket-group for nginx
+      // workers as root); the demo creates the keys itself, one step each.
+      const r = await example.script('setup.sh', '--hsm-name', hsmName, '--skip-keys');
+      mustPass(r, 'setup.sh');
+      const s = example.loadSettings();
+      const socket = r.lines.map((l) => /agent socket (\/\S+)/.exec(l)?.[1]).find(Boolean);
+      return {
+        detail: `HSM ${s.hsm}, free ports ${s.rsaPort} (RSA) and ${s.ecPort} (EC), agent on ${socket ?? '?'}, files in ${s.stateDir}`,
+      };
     },
   );
 
@@ -137,8 +132,9 @@ async function main(argv: string[]): Promise<number> {
     'certificates',
     'issue certificates with openssl through akv_provider (signed in the HSM)',
     async () => {
-      const r = await example.script('generate-cert.sh');
-      mustPass(r, 'generate-cert.sh');
+      // setup.sh again: the keys exist now, so it goes on to the key references and certificates.
+      const r = await example.script('setup.sh');
+      mustPass(r, 'setup.sh');
       const certs = r.lines.filter((l) => / certificate .*signed by/.test(l)).length;
       return {
         detail: `${certs} self-signed certificates (RSA, EC) for localhost and 127.0.0.1; CSRs and certificates signed by the HSM keys`,
@@ -147,8 +143,8 @@ async function main(argv: string[]): Promise<number> {
   );
 
   await run.step('nginx', 'start nginx with the HSM keys', async () => {
-    const r = await example.script('start-server.sh');
-    mustPass(r, 'start-server.sh');
+    const r = await example.script('start.sh');
+    mustPass(r, 'start.sh');
     const mode = /key mode: (\w+)/.exec(r.lines.join('\n'))?.[1];
     const how =
       mode === 'store'
@@ -161,11 +157,11 @@ async function main(argv: string[]): Promise<number> {
   });
 
   await run.step('client checks', 'check both servers as a client', async () => {
-    const r = await example.script('test-client.sh');
+    const r = await example.script('test.sh');
     const rows = checkRows(r.lines);
-    if (r.status !== 0 && rows.every((x) => x.ok)) mustPass(r, 'test-client.sh');
+    if (r.status !== 0 && rows.every((x) => x.ok)) mustPass(r, 'test.sh');
     const summary = r.lines.find((l) => /passed, \d+ failed/.test(l)) ?? '';
-    return { detail: summary.replace(/^test-client\.sh: /, '') || `${rows.length} checks`, rows };
+    return { detail: summary.replace(/^test\.sh: /, '') || `${rows.length} checks`, rows };
   });
 
   let sample = '';
@@ -184,7 +180,7 @@ async function main(argv: string[]): Promise<number> {
       : 'stop nginx, the agent and the emulator; remove the files',
     async () => {
       if (keep) return { detail: `stop it with: ${example.stopCommand}` };
-      mustPass(await example.script('cleanup.sh', '--all'), 'cleanup.sh');
+      mustPass(await example.script('stop.sh', '--all'), 'stop.sh');
       example.removeWorkDir();
       return { detail: 'stopped, temporary files removed' };
     },

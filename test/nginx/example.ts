@@ -98,11 +98,12 @@ export function readSettings(envFile: string): ExampleSettings {
     stateDir,
     rsaCert: join(stateDir, 'certs', 'rsa.crt'),
     ecCert: join(stateDir, 'certs', 'ec.crt'),
-    // examples/nginx/lib/common.sh: `bin/akv dev up --dir STATE_DIR/dev` in emulator mode.
+    // examples/nginx/lib/common.sh: `bin/akv dev up --dir STATE_DIR/dev` in emulator mode, the
+    // agent alone as the service akv-agent of STATE_DIR/dev for Azure.
     ...(vars.AKV_MODE === 'azure'
       ? {
           agentLog: join(stateDir, 'logs', 'agent.log'),
-          agentPidFile: join(stateDir, 'run', 'agent.pid'),
+          agentPidFile: join(stateDir, 'dev', 'akv-agent.pid'),
         }
       : {
           agentLog: join(stateDir, 'dev', 'agent.log'),
@@ -120,13 +121,13 @@ export function makeTestDir(label: string): string {
 }
 
 /**
- * Sets the example up and starts it: setup-env, start-agent, generate-cert, start-server.
+ * Sets the example up and starts it: setup.sh, start.sh.
  * Call `stopExample` afterwards (also after a failure).
  */
 export async function startExample(label: string, workers: number): Promise<ExampleSettings> {
   const dir = makeTestDir(label);
   const envFile = join(dir, '.env');
-  await runStep('setup-env.sh', [
+  await runStep('setup.sh', [
     '--env-file',
     envFile,
     '--hsm-name',
@@ -135,16 +136,14 @@ export async function startExample(label: string, workers: number): Promise<Exam
     String(workers),
   ]);
   const settings = readSettings(envFile);
-  for (const script of ['start-agent.sh', 'generate-cert.sh', 'start-server.sh']) {
-    await runStep(script, ['--env-file', envFile]);
-  }
+  await runStep('start.sh', ['--env-file', envFile]);
   return settings;
 }
 
 /** Stops nginx, the agent and the emulator, and removes everything the example made. */
 export async function stopExample(settings: ExampleSettings | undefined): Promise<void> {
   if (!settings) return;
-  await runScript('cleanup.sh', ['--env-file', settings.envFile, '--all']);
+  await runScript('stop.sh', ['--env-file', settings.envFile, '--all']);
   rmSync(dirname(settings.envFile), { recursive: true, force: true });
 }
 

@@ -1,6 +1,6 @@
 /**
- * examples/nginx/run-all.sh against the emulator, as a person runs it: every step script, both
- * keys (RSA 3072 and EC P-256), the client checks, then the clean-up.
+ * examples/nginx/run-all.sh against the emulator, as a person runs it: setup.sh, start.sh,
+ * test.sh (both keys, RSA 3072 and EC P-256, every client check), then stop.sh --all.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -33,7 +33,7 @@ test(
       assert.equal(r.status, 0, `run-all.sh failed:\n${output}`);
       assert.match(r.stdout, /run-all: every step passed/);
       assert.doesNotMatch(r.stdout, /^FAIL/m);
-      // Both servers went through every check of test-client.sh.
+      // Both servers went through every check of test.sh.
       for (const label of ['RSA', 'EC ']) {
         for (const check of [
           'GET /health',
@@ -49,12 +49,12 @@ test(
           );
         }
       }
-      assert.match(r.stdout, /test-client\.sh: \d+ passed, 0 failed/);
+      assert.match(r.stdout, /test\.sh: \d+ passed, 0 failed/);
       // The clean-up removed the state directory (and with it the emulator's keys).
       const settings = readSettings(envFile);
       assert.equal(existsSync(settings.stateDir), false, `${settings.stateDir} is still there`);
     } finally {
-      if (existsSync(envFile)) await runScript('cleanup.sh', ['--env-file', envFile, '--all']);
+      if (existsSync(envFile)) await runScript('stop.sh', ['--env-file', envFile, '--all']);
       rmSync(dir, { recursive: true, force: true });
     }
   },
@@ -63,21 +63,16 @@ test(
 test('the step scripts refuse to run without settings, with a message that says what to run', async () => {
   const dir = makeTestDir('nosettings');
   try {
-    const r = await runScript('start-server.sh', ['--env-file', join(dir, 'missing.env')]);
+    const r = await runScript('start.sh', ['--env-file', join(dir, 'missing.env')]);
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /no settings file at .*missing\.env/);
-    assert.match(r.stderr, /run \.\/setup-env\.sh first/);
-    const bad = await runScript('setup-env.sh', [
-      '--env-file',
-      join(dir, '.env'),
-      '--mode',
-      'cloud',
-    ]);
+    assert.match(r.stderr, /run \.\/setup\.sh first/);
+    const bad = await runScript('setup.sh', ['--env-file', join(dir, '.env'), '--mode', 'cloud']);
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /AKV_MODE must be 'emulator' or 'azure'/);
-    const help = await runScript('test-client.sh', ['--help']);
+    const help = await runScript('test.sh', ['--help']);
     assert.equal(help.status, 0);
-    assert.match(help.stdout, /^Usage: test-client\.sh/);
+    assert.match(help.stdout, /^Usage: test\.sh/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -124,10 +119,10 @@ test(
         /workers: auto\)/,
         'nginx should not switch users when started by an ordinary user',
       );
-      assert.match(r.stdout, /test-client\.sh: \d+ passed, 0 failed/);
+      assert.match(r.stdout, /test\.sh: \d+ passed, 0 failed/);
       assert.match(r.stdout, /run-all: every step passed/);
     } finally {
-      if (existsSync(envFile)) asNobody([`${example}/cleanup.sh`, '--env-file', envFile, '--all']);
+      if (existsSync(envFile)) asNobody([`${example}/stop.sh`, '--env-file', envFile, '--all']);
       rmSync(dir, { recursive: true, force: true });
       akv.remove();
     }

@@ -153,7 +153,10 @@ describe('nginx with HSM keys (4 workers)', { skip: missingPrerequisite() }, () 
     const workers = childPids(master);
     assert.equal((await httpsGet(st.rsaPort, rsaCa)).status, 200);
 
-    await runStep('stop-agent.sh', ['--env-file', st.envFile, '--agent-only']);
+    // The agent alone goes away (the emulator keeps running): SIGTERM, as a service manager does.
+    const agent = readPid(st.agentPidFile);
+    process.kill(agent, 'SIGTERM');
+    assert.ok(await eventually(() => !processAlive(agent), 20000), 'the agent did not stop');
     for (let i = 0; i < 8; i++) {
       await assert.rejects(
         httpsGet(i % 2 ? st.ecPort : st.rsaPort, i % 2 ? ecCa : rsaCa),
@@ -167,7 +170,8 @@ describe('nginx with HSM keys (4 workers)', { skip: missingPrerequisite() }, () 
       'nginx lost or replaced a worker while the agent was down',
     );
 
-    await runStep('start-agent.sh', ['--env-file', st.envFile]);
+    // setup.sh again starts what is not running: the agent (keys and certificates are kept).
+    await runStep('setup.sh', ['--env-file', st.envFile]);
     const signedBefore = loggedSignatures(st, st.rsaKey) + loggedSignatures(st, st.ecKey);
     // Enough handshakes that every worker's stale connection to the old agent is exercised.
     const answers = await Promise.all(

@@ -1,9 +1,7 @@
 /**
  * The small things a newcomer hit (issue 22), each checked against the real thing:
  *  - README's "Try it by hand" creates data.txt before it signs it;
- *  - examples/lib.sh's running_pid is quiet about a missing pid file (the demo's step 7 printed
- *    "lib.sh: line 233: .../nginx.pid: No such file or directory");
- *  - cleanup.sh --all removes the demo's private akv-demo-* directory with its settings file;
+ *  - stop.sh --all removes the demo's private akv-demo-* directory with its settings file;
  *  - docs quote no C line numbers (they move);
  *  - the agent test helper leaves no /tmp/akv-agent-test-* directory, even for an agent that was
  *    killed rather than stopped (run in a private TMPDIR, so other tests' directories do not count).
@@ -29,24 +27,7 @@ test('README "Try it by hand" creates data.txt before signing it', () => {
   assert.ok(used < 0 || created < used, 'it is written before it is used');
 });
 
-test('running_pid says nothing about a missing pid file', () => {
-  const r = spawnSync(
-    'bash',
-    [
-      '-c',
-      'source "$1"; out=$(running_pid "$2" nginx); echo "[$out]"',
-      'bash',
-      join(REPO_ROOT, 'examples/lib.sh'),
-      join(scratch, 'no/nginx.pid'),
-    ],
-    { encoding: 'utf8' },
-  );
-  assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stderr, '');
-  assert.equal(r.stdout, '[]\n');
-});
-
-test("cleanup.sh --all removes the demo's akv-demo-* settings directory", () => {
+test("examples/nginx/stop.sh --all removes the demo's akv-demo-* settings directory", () => {
   const dir = mkdtempSync(join(scratch, 'akv-demo-'));
   const env = join(dir, '.env');
   writeFileSync(
@@ -62,7 +43,7 @@ test("cleanup.sh --all removes the demo's akv-demo-* settings directory", () => 
       '',
     ].join('\n'),
   );
-  const r = spawnSync(join(REPO_ROOT, 'examples/nginx/cleanup.sh'), ['--env-file', env, '--all'], {
+  const r = spawnSync(join(REPO_ROOT, 'examples/nginx/stop.sh'), ['--env-file', env, '--all'], {
     encoding: 'utf8',
   });
   assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
@@ -74,7 +55,7 @@ test("cleanup.sh --all removes the demo's akv-demo-* settings directory", () => 
     `AKV_MODE=emulator\nAKV_HSM_NAME=a\nRSA_KEY_NAME=r\nEC_KEY_NAME=e\nRSA_PORT=1\nEC_PORT=2\nSTATE_DIR=${join(scratch, 'none')}\n`,
   );
   const r2 = spawnSync(
-    join(REPO_ROOT, 'examples/nginx/cleanup.sh'),
+    join(REPO_ROOT, 'examples/nginx/stop.sh'),
     ['--env-file', join(own, '.env'), '--all'],
     { encoding: 'utf8' },
   );

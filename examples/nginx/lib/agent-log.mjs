@@ -1,4 +1,4 @@
-// Counts the successful signatures the akv agent logged for one key (test-client.sh uses it to
+// Counts the successful signatures the akv agent logged for one key (test.sh uses it to
 // show that TLS handshakes were signed by the HSM, not by a key file).
 // Usage: node agent-log.mjs LOGFILE HSM KEY   -> prints the count
 // The agent writes one JSON line per private-key operation (pino): uri, op, alg, result.

@@ -1,6 +1,7 @@
 # What the scripts of examples/nginx share (sourced, not run): the settings file and every path
 # derived from it, so that every script finds the same files. Messages, option parsing,
-# processes, templates and `akv dev up` come from examples/lib.sh, shared with the other examples.
+# templates and `akv dev` (the emulator, the agent and nginx as services) come from
+# examples/lib.sh, shared with the other examples.
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # the paths set here are read by the scripts that source this file
 
@@ -14,13 +15,13 @@ EXAMPLE_DIR="$EXAMPLES_DIR/nginx"
 ENV_FILE_VARIABLE=AKV_NGINX_ENV
 ENV_FILE="${AKV_NGINX_ENV:-$EXAMPLE_DIR/.env}"
 
-# Reads the settings written by setup-env.sh and derives every path from them.
+# Reads the settings written by setup.sh and derives every path from them.
 load_env() {
-  [ -f "$ENV_FILE" ] || die "no settings file at $ENV_FILE" "run ./setup-env.sh first (it writes the file from .env.example)"
+  [ -f "$ENV_FILE" ] || die "no settings file at $ENV_FILE" "run ./setup.sh first (it writes the file from .env.example)"
   read_settings "$ENV_FILE"
   local name
   for name in AKV_MODE AKV_HSM_NAME RSA_KEY_NAME EC_KEY_NAME RSA_PORT EC_PORT STATE_DIR; do
-    [ -n "${!name:-}" ] || die "$ENV_FILE does not set $name" "run ./setup-env.sh (it fills in missing values)"
+    [ -n "${!name:-}" ] || die "$ENV_FILE does not set $name" "run ./setup.sh (it fills in missing values)"
   done
   case "$AKV_MODE" in emulator | azure) ;; *) die "AKV_MODE in $ENV_FILE is '$AKV_MODE'" "set it to 'emulator' or 'azure'" ;; esac
   RSA_KEY_SIZE=${RSA_KEY_SIZE:-3072}
@@ -30,21 +31,18 @@ load_env() {
   NGINX_USER=${NGINX_USER:-www-data}
 
   LOG_DIR="$STATE_DIR/logs"
-  RUN_DIR="$STATE_DIR/run"
+  # `bin/akv dev` owns DEV_DIR: the emulator and its agent (`dev up`, emulator mode), or the agent
+  # alone as a service (azure mode), and nginx as a service (pid and log in DEV_DIR/nginx.*).
+  DEV_DIR="$STATE_DIR/dev"
   if [ "$AKV_MODE" = emulator ]; then
-    # `bin/akv dev up --dir DEV_DIR` runs the emulator and the agent and owns these files.
-    DEV_DIR="$STATE_DIR/dev"
     AGENT_DIR="$DEV_DIR/akv"            # owned by the agent: 0700, or 0750 with socketGroup
     AGENT_CONFIG="$DEV_DIR/akv.json"
     AGENT_LOG="$DEV_DIR/agent.log"      # the agent's output: one JSON line per private-key operation
-    AGENT_PID_FILE="$DEV_DIR/agent.pid"
   else
-    # A real HSM: start-agent.sh runs only an agent, with its own configuration.
-    DEV_DIR=""
+    # A real HSM: setup.sh runs the agent alone, with its own configuration.
     AGENT_DIR="$STATE_DIR/agent"        # owned by the agent: 0700, or 0750 with socketGroup
     AGENT_CONFIG="$STATE_DIR/akv.json"
     AGENT_LOG="$LOG_DIR/agent.log"      # the agent's JSON log: one line per private-key operation
-    AGENT_PID_FILE="$RUN_DIR/agent.pid"
   fi
   AGENT_SOCKET="$AGENT_DIR/agent.sock"
   CERT_DIR="$STATE_DIR/certs"
@@ -60,25 +58,20 @@ port_of() { if [ "$1" = rsa ]; then printf '%s' "$RSA_PORT"; else printf '%s' "$
 key_uri_of() { printf 'managedhsm:%s:%s' "$AKV_HSM_NAME" "$(key_name_of "$1")"; }
 label_of() { if [ "$1" = rsa ]; then printf 'RSA'; else printf 'EC'; fi; }
 
-# The pid in PIDFILE when that process runs and is one of ours (its command line names
-# STATE_DIR); empty otherwise.
-daemon_pid() { running_pid "$1" "$STATE_DIR"; }
+# Whether the example's nginx runs (bin/akv dev status: its record in DEV_DIR names it).
+nginx_running() { akv_dev status --dir "$DEV_DIR" --name nginx >/dev/null 2>&1; }
 
-# Stops the process in PIDFILE (SIGTERM, SIGKILL after 20 s: the agent lets operations in flight
-# finish first, up to its deadline, 10 s by default, plus 5 s).
-stop_daemon() { stop_pid "$1" "$STATE_DIR" TERM 20; }
-
-agent_running() { [ -n "$(daemon_pid "$AGENT_PID_FILE")" ] && [ -S "$AGENT_SOCKET" ]; }
+agent_running() { [ -S "$AGENT_SOCKET" ]; }
 
 # The group nginx workers run in when started by root (the agent socket's group); empty otherwise.
 # Fails when the workers could not reach STATE_DIR at all.
 worker_socket_group() {
   workers_group "$NGINX_USER" "$STATE_DIR" \
-    "use a STATE_DIR whose parent directories others may pass through, e.g. ./setup-env.sh --force --state-dir /tmp/akv-nginx"
+    "use a STATE_DIR whose parent directories others may pass through, e.g. ./setup.sh --force --state-dir /tmp/akv-nginx"
 }
 
 require_agent() {
-  agent_running || die "the akv agent is not running (socket $AGENT_SOCKET)" "run ./start-agent.sh"
+  agent_running || die "the akv agent is not running (socket $AGENT_SOCKET)" "run ./setup.sh"
 }
 
 # Runs the akv CLI with the example's agent configuration.

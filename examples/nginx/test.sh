@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Step 5 of the akv nginx example: checks, as a client, that nginx serves TLS with the HSM keys.
+# Step 3 of the akv nginx example: checks, as a client, that nginx serves TLS with the HSM keys.
 set -euo pipefail
 # shellcheck disable=SC2034 # HELP is read by parse_common_args (examples/lib.sh)
-HELP="Usage: test-client.sh [--env-file FILE]
+HELP="Usage: test.sh [--env-file FILE]
 
 For the RSA server and the EC server, checks (and fails on):
   - HTTPS answers on / (names the protocol and cipher) and on /health (JSON), with curl
@@ -18,7 +18,7 @@ parse_common_args "$@"
 reject_unknown_args ${REST_ARGS[@]+"${REST_ARGS[@]}"}
 load_env
 require_commands curl openssl
-[ -n "$(daemon_pid "$NGINX_PID")" ] || die "nginx is not running" "run ./start-server.sh"
+nginx_running || die "nginx is not running" "run ./start.sh"
 
 passed=0
 failed=0
