@@ -43,3 +43,19 @@ test('bash reads every example script without a syntax error', () => {
     assert.equal(r.status, 0, `${name(path)}: ${r.stderr}`);
   }
 });
+
+// Issue 23: every example speaks one vocabulary, and each verb explains itself.
+const VERBS = ['setup', 'start', 'test', 'stop', 'run-all'];
+
+test('every example has setup, start, test, stop and run-all, each with --help', () => {
+  const examples = readdirSync(EXAMPLES).filter((d) => statSync(join(EXAMPLES, d)).isDirectory());
+  assert.ok(examples.length >= 3, `only ${examples.length} examples`);
+  for (const example of examples) {
+    for (const verb of VERBS) {
+      const script = join(EXAMPLES, example, `${verb}.sh`);
+      const r = spawnSync(script, ['--help'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `examples/${example}/${verb}.sh --help: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^Usage: ${verb}\\.sh`), `examples/${example}/${verb}.sh`);
+    }
+  }
+});
