@@ -235,6 +235,9 @@ export async function startService(
   const until = startedMs + opts.timeoutMs;
   for (;;) {
     if (exit !== undefined || !running(pid)) {
+      // /proc can show the process gone before Node has reaped it and emitted 'exit': wait for
+      // that event (up to a second), whose status tells a crash from a program that daemonized.
+      for (let i = 0; i < 20 && exit === undefined; i++) await sleep(50);
       forget(f);
       const how = exit ?? 'exited';
       throw new AkvError(
