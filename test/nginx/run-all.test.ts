@@ -7,13 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import {
-  makeTestDir,
-  missingPrerequisite,
-  readSettings,
-  runScript,
-  uniqueHsmName,
-} from './example.js';
+import { makeTestDir, missingPrerequisite, runScript, uniqueHsmName } from './example.js';
 import { stageAkv } from '../helpers/stage.js';
 
 test(
@@ -50,9 +44,11 @@ test(
         }
       }
       assert.match(r.stdout, /test\.sh: \d+ passed, 0 failed/);
-      // The clean-up removed the state directory (and with it the emulator's keys).
-      const settings = readSettings(envFile);
-      assert.equal(existsSync(settings.stateDir), false, `${settings.stateDir} is still there`);
+      // stop.sh --all removed the state directory (and with it the emulator's keys) and .env.
+      const stateDir = /^setup\.sh: {3}state: (\/\S+)$/m.exec(r.stdout)?.[1];
+      assert.ok(stateDir, `setup.sh did not name its state directory:\n${r.stdout}`);
+      assert.equal(existsSync(stateDir), false, `${stateDir} is still there`);
+      assert.equal(existsSync(envFile), false, `${envFile} is still there`);
     } finally {
       if (existsSync(envFile)) await runScript('stop.sh', ['--env-file', envFile, '--all']);
       rmSync(dir, { recursive: true, force: true });
