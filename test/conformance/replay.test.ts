@@ -404,6 +404,41 @@ describe('akv against recorded answers', () => {
     );
   });
 
+  it('key list: follows the recorded nextLinks through all thirteen pages of keys', async () => {
+    const r = await run(AKV_BIN, ['key', 'list']);
+    assert.equal(r.code, 0, r.stderr);
+    const list = JSON.parse(r.stdout) as {
+      name: string;
+      kid: string;
+      attributes: Record<string, unknown>;
+      tags?: Record<string, string>;
+    }[];
+    const recorded = byFile('python-mhsm-list-keys.json')
+      .exchanges.filter((x) => x.name.startsWith('list keys'))
+      .flatMap((x) => (x.response.body as { value: { kid: string }[] }).value)
+      .map((item) => item.kid.split('/').pop() as string);
+    assert.equal(recorded.length, 78);
+    assert.deepEqual(list.map((k) => k.name).sort(), [...recorded].sort());
+    const byName = new Map(list.map((k) => [k.name, k]));
+    // Attributes and tags the recorded items carry reach the user as they were recorded.
+    assert.equal(
+      byName.get('livekvtestrsa-expired3a5634ad')?.attributes.expires,
+      '2000-01-01T00:00:00.000Z',
+    );
+    assert.equal(
+      byName.get('livekvtestrsa-not-yet-valid3a5634ad')?.attributes.notBefore,
+      '3000-01-01T00:00:00.000Z',
+    );
+    assert.deepEqual(byName.get('livekvtestcrud-ec-key3e722c4f')?.tags, {
+      purpose: 'unit test',
+      'test name': 'CreateECKeyTest',
+    });
+    assert.equal(
+      byName.get('livekvtestkey05c9027ba')?.kid,
+      `${replay.url}/keys/livekvtestkey05c9027ba`,
+    );
+  });
+
   it('key list-deleted and recover: the recorded deleted listing and recover answer', async () => {
     const d = (await run(AKV_BIN, ['key', 'list-deleted', '--output', 'json'])).stdout;
     const deleted = JSON.parse(d) as { name: string; recoveryId: string }[];
