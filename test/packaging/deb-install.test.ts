@@ -10,7 +10,6 @@
  * skipped with the reason.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
@@ -26,6 +25,7 @@ import {
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { builtDeb } from '../helpers/deb-build.js';
+import { APT_ENV, APT_GET_ARGS, hostInstallLock } from '../helpers/host-deb.js';
 import { ok, opensslModulesDir, pkg, scratchDir, sh } from '../helpers/host-commands.js';
 import { emulatorConfig, startEmulator } from '../helpers/emulator.js';
 import { signAndVerify, socketActivate } from '../helpers/socket-activation.js';
@@ -92,23 +92,6 @@ function machineState(): Record<string, string | boolean> {
   };
 }
 
-/**
- * Holds `flock /run/lock/akv-host-deb.lock` (shared with every test that installs akv on this
- * host) until release() is called; waits up to 20 minutes for another holder.
- */
-async function hostInstallLock(): Promise<{ release: () => void }> {
-  const child = spawn(
-    'flock',
-    ['-w', '1200', '/run/lock/akv-host-deb.lock', 'sh', '-c', 'echo locked; exec cat >/dev/null'],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());
-    child.on('exit', (code) => reject(new Error(`flock gave up (exit ${code})`)));
-  });
-  return { release: () => child.stdin.end() };
-}
-
 describe('INSTALLS akv ON THIS HOST (root; purged again at the end)', { skip: skipInstall }, () => {
   let lock: { release: () => void } | undefined;
   before(async () => {
@@ -118,22 +101,7 @@ describe('INSTALLS akv ON THIS HOST (root; purged again at the end)', { skip: sk
     lock = await hostInstallLock();
   });
   const aptGet = (args: string[]): string =>
-    // unsafe-io: no fsync per file (this is a test install, removed a minute later).
-    ok(
-      'apt-get',
-      [
-        '-o',
-        'DPkg::Lock::Timeout=900',
-        '-o',
-        'DPkg::Options::=--force-unsafe-io',
-        '-y',
-        '-q',
-        ...args,
-      ],
-      {
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      },
-    );
+    ok('apt-get', [...APT_GET_ARGS, ...args], { env: APT_ENV });
   let initial: ReturnType<typeof machineState> | undefined;
 
   test('apt-get install ./akv_*.deb, then akv works from /', () => {
