@@ -14,7 +14,7 @@
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureTlsMaterial } from '../../src/emulator/tls.js';
@@ -159,7 +159,11 @@ export async function startReplay(fixtures: Fixture[]): Promise<ReplayServer> {
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
-        server.close(() => resolve());
+        server.close(() => {
+          // The replay server's TLS material lives only as long as the server.
+          rmSync(dir, { recursive: true, force: true });
+          resolve();
+        });
       }),
   };
 }
