@@ -114,6 +114,9 @@ describe('cold start: the agent compiled with its code cache', () => {
     },
     { name: 'no cache', cache: () => undefined, state: 'absent' },
   ];
+  it('holds no path of the tree it was made in (V8 keeps the file name it was made under)', () => {
+    assert.equal(built().includes(Buffer.from(REPO_ROOT)), false);
+  });
   for (const [i, c] of cases.entries())
     it(`${c.name}: the agent starts and answers, code_cache "${c.state}"`, async () => {
       const line = await startAndPing(install(`case-${i}`, c.cache()));
