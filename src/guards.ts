@@ -9,8 +9,8 @@ export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** One of `list`'s values (a list of string literals). */
-export function isOneOf<T extends string>(list: readonly T[], v: unknown): v is T {
+/** One of `list`'s values (a list of string or number literals). */
+export function isOneOf<T extends string | number>(list: readonly T[], v: unknown): v is T {
   return list.some((item) => item === v);
 }
 
