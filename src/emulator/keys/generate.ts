@@ -179,19 +179,12 @@ function importedOct(k: Buffer): PrivateJwk {
 }
 
 function importedRsa(bytes: (name: string) => Buffer): PrivateJwk {
-  const field = (name: string): string => toBase64Url(bytes(name));
-  const jwk: PrivateJwk = {
-    kty: 'RSA',
-    // The modulus may come with a leading zero byte (two's complement habit); the service drops it.
-    n: toBase64Url(stripLeadingZeros(bytes('n'))),
-    e: field('e'),
-    d: field('d'),
-    p: field('p'),
-    q: field('q'),
-    dp: field('dp'),
-    dq: field('dq'),
-    qi: field('qi'),
-  };
+  // The modulus may come with a leading zero byte (two's complement habit); the service drops it.
+  const n = toBase64Url(stripLeadingZeros(bytes('n')));
+  const [e, d, p, q, dp, dq, qi] = ['e', 'd', 'p', 'q', 'dp', 'dq', 'qi'].map((name) =>
+    toBase64Url(bytes(name)),
+  );
+  const jwk: PrivateJwk = { kty: 'RSA', n, e, d, p, q, dp, dq, qi };
   let key: KeyObject;
   try {
     key = createPrivateKey({ key: { ...jwk }, format: 'jwk' });
