@@ -18,3 +18,8 @@ export function isOneOf<T extends string | number>(list: readonly T[], v: unknow
 export function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((e) => typeof e === 'string');
 }
+
+/** A whole number (what `Number.isInteger` checks, as a guard). */
+export function isInteger(v: unknown): v is number {
+  return Number.isInteger(v);
+}
