@@ -54,7 +54,7 @@ export function checkKeySpec(spec: {
   const kty = normalizeKty(spec.kty);
   if (kty === 'RSA-HSM') {
     const size = spec.key_size === undefined ? 2048 : spec.key_size;
-    if (!RSA_SIZES.includes(size as (typeof RSA_SIZES)[number])) {
+    if (!isOneOf(RSA_SIZES, size)) {
       throw badParameter(
         `key_size ${String(size)} is not supported for RSA-HSM: use 2048, 3072 or 4096`,
       );
@@ -63,21 +63,21 @@ export function checkKeySpec(spec: {
     if (publicExponent !== 65537 && publicExponent !== 3) {
       throw badParameter(`public_exponent ${String(publicExponent)} is not supported: use 65537`);
     }
-    return { kty, size: size as number, publicExponent: publicExponent as number };
+    return { kty, size, publicExponent };
   }
   if (kty === 'EC-HSM') {
     const crv = spec.crv === undefined ? 'P-256' : spec.crv;
-    if (!CURVES.includes(crv as CurveName)) {
+    if (!isOneOf(CURVES, crv)) {
       throw badParameter(`crv ${String(crv)} is not supported: use P-256, P-256K, P-384 or P-521`);
     }
-    return { kty, crv: crv as CurveName };
+    return { kty, crv };
   }
   const size = spec.key_size === undefined ? 256 : spec.key_size;
-  if (!OCT_SIZES.includes(size as (typeof OCT_SIZES)[number])) {
+  if (!isOneOf(OCT_SIZES, size)) {
     // The real HSM's words (test/conformance/fixtures/java-mhsm-oct-invalid-size.json).
     throw badParameter(`Invalid key size: '${String(size)}'`);
   }
-  return { kty, size: size as number };
+  return { kty, size };
 }
 
 /**
