@@ -70,17 +70,8 @@ function checkRows(lines: string[]): Array<{ what: string; ok: boolean }> {
     });
 }
 
-async function main(argv: string[]): Promise<number> {
-  const options = parseOptions(argv);
-  if (typeof options === 'number') return options;
-  const { keep, hsmName } = options;
-  const example = new NginxExample();
-  const run = new DemoRunner(STEPS);
-  console.log(
-    'akv demo: keyless TLS with nginx; the private keys live in a Managed HSM (the local emulator)',
-  );
-
-  // Ctrl-C: stop what was started before leaving.
+/** Ctrl-C: stop what was started before leaving. */
+function stopOnSignal(example: NginxExample): void {
   let interrupted = false;
   const onSignal = (): void => {
     if (interrupted) return;
@@ -91,7 +82,14 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+}
 
+/** The tools, the emulator and the agent, then one key each for RSA and EC. */
+async function startHsmAndKeys(
+  run: DemoRunner,
+  example: NginxExample,
+  hsmName: string,
+): Promise<void> {
   await run.step('tools', 'check the tools: nginx, openssl, curl, akv_provider.so', () =>
     Promise.resolve({ detail: checkTools(example.repo, example.env) }),
   );
@@ -127,7 +125,10 @@ async function main(argv: string[]): Promise<number> {
       return { detail: `managedhsm:${s.hsm}:${name}, created in the HSM (version ${version})` };
     });
   }
+}
 
+/** Certificates signed in the HSM, nginx with them, the client checks; returns the sample response. */
+async function serveAndCheck(run: DemoRunner, example: NginxExample): Promise<string> {
   await run.step(
     'certificates',
     'issue certificates with openssl through akv_provider (signed in the HSM)',
@@ -172,7 +173,11 @@ async function main(argv: string[]): Promise<number> {
       detail: 'GET / (RSA server) and GET /health (EC server) answered over TLS',
     });
   });
+  return sample;
+}
 
+/** The last step: stop and clean up, or (--keep) leave everything running. */
+async function stopOrKeep(run: DemoRunner, example: NginxExample, keep: boolean): Promise<void> {
   await run.step(
     keep ? 'keep running' : 'stop',
     keep
@@ -186,7 +191,10 @@ async function main(argv: string[]): Promise<number> {
     },
     true,
   );
+}
 
+/** The summary table, the sample response and (--keep) how to reach and stop what still runs. */
+function printSummary(run: DemoRunner, example: NginxExample, keep: boolean, sample: string): void {
   console.log('\nSummary\n');
   const rows = run.records.map((r) => [r.step, r.detail, r.result]);
   console.log(formatTable(['step', 'what happened', 'result'], rows, 64));
@@ -206,6 +214,22 @@ async function main(argv: string[]): Promise<number> {
   console.log(
     run.ok ? `\nakv demo: all ${steps} steps passed` : '\nakv demo: FAILED (see the steps above)',
   );
+}
+
+async function main(argv: string[]): Promise<number> {
+  const options = parseOptions(argv);
+  if (typeof options === 'number') return options;
+  const { keep, hsmName } = options;
+  const example = new NginxExample();
+  const run = new DemoRunner(STEPS);
+  console.log(
+    'akv demo: keyless TLS with nginx; the private keys live in a Managed HSM (the local emulator)',
+  );
+  stopOnSignal(example);
+  await startHsmAndKeys(run, example, hsmName);
+  const sample = await serveAndCheck(run, example);
+  await stopOrKeep(run, example, keep);
+  printSummary(run, example, keep, sample);
   return run.ok ? 0 : 1;
 }
 

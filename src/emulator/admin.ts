@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HsmError, badParameter } from './errors.js';
 import { parseFault, type FaultInjector, type RequestStats } from './faults.js';
 import { parseJson, readBody, sendJson } from './http/io.js';
+import { isRecord } from '../guards.js';
 
 export interface AdminState {
   faults: FaultInjector;
@@ -42,7 +43,7 @@ export async function handleAdmin(
   }
   if (path === '/_emulator/latency') {
     if (method === 'POST') {
-      const ms = (body as { ms?: unknown } | undefined)?.ms;
+      const ms = isRecord(body) ? body.ms : undefined;
       if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > 600_000) {
         throw badParameter(
           'POST /_emulator/latency takes {"ms": N} with N a whole number of milliseconds',

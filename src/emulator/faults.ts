@@ -3,6 +3,7 @@
  * docs/emulator.md): tests make the next N matching requests fail the way Azure fails.
  */
 import { badParameter } from './errors.js';
+import { isInteger, isOneOf, isRecord } from '../guards.js';
 import { API_OPERATIONS, type ApiOperation } from './http/router.js';
 
 export const FAULT_MODES = [
@@ -25,38 +26,37 @@ export interface Fault {
 }
 
 export function parseFault(body: unknown): Fault {
-  if (typeof body !== 'object' || body === null) {
+  if (!isRecord(body)) {
     throw badParameter(
       'POST /_emulator/faults takes a JSON object such as {"mode":"throttle","count":2}',
     );
   }
-  const spec = body as Record<string, unknown>;
-  if (!FAULT_MODES.includes(spec.mode as FaultMode)) {
+  const { mode, count, retryAfterSeconds, operations } = body;
+  if (!isOneOf(FAULT_MODES, mode)) {
     throw badParameter(`"mode" must be one of ${FAULT_MODES.join(', ')}`);
   }
-  const fault: Fault = { mode: spec.mode as FaultMode };
-  if (spec.count !== undefined) {
-    if (!Number.isInteger(spec.count) || (spec.count as number) < 1) {
+  const fault: Fault = { mode };
+  if (count !== undefined) {
+    if (!isInteger(count) || count < 1) {
       throw badParameter('"count" must be a positive integer (omit it for "until cleared")');
     }
-    fault.remaining = spec.count as number;
+    fault.remaining = count;
   }
-  if (spec.retryAfterSeconds !== undefined) {
-    if (!Number.isInteger(spec.retryAfterSeconds) || (spec.retryAfterSeconds as number) < 0) {
+  if (retryAfterSeconds !== undefined) {
+    if (!isInteger(retryAfterSeconds) || retryAfterSeconds < 0) {
       throw badParameter('"retryAfterSeconds" must be a non-negative integer');
     }
-    fault.retryAfterSeconds = spec.retryAfterSeconds as number;
+    fault.retryAfterSeconds = retryAfterSeconds;
   }
-  if (spec.operations !== undefined) {
-    const ops = spec.operations;
+  if (operations !== undefined) {
     if (
-      !Array.isArray(ops) ||
-      ops.length === 0 ||
-      ops.some((o) => !API_OPERATIONS.includes(o as ApiOperation))
+      !Array.isArray(operations) ||
+      operations.length === 0 ||
+      !operations.every((o): o is ApiOperation => isOneOf(API_OPERATIONS, o))
     ) {
       throw badParameter(`"operations" must be a non-empty list of: ${API_OPERATIONS.join(', ')}`);
     }
-    fault.operations = ops as ApiOperation[];
+    fault.operations = operations;
   }
   return fault;
 }

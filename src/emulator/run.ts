@@ -4,8 +4,9 @@
  */
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AkvError } from '../errors.js';
+import { AkvError, errnoCode } from '../errors.js';
 import { EmulatorServer, type EmulatorOptions } from './server.js';
+import { isRecord } from '../guards.js';
 
 /** Contents of `DIR/emulator.json`, present while the emulator runs. */
 export interface ReadyFile {
@@ -32,7 +33,8 @@ async function writeReadyFile(path: string, ready: ReadyFile): Promise<void> {
 async function refuseIfInUse(readyPath: string): Promise<void> {
   let pid: unknown;
   try {
-    pid = (JSON.parse(await readFile(readyPath, 'utf8')) as Partial<ReadyFile>).pid;
+    const ready: unknown = JSON.parse(await readFile(readyPath, 'utf8'));
+    pid = isRecord(ready) ? ready.pid : undefined;
   } catch {
     return; // absent or unreadable: nobody announced themselves
   }
@@ -40,7 +42,7 @@ async function refuseIfInUse(readyPath: string): Promise<void> {
   try {
     process.kill(pid, 0);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return; // left by a process that is gone
+    if (errnoCode(err) === 'ESRCH') return; // left by a process that is gone
   }
   throw new AkvError(
     'UNAVAILABLE',
@@ -59,7 +61,7 @@ export async function runEmulator(options: EmulatorOptions): Promise<number> {
   try {
     server = await EmulatorServer.start(options);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       throw new AkvError(
         'UNAVAILABLE',

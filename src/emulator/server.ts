@@ -21,6 +21,7 @@ import { ensureBackupKey } from './keys/backup-key.js';
 import { route, type ApiRoute } from './http/router.js';
 import { KeyStore } from './keys/store.js';
 import { ensureTlsMaterial, type TlsMaterial } from './tls.js';
+import { errorMessage } from '../errors.js';
 
 export interface EmulatorOptions {
   host: string;
@@ -133,7 +134,7 @@ export class EmulatorServer {
         sendError(res, err);
       } else {
         console.error(
-          `akv emulator: internal error on ${req.method} ${req.url?.split('?')[0]}: ${(err as Error).message}`,
+          `akv emulator: internal error on ${req.method} ${req.url?.split('?')[0]}: ${errorMessage(err)}`,
         );
         sendError(
           res,
@@ -252,7 +253,7 @@ function bearerToken(header: string | undefined): string | undefined {
 }
 
 function dispatch(ctx: ApiContext, r: ApiRoute): Promise<ApiResult> | ApiResult {
-  const name = r.name as string;
+  const name = r.name ?? ''; // the routes without a name (list, rng, restore ...) do not read it
   switch (r.operation) {
     case 'create':
       return keys.createKey(ctx, name);
@@ -297,6 +298,8 @@ function dispatch(ctx: ApiContext, r: ApiRoute): Promise<ApiResult> | ApiResult 
 
 /** Delays `res.end` (every answer ends with it) until `until` (performance.now() ms). */
 function holdAnswer(res: ServerResponse, until: number): void {
+  // res.end has three overloads (chunk, encoding, callback): a wrapper that hands every argument
+  // on unchanged cannot be written as all three, so it is typed loosely and cast back.
   const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
   res.end = ((...args: unknown[]) => {
     const wait = until - performance.now();

@@ -10,6 +10,8 @@ import { mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { errnoCode, errorMessage } from '../errors.js';
+import { isRecord } from '../guards.js';
 
 const execFileAsync = promisify(execFile);
 const DAY_MS = 24 * 3600 * 1000;
@@ -25,7 +27,7 @@ async function readIfExists(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (errnoCode(err) === 'ENOENT') return undefined;
     throw err;
   }
 }
@@ -52,13 +54,13 @@ async function openssl(args: string[]): Promise<void> {
   try {
     await execFileAsync('openssl', args, { timeout: 30_000 });
   } catch (err) {
-    const e = err as Error & { code?: string; stderr?: string };
-    if (e.code === 'ENOENT') {
+    if (errnoCode(err) === 'ENOENT') {
       throw new Error(
         'the openssl command is needed to make the emulator CA: apt-get install openssl',
       );
     }
-    throw new Error(`openssl ${args[0]} failed: ${e.stderr?.trim() || e.message}`);
+    const stderr = isRecord(err) && typeof err.stderr === 'string' ? err.stderr.trim() : '';
+    throw new Error(`openssl ${args[0]} failed: ${stderr || errorMessage(err)}`);
   }
 }
 

@@ -3,6 +3,7 @@
  * serving afterwards. Raw HTTPS requests are used where the SDK would not send such a request.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { KeyClient } from '@azure/keyvault-keys';
 import { startEmulator, type RawResponse, type RunningEmulator } from '../helpers/emulator.js';
@@ -145,6 +146,51 @@ describe('keys and versions', () => {
       400,
       'BadParameter',
     );
+  });
+});
+
+describe('import refusals name the fault', () => {
+  const b64 = (bytes: number[] | Buffer): string => Buffer.from(bytes).toString('base64url');
+  const cases: Array<[what: string, body: object, says: string]> = [
+    ['no key object', { key: 'x' }, 'needs a "key" object'],
+    [
+      'RSA without "d" (the first missing field)',
+      { key: { kty: 'RSA', n: 'AQAB', e: 'AQAB' } },
+      'lacks "d"',
+    ],
+    ['a field that is not base64', { key: { kty: 'oct', k: 'no*base64' } }, '"k" is not base64url'],
+    ['an empty field', { key: { kty: 'oct-HSM', k: '' } }, 'lacks "k"'],
+    ['an oct key of 160 bits', { key: { kty: 'oct', k: b64(Buffer.alloc(20, 1)) } }, 'not 160'],
+    [
+      'an unsupported curve',
+      { key: { kty: 'EC', crv: 'P-224', x: 'AQAB', y: 'AQAB', d: 'AQAB' } },
+      'crv P-224 is not supported',
+    ],
+    [
+      'an EC "d" that is no private key',
+      { key: { kty: 'EC', crv: 'P-256', x: 'AQAB', y: 'AQAB', d: b64([0]) } },
+      '"d" is not a valid P-256 private key',
+    ],
+  ];
+  for (const [what, body, says] of cases) {
+    test(what, async () => {
+      const r = await expectError(
+        emu.request('PUT', `/keys/imp?${V}`, { body }),
+        400,
+        'BadParameter',
+      );
+      assert.match(errorOf(r).message, new RegExp(says.replace(/[*"()]/g, '.')));
+    });
+  }
+  test('an RSA modulus with a leading zero byte is stored without it', async () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwk = privateKey.export({ format: 'jwk' });
+    const n = Buffer.from(jwk.n ?? '', 'base64url');
+    const key = { ...jwk, kty: 'RSA-HSM', n: b64(Buffer.concat([Buffer.from([0]), n])) };
+    const r = await emu.request('PUT', `/keys/imp-rsa?${V}`, { body: { key } });
+    assert.equal(r.status, 200, r.text);
+    const stored = (r.json as { key: { n: string } }).key.n;
+    assert.deepEqual(Buffer.from(stored, 'base64url'), n);
   });
 });
 

@@ -155,6 +155,29 @@ async function up(argv: string[]): Promise<number> {
   return withLock(p, () => upLocked(p, hsmName, latencyMs, socketGroup, progress));
 }
 
+/** A `dev up` that died half-way leaves pid files but no state: stop what it started. */
+async function stopLeftovers(p: Paths): Promise<void> {
+  for (const [file, markers] of [
+    ['agent.pid', agentMarkers(p)],
+    ['emulator.pid', emulatorMarkers(p)],
+  ] as const) {
+    const pid = pidFromFile(p, file);
+    if (pid !== undefined && isOurProcess(pid, markers)) await stopProcess(pid);
+  }
+}
+
+/** A socket's group is set when the agent starts: a running agent with another one is refused. */
+function refuseOtherSocketGroup(
+  p: Paths,
+  was: string | undefined,
+  wanted: string | undefined,
+): void {
+  if (was === wanted) return;
+  throw new UsageError(
+    `dev up: the agent of ${p.dir} runs with ${was === undefined ? 'an owner-only socket' : `--socket-group ${was}`}, not ${wanted === undefined ? 'an owner-only one' : `--socket-group ${wanted}`}; a socket's group is set when the agent starts: run \`akv dev down --dir ${p.dir}\`, then this \`akv dev up\` again (or repeat ${was === undefined ? 'it without --socket-group' : `--socket-group ${was}`})`,
+  );
+}
+
 async function upLocked(
   p: Paths,
   hsmName: string,
@@ -163,16 +186,7 @@ async function upLocked(
   progress: Progress,
 ): Promise<number> {
   const previous = readState(p);
-  if (!previous) {
-    // A `dev up` that died half-way leaves pid files but no state: stop what it started.
-    for (const [file, markers] of [
-      ['agent.pid', agentMarkers(p)],
-      ['emulator.pid', emulatorMarkers(p)],
-    ] as const) {
-      const pid = pidFromFile(p, file);
-      if (pid !== undefined && isOurProcess(pid, markers)) await stopProcess(pid);
-    }
-  }
+  if (!previous) await stopLeftovers(p);
   let emulator = previous?.emulator;
   const hsmNames = [...new Set([...(previous?.hsmNames ?? []), hsmName])];
   const emulatorUp = emulator !== undefined && isOurProcess(emulator.pid, emulatorMarkers(p));
@@ -181,12 +195,7 @@ async function upLocked(
     agentPid !== undefined &&
     isOurProcess(agentPid, agentMarkers(p)) &&
     (await agentAnswers(p.socket));
-  if (agentUp && previous?.socketGroup !== socketGroup) {
-    const was = previous?.socketGroup;
-    throw new UsageError(
-      `dev up: the agent of ${p.dir} runs with ${was === undefined ? 'an owner-only socket' : `--socket-group ${was}`}, not ${socketGroup === undefined ? 'an owner-only one' : `--socket-group ${socketGroup}`}; a socket's group is set when the agent starts: run \`akv dev down --dir ${p.dir}\`, then this \`akv dev up\` again (or repeat ${was === undefined ? 'it without --socket-group' : `--socket-group ${was}`})`,
-    );
-  }
+  if (agentUp) refuseOtherSocketGroup(p, previous?.socketGroup, socketGroup);
 
   if (!emulatorUp || !emulator) {
     if (agentPid !== undefined && isOurProcess(agentPid, agentMarkers(p)))

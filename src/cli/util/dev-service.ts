@@ -163,6 +163,115 @@ export interface StartOptions {
 }
 
 /**
+ * The record when NAME already runs `command` (nothing to do); refuses when it runs another
+ * command. Otherwise clears NAME's files (saying why when they were stale) and returns undefined.
+ */
+function runningAlready(
+  f: ServiceFiles,
+  command: string[],
+  say: (msg: string) => void,
+): ServiceRecord | undefined {
+  const now = serviceState(f);
+  if (now.state === 'running') {
+    if (JSON.stringify(now.record.command) !== JSON.stringify(command))
+      throw new UsageError(
+        `dev start: ${f.name} already runs (pid ${now.record.pid}) another command: ${now.record.command.join(' ')}; stop it first: akv dev stop --dir ${join(f.pid, '..')} --name ${f.name}`,
+      );
+    say(`${f.name} already running (pid ${now.record.pid}); log ${f.log}`);
+    return now.record;
+  }
+  if (now.state === 'stale') say(`ignoring ${f.pid}: ${now.why} (not signalled)`);
+  forget(f);
+  return undefined;
+}
+
+/** A port that accepts before the service starts could never tell that the service is ready. */
+async function refuseBusyPort(f: ServiceFiles, readiness: Readiness): Promise<void> {
+  const port = readiness && 'port' in readiness ? readiness.port : undefined;
+  if (port !== undefined && (await portAccepts(port)))
+    throw new AkvError(
+      'UNAVAILABLE',
+      `dev start: something already accepts connections on 127.0.0.1:${port}, so ${f.name} could not be told ready`,
+      `stop that program (ss -ltnp 'sport = :${port}' names it) or pick another port`,
+    );
+}
+
+/** A spawned service: its pid (undefined when it could not start) and, once known, how it ended. */
+interface Spawned {
+  pid: number | undefined;
+  exit: string | undefined;
+}
+
+/** Spawns `command` detached, in a session of its own, its stdout and stderr appended to the log. */
+function spawnDetached(f: ServiceFiles, command: string[]): Spawned {
+  const spawned: Spawned = { pid: undefined, exit: undefined };
+  const fd = openSync(f.log, 'a');
+  try {
+    const child = spawn(command[0] ?? '', command.slice(1), {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+    });
+    child.once('exit', (code, signal) => {
+      spawned.exit = signal ? `was killed by ${signal}` : `exited with status ${code}`;
+    });
+    child.once('error', (err) => {
+      spawned.exit = `could not be started: ${err.message}`;
+    });
+    child.unref();
+    spawned.pid = child.pid;
+  } finally {
+    closeSync(fd);
+  }
+  return spawned;
+}
+
+/**
+ * Polls until the service is ready. When it exits first, forgets it; when the timeout comes
+ * first, stops it and forgets it; both throw, quoting what its log says since `logStart`.
+ */
+async function waitUntilReady(
+  f: ServiceFiles,
+  pid: number,
+  spawned: Spawned,
+  opts: StartOptions,
+  logStart: number,
+): Promise<void> {
+  const logSays = (): string => {
+    const text = tail(f.log, 10, logStart);
+    return text === '' ? `${f.log} is empty` : `${f.log} says:\n${text}`;
+  };
+  const startedMs = Date.now();
+  const until = startedMs + opts.timeoutMs;
+  for (;;) {
+    if (spawned.exit !== undefined || !running(pid)) {
+      // /proc can show the process gone before Node has reaped it and emitted 'exit': wait for
+      // that event (up to a second), whose status tells a crash from a program that daemonized.
+      for (let i = 0; i < 20 && spawned.exit === undefined; i++) await sleep(50);
+      forget(f);
+      const how = spawned.exit ?? 'exited';
+      throw new AkvError(
+        'UNAVAILABLE',
+        `dev start: ${f.name} (pid ${pid}) ${how} before it was ready; ${logSays()}`,
+        how === 'exited with status 0'
+          ? FOREGROUND_HINT
+          : 'fix what the log says, then start it again',
+      );
+    }
+    if (await isReady(opts.readiness, f, logStart, startedMs)) return;
+    if (Date.now() >= until) {
+      await stopPid(pid, 2000);
+      forget(f);
+      throw new AkvError(
+        'TIMEOUT',
+        `dev start: ${f.name} (pid ${pid}) was not ready within ${opts.timeoutMs / 1000} s (${describeReadiness(opts.readiness)}), so it was stopped; ${logSays()}`,
+        'fix what the log says, or give it longer with --timeout SECONDS',
+      );
+    }
+    await sleep(50);
+  }
+}
+
+/**
  * Starts `command` as service NAME unless it runs already (same command: nothing to do; another
  * command: refused). Returns the running record.
  */
@@ -171,50 +280,18 @@ export async function startService(
   command: string[],
   opts: StartOptions,
 ): Promise<ServiceRecord> {
-  const now = serviceState(f);
-  if (now.state === 'running') {
-    if (JSON.stringify(now.record.command) !== JSON.stringify(command))
-      throw new UsageError(
-        `dev start: ${f.name} already runs (pid ${now.record.pid}) another command: ${now.record.command.join(' ')}; stop it first: akv dev stop --dir ${join(f.pid, '..')} --name ${f.name}`,
-      );
-    opts.say(`${f.name} already running (pid ${now.record.pid}); log ${f.log}`);
-    return now.record;
-  }
-  if (now.state === 'stale') opts.say(`ignoring ${f.pid}: ${now.why} (not signalled)`);
-  forget(f);
-  const port = opts.readiness && 'port' in opts.readiness ? opts.readiness.port : undefined;
-  if (port !== undefined && (await portAccepts(port)))
-    throw new AkvError(
-      'UNAVAILABLE',
-      `dev start: something already accepts connections on 127.0.0.1:${port}, so ${f.name} could not be told ready`,
-      `stop that program (ss -ltnp 'sport = :${port}' names it) or pick another port`,
-    );
+  const already = runningAlready(f, command, opts.say);
+  if (already) return already;
+  await refuseBusyPort(f, opts.readiness);
 
   const logStart = fileSize(f.log);
-  const fd = openSync(f.log, 'a');
-  let exit: string | undefined;
-  let pid: number | undefined;
-  try {
-    const child = spawn(command[0] ?? '', command.slice(1), {
-      detached: true,
-      stdio: ['ignore', fd, fd],
-    });
-    child.once('exit', (code, signal) => {
-      exit = signal ? `was killed by ${signal}` : `exited with status ${code}`;
-    });
-    child.once('error', (err) => {
-      exit = `could not be started: ${err.message}`;
-    });
-    child.unref();
-    pid = child.pid;
-  } finally {
-    closeSync(fd);
-  }
+  const spawned = spawnDetached(f, command);
+  const pid = spawned.pid;
   if (pid === undefined) {
     await sleep(0); // let the 'error' event say why
     throw new AkvError(
       'UNAVAILABLE',
-      `dev start: ${f.name} ${exit ?? 'could not be started'} (${command.join(' ')})`,
+      `dev start: ${f.name} ${spawned.exit ?? 'could not be started'} (${command.join(' ')})`,
       'check the program name and that it is installed (give a full path if it is not on PATH)',
     );
   }
@@ -227,39 +304,7 @@ export async function startService(
   writeJsonAtomic(f.record, record, 0o644);
   writeFileSync(f.pid, `${pid}\n`);
 
-  const logSays = (): string => {
-    const text = tail(f.log, 10, logStart);
-    return text === '' ? `${f.log} is empty` : `${f.log} says:\n${text}`;
-  };
-  const startedMs = Date.now();
-  const until = startedMs + opts.timeoutMs;
-  for (;;) {
-    if (exit !== undefined || !running(pid)) {
-      // /proc can show the process gone before Node has reaped it and emitted 'exit': wait for
-      // that event (up to a second), whose status tells a crash from a program that daemonized.
-      for (let i = 0; i < 20 && exit === undefined; i++) await sleep(50);
-      forget(f);
-      const how = exit ?? 'exited';
-      throw new AkvError(
-        'UNAVAILABLE',
-        `dev start: ${f.name} (pid ${pid}) ${how} before it was ready; ${logSays()}`,
-        how === 'exited with status 0'
-          ? FOREGROUND_HINT
-          : 'fix what the log says, then start it again',
-      );
-    }
-    if (await isReady(opts.readiness, f, logStart, startedMs)) break;
-    if (Date.now() >= until) {
-      await stopPid(pid, 2000);
-      forget(f);
-      throw new AkvError(
-        'TIMEOUT',
-        `dev start: ${f.name} (pid ${pid}) was not ready within ${opts.timeoutMs / 1000} s (${describeReadiness(opts.readiness)}), so it was stopped; ${logSays()}`,
-        'fix what the log says, or give it longer with --timeout SECONDS',
-      );
-    }
-    await sleep(50);
-  }
+  await waitUntilReady(f, pid, spawned, opts, logStart);
   opts.say(`${f.name} started (pid ${pid}), ${describeReadiness(opts.readiness)}; log ${f.log}`);
   return record;
 }

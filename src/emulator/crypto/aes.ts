@@ -12,7 +12,18 @@ const BLOCK = 16;
 /** RFC 3394 default initial value. */
 const KW_IV = Buffer.from('a6a6a6a6a6a6a6a6', 'hex');
 
-const gcmName = (key: Buffer): CipherGCMTypes => `aes-${key.length * 8}-gcm` as CipherGCMTypes;
+function gcmName(key: Buffer): CipherGCMTypes {
+  switch (key.length) {
+    case 16:
+      return 'aes-128-gcm';
+    case 24:
+      return 'aes-192-gcm';
+    case 32:
+      return 'aes-256-gcm';
+    default:
+      throw badParameter(`AES-GCM takes a 128, 192 or 256-bit key, not ${key.length * 8} bits`);
+  }
+}
 
 export function gcmEncrypt(
   key: Buffer,

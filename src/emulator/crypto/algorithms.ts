@@ -38,6 +38,11 @@ export const SIGN_ALGS: Record<SignAlg, SignAlgInfo> = {
   ES512: { family: 'EC', digestLength: 64, hash: 'sha512', scheme: 'ecdsa', curve: 'P-521' },
 };
 
+/** A signature algorithm the emulator knows (own keys of SIGN_ALGS only, not Object's). */
+export function isSignAlg(alg: string): alg is SignAlg {
+  return Object.hasOwn(SIGN_ALGS, alg);
+}
+
 export type RsaCipherAlg = 'RSA1_5' | 'RSA-OAEP' | 'RSA-OAEP-256';
 export type AesMode = 'GCM' | 'CBC' | 'CBCPAD' | 'KW';
 
@@ -53,6 +58,10 @@ const RSA_CIPHERS: Record<RsaCipherAlg, CipherAlgInfo> = {
   'RSA-OAEP': { family: 'RSA' },
   'RSA-OAEP-256': { family: 'RSA' },
 };
+
+export function isRsaCipherAlg(alg: string): alg is RsaCipherAlg {
+  return Object.hasOwn(RSA_CIPHERS, alg);
+}
 
 function aes(mode: AesMode): Record<string, CipherAlgInfo> {
   const out: Record<string, CipherAlgInfo> = {};

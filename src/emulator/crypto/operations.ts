@@ -6,14 +6,8 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { HsmError, badParameter } from '../errors.js';
 import { fromBase64Url } from '../base64url.js';
-import type { CurveName, PrivateJwk } from '../keys/types.js';
-import {
-  ENCRYPT_ALGS,
-  SIGN_ALGS,
-  WRAP_ALGS,
-  type RsaCipherAlg,
-  type SignAlg,
-} from './algorithms.js';
+import type { PrivateJwk } from '../keys/types.js';
+import { ENCRYPT_ALGS, SIGN_ALGS, WRAP_ALGS, isRsaCipherAlg, isSignAlg } from './algorithms.js';
 import { cbcDecrypt, cbcEncrypt, gcmDecrypt, gcmEncrypt, keyUnwrap, keyWrap } from './aes.js';
 import { ecdsaVerifyDigest } from '../../crypto/ecdsa.js';
 import { ecdsaSignDigestNative } from './ecdsa-native.js';
@@ -54,8 +48,8 @@ function rsaKey(task: CryptoTask): KeyObject {
   if (!key) {
     const { kty, n, e, d, p, q, dp, dq, qi } = task.jwk;
     key = createPrivateKey({ key: { kty, n, e, d, p, q, dp, dq, qi }, format: 'jwk' });
-    if (keyObjects.size >= MAX_CACHED_KEYS)
-      keyObjects.delete(keyObjects.keys().next().value as string);
+    const oldest = keyObjects.keys().next();
+    if (keyObjects.size >= MAX_CACHED_KEYS && !oldest.done) keyObjects.delete(oldest.value);
     keyObjects.set(task.keyId, key);
   }
   return key;
@@ -67,11 +61,14 @@ function field(jwk: PrivateJwk, name: 'd' | 'x' | 'y' | 'k'): Buffer {
   return bytes;
 }
 
+/** The bytes as a Buffer, without a copy (a worker receives plain Uint8Arrays). */
+const toBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 const buf = (bytes: Uint8Array | undefined): Buffer | undefined =>
-  bytes === undefined ? undefined : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  bytes === undefined ? undefined : toBuffer(bytes);
 
 export function performCrypto(task: CryptoTask): CryptoResult {
-  const value = buf(task.value) as Buffer;
+  const value = toBuffer(task.value);
   switch (task.op) {
     case 'sign':
     case 'verify':
@@ -85,9 +82,13 @@ export function performCrypto(task: CryptoTask): CryptoResult {
 }
 
 function signOrVerify(task: CryptoTask, digest: Buffer): CryptoResult {
-  const info = SIGN_ALGS[task.alg as SignAlg];
+  // The handler checked the algorithm against the key (handlers/crypto.ts checkAlgorithm).
+  if (!isSignAlg(task.alg))
+    throw badParameter(`Algorithm ${task.alg} is not a signature algorithm`);
+  const info = SIGN_ALGS[task.alg];
   if (info.scheme === 'ecdsa') {
-    const crv = task.jwk.crv as CurveName;
+    const crv = task.jwk.crv;
+    if (!crv) throw new Error('stored key lacks crv');
     if (task.op === 'sign')
       return { value: ecdsaSignDigestNative(crv, field(task.jwk, 'd'), digest) };
     // The service verifies raw r||s only.
@@ -110,9 +111,9 @@ function cipher(task: CryptoTask, value: Buffer): CryptoResult {
   const table = task.op === 'encrypt' || task.op === 'decrypt' ? ENCRYPT_ALGS : WRAP_ALGS;
   const info = table[task.alg];
   if (!info) throw badParameter(`Algorithm ${task.alg} is not supported for ${task.op}`);
-  if (info.family === 'RSA') {
+  if (isRsaCipherAlg(task.alg)) {
     const key = rsaKey(task);
-    const alg = task.alg as RsaCipherAlg;
+    const alg = task.alg;
     return { value: forward ? rsaEncrypt(key, alg, value) : rsaDecrypt(key, alg, value) };
   }
   const key = field(task.jwk, 'k');

@@ -93,9 +93,9 @@ export class CryptoPool {
 
   private dispatch(): void {
     for (const slot of this.slots) {
-      if (this.queue.length === 0) return;
       if (slot.current) continue;
-      const pending = this.queue.shift() as Pending;
+      const pending = this.queue.shift();
+      if (!pending) return;
       slot.current = pending;
       const request: WorkerRequest = { id: pending.id, task: pending.task };
       slot.worker.postMessage(request);

@@ -78,11 +78,12 @@ export function rsaDecrypt(key: KeyObject, alg: RsaEncryptionAlg, ciphertext: Bu
  * check failed (the Marvin attack's oracle).
  */
 export function unpadPkcs1Type2(block: Buffer): Buffer | undefined {
-  let bad = (block[0] as number) | ((block[1] as number) ^ 0x02);
+  // readUInt8 rather than block[i]: a number for certain (it throws out of range), no branch.
+  let bad = block.readUInt8(0) | (block.readUInt8(1) ^ 0x02);
   let found = 0;
   let separator = 0;
   for (let i = 2; i < block.length; i++) {
-    const isZero = (((block[i] as number) - 1) >>> 8) & 1;
+    const isZero = ((block.readUInt8(i) - 1) >>> 8) & 1;
     const first = isZero & (found ^ 1);
     separator |= -first & i;
     found |= isZero;

@@ -1,6 +1,7 @@
 /** What every API handler gets, and the checks they share (body shape, key lookup, attributes). */
 import { randomBytes } from 'node:crypto';
 import { HsmError, badParameter } from '../errors.js';
+import { isOneOf, isRecord } from '../../guards.js';
 import type { CryptoPool } from '../crypto/pool.js';
 import type { KeyStore } from '../keys/store.js';
 import type { Recovery } from '../keys/bundle.js';
@@ -52,10 +53,8 @@ export function newVersionId(): string {
 }
 
 export function requireObject(body: unknown, what: string): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw badParameter(`${what} needs a JSON object body`);
-  }
-  return body as Record<string, unknown>;
+  if (!isRecord(body)) throw badParameter(`${what} needs a JSON object body`);
+  return body;
 }
 
 export function keyNotFound(name: string, version?: string): HsmError {
@@ -95,10 +94,10 @@ const DEFAULT_OPS: Record<KeyFamily, KeyOp[]> = {
 
 export function parseKeyOps(value: unknown, family: KeyFamily): KeyOp[] {
   if (value === undefined || value === null) return [...DEFAULT_OPS[family]];
-  if (!Array.isArray(value) || value.some((op) => !KEY_OPS.includes(op as KeyOp))) {
+  if (!Array.isArray(value) || !value.every((op): op is KeyOp => isOneOf(KEY_OPS, op))) {
     throw badParameter(`key_ops must be a list of: ${KEY_OPS.join(', ')}`);
   }
-  return [...new Set(value as KeyOp[])];
+  return [...new Set(value)];
 }
 
 function optionalSeconds(value: unknown, field: string): number | undefined {
@@ -149,8 +148,10 @@ export function parseTags(value: unknown): Record<string, string> | undefined {
   const tags = requireObject(value, 'tags');
   const entries = Object.entries(tags);
   if (entries.length > 15) throw badParameter('A key can have at most 15 tags');
+  const strings: [string, string][] = [];
   for (const [k, v] of entries) {
     if (typeof v !== 'string') throw badParameter(`Tag "${k}" must have a string value`);
+    strings.push([k, v]);
   }
-  return tags as Record<string, string>;
+  return Object.fromEntries(strings);
 }

@@ -6,7 +6,7 @@ import { badParameter, forbidden } from '../errors.js';
 import { fromBase64Url, toBase64Url } from '../base64url.js';
 import { keyIdOf } from '../keys/bundle.js';
 import { familyOf, type KeyOp, type KeyVersion } from '../keys/types.js';
-import { ENCRYPT_ALGS, SIGN_ALGS, WRAP_ALGS, type SignAlg } from '../crypto/algorithms.js';
+import { ENCRYPT_ALGS, SIGN_ALGS, WRAP_ALGS, isSignAlg } from '../crypto/algorithms.js';
 import type { CryptoOp, CryptoTask } from '../crypto/operations.js';
 import {
   findKey,
@@ -54,6 +54,12 @@ function checkUsable(v: KeyVersion, op: CryptoOp): void {
   }
 }
 
+function binaryField(body: Record<string, unknown>, field: string, required: true): Buffer;
+function binaryField(
+  body: Record<string, unknown>,
+  field: string,
+  required: boolean,
+): Buffer | undefined;
 function binaryField(
   body: Record<string, unknown>,
   field: string,
@@ -77,16 +83,16 @@ function checkAlgorithm(
 ): void {
   const family = familyOf(v.kty);
   if (op === 'sign' || op === 'verify') {
-    const info = SIGN_ALGS[alg as SignAlg];
-    if (!info)
+    if (!isSignAlg(alg))
       throw badParameter(`Algorithm ${alg} is not a signature algorithm: use RS*, PS* or ES*`);
+    const info = SIGN_ALGS[alg];
     if (info.family !== family) {
       throw badParameter(`Algorithm ${alg} needs an ${info.family} key; this key is ${v.kty}`);
     }
     if (info.curve && info.curve !== v.jwk.crv) {
       throw badParameter(`Algorithm ${alg} needs a ${info.curve} key; this key is on ${v.jwk.crv}`);
     }
-    const digest = binaryField(body, op === 'sign' ? 'value' : 'digest', true) as Buffer;
+    const digest = binaryField(body, op === 'sign' ? 'value' : 'digest', true);
     if (digest.length !== info.digestLength) {
       throw badParameter(
         `Invalid length of digest: ${alg} takes a ${info.digestLength}-byte digest, got ${digest.length} bytes`,
@@ -134,7 +140,7 @@ export async function cryptoOperation(
     alg,
     keyId: `${key.name.toLowerCase()}/${v.version}`,
     jwk: v.jwk,
-    value: binaryField(body, op === 'verify' ? 'digest' : 'value', true) as Buffer,
+    value: binaryField(body, op === 'verify' ? 'digest' : 'value', true),
     signature: op === 'verify' ? binaryField(body, 'value', true) : undefined,
     iv: binaryField(body, 'iv', false),
     aad: binaryField(body, 'aad', false),

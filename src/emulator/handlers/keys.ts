@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { HsmError, badParameter } from '../errors.js';
 import { fromBase64Url } from '../base64url.js';
+import { isRecord } from '../../guards.js';
 import { deletedKeyBundle, deletedKeyItem, keyBundle, keyItem } from '../keys/bundle.js';
 import { checkImportedJwk, checkKeySpec, generateKey, type KeySpec } from '../keys/generate.js';
 import {
@@ -33,7 +34,7 @@ const MAX_PAGE = 25;
 
 /** Appends a version to the key (creating the key), refusing names held by a deleted key. */
 async function addVersion(ctx: ApiContext, name: string, version: KeyVersion): Promise<ApiResult> {
-  const stored = (await ctx.store.update(name, (current) => {
+  const stored = await ctx.store.update(name, (current) => {
     if (current?.deleted) {
       throw new HsmError(
         409,
@@ -44,7 +45,7 @@ async function addVersion(ctx: ApiContext, name: string, version: KeyVersion): P
     if (!current) return { name, versions: [version] };
     current.versions.push(version);
     return current;
-  })) as StoredKey;
+  });
   return ok(keyBundle(ctx.host, stored, version, ctx.hsm.recovery));
 }
 
@@ -75,7 +76,8 @@ export async function importKey(ctx: ApiContext, name: string): Promise<ApiResul
   const version: KeyVersion = {
     version: newVersionId(),
     kty,
-    keyOps: parseKeyOps((body.key as Record<string, unknown>).key_ops, familyOf(kty)),
+    // body.key is an object: checkImportedJwk refused anything else.
+    keyOps: parseKeyOps(isRecord(body.key) ? body.key.key_ops : undefined, familyOf(kty)),
     jwk,
     attributes: parseAttributes(body.attributes),
     tags: parseTags(body.tags),
@@ -125,10 +127,9 @@ export async function updateKey(
   version?: string,
 ): Promise<ApiResult> {
   const body = requireObject(ctx.body, 'Update key');
-  let target: KeyVersion | undefined;
-  const stored = (await ctx.store.update(name, (current) => {
+  const stored = await ctx.store.update(name, (current) => {
     if (!current || current.deleted) throw keyNotFound(name);
-    target = findVersion(current, version);
+    const target = findVersion(current, version);
     const family = familyOf(target.kty);
     if (body.key_ops !== undefined) target.keyOps = parseKeyOps(body.key_ops, family);
     target.attributes = parseAttributes(body.attributes ?? {}, target.attributes);
@@ -140,12 +141,12 @@ export async function updateKey(
       checkExportable(target.attributes, true);
     }
     return current;
-  })) as StoredKey;
-  return ok(keyBundle(ctx.host, stored, target as KeyVersion, ctx.hsm.recovery));
+  });
+  return ok(keyBundle(ctx.host, stored, findVersion(stored, version), ctx.hsm.recovery));
 }
 
 export async function deleteKey(ctx: ApiContext, name: string): Promise<ApiResult> {
-  const stored = (await ctx.store.update(name, (current) => {
+  const stored = await ctx.store.update(name, (current) => {
     if (!current || current.deleted) throw keyNotFound(name);
     const now = nowSeconds();
     current.deleted = {
@@ -153,7 +154,7 @@ export async function deleteKey(ctx: ApiContext, name: string): Promise<ApiResul
       scheduledPurgeDate: now + ctx.hsm.recovery.retentionDays * DAY_SECONDS,
     };
     return current;
-  })) as StoredKey;
+  });
   return ok(deletedKeyBundle(ctx.host, stored, latestVersion(stored), ctx.hsm.recovery));
 }
 
@@ -180,11 +181,11 @@ export async function purgeDeletedKey(ctx: ApiContext, name: string): Promise<Ap
 }
 
 export async function recoverDeletedKey(ctx: ApiContext, name: string): Promise<ApiResult> {
-  const stored = (await ctx.store.update(name, (current) => {
+  const stored = await ctx.store.update(name, (current) => {
     if (!current?.deleted) throw new HsmError(404, 'KeyNotFound', `Deleted Key not found: ${name}`);
     delete current.deleted;
     return current;
-  })) as StoredKey;
+  });
   return ok(keyBundle(ctx.host, stored, latestVersion(stored), ctx.hsm.recovery));
 }
 

@@ -6,15 +6,11 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { HsmError, badParameter } from '../errors.js';
 import { attributesOut, keyBundle, keyIdOf, publicJwk, releasePolicyOut } from '../keys/bundle.js';
-import type { RotationPolicy, StoredKey } from '../keys/types.js';
+import { latestVersion, type RotationPolicy, type StoredKey } from '../keys/types.js';
+import { parseStoredKey } from '../keys/store.js';
+import { isOneOf } from '../../guards.js';
 import { verifyAttestationToken } from '../release/attestation.js';
-import {
-  RELEASE_ENCS,
-  signRelease,
-  wrapForTarget,
-  wrappingKeyOf,
-  type ReleaseEnc,
-} from '../release/export.js';
+import { RELEASE_ENCS, signRelease, wrapForTarget, wrappingKeyOf } from '../release/export.js';
 import { policyRefusal } from '../release/policy.js';
 import {
   findKey,
@@ -36,8 +32,8 @@ export async function releaseKey(
   const body = requireObject(ctx.body, 'Release key');
   const key = findKey(ctx, name);
   const v = findVersion(key, version);
-  const enc = (body.enc ?? 'CKM_RSA_AES_KEY_WRAP') as ReleaseEnc;
-  if (!RELEASE_ENCS.includes(enc))
+  const enc = body.enc ?? 'CKM_RSA_AES_KEY_WRAP';
+  if (!isOneOf(RELEASE_ENCS, enc))
     throw badParameter(`enc must be one of ${RELEASE_ENCS.join(', ')}`);
   if (body.nonce !== undefined && typeof body.nonce !== 'string')
     throw badParameter('nonce must be a string');
@@ -62,9 +58,11 @@ export async function releaseKey(
   const target = wrappingKeyOf(token.claims);
   // As recorded: the released JWK names the plain key type (RSA, not RSA-HSM), and the request's
   // kid is the key id as the caller addressed it (version-less when no version was given).
-  const jwk = publicJwk(ctx.host, key, v) as unknown as Record<string, unknown>;
-  jwk.kty = v.jwk.kty;
-  jwk.key_hsm = wrapForTarget(v.jwk, target, enc);
+  const jwk = {
+    ...publicJwk(ctx.host, key, v),
+    kty: v.jwk.kty,
+    key_hsm: wrapForTarget(v.jwk, target, enc),
+  };
   const kid = keyIdOf(ctx.host, key.name, version ? v.version : undefined);
   const payload = {
     request: {
@@ -119,7 +117,7 @@ function parseRotationPolicy(
     const action = requireObject(a, `lifetimeActions[${i}]`);
     const trigger = requireObject(action.trigger, `lifetimeActions[${i}].trigger`);
     const type = String(requireObject(action.action, `lifetimeActions[${i}].action`).type ?? '');
-    const kind =
+    const kind: 'Rotate' | 'Notify' | undefined =
       type.toLowerCase() === 'rotate'
         ? 'Rotate'
         : type.toLowerCase() === 'notify'
@@ -137,7 +135,7 @@ function parseRotationPolicy(
         after !== undefined
           ? { timeAfterCreate: duration(after, 'timeAfterCreate') }
           : { timeBeforeExpiry: duration(before, 'timeBeforeExpiry') },
-      action: { type: kind as 'Rotate' | 'Notify' },
+      action: { type: kind },
     };
   });
   const attrs =
@@ -163,11 +161,11 @@ function parseRotationPolicy(
 export async function setRotationPolicy(ctx: ApiContext, name: string): Promise<ApiResult> {
   const body = requireObject(ctx.body, 'Update key rotation policy');
   findKey(ctx, name);
-  const stored = (await ctx.store.update(name, (current) => {
+  const stored = await ctx.store.update(name, (current) => {
     if (!current || current.deleted) throw keyNotFound(name);
     current.rotationPolicy = parseRotationPolicy(body, current.rotationPolicy);
     return current;
-  })) as StoredKey;
+  });
   return ok(rotationPolicyOut(ctx, stored));
 }
 
@@ -200,22 +198,17 @@ export async function restoreKey(ctx: ApiContext): Promise<ApiResult> {
       const decipher = createDecipheriv('aes-256-gcm', ctx.hsm.backupKey, blob.subarray(0, 12));
       decipher.setAuthTag(blob.subarray(12, 28));
       const plain = Buffer.concat([decipher.update(blob.subarray(28)), decipher.final()]);
-      key = JSON.parse(plain.toString('utf8')) as StoredKey;
+      key = parseStoredKey(plain.toString('utf8'));
     } catch {
       key = undefined;
     }
   }
-  if (
-    !key ||
-    typeof key.name !== 'string' ||
-    !Array.isArray(key.versions) ||
-    key.versions.length === 0
-  )
+  if (!key || key.versions.length === 0)
     throw badParameter(
       'The backup blob is not valid for this HSM: it is damaged, or was made by another emulator state directory (backups restore only where they were made)',
     );
   const restored = key;
-  const stored = (await ctx.store.update(restored.name, (current) => {
+  const stored = await ctx.store.update(restored.name, (current) => {
     if (current)
       throw new HsmError(
         409,
@@ -225,7 +218,6 @@ export async function restoreKey(ctx: ApiContext): Promise<ApiResult> {
           : `Key ${restored.name} already exists; delete and purge it, or restore into another HSM`,
       );
     return restored;
-  })) as StoredKey;
-  const latest = stored.versions[stored.versions.length - 1];
-  return ok(keyBundle(ctx.host, stored, latest as StoredKey['versions'][number], ctx.hsm.recovery));
+  });
+  return ok(keyBundle(ctx.host, stored, latestVersion(stored), ctx.hsm.recovery));
 }

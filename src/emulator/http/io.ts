@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { HsmError, badParameter } from '../errors.js';
+import { errorMessage } from '../../errors.js';
 
 /** Far above any real request (an RSA-4096 import is ~4 KiB) and small enough to refuse floods. */
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -58,9 +59,10 @@ export function parseJson(req: IncomingMessage, body: Buffer): unknown {
     throw badParameter(`Content-Type must be application/json, not ${type}`);
   }
   try {
-    return JSON.parse(body.toString('utf8')) as unknown;
+    const value: unknown = JSON.parse(body.toString('utf8'));
+    return value;
   } catch (err) {
-    throw badParameter(`The request body is not valid JSON: ${(err as Error).message}`);
+    throw badParameter(`The request body is not valid JSON: ${errorMessage(err)}`);
   }
 }
 

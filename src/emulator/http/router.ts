@@ -3,6 +3,7 @@
  * dropped because the JS SDK writes `/keys/k1//sign` for version-less key ids.
  */
 import { HsmError, badParameter } from '../errors.js';
+import { isOneOf } from '../../guards.js';
 import type { CryptoOp } from '../crypto/operations.js';
 
 /** Operation names, as used by fault injection and the stats endpoint. */
@@ -38,7 +39,7 @@ const CRYPTO_OPS: readonly CryptoOp[] = [
 ];
 
 function isCryptoOp(segment: string): segment is CryptoOp {
-  return (CRYPTO_OPS as readonly string[]).includes(segment);
+  return isOneOf(CRYPTO_OPS, segment);
 }
 
 export const API_OPERATIONS: readonly ApiOperation[] = [
@@ -102,26 +103,25 @@ export function splitPath(pathname: string): string[] {
 /** Throws NotFound/BadParameter for paths and methods the API does not have. */
 export function route(method: string, pathname: string): ApiRoute {
   const seg = splitPath(pathname);
-  const [root, a, b, c] = seg;
+  // Each segment is read only where seg.length says it is there; '' stands for a missing one.
+  const [root, a = '', b = '', c = ''] = seg;
   const fail = (): never => {
     throw notFound(method, pathname);
   };
   if (root === 'rng' && seg.length === 1 && method === 'POST') return { operation: 'rng' };
   if (root === 'deletedkeys') {
     if (seg.length === 1 && method === 'GET') return { operation: 'listdeleted' };
-    if (seg.length === 2 && method === 'GET')
-      return { operation: 'getdeleted', name: keyName(a as string) };
-    if (seg.length === 2 && method === 'DELETE')
-      return { operation: 'purge', name: keyName(a as string) };
+    if (seg.length === 2 && method === 'GET') return { operation: 'getdeleted', name: keyName(a) };
+    if (seg.length === 2 && method === 'DELETE') return { operation: 'purge', name: keyName(a) };
     if (seg.length === 3 && b === 'recover' && method === 'POST') {
-      return { operation: 'recover', name: keyName(a as string) };
+      return { operation: 'recover', name: keyName(a) };
     }
     return fail();
   }
   if (root !== 'keys' || seg.length > 4) return fail();
   if (seg.length === 1) return method === 'GET' ? { operation: 'list' } : fail();
   if (seg.length === 2 && a === 'restore' && method === 'POST') return { operation: 'restore' };
-  const name = keyName(a as string);
+  const name = keyName(a);
   if (seg.length === 2) {
     if (method === 'GET') return { operation: 'get', name };
     if (method === 'PUT') return { operation: 'import', name };
@@ -129,7 +129,7 @@ export function route(method: string, pathname: string): ApiRoute {
     if (method === 'DELETE') return { operation: 'delete', name };
     return fail();
   }
-  const third = b as string;
+  const third = b;
   if (seg.length === 3) {
     if (method === 'GET' && third === 'versions') return { operation: 'versions', name };
     if (method === 'POST' && third === 'create') return { operation: 'create', name };
@@ -146,7 +146,7 @@ export function route(method: string, pathname: string): ApiRoute {
     if (method === 'PATCH') return { operation: 'update', name, version: third };
     return fail();
   }
-  const fourth = c as string;
+  const fourth = c;
   if (method === 'POST' && isCryptoOp(fourth)) return { operation: fourth, name, version: third };
   if (method === 'POST' && fourth === 'release')
     return { operation: 'release', name, version: third };

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errnoCode } from '../../errors.js';
 
 export async function ensureBackupKey(stateDir: string): Promise<Buffer> {
   const file = join(stateDir, 'backup-key');
@@ -12,7 +13,7 @@ export async function ensureBackupKey(stateDir: string): Promise<Buffer> {
       `${file} is not a 32-byte key; delete it to make a new one (old backups are then lost)`,
     );
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (errnoCode(err) !== 'ENOENT') throw err;
   }
   const key = randomBytes(32);
   const temp = `${file}.${process.pid}.tmp`;

@@ -21,11 +21,12 @@ export function recoveryLevel(r: Recovery): string {
   return r.retentionDays === 90 ? 'Recoverable+Purgeable' : 'CustomizedRecoverable+Purgeable';
 }
 
-function shuffled<T>(items: readonly T[]): T[] {
+function shuffled<T extends string>(items: readonly T[]): T[] {
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
     const j = randomInt(i + 1);
-    [out[i], out[j]] = [out[j] as T, out[i] as T];
+    const [a, b] = [out[i], out[j]];
+    if (a !== undefined && b !== undefined) [out[i], out[j]] = [b, a]; // both are: j <= i < length
   }
   return out;
 }

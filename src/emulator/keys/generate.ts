@@ -5,6 +5,8 @@
 import { createPrivateKey, generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { badParameter } from '../errors.js';
+import { errorMessage } from '../../errors.js';
+import { isOneOf, isRecord } from '../../guards.js';
 import { fromBase64Url, toBase64Url } from '../base64url.js';
 import { ecPublicPoint } from '../../crypto/ecdsa.js';
 import {
@@ -52,7 +54,7 @@ export function checkKeySpec(spec: {
   const kty = normalizeKty(spec.kty);
   if (kty === 'RSA-HSM') {
     const size = spec.key_size === undefined ? 2048 : spec.key_size;
-    if (!RSA_SIZES.includes(size as (typeof RSA_SIZES)[number])) {
+    if (!isOneOf(RSA_SIZES, size)) {
       throw badParameter(
         `key_size ${String(size)} is not supported for RSA-HSM: use 2048, 3072 or 4096`,
       );
@@ -61,21 +63,21 @@ export function checkKeySpec(spec: {
     if (publicExponent !== 65537 && publicExponent !== 3) {
       throw badParameter(`public_exponent ${String(publicExponent)} is not supported: use 65537`);
     }
-    return { kty, size: size as number, publicExponent: publicExponent as number };
+    return { kty, size, publicExponent };
   }
   if (kty === 'EC-HSM') {
     const crv = spec.crv === undefined ? 'P-256' : spec.crv;
-    if (!CURVES.includes(crv as CurveName)) {
+    if (!isOneOf(CURVES, crv)) {
       throw badParameter(`crv ${String(crv)} is not supported: use P-256, P-256K, P-384 or P-521`);
     }
-    return { kty, crv: crv as CurveName };
+    return { kty, crv };
   }
   const size = spec.key_size === undefined ? 256 : spec.key_size;
-  if (!OCT_SIZES.includes(size as (typeof OCT_SIZES)[number])) {
+  if (!isOneOf(OCT_SIZES, size)) {
     // The real HSM's words (test/conformance/fixtures/java-mhsm-oct-invalid-size.json).
     throw badParameter(`Invalid key size: '${String(size)}'`);
   }
-  return { kty, size: size as number };
+  return { kty, size };
 }
 
 /**
@@ -129,88 +131,90 @@ const REQUIRED: Record<KeyFamily, (keyof PrivateJwk)[]> = {
   oct: ['k'],
 };
 
+/** Field `name` of an imported JWK of `family` as text; throws when it is missing or empty. */
+function jwkText(raw: Record<string, unknown>, family: KeyFamily, name: string): string {
+  const value = raw[name];
+  if (typeof value !== 'string' || value === '') {
+    throw badParameter(
+      `The imported ${family} key lacks "${name}": an import needs the private key with ${REQUIRED[family].join(', ')}`,
+    );
+  }
+  return value;
+}
+
+/** Field `name` of an imported JWK of `family`, decoded; throws when it is missing or not base64url. */
+function jwkBytes(raw: Record<string, unknown>, family: KeyFamily, name: string): Buffer {
+  const bytes = fromBase64Url(jwkText(raw, family, name));
+  if (bytes === undefined) throw badParameter(`The imported key's "${name}" is not base64url`);
+  return bytes;
+}
+
 /**
  * Validates the private JWK of an import request and returns it in the store's form. The key
  * must be complete and consistent (the public part must belong to the private part).
  */
 export function checkImportedJwk(input: unknown): { kty: HsmKeyType; jwk: PrivateJwk } {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+  if (!isRecord(input)) {
     throw badParameter('The import request needs a "key" object holding a JSON Web Key');
   }
-  const raw = input as Record<string, unknown>;
-  const kty = normalizeKty(raw.kty);
+  const kty = normalizeKty(input.kty);
   const family: KeyFamily = kty === 'RSA-HSM' ? 'RSA' : kty === 'EC-HSM' ? 'EC' : 'oct';
+  // Every field first, in the order REQUIRED names them, so the first fault is the one reported.
   for (const field of REQUIRED[family]) {
-    if (typeof raw[field] !== 'string' || raw[field] === '') {
-      throw badParameter(
-        `The imported ${family} key lacks "${field}": an import needs the private key with ${REQUIRED[family].join(', ')}`,
-      );
-    }
-    if (field !== 'crv' && fromBase64Url(raw[field] as string) === undefined) {
-      throw badParameter(`The imported key's "${field}" is not base64url`);
-    }
+    if (field === 'crv') jwkText(input, family, field);
+    else jwkBytes(input, family, field);
   }
-  const field = (name: string): string => raw[name] as string;
-  if (family === 'oct') {
-    const bits = (fromBase64Url(field('k')) as Buffer).length * 8;
-    if (!OCT_SIZES.includes(bits as (typeof OCT_SIZES)[number])) {
-      throw badParameter(`An imported oct key must be 128, 192 or 256 bits long, not ${bits}`);
-    }
-    return { kty, jwk: { kty: 'oct', k: strip(field('k')) } };
+  const bytes = (name: string): Buffer => jwkBytes(input, family, name);
+  if (family === 'oct') return { kty, jwk: importedOct(bytes('k')) };
+  if (family === 'RSA') return { kty, jwk: importedRsa(bytes) };
+  return { kty, jwk: importedEc(jwkText(input, family, 'crv'), bytes) };
+}
+
+function importedOct(k: Buffer): PrivateJwk {
+  const bits = k.length * 8;
+  if (!isOneOf(OCT_SIZES, bits)) {
+    throw badParameter(`An imported oct key must be 128, 192 or 256 bits long, not ${bits}`);
   }
-  if (family === 'RSA') {
-    const jwk: PrivateJwk = { kty: 'RSA' };
-    for (const name of REQUIRED.RSA) {
-      (jwk as unknown as Record<string, string>)[name] = strip(field(name));
-    }
-    // The modulus may come with a leading zero byte (two's complement habit); the service drops it.
-    jwk.n = toBase64Url(stripLeadingZeros(fromBase64Url(jwk.n as string) as Buffer));
-    let key: KeyObject;
-    try {
-      key = createPrivateKey({ key: { ...jwk }, format: 'jwk' });
-    } catch (err) {
-      throw badParameter(
-        `The imported RSA key is not a valid private key: ${(err as Error).message}`,
-      );
-    }
-    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-    if (!RSA_SIZES.includes(bits as (typeof RSA_SIZES)[number])) {
-      throw badParameter(`An imported RSA key must be 2048, 3072 or 4096 bits, not ${bits}`);
-    }
-    return { kty, jwk };
+  return { kty: 'oct', k: toBase64Url(k) };
+}
+
+function importedRsa(bytes: (name: string) => Buffer): PrivateJwk {
+  // The modulus may come with a leading zero byte (two's complement habit); the service drops it.
+  const n = toBase64Url(stripLeadingZeros(bytes('n')));
+  const [e, d, p, q, dp, dq, qi] = ['e', 'd', 'p', 'q', 'dp', 'dq', 'qi'].map((name) =>
+    toBase64Url(bytes(name)),
+  );
+  const jwk: PrivateJwk = { kty: 'RSA', n, e, d, p, q, dp, dq, qi };
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: { ...jwk }, format: 'jwk' });
+  } catch (err) {
+    throw badParameter(`The imported RSA key is not a valid private key: ${errorMessage(err)}`);
   }
-  const crv = JWK_CURVE_TO_AZURE[field('crv')];
-  if (!crv)
-    throw badParameter(`crv ${field('crv')} is not supported: use P-256, P-256K, P-384 or P-521`);
-  const jwk: PrivateJwk = {
-    kty: 'EC',
-    crv,
-    x: strip(field('x')),
-    y: strip(field('y')),
-    d: strip(field('d')),
-  };
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (!isOneOf(RSA_SIZES, bits)) {
+    throw badParameter(`An imported RSA key must be 2048, 3072 or 4096 bits, not ${bits}`);
+  }
+  return jwk;
+}
+
+function importedEc(jwkCrv: string, bytes: (name: string) => Buffer): PrivateJwk {
+  const crv = JWK_CURVE_TO_AZURE[jwkCrv];
+  if (!crv) throw badParameter(`crv ${jwkCrv} is not supported: use P-256, P-256K, P-384 or P-521`);
+  const [x, y, d] = [bytes('x'), bytes('y'), bytes('d')];
   let derived: Uint8Array;
   try {
-    derived = ecPublicPoint(crv, fromBase64Url(jwk.d as string) as Buffer);
+    derived = ecPublicPoint(crv, d);
   } catch (err) {
     throw badParameter(
-      `The imported EC key's "d" is not a valid ${crv} private key: ${(err as Error).message}`,
+      `The imported EC key's "d" is not a valid ${crv} private key: ${errorMessage(err)}`,
     );
   }
-  const given = Buffer.concat([
-    Buffer.from([4]),
-    fromBase64Url(jwk.x as string) as Buffer,
-    fromBase64Url(jwk.y as string) as Buffer,
-  ]);
+  const given = Buffer.concat([Buffer.from([4]), x, y]);
   if (!given.equals(Buffer.from(derived))) {
     throw badParameter('The imported EC key\'s "x"/"y" do not belong to its private key "d"');
   }
-  return { kty, jwk };
-}
-
-/** Re-encodes a field as base64url without padding (imports may use standard base64). */
-function strip(value: string): string {
-  return toBase64Url(fromBase64Url(value) as Buffer);
+  return { kty: 'EC', crv, x: toBase64Url(x), y: toBase64Url(y), d: toBase64Url(d) };
 }
 
 function stripLeadingZeros(bytes: Buffer): Buffer {

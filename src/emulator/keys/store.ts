@@ -6,9 +6,27 @@
  */
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errorMessage } from '../../errors.js';
+import { isRecord } from '../../guards.js';
 import type { StoredKey } from './types.js';
 
 const TEMP_SUFFIX = '.tmp';
+
+/**
+ * Whether JSON this emulator wrote (a key file, a backup it sealed) holds a key record. Only the
+ * outline (a name, a list of versions) is checked: the rest is as JSON.stringify wrote it from a
+ * StoredKey (a 0600 file, or a backup whose GCM tag proved it ours), so checking every field
+ * again would restate the type for nothing.
+ */
+function isStoredKey(value: unknown): value is StoredKey {
+  return isRecord(value) && typeof value.name === 'string' && Array.isArray(value.versions);
+}
+
+/** The key record in `text`, or undefined when it is not one; throws when it is not JSON. */
+export function parseStoredKey(text: string): StoredKey | undefined {
+  const value: unknown = JSON.parse(text);
+  return isStoredKey(value) ? value : undefined;
+}
 
 export class KeyStore {
   private readonly keys = new Map<string, StoredKey>();
@@ -30,16 +48,13 @@ export class KeyStore {
       }
       if (!entry.endsWith('.json')) continue;
       try {
-        const key = JSON.parse(await readFile(path, 'utf8')) as StoredKey;
-        if (typeof key.name !== 'string' || !Array.isArray(key.versions))
-          throw new Error('not a key record');
+        const key = parseStoredKey(await readFile(path, 'utf8'));
+        if (!key) throw new Error('not a key record');
         store.keys.set(key.name.toLowerCase(), key);
       } catch (err) {
         // Cannot happen with atomic writes unless someone edited the file; keep it for inspection.
         await rename(path, `${path}.unreadable`);
-        console.error(
-          `akv emulator: set aside unreadable key file ${path}: ${(err as Error).message}`,
-        );
+        console.error(`akv emulator: set aside unreadable key file ${path}: ${errorMessage(err)}`);
       }
     }
     return store;
@@ -60,10 +75,10 @@ export class KeyStore {
    * Applies `change` to a copy of the key (undefined when absent) and makes the result durable
    * before it is visible; `null` removes the key. `change` may throw to refuse; nothing is written.
    */
-  update(
+  update<Result extends StoredKey | null>(
     name: string,
-    change: (current: StoredKey | undefined) => StoredKey | null,
-  ): Promise<StoredKey | null> {
+    change: (current: StoredKey | undefined) => Result,
+  ): Promise<Result> {
     const id = name.toLowerCase();
     const previous = this.chains.get(id) ?? Promise.resolve();
     const next = previous.then(async () => {
@@ -75,7 +90,7 @@ export class KeyStore {
           await this.syncDirectory();
           this.keys.delete(id);
         }
-        return null;
+        return changed;
       }
       await this.persist(id, changed);
       this.keys.set(id, changed);

@@ -15,6 +15,8 @@ import {
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { badParameter } from '../errors.js';
+import { errnoCode } from '../../errors.js';
+import { isRecord } from '../../guards.js';
 
 export const ATTESTATION_KEY_FILE = 'attestation-key.pem';
 
@@ -29,7 +31,7 @@ export async function ensureAttestationAuthority(stateDir: string): Promise<Atte
   try {
     pem = await readFile(keyFile, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (errnoCode(err) !== 'ENOENT') throw err;
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     pem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     const temp = `${keyFile}.${process.pid}.tmp`;
@@ -56,9 +58,8 @@ function refuse(why: string): never {
 
 function decodePart(part: string, what: string): Record<string, unknown> {
   try {
-    const v = JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as unknown;
-    if (typeof v === 'object' && v !== null && !Array.isArray(v))
-      return v as Record<string, unknown>;
+    const v: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    if (isRecord(v)) return v;
   } catch {
     // reported below
   }
@@ -75,7 +76,7 @@ export function verifyAttestationToken(
     throw badParameter('target must be an attestation token (a JWT)');
   const parts = token.split('.');
   if (parts.length !== 3) refuse('it is not a JWT (three dot-separated parts)');
-  const [h, p, s] = parts as [string, string, string];
+  const [h = '', p = '', s = ''] = parts; // three, as just checked
   const header = decodePart(h, 'header');
   if (header.alg !== 'RS256') refuse(`alg ${String(header.alg)} is not RS256`);
   const good = verify(

@@ -24,6 +24,7 @@ import {
 } from 'node:crypto';
 import { badParameter } from '../errors.js';
 import type { PrivateJwk } from '../keys/types.js';
+import { isRecord } from '../../guards.js';
 
 export const RELEASE_ENCS = [
   'CKM_RSA_AES_KEY_WRAP',
@@ -49,13 +50,8 @@ export interface WrappingKey {
 /** The RSA key in the token's `x-ms-runtime.keys` that the released key is wrapped for. */
 export function wrappingKeyOf(claims: Record<string, unknown>): WrappingKey {
   const runtime = claims['x-ms-runtime'];
-  const keys =
-    typeof runtime === 'object' && runtime !== null
-      ? (runtime as Record<string, unknown>).keys
-      : undefined;
-  const jwk = Array.isArray(keys)
-    ? (keys as Record<string, unknown>[]).find((k) => k && k.kty === 'RSA')
-    : undefined;
+  const keys = isRecord(runtime) ? runtime.keys : undefined;
+  const jwk = Array.isArray(keys) ? keys.filter(isRecord).find((k) => k.kty === 'RSA') : undefined;
   if (!jwk || typeof jwk.n !== 'string' || typeof jwk.e !== 'string')
     throw badParameter(
       'The attestation token carries no RSA key in x-ms-runtime.keys to wrap the released key for',
@@ -82,7 +78,7 @@ function keyMaterial(jwk: PrivateJwk): Buffer {
   if (jwk.kty === 'oct') return Buffer.from(jwk.k ?? '', 'base64url');
   const nodeJwk =
     jwk.kty === 'EC' ? { ...jwk, crv: NODE_CURVE[jwk.crv ?? ''] ?? jwk.crv } : { ...jwk };
-  return createPrivateKey({ key: nodeJwk as never, format: 'jwk' }).export({
+  return createPrivateKey({ key: nodeJwk, format: 'jwk' }).export({
     format: 'der',
     type: 'pkcs8',
   });

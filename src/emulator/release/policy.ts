@@ -10,6 +10,7 @@
  * was recorded sending are kept word for word (test/conformance/fixtures).
  */
 import { badParameter } from '../errors.js';
+import { isRecord } from '../../guards.js';
 
 export type Policy = Record<string, unknown>;
 
@@ -18,11 +19,11 @@ export function encodePolicy(policy: Policy): string {
   const sort = (v: unknown): unknown =>
     Array.isArray(v)
       ? v.map(sort)
-      : v !== null && typeof v === 'object'
+      : isRecord(v)
         ? Object.fromEntries(
-            Object.keys(v as object)
+            Object.keys(v)
               .sort()
-              .map((k) => [k, sort((v as Record<string, unknown>)[k])]),
+              .map((k) => [k, sort(v[k])]),
           )
         : v;
   return Buffer.from(JSON.stringify(sort(policy))).toString('base64url');
@@ -32,11 +33,12 @@ function fail(what: string): never {
   throw badParameter(`Key Release Policy: ${what}`);
 }
 
+const isNonEmptyList = (v: unknown): v is unknown[] => Array.isArray(v) && v.length > 0;
+
 function checkConditions(list: unknown, where: string): void {
-  if (!Array.isArray(list) || list.length === 0) fail(`'${where}' must be a non-empty array`);
-  for (const c of list as unknown[]) {
-    if (typeof c !== 'object' || c === null || Array.isArray(c)) fail(`bad condition in ${where}`);
-    const cond = c as Record<string, unknown>;
+  if (!isNonEmptyList(list)) fail(`'${where}' must be a non-empty array`);
+  for (const cond of list) {
+    if (!isRecord(cond)) fail(`bad condition in ${where}`);
     if ('allOf' in cond) checkConditions(cond.allOf, 'allOf');
     else if ('anyOf' in cond) checkConditions(cond.anyOf, 'anyOf');
     else {
@@ -56,9 +58,9 @@ export function parseReleasePolicy(value: unknown): {
   policy: Policy;
   immutable?: boolean;
 } {
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
+  if (!isRecord(value))
     throw badParameter('release_policy must be an object with a base64url "data" member');
-  const rp = value as Record<string, unknown>;
+  const rp = value;
   if (typeof rp.data !== 'string' || rp.data === '')
     throw badParameter('release_policy.data must be the base64url-encoded policy JSON');
   let policy: unknown;
@@ -67,17 +69,18 @@ export function parseReleasePolicy(value: unknown): {
   } catch {
     fail('the policy is not valid JSON');
   }
-  if (typeof policy !== 'object' || policy === null || Array.isArray(policy))
-    fail('the policy must be a JSON object');
-  const p = { ...(policy as Policy) };
+  if (!isRecord(policy)) fail('the policy must be a JSON object');
+  const p: Policy = { ...policy };
   if (!('version' in p)) fail(`missing 'version' property`);
   if (p.version === '1.0') p.version = '1.0.0';
   if (p.version !== '1.0.0') fail(`unsupported version '${String(p.version)}'; use '1.0.0'`);
-  if (!Array.isArray(p.anyOf) || p.anyOf.length === 0)
+  const anyOf = p.anyOf;
+  if (!isNonEmptyList(anyOf))
     fail(`missing 'anyOf' property (a list of authorities and their conditions)`);
-  for (const entry of p.anyOf as unknown[]) {
+  for (const entry of anyOf) {
     if (typeof entry !== 'object' || entry === null) fail(`bad entry in anyOf`);
-    const e = entry as Record<string, unknown>;
+    // An array entry is let through to the 'authority' check, whose message names the fault.
+    const e: Record<string, unknown> = { ...entry };
     if (typeof e.authority !== 'string' || !/^https:\/\//.test(e.authority))
       fail(`each anyOf entry needs an 'authority' (an https URL)`);
     if ('allOf' in e) checkConditions(e.allOf, 'allOf');
@@ -100,17 +103,19 @@ function claimValue(claims: Record<string, unknown>, path: string): unknown {
   let v: unknown = claims;
   for (const part of path.split('.')) {
     if (typeof v !== 'object' || v === null) return undefined;
-    v = (v as Record<string, unknown>)[part];
+    const next: unknown = Reflect.get(v, part); // arrays too: "a.0.b"
+    v = next;
   }
   return v;
 }
 
 function holds(cond: Record<string, unknown>, claims: Record<string, unknown>): boolean {
+  // The policy was checked when it was stored (parseReleasePolicy): conditions are objects.
   if (Array.isArray(cond.allOf))
-    return (cond.allOf as Record<string, unknown>[]).every((c) => holds(c, claims));
+    return cond.allOf.every((c: unknown) => isRecord(c) && holds(c, claims));
   if (Array.isArray(cond.anyOf))
-    return (cond.anyOf as Record<string, unknown>[]).some((c) => holds(c, claims));
-  const v = claimValue(claims, cond.claim as string);
+    return cond.anyOf.some((c: unknown) => isRecord(c) && holds(c, claims));
+  const v = claimValue(claims, String(cond.claim));
   return v !== undefined && v !== null && String(v) === String(cond.equals);
 }
 
@@ -126,9 +131,8 @@ export function policyRefusal(
   issuer: string,
   claims: Record<string, unknown>,
 ): string | undefined {
-  const entries = (policy.anyOf as Record<string, unknown>[]).filter((e) =>
-    sameAuthority(String(e.authority), issuer),
-  );
+  const anyOf: unknown[] = Array.isArray(policy.anyOf) ? policy.anyOf : [];
+  const entries = anyOf.filter(isRecord).filter((e) => sameAuthority(String(e.authority), issuer));
   if (entries.length === 0)
     return `the token's issuer ${issuer} is not an authority of the key's release policy`;
   if (entries.some((e) => holds(e, claims))) return undefined;
