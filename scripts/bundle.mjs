@@ -1,12 +1,17 @@
 #!/usr/bin/env node
 // The bundles bin/akv runs (issue 25, docs/performance.md "Cold start"), made by `npm run build`
 // from tsc's output (dist/src) with esbuild, into dist/bundle/:
-//   agent.js    `akv agent` (src/cli/agent-main.ts): one file holding everything the agent runs
-//               before it listens, so its start resolves and reads no other module of akv;
+//   agent.cjs   `akv agent` (src/cli/agent-main.ts): one CommonJS file holding all of the agent's
+//               code. CommonJS because bin/akv compiles it with V8's code cache
+//               (scripts/code-cache.mjs makes agent.cjs.cache) and because Node's ES module loader
+//               costs a start more than the file's compile. What the agent loads only later (the
+//               undici pool, the metrics modules, the SDK, @azure/identity, prom-client) is
+//               required inside esbuild's lazy module initialisers, when first used: dynamic
+//               import() is turned into them (supported: dynamic-import false).
 //   akv.js      every other command (src/cli/main.ts), each command a chunk (chunk-*.js) that
 //               loads only when it runs, and worker.js, the emulator's crypto worker, which
 //               src/emulator/crypto/pool.ts finds beside its own chunk.
-// The Azure SDK, @azure/identity, prom-client and undici stay in node_modules and are imported
+// The Azure SDK, @azure/identity, prom-client and undici stay in node_modules and are loaded
 // when needed, as in the tree (what loads them lazily is src/azure/clients.ts, credentials.ts,
 // src/agent/metrics-sink.ts, warming-http.ts). pino and @noble/curves are bundled.
 // Source maps (tsc's, composed by esbuild) name the TypeScript sources: bin/akv turns them on for
@@ -44,13 +49,17 @@ rmSync(out, { recursive: true, force: true });
 const [agent, cli] = await Promise.all([
   build({
     ...common,
+    format: 'cjs',
     entryPoints: [{ in: join(src, 'cli', 'agent-main.js'), out: 'agent' }],
-    // What the agent imports lazily (metrics.ts, metrics-server.ts, hsm-http.ts: prom-client and
-    // undici) becomes chunks of its own; unsplit, their imports of those packages would be
-    // hoisted into agent.js and load at start.
-    splitting: true,
-    chunkNames: 'agent-[hash]',
+    outExtension: { '.js': '.cjs' },
     outdir: out,
+    // import.meta.url (src/install-root.ts, installation.ts, peer-credentials.ts) from the file
+    // bin/akv compiled, as CommonJS names it.
+    define: { 'import.meta.url': '__akvImportMetaUrl' },
+    banner: {
+      js: "const __akvImportMetaUrl = require('node:url').pathToFileURL(__filename).href;",
+    },
+    supported: { 'dynamic-import': false },
   }),
   build({
     ...common,
@@ -69,7 +78,7 @@ const [agent, cli] = await Promise.all([
 const outputs = {};
 for (const result of [agent, cli])
   for (const [file, o] of Object.entries(result.metafile.outputs)) {
-    if (!file.endsWith('.js')) continue;
+    if (!/\.c?js$/.test(file)) continue;
     outputs[basename(file)] = {
       bytes: o.bytes,
       entryPoint: o.entryPoint?.replace(/^dist\/src\//, 'src/').replace(/\.js$/, '.ts'),

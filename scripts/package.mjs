@@ -63,7 +63,8 @@ if (changelogVersion !== version)
   );
 for (const built of [
   'dist/bundle/akv.js',
-  'dist/bundle/agent.js',
+  'dist/bundle/agent.cjs',
+  'dist/bundle/agent.cjs.cache',
   'dist/src/cli/main.js',
   'native/build/akv_peercred.node',
 ])
@@ -107,6 +108,8 @@ try {
   mkdirSync(join(app, 'bin'));
   copyFileSync(join(root, 'bin/akv'), join(app, 'bin/akv'));
   chmodSync(join(app, 'bin/akv'), 0o755);
+  // bin/akv runs as CommonJS because of it (no ES module loader at the agent's start).
+  copyFileSync(join(root, 'bin/package.json'), join(app, 'bin/package.json'));
   copyFileSync(join(root, 'package.json'), join(app, 'package.json'));
   // The agent's peer-credentials addon, where dist/src/agent/peer-credentials.js looks for it.
   mkdirSync(join(app, 'native/build'), { recursive: true });

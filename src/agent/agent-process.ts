@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { agentLimits, loadConfig } from '../config/load.js';
 import type { AkvConfig } from '../config/types.js';
 import { createGateway } from '../azure/gateway.js';
+import { preloadHsmTransport } from '../azure/clients.js';
 import type { HsmGateway } from '../azure/gateway.js';
 import { GatewayHolder } from './gateway-holder.js';
 import type { HandlerContext } from './handlers.js';
@@ -26,7 +27,7 @@ import { listenOn, removeSocket, type Listening } from './listen.js';
 import { peerCredentialsUnavailable } from './peer-credentials.js';
 import { AccessPolicy } from './policy.js';
 import { akvVersion } from '../version.js';
-import { startupTimings } from './startup.js';
+import { codeCacheState, startupTimings } from './startup.js';
 
 export interface AgentOptions {
   /** --config; otherwise AKV_CONFIG and the default places (see loadConfig). */
@@ -172,6 +173,7 @@ export class AgentProcess {
         version: ctx.agentVersion,
         limits,
         startup_ms: startupTimings(),
+        code_cache: codeCacheState(),
       },
       'akv agent listening',
     );
@@ -179,6 +181,7 @@ export class AgentProcess {
     out(
       `akv agent listening on ${listening.path}${listening.activated ? ' (socket passed by systemd)' : ''}`,
     );
+    setImmediate(preloadHsmTransport);
     return agent;
   }
 

@@ -1,7 +1,7 @@
 /**
  * Where the agent's start-up time went, in ms since the process started: the end of Node's own
  * bootstrap, the start of akv's entry point (src/started.ts), the moment the socket listened.
- * Logged with "akv agent listening" (docs/performance.md, "Cold start").
+ * Logged with "akv agent listening" (docs/performance.md, "Cold start"), with codeCacheState.
  */
 import { performance } from 'node:perf_hooks';
 import { AKV_MAIN_STARTED_MS } from '../started.js';
@@ -20,4 +20,14 @@ export function startupTimings(): StartupTimings {
     akv_main: round(AKV_MAIN_STARTED_MS),
     listening: round(process.uptime() * 1000),
   };
+}
+
+/**
+ * Whether bin/akv compiled the agent with its V8 code cache: 'used', 'rejected' (made by another
+ * Node), 'stale' (made from another build of the file), 'absent', or undefined when the agent did
+ * not start from the bundle (dist/src, tests).
+ */
+export function codeCacheState(): string | undefined {
+  const state: unknown = (globalThis as Record<symbol, unknown>)[Symbol.for('akv.codeCache')];
+  return typeof state === 'string' ? state : undefined;
 }

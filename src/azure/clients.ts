@@ -10,10 +10,13 @@
  * (fetchKeyBundle); only when the HSM refuses that token (another tenant, a claims challenge), or
  * when the endpoint is not one that scope belongs to, does the SDK's challenge handling take over,
  * and from then on every call uses what the challenge asked for (ChallengeRecorder).
+ *
+ * node:https and node:tls are taken when a vault's clients are made, not imported: loading them
+ * was about a sixth of the agent's start to listening (issue 25, docs/performance.md "Cold
+ * start"), and the agent loads them right after it listens (preloadHsmTransport).
  */
-import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
+import type { Agent as HttpsAgent } from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import { createSecureContext, rootCertificates } from 'node:tls';
 import type { KeyClient } from '@azure/keyvault-keys';
 import type { Logger } from 'pino';
 import type { AkvConfig, RetryConfig, VaultType } from '../config/types.js';
@@ -31,6 +34,15 @@ import { emptyErrorBodyPolicy } from './empty-error-body.js';
 import { akvVersion } from '../version.js';
 import { loadOwnModule } from '../installation.js';
 import { RetryBudget } from './retry-budget.js';
+
+/**
+ * Loads what the first HSM request needs. The agent calls it once it listens: while the provider
+ * that started it connects and says HELLO, rather than before the socket exists.
+ */
+export function preloadHsmTransport(): void {
+  process.getBuiltinModule('node:tls');
+  process.getBuiltinModule('node:https');
+}
 
 export interface AzureHooks {
   /** The underlying credential was asked for a token (not a cache hit). */
@@ -299,10 +311,12 @@ export class AzureClients {
       // goes in as one ready-made secure context: passed as `tlsOptions.ca`, Node would turn the
       // ~150 root certificates into the pool key of every request (measured: ~1 ms of CPU per
       // operation, half the client's cost).
+      const { createSecureContext, rootCertificates } = process.getBuiltinModule('node:tls');
       const tls = endpoint.caPem
         ? { secureContext: createSecureContext({ ca: [...rootCertificates, endpoint.caPem] }) }
         : {};
-      const httpsAgent = new HttpsAgent({ keepAlive: true, ...tls });
+      const { Agent } = process.getBuiltinModule('node:https');
+      const httpsAgent = new Agent({ keepAlive: true, ...tls });
       const http = new WarmingHsmHttp(endpoint.url, httpsAgent, {
         ...tls,
         maxConnections: agentLimits(this.config).maxInFlight,
@@ -368,7 +382,7 @@ function getJson(
 ): Promise<JsonAnswer> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(
+    const req = process.getBuiltinModule('node:https').request(
       {
         host: url.hostname,
         port: url.port || 443,

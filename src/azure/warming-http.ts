@@ -9,7 +9,7 @@
  * answer (status, lower-case headers, a body of at most MAX_BODY_BYTES); Node's failures are the
  * SDK's, which failures.ts classifies already.
  */
-import { request, type Agent } from 'node:https';
+import type { Agent } from 'node:https';
 import type { Deadline } from './abort.js';
 import { abortError } from './abort.js';
 import { loadOwnModule } from '../installation.js';
@@ -99,7 +99,7 @@ function postOverHttps(
   if (deadline.expired) return Promise.reject(abortError());
   const url = new URL(origin);
   return new Promise((resolve, reject) => {
-    const req = request(
+    const req = process.getBuiltinModule('node:https').request(
       {
         host: url.hostname,
         port: url.port || 443,

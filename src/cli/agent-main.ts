@@ -1,7 +1,7 @@
 /**
- * The agent's own entry point: bin/akv runs its bundle (dist/bundle/agent.js, scripts/bundle.mjs)
- * for `akv agent`, so that the agent's start reads the agent's code in one file instead of
- * resolving the CLI's module graph. What only some agents need (the Key Vault SDK,
+ * The agent's own entry point: bin/akv runs its bundle (dist/bundle/agent.cjs, scripts/bundle.mjs)
+ * for `akv agent`, so that the agent's start reads the agent's code in one file, compiled with
+ * its V8 code cache, instead of resolving the CLI's module graph. What only some agents need (the Key Vault SDK,
  * @azure/identity, prom-client, undici) is still imported when needed, from node_modules.
  * Its arguments are `akv agent`'s, after the word `agent`. It imports the agent statically: a
  * dynamic import of it here would make the bundler put the agent in a chunk of its own.

@@ -116,7 +116,7 @@ describe('cold start: what the agent loads', () => {
     const modules = await stopAndReadModules(sh);
     // The hook saw the agent's own modules, so an absence below means something.
     assert.ok(
-      loaded(modules, '/dist/bundle/agent.js').length > 0,
+      loaded(modules, '/dist/bundle/agent.cjs').length > 0,
       'the hook recorded the agent (bin/akv runs the bundle)',
     );
     assert.deepEqual(loaded(modules, '/node_modules/@azure/identity/'), [], 'no @azure/identity');

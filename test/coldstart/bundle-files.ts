@@ -24,13 +24,6 @@ function outputs(): Record<string, BundleFile> {
   ).outputs;
 }
 
-/** The file the bundler made of SOURCE (an entry point or a lazily imported module, e.g. 'src/agent/metrics.ts'). */
-export function bundleFileOf(source: string): string {
-  const hit = Object.entries(outputs()).find(([, o]) => o.entryPoint === source);
-  if (!hit) throw new Error(`no file of dist/bundle holds ${source}: is the bundle built?`);
-  return hit[0];
-}
-
 /** FILE and every file it imports statically, transitively: what loading it loads. */
 export function staticClosure(file: string): Set<string> {
   const all = outputs();
@@ -47,6 +40,6 @@ export function staticClosure(file: string): Set<string> {
 /** The dist/bundle files among the modules a process loaded (their base names). */
 export function bundleFilesLoaded(modules: string[]): string[] {
   return modules
-    .filter((m) => m.includes('/dist/bundle/') && m.endsWith('.js'))
+    .filter((m) => m.includes('/dist/bundle/') && /\.c?js$/.test(m))
     .map((m) => basename(m));
 }

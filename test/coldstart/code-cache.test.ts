@@ -1,0 +1,125 @@
+/**
+ * Issue 25: bin/akv compiles the agent (dist/bundle/agent.cjs) with the V8 code cache the build
+ * made beside it, and only when that cache was made from the very same file: V8 itself compares
+ * only the source's length, so a cache of another build of the same length would run that
+ * build's code. Each case copies the installed layout (bin/, dist/bundle/agent.cjs, package.json,
+ * with node_modules and the native addon linked) into a temporary root, gives it a cache, starts
+ * `akv agent` from it and asks it HELLO: the agent starts and answers whatever the cache, and its
+ * start-up log says what became of the cache.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cleanAkvEnv } from '../helpers/dev.js';
+import { AKV_BIN, REPO_ROOT } from '../helpers/emulator.js';
+import { runSync } from '../provider/openssl-env.js';
+
+const BUNDLE = join(REPO_ROOT, 'dist', 'bundle');
+
+let work: string;
+
+before(() => {
+  work = mkdtempSync(join(tmpdir(), 'akv-code-cache-'));
+});
+
+after(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/** A copy of the installed layout under a new root, its agent.cjs.cache being CACHE (or none). */
+function install(name: string, cache: Buffer | undefined): string {
+  const root = join(work, name);
+  mkdirSync(join(root, 'bin'), { recursive: true });
+  mkdirSync(join(root, 'dist', 'bundle'), { recursive: true });
+  for (const f of ['bin/akv', 'bin/package.json', 'package.json', 'dist/bundle/agent.cjs'])
+    copyFileSync(join(REPO_ROOT, f), join(root, f));
+  for (const d of ['node_modules', 'native']) symlinkSync(join(REPO_ROOT, d), join(root, d));
+  if (cache) writeFileSync(join(root, 'dist', 'bundle', 'agent.cjs.cache'), cache);
+  return root;
+}
+
+/** Starts `akv agent` from ROOT, asks it HELLO, stops it; returns its "listening" log line. */
+async function startAndPing(root: string): Promise<string> {
+  const socket = join(root, 'agent.sock');
+  const config = join(root, 'akv.json');
+  const log = join(root, 'agent.log');
+  writeFileSync(config, JSON.stringify({ vaults: {} }));
+  const env = { ...cleanAkvEnv(), AZURE_CLI_ACCESS_TOKEN: 'x', AKV_LOG_FILE: log };
+  const agent = spawn(join(root, 'bin', 'akv'), ['agent', '--socket', socket, '--config', config], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  agent.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  agent.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => agent.on('exit', (code) => r(code)));
+  try {
+    const end = Date.now() + 30_000;
+    while (!out.includes(`akv agent listening on ${socket}`)) {
+      if (Date.now() > end || agent.exitCode !== null)
+        assert.fail(`the agent did not start:\n${out}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const ping = runSync(AKV_BIN, ['ping', '--socket', socket], env, root);
+    assert.equal(ping.status, 0, `akv ping: ${ping.stderr}`);
+  } finally {
+    agent.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0, out);
+  return (
+    readFileSync(log, 'utf8')
+      .split('\n')
+      .find((l) => l.includes('"akv agent listening"')) ?? ''
+  );
+}
+
+describe('cold start: the agent compiled with its code cache', () => {
+  const built = (): Buffer => readFileSync(join(BUNDLE, 'agent.cjs.cache'));
+  const sourceDigest = (): Buffer =>
+    createHash('sha256')
+      .update(readFileSync(join(BUNDLE, 'agent.cjs')))
+      .digest();
+  const cases: Array<{ name: string; cache: () => Buffer | undefined; state: string }> = [
+    { name: 'the build made it for this file', cache: built, state: 'used' },
+    {
+      name: 'made from another build of the file (its digest differs)',
+      cache: () => {
+        const other = Buffer.from(built());
+        other[0] = (other[0] ?? 0) ^ 0xff;
+        return other;
+      },
+      state: 'stale',
+    },
+    {
+      name: 'for this file but not V8 code (V8 rejects it)',
+      cache: () => Buffer.concat([sourceDigest(), Buffer.alloc(4096, 0x5a)]),
+      state: 'rejected',
+    },
+    {
+      name: 'shorter than its digest',
+      cache: () => Buffer.from('akv'),
+      state: 'stale',
+    },
+    { name: 'no cache', cache: () => undefined, state: 'absent' },
+  ];
+  it('holds no path of the tree it was made in (V8 keeps the file name it was made under)', () => {
+    assert.equal(built().includes(Buffer.from(REPO_ROOT)), false);
+  });
+  for (const [i, c] of cases.entries())
+    it(`${c.name}: the agent starts and answers, code_cache "${c.state}"`, async () => {
+      const line = await startAndPing(install(`case-${i}`, c.cache()));
+      assert.match(line, new RegExp(`"code_cache":"${c.state}"`), line);
+    });
+});
