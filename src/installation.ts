@@ -17,6 +17,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { AkvError } from './errors.js';
 import { akvVersion } from './version.js';
+import { isRecord } from './guards.js';
 
 /** dist/src/installation.js sits two levels below the package root, as version.js does. */
 const PACKAGE_JSON = new URL('../../package.json', import.meta.url);
@@ -41,8 +42,8 @@ export function replacedBy(): string | undefined {
   const now = fingerprint();
   if (startedFrom === undefined || now === startedFrom) return undefined;
   try {
-    const pkg = JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'another version';
+    const pkg: unknown = JSON.parse(readFileSync(PACKAGE_JSON, 'utf8'));
+    return isRecord(pkg) && typeof pkg.version === 'string' ? pkg.version : 'another version';
   } catch {
     return now === undefined ? 'nothing (removed)' : 'another version';
   }

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AKV_ROOT } from './install-root.js';
+import { isRecord } from './guards.js';
 
 let cached: string | undefined;
 
@@ -13,10 +14,8 @@ let cached: string | undefined;
 export function akvVersion(): string {
   if (cached !== undefined) return cached;
   try {
-    const pkg = JSON.parse(readFileSync(join(AKV_ROOT, 'package.json'), 'utf8')) as {
-      version?: unknown;
-    };
-    cached = typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+    const pkg: unknown = JSON.parse(readFileSync(join(AKV_ROOT, 'package.json'), 'utf8'));
+    cached = isRecord(pkg) && typeof pkg.version === 'string' ? pkg.version : '0.0.0';
   } catch {
     cached = '0.0.0';
   }

@@ -150,10 +150,12 @@ export function logAudit(logger: Logger, r: AuditRecord): void {
   stream.write(`${line},"msg":"${msg}"}\n`);
 }
 
+/** The destination pino writes to (a SonicBoom, or stderr). */
 function streamOf(
   logger: Logger,
 ): { fd?: number; end?: () => void; write?: (s: string) => unknown } | undefined {
-  return (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as
+  // pino keeps it under streamSym, a property its types do not declare: Reflect.get gives `any`.
+  return Reflect.get(logger, pino.symbols.streamSym) as
     { fd?: number; end?: () => void; write?: (s: string) => unknown } | undefined;
 }
 

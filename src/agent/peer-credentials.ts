@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { AKV_ROOT } from '../install-root.js';
 import { errorMessage } from '../errors.js';
+import { isRecord } from '../guards.js';
 
 export interface PeerCredentials {
   uid: number;
@@ -39,6 +40,7 @@ let loadError: string | undefined;
 function load(): Addon | undefined {
   if (addon === undefined && loadError === undefined) {
     try {
+      // require() of a native addon is `any`: Addon states the exports of native/peercred.c.
       addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
     } catch (err) {
       loadError = `cannot load ${ADDON_PATH}: ${errorMessage(err).split('\n')[0]}`;
@@ -59,7 +61,9 @@ export function peerCredentialsUnavailable(): string | undefined {
  */
 export function readPeerCredentials(socket: Socket): PeerCredentials | undefined {
   const native = load();
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  // Node keeps the descriptor on socket._handle, which its types do not declare.
+  const handle: unknown = Reflect.get(socket, '_handle');
+  const fd = isRecord(handle) ? handle.fd : undefined;
   if (!native || typeof fd !== 'number' || fd < 0) return undefined;
   try {
     const c = native.peerCredentials(fd);

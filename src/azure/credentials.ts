@@ -8,7 +8,8 @@
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-auth';
 import type { Logger } from 'pino';
 import type { AkvConfig } from '../config/types.js';
-import { AkvError } from '../errors.js';
+import { AkvError, errorMessage } from '../errors.js';
+import { isAbortError } from './failures.js';
 import { loadOwnModule } from '../installation.js';
 import { jwtExpiry } from './jwt.js';
 import { CachingCredential, type TokenCacheHooks } from './token-cache.js';
@@ -96,11 +97,10 @@ class LazyDefaultCredential implements TokenCredential {
     try {
       return await credential.getToken(scopes, options);
     } catch (err) {
-      const e = err as Error;
-      if (e.name === 'AbortError') throw err;
+      if (isAbortError(err)) throw err;
       throw new AkvError(
         'UNAUTHORIZED',
-        `no Azure credential could get a token for ${Array.isArray(scopes) ? scopes.join(' ') : scopes}: ${firstLine(e.message)}`,
+        `no Azure credential could get a token for ${Array.isArray(scopes) ? scopes.join(' ') : scopes}: ${firstLine(errorMessage(err))}`,
         NO_CREDENTIAL_HINT,
       );
     }

@@ -5,6 +5,7 @@
  */
 import { AkvError, type ErrorCode } from '../errors.js';
 import { akvCommandName } from '../command-name.js';
+import { isRecord } from '../guards.js';
 
 /** What the failing call was, for messages. */
 export interface OpContext {
@@ -65,14 +66,17 @@ const TLS_CODES = new Set([
 ]);
 
 export function isAbortError(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as Error).name === 'AbortError';
+  return isRecord(err) && err.name === 'AbortError';
 }
 
 /** The SDK's RestError, or the hot path's HsmHttpError (key-operations.ts), which has its shape. */
 function asRestError(err: unknown): RestErrorLike | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const e = err as RestErrorLike;
-  return e.name === 'RestError' || e.name === 'HsmHttpError' ? e : undefined;
+  return isRestErrorLike(err) ? err : undefined;
+}
+
+/** The name is the promise of the shape: both classes are made with these fields (or none). */
+function isRestErrorLike(err: unknown): err is RestErrorLike {
+  return isRecord(err) && (err.name === 'RestError' || err.name === 'HsmHttpError');
 }
 
 /** Parses the Retry-After family of headers into milliseconds. */
@@ -100,13 +104,10 @@ export function retryAfterMs(
 
 /** `error.innererror.code` of an error body (`innerError` in the SDK's deserialized form). */
 function innerErrorCode(details: unknown): string | undefined {
-  if (typeof details !== 'object' || details === null) return undefined;
-  const error = (details as { error?: unknown }).error;
-  if (typeof error !== 'object' || error === null) return undefined;
-  const inner =
-    (error as { innererror?: unknown }).innererror ??
-    (error as { innerError?: unknown }).innerError;
-  const code = (inner as { code?: unknown } | undefined)?.code;
+  const error = isRecord(details) ? details.error : undefined;
+  if (!isRecord(error)) return undefined;
+  const inner = error.innererror ?? error.innerError;
+  const code = isRecord(inner) ? inner.code : undefined;
   return typeof code === 'string' && code !== '' ? code : undefined;
 }
 
@@ -127,7 +128,8 @@ export function classify(err: unknown): Classified {
     if (after !== undefined) out.retryAfterMs = after;
     return out;
   }
-  const code = (rest?.code ?? (err as { code?: unknown })?.code) as string | undefined;
+  const rawCode = rest?.code ?? (isRecord(err) ? err.code : undefined);
+  const code = typeof rawCode === 'string' ? rawCode : undefined;
   if (code !== undefined && (RESET_CODES.has(code) || /socket hang up/i.test(message))) {
     return { kind: 'connection-reset', networkCode: code, message };
   }

@@ -4,7 +4,8 @@
  * any other error its message and hint (exit 1), with the stack when AKV_DEBUG is set.
  */
 import { UsageError } from './command.js';
-import { withHint } from '../errors.js';
+import { errorMessage, withHint } from '../errors.js';
+import { isRecord } from '../guards.js';
 
 export function finish(status: Promise<number>): void {
   status.then(
@@ -16,9 +17,10 @@ export function finish(status: Promise<number>): void {
         console.error(`akv: ${err.message}`);
         process.exitCode = 2;
       } else {
-        const e = err as Error & { hint?: string };
-        console.error(`akv: ${withHint(e.message ?? String(err), e.hint)}`);
-        if (process.env.AKV_DEBUG) console.error(e.stack);
+        // An AkvError, or any error that carries a hint the same way.
+        const hint = isRecord(err) && typeof err.hint === 'string' ? err.hint : undefined;
+        console.error(`akv: ${withHint(errorMessage(err), hint)}`);
+        if (process.env.AKV_DEBUG) console.error(err instanceof Error ? err.stack : err);
         process.exitCode = 1;
       }
     },

@@ -405,6 +405,8 @@ export class AgentClient {
     const r = await this.request(Op.DIAGNOSE, fields);
     const text = requireString(r, Tag.REPORT);
     try {
+      // The agent's own report, built from this type by src/agent/diagnose.ts: checking each
+      // field again here would restate the type.
       return JSON.parse(text) as AgentReport;
     } catch (err) {
       throw new AkvError(

@@ -91,8 +91,8 @@ export class NginxExample {
   loadSettings(): Settings {
     const v: Record<string, string> = {};
     for (const line of readFileSync(this.envFile, 'utf8').split('\n')) {
-      const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
-      if (m) v[m[1] as string] = m[2] as string;
+      const [, name, value] = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line) ?? [];
+      if (name !== undefined && value !== undefined) v[name] = value;
     }
     this.current = {
       hsm: v.AKV_HSM_NAME ?? '',

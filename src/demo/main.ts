@@ -12,6 +12,7 @@ import { mustPass, NginxExample } from './example.js';
 import { DemoRunner } from './runner.js';
 import { formatTable } from './table.js';
 import { checkTools, fetchSample } from './tools.js';
+import { errorMessage } from '../errors.js';
 
 const USAGE = `Usage: npm run demo [-- --keep] [-- --hsm-name NAME]
 
@@ -52,7 +53,7 @@ function parseOptions(argv: string[]): Options | number {
     }
     return { keep: values.keep === true, hsmName: values['hsm-name'] ?? 'akvdemo' };
   } catch (err) {
-    console.error(`demo: ${(err as Error).message}\n\n${USAGE}`);
+    console.error(`demo: ${errorMessage(err)}\n\n${USAGE}`);
     return 2;
   }
 }
@@ -63,7 +64,7 @@ function checkRows(lines: string[]): Array<{ what: string; ok: boolean }> {
     .map((l) => /^(PASS|FAIL)\s+(RSA|EC)\s+(.*)$/.exec(l))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => {
-      const gist = (m[3] as string)
+      const gist = (m[3] ?? '')
         .replace(/ \(.*$/, '')
         .replace(/ -> \{.*\}$/, ' -> the expected JSON');
       return { what: `${m[2]}: ${gist}`, ok: m[1] === 'PASS' };
@@ -238,7 +239,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    console.error(`demo: ${(err as Error).stack ?? String(err)}`);
+    console.error(`demo: ${err instanceof Error && err.stack ? err.stack : String(err)}`);
     process.exitCode = 1;
   },
 );

@@ -11,7 +11,9 @@ import type { Frame } from './frame.js';
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function tagLabel(tag: number): string {
-  const name = (Object.keys(Tag) as TagName[]).find((k) => Tag[k] === tag);
+  const name = Object.keys(Tag)
+    .filter((k): k is TagName => k in Tag)
+    .find((k) => Tag[k] === tag);
   return name ?? `0x${tag.toString(16).padStart(4, '0')}`;
 }
 

@@ -9,7 +9,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from '../command.js';
 import { UsageError, wantsHelp } from '../command.js';
-import { flag, int, parseOptions, requireStr } from '../util/args.js';
+import { flag, int, parseOptions, requireStr, str } from '../util/args.js';
 import {
   MAIN_JS,
   agentAnswers,
@@ -137,7 +137,7 @@ async function up(argv: string[]): Promise<number> {
       `dev up: --hsm-name ${JSON.stringify(hsmName)} is not a valid HSM name (3-24 letters, digits, hyphens)`,
     );
   const latencyMs = int(opts, 'dev up', 'latency-ms');
-  const socketGroup = opts.values['socket-group'] as string | undefined;
+  const socketGroup = str(opts, 'socket-group');
   if (socketGroup === '')
     throw new UsageError('dev up: --socket-group needs a group name (e.g. www-data)');
   const gid = socketGroup === undefined ? undefined : socketGroupId(socketGroup);

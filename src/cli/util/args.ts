@@ -10,7 +10,7 @@ import { errorMessage } from '../../errors.js';
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 export interface Parsed {
-  values: Record<string, string | boolean | string[] | undefined>;
+  values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   positionals: string[];
 }
 
@@ -33,7 +33,7 @@ export function parseOptions(
       strict: true,
       allowPositionals,
     });
-    return { values: values as Parsed['values'], positionals };
+    return { values, positionals };
   } catch (err) {
     throw new UsageError(
       `${command}: ${errorMessage(err).replace(/\. To specify a positional.*$/s, '')}. Run \`akv ${command} --help\`.`,
@@ -80,7 +80,7 @@ export function requireStr(p: Parsed, command: string, name: string, what: strin
 
 export function list(p: Parsed, name: string): string[] {
   const v = p.values[name];
-  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+  return Array.isArray(v) ? v.map(String) : typeof v === 'string' ? [v] : [];
 }
 
 export function flag(p: Parsed, name: string): boolean {

@@ -20,6 +20,7 @@ import { UsageError } from '../command.js';
 import { writeJsonAtomic } from './dev-state.js';
 import { fileSize } from './dev-services.js';
 import { sleep, tail } from './processes.js';
+import { isInteger, isRecord, isStringArray } from '../../guards.js';
 
 /** Names the emulator and the agent use in DIR (their pid files, dev.json, akv.json). */
 const RESERVED = ['agent', 'emulator', 'dev', 'akv'];
@@ -89,14 +90,14 @@ function startTimeOf(pid: number): string | undefined {
 export function readRecord(f: ServiceFiles): ServiceRecord | undefined {
   try {
     const value: unknown = JSON.parse(readFileSync(f.record, 'utf8'));
-    if (typeof value !== 'object' || value === null) return undefined;
-    const r = value as Partial<ServiceRecord>;
-    return typeof r.pid === 'number' && Number.isInteger(r.pid) && Array.isArray(r.command)
+    if (!isRecord(value)) return undefined;
+    const { pid, startTime, command, startedAt } = value;
+    return isInteger(pid) && isStringArray(command)
       ? {
-          pid: r.pid,
-          startTime: r.startTime,
-          command: r.command,
-          startedAt: String(r.startedAt),
+          pid,
+          startTime: typeof startTime === 'string' ? startTime : undefined,
+          command,
+          startedAt: String(startedAt),
         }
       : undefined;
   } catch {

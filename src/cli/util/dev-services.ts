@@ -16,6 +16,7 @@ import {
 } from './dev-state.js';
 import { sleep, spawnDetached, stopProcess, tail } from './processes.js';
 import { AKV_ROOT } from './provider-location.js';
+import { isRecord } from '../../guards.js';
 
 export const MAIN_JS = join(AKV_ROOT, 'dist', 'src', 'cli', 'main.js');
 
@@ -48,12 +49,12 @@ export async function startEmulator(
     'fix the problem above (is `npm run build` done?), then run `akv dev up` again',
     () => {
       try {
-        const written = JSON.parse(readFileSync(p.emulatorJson, 'utf8')) as {
-          url: string;
-          pid: number;
-          ca: string;
-        };
-        return written.pid === child.pid ? written : undefined;
+        const written: unknown = JSON.parse(readFileSync(p.emulatorJson, 'utf8'));
+        if (!isRecord(written) || written.pid !== child.pid) return undefined;
+        const { url, ca } = written;
+        return typeof url === 'string' && typeof ca === 'string'
+          ? { url, pid: child.pid, ca }
+          : undefined;
       } catch {
         return undefined; // not written yet
       }

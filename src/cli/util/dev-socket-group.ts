@@ -10,6 +10,7 @@ import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { resolveGroup } from '../../agent/socket-path.js';
 import { UsageError } from '../command.js';
+import { errnoCode } from '../../errors.js';
 
 /** DIR with a socket group: the group may pass through (x) but not list or write. */
 const GROUP_DIR_MODE = 0o710;
@@ -43,7 +44,7 @@ export function prepareDevDir(dir: string, gid: number | undefined): void {
   try {
     mkdirSync(dir, { mode: OWNER_DIR_MODE });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if (errnoCode(err) !== 'EEXIST') throw err;
   }
   if (gid === undefined) return;
   const st = statSync(dir);

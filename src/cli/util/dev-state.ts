@@ -4,8 +4,9 @@
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AkvError } from '../../errors.js';
+import { AkvError, errnoCode } from '../../errors.js';
 import { isAlive, sleep } from './processes.js';
+import { isRecord } from '../../guards.js';
 
 /** How long a start, a reload or a lock may take. */
 export const START_TIMEOUT_MS = 30_000;
@@ -46,10 +47,18 @@ export function paths(dir: string): Paths {
   };
 }
 
+/**
+ * Whether dev.json holds a state: its outline (HSM names, the emulator, the agent) is checked;
+ * the rest is as writeJsonAtomic wrote it from a DevState (an owner-only file of `akv dev up`).
+ */
+function isDevState(s: unknown): s is DevState {
+  return isRecord(s) && Array.isArray(s.hsmNames) && isRecord(s.emulator) && isRecord(s.agent);
+}
+
 export function readState(p: Paths): DevState | undefined {
   try {
-    const s = JSON.parse(readFileSync(p.state, 'utf8')) as DevState;
-    return Array.isArray(s.hsmNames) && s.emulator && s.agent ? s : undefined;
+    const s: unknown = JSON.parse(readFileSync(p.state, 'utf8'));
+    return isDevState(s) ? s : undefined;
   } catch {
     return undefined;
   }
@@ -96,7 +105,7 @@ export async function withLock<T>(
       writeFileSync(lock, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (errnoCode(err) !== 'EEXIST') throw err;
       let text: string;
       try {
         text = readFileSync(lock, 'utf8').trim();

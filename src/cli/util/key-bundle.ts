@@ -19,6 +19,7 @@ const b64u = (v: Uint8Array | undefined): string | undefined =>
 const iso = (d: Date | undefined): string | undefined => d?.toISOString();
 
 function dropUndefined<T extends Record<string, unknown>>(o: T): Partial<T> {
+  // Object.fromEntries types its result by the values only; the keys are o's own, a subset of T's.
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
@@ -137,7 +138,7 @@ function azureCurve(crv: string | undefined): string | undefined {
 export function sdkJwkFromJson(json: Record<string, unknown>, origin: string): JsonWebKey {
   const kty = json.kty;
   if (typeof kty !== 'string') throw new UsageError(`key import: ${origin} has no "kty"`);
-  const out: Record<string, unknown> = { kty };
+  const out: JsonWebKey = { kty };
   for (const f of JWK_BINARY_FIELDS) {
     const v = json[f];
     if (v === undefined) continue;
@@ -148,7 +149,7 @@ export function sdkJwkFromJson(json: Record<string, unknown>, origin: string): J
   if (typeof json.crv === 'string') out.crv = azureCurve(json.crv);
   const ops = json.key_ops ?? json.keyOps;
   if (Array.isArray(ops)) out.keyOps = ops.map(String);
-  return out as JsonWebKey;
+  return out;
 }
 
 /** A PEM private key (PKCS#8, PKCS#1, SEC1; encrypted with a password too) → SDK JsonWebKey. */
@@ -160,7 +161,7 @@ export function sdkJwkFromPem(pem: Buffer, origin: string, password?: string): J
         ? { key: pem, format: 'pem' }
         : { key: pem, format: 'pem', passphrase: password },
     );
-    jwk = key.export({ format: 'jwk' }) as Record<string, unknown>;
+    jwk = key.export({ format: 'jwk' });
   } catch (err) {
     throw new UsageError(
       `key import: ${origin} is not a readable PEM private key (${errorMessage(err)})${password === undefined ? '; if it is encrypted, give --pem-password' : ''}`,
