@@ -5,7 +5,6 @@
  * not a certificate or holds another key's certificate is left out with a warning in the agent
  * log: the key itself stays usable (the OpenSSL provider never asks for the certificate).
  */
-import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { AkvConfig } from '../config/types.js';
@@ -32,6 +31,7 @@ export async function configuredCertificate(
   if (path === undefined) return undefined;
   const uri = formatKeyUri(ref);
   try {
+    const { X509Certificate } = process.getBuiltinModule('node:crypto');
     const cert = new X509Certificate(await readFile(path));
     const certSpki = cert.publicKey.export({ type: 'spki', format: 'der' });
     if (spki !== undefined && !certSpki.equals(spki)) {

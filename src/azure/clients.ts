@@ -11,9 +11,10 @@
  * when the endpoint is not one that scope belongs to, does the SDK's challenge handling take over,
  * and from then on every call uses what the challenge asked for (ChallengeRecorder).
  *
- * node:https and node:tls are taken when a vault's clients are made, not imported: loading them
- * was about a sixth of the agent's start to listening (issue 25, docs/performance.md "Cold
- * start"), and the agent loads them right after it listens (preloadHsmTransport).
+ * node:https and node:tls are taken when a vault's clients are made, not imported (node:crypto
+ * likewise where the first request uses it): loading them was about a fifth of the agent's start
+ * to listening (issue 25, docs/performance.md "Cold start"), and the agent loads them right after
+ * it listens (preloadHsmTransport).
  */
 import type { Agent as HttpsAgent } from 'node:https';
 import type { IncomingMessage } from 'node:http';
@@ -40,6 +41,7 @@ import { RetryBudget } from './retry-budget.js';
  * that started it connects and says HELLO, rather than before the socket exists.
  */
 export function preloadHsmTransport(): void {
+  process.getBuiltinModule('node:crypto');
   process.getBuiltinModule('node:tls');
   process.getBuiltinModule('node:https');
 }

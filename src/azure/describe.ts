@@ -4,7 +4,6 @@
  * version, allowed operations and the public key as DER SubjectPublicKeyInfo (built locally from
  * the JWK, so the provider gets a ready-made public key).
  */
-import { createPublicKey } from 'node:crypto';
 import { AkvError } from '../errors.js';
 
 /** The parts of a JWK read here; the SDK's JsonWebKey has this shape. */
@@ -96,10 +95,13 @@ function bitLength(bytes: Uint8Array): number {
 export function spkiFromJwk(jwk: JwkView, kid: string): Buffer {
   const kty = baseKty(jwk.kty);
   if (kty === 'RSA') {
-    return createPublicKey({
-      key: { kty: 'RSA', n: b64u(jwk.n, 'modulus', kid), e: b64u(jwk.e, 'exponent', kid) },
-      format: 'jwk',
-    }).export({ type: 'spki', format: 'der' });
+    return process
+      .getBuiltinModule('node:crypto')
+      .createPublicKey({
+        key: { kty: 'RSA', n: b64u(jwk.n, 'modulus', kid), e: b64u(jwk.e, 'exponent', kid) },
+        format: 'jwk',
+      })
+      .export({ type: 'spki', format: 'der' });
   }
   if (kty === 'EC') {
     const crv = jwk.crv;
@@ -109,15 +111,18 @@ export function spkiFromJwk(jwk: JwkView, kid: string): Buffer {
         `key ${kid} uses the curve ${String(crv)}, which akv does not support`,
         'use P-256, P-256K, P-384 or P-521',
       );
-    return createPublicKey({
-      key: {
-        kty: 'EC',
-        crv: NODE_JWK_CURVE[crv],
-        x: b64u(jwk.x, 'x coordinate', kid),
-        y: b64u(jwk.y, 'y coordinate', kid),
-      },
-      format: 'jwk',
-    }).export({ type: 'spki', format: 'der' });
+    return process
+      .getBuiltinModule('node:crypto')
+      .createPublicKey({
+        key: {
+          kty: 'EC',
+          crv: NODE_JWK_CURVE[crv],
+          x: b64u(jwk.x, 'x coordinate', kid),
+          y: b64u(jwk.y, 'y coordinate', kid),
+        },
+        format: 'jwk',
+      })
+      .export({ type: 'spki', format: 'der' });
   }
   throw new AkvError(
     'UNSUPPORTED',

@@ -15,7 +15,6 @@
  * evaluation challenge (`error="insufficient_claims"`, `claims=`) gets a token for those claims at
  * once and the operation is sent once more, as the SDK's challenge policy does.
  */
-import { randomUUID } from 'node:crypto';
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-auth';
 import type { HsmHttpClient } from './hsm-http.js';
 import type { KeyRef } from '../uri/index.js';
@@ -227,7 +226,8 @@ export class KeyOperations {
       'user-agent',
       this.userAgent,
       'x-ms-client-request-id',
-      randomUUID(),
+      // node:crypto is taken here, not imported: the agent loads it after it listens (clients.ts).
+      process.getBuiltinModule('node:crypto').randomUUID(),
     ];
     const res = await this.http.post(path, headers, body, deadline);
     return answer(res.status, res.headers, res.body);
