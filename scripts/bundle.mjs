@@ -2,15 +2,16 @@
 // The bundles bin/akv runs (issue 25, docs/performance.md "Cold start"), made by `npm run build`
 // from tsc's output (dist/src) with esbuild, into dist/bundle/:
 //   agent.cjs   `akv agent` (src/cli/agent-main.ts): one CommonJS file holding all of the agent's
-//               code. CommonJS because bin/akv compiles it with V8's code cache
-//               (scripts/code-cache.mjs makes agent.cjs.cache) and because Node's ES module loader
-//               costs a start more than the file's compile. What the agent loads only later (the
-//               undici pool, the metrics modules, the SDK, @azure/identity, prom-client) is
-//               required inside esbuild's lazy module initialisers, when first used: dynamic
-//               import() is turned into them (supported: dynamic-import false).
-//   akv.js      every other command (src/cli/main.ts), each command a chunk (chunk-*.js) that
-//               loads only when it runs, and worker.js, the emulator's crypto worker, which
-//               src/emulator/crypto/pool.ts finds beside its own chunk.
+//               code;
+//   akv.cjs     every other command (src/cli/main.ts), likewise;
+//   worker.js   the emulator's crypto worker (an ES module), which src/emulator/crypto/pool.ts
+//               finds beside akv.cjs.
+// CommonJS because bin/akv compiles each file with its V8 code cache (scripts/code-cache.mjs makes
+// agent.cjs.cache and akv.cjs.cache) and because Node's ES module loader costs a start more than
+// it saves. What a command or the agent loads only when needed (a command's module, the undici
+// pool, the metrics modules, the SDK, @azure/identity, prom-client) is required inside esbuild's
+// lazy module initialisers, when first used: dynamic import() is turned into them (supported:
+// dynamic-import false), so an unused module is compiled but never run.
 // The Azure SDK, @azure/identity, prom-client and undici stay in node_modules and are loaded
 // when needed, as in the tree (what loads them lazily is src/azure/clients.ts, credentials.ts,
 // src/agent/metrics-sink.ts, warming-http.ts). pino and @noble/curves are bundled.
@@ -46,29 +47,25 @@ const common = {
 };
 
 rmSync(out, { recursive: true, force: true });
-const [agent, cli] = await Promise.all([
+const commonJs = {
+  ...common,
+  format: 'cjs',
+  outExtension: { '.js': '.cjs' },
+  outdir: out,
+  // import.meta.url (src/install-root.ts, installation.ts, peer-credentials.ts, the emulator's
+  // worker pool) from the file bin/akv compiled, as CommonJS names it.
+  define: { 'import.meta.url': '__akvImportMetaUrl' },
+  banner: {
+    js: "const __akvImportMetaUrl = require('node:url').pathToFileURL(__filename).href;",
+  },
+  supported: { 'dynamic-import': false },
+};
+const results = await Promise.all([
+  build({ ...commonJs, entryPoints: [{ in: join(src, 'cli', 'agent-main.js'), out: 'agent' }] }),
+  build({ ...commonJs, entryPoints: [{ in: join(src, 'cli', 'main.js'), out: 'akv' }] }),
   build({
     ...common,
-    format: 'cjs',
-    entryPoints: [{ in: join(src, 'cli', 'agent-main.js'), out: 'agent' }],
-    outExtension: { '.js': '.cjs' },
-    outdir: out,
-    // import.meta.url (src/install-root.ts, installation.ts, peer-credentials.ts) from the file
-    // bin/akv compiled, as CommonJS names it.
-    define: { 'import.meta.url': '__akvImportMetaUrl' },
-    banner: {
-      js: "const __akvImportMetaUrl = require('node:url').pathToFileURL(__filename).href;",
-    },
-    supported: { 'dynamic-import': false },
-  }),
-  build({
-    ...common,
-    entryPoints: [
-      { in: join(src, 'cli', 'main.js'), out: 'akv' },
-      { in: join(src, 'emulator', 'crypto', 'worker.js'), out: 'worker' },
-    ],
-    splitting: true,
-    chunkNames: 'chunk-[hash]',
+    entryPoints: [{ in: join(src, 'emulator', 'crypto', 'worker.js'), out: 'worker' }],
     outdir: out,
   }),
 ]);
@@ -76,7 +73,7 @@ const [agent, cli] = await Promise.all([
 // What each file holds and loads (the file an entry point or a lazy import became, its static and
 // dynamic imports): test/coldstart/ checks with it what a start loads; the package leaves it out.
 const outputs = {};
-for (const result of [agent, cli])
+for (const result of results)
   for (const [file, o] of Object.entries(result.metafile.outputs)) {
     if (!/\.c?js$/.test(file)) continue;
     outputs[basename(file)] = {

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// Makes dist/bundle/agent.cjs.cache, the V8 code cache bin/akv compiles the agent with (issue 25,
-// docs/performance.md "Cold start"): `npm run build` runs it after the bundle and the native
-// addon. It starts the bundled agent once as a user would (bin/akv, with the `node` on PATH that
-// runs it later: a cache is valid only for the V8 and flags that made it), asks it HELLO and PING
-// (`akv ping`), and stops it; the agent writes the cache of everything it compiled by then as it
-// exits (AKV_WRITE_CODE_CACHE). No HSM is contacted. Options: --quiet.
+// Makes dist/bundle/agent.cjs.cache and akv.cjs.cache, the V8 code caches bin/akv compiles the
+// bundles with (issue 25, docs/performance.md "Cold start"): `npm run build` runs it after the
+// bundle and the native addon. It starts the bundled agent once as a user would (bin/akv, with the
+// `node` on PATH that runs it later: a cache is valid only for the V8 and flags that made it),
+// runs `akv ping` against it (HELLO and PING), and stops it; each process writes the cache of
+// everything it compiled as it exits (AKV_WRITE_CODE_CACHE). No HSM is contacted. Options: --quiet.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const akv = join(root, 'bin', 'akv');
-const cacheFile = join(root, 'dist', 'bundle', 'agent.cjs.cache');
+const agentCache = join(root, 'dist', 'bundle', 'agent.cjs.cache');
+const cliCache = join(root, 'dist', 'bundle', 'akv.cjs.cache');
 const quiet = process.argv.includes('--quiet');
 const START_TIMEOUT_MS = 30_000;
 
@@ -30,10 +31,10 @@ writeFileSync(config, JSON.stringify({ vaults: {} }));
 // The user's settings must not reach this agent; neither may V8 flags in NODE_OPTIONS (a cache is
 // rejected under other flags), nor NODE_EXTRA_CA_CERTS (it costs the start, not the cache).
 const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, AZURE_CLI_ACCESS_TOKEN: 'x' };
-rmSync(cacheFile, { force: true });
+for (const f of [agentCache, cliCache]) rmSync(f, { force: true });
 
 const agent = spawn(akv, ['agent', '--socket', socket, '--config', config], {
-  env: { ...env, AKV_LOG_FILE: join(dir, 'agent.log'), AKV_WRITE_CODE_CACHE: cacheFile },
+  env: { ...env, AKV_LOG_FILE: join(dir, 'agent.log'), AKV_WRITE_CODE_CACHE: agentCache },
   stdio: ['ignore', 'pipe', 'pipe'],
 });
 let output = '';
@@ -51,13 +52,18 @@ try {
     exited.then(() => false),
   ]);
   if (!listening) fail(`the bundled agent did not start:\n${output}`);
-  const ping = spawnSync(akv, ['ping', '--socket', socket, '--quiet'], { env, encoding: 'utf8' });
+  const ping = spawnSync(akv, ['ping', '--socket', socket, '--quiet'], {
+    env: { ...env, AKV_WRITE_CODE_CACHE: cliCache },
+    encoding: 'utf8',
+  });
   if (ping.status !== 0) fail(`akv ping did not reach the bundled agent:\n${ping.stderr}`);
   agent.kill('SIGTERM');
   const { code, signal } = await exited;
   if (code !== 0) fail(`the bundled agent exited with ${code ?? signal}:\n${output}`);
-  if (!existsSync(cacheFile)) fail('the agent wrote no code cache');
-  if (!quiet) console.log(`code-cache: ${cacheFile} (${statSync(cacheFile).size} bytes)`);
+  for (const f of [agentCache, cliCache]) {
+    if (!existsSync(f)) fail(`${f} was not written`);
+    if (!quiet) console.log(`code-cache: ${f} (${statSync(f).size} bytes)`);
+  }
 } finally {
   clearTimeout(timer);
   agent.kill('SIGKILL');

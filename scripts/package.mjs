@@ -62,7 +62,8 @@ if (changelogVersion !== version)
     'follow the version bump procedure in docs/releasing.md (both, and CHANGELOG.md, change together)',
   );
 for (const built of [
-  'dist/bundle/akv.js',
+  'dist/bundle/akv.cjs',
+  'dist/bundle/akv.cjs.cache',
   'dist/bundle/agent.cjs',
   'dist/bundle/agent.cjs.cache',
   'dist/src/cli/main.js',

@@ -1,7 +1,7 @@
 /**
  * `akv` entry point: finds the sub-command module in `commands/` and runs it.
  * Commands are loaded lazily so that a quick command does not pay for the Azure SDK's import cost.
- * bin/akv runs the bundle of this file (dist/bundle/akv.js, scripts/bundle.mjs), except for
+ * bin/akv runs the bundle of this file (dist/bundle/akv.cjs, scripts/bundle.mjs), except for
  * `akv agent`, which has an entry of its own (src/cli/agent-main.ts).
  */
 import '../started.js'; // first: it notes when akv's own code started

@@ -1,41 +1,8 @@
 /**
- * What the bundle is made of (dist/bundle/metafile.json, written by scripts/bundle.mjs): which
- * file each entry point and each lazy import became, and what each file imports. The cold-start
- * tests compare it with what a process loaded (the module hook's log).
+ * The files of the bundle (dist/bundle, written by scripts/bundle.mjs) among the modules a process
+ * loaded (the module hook's log): the cold-start tests check that a start loads only its own.
  */
-import { readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import { REPO_ROOT } from '../helpers/emulator.js';
-
-export const BUNDLE_DIR = join(REPO_ROOT, 'dist', 'bundle');
-
-interface BundleFile {
-  bytes: number;
-  entryPoint?: string;
-  imports: Array<{ file: string; kind: string }>;
-  external: string[];
-}
-
-function outputs(): Record<string, BundleFile> {
-  return (
-    JSON.parse(readFileSync(join(BUNDLE_DIR, 'metafile.json'), 'utf8')) as {
-      outputs: Record<string, BundleFile>;
-    }
-  ).outputs;
-}
-
-/** FILE and every file it imports statically, transitively: what loading it loads. */
-export function staticClosure(file: string): Set<string> {
-  const all = outputs();
-  const seen = new Set<string>();
-  const visit = (f: string): void => {
-    if (seen.has(f)) return;
-    seen.add(f);
-    for (const i of all[f]?.imports ?? []) if (i.kind === 'import-statement') visit(i.file);
-  };
-  visit(file);
-  return seen;
-}
+import { basename } from 'node:path';
 
 /** The dist/bundle files among the modules a process loaded (their base names). */
 export function bundleFilesLoaded(modules: string[]): string[] {

@@ -90,7 +90,8 @@ test('the .deb holds the CLI, node_modules, the provider, units, config, docs, m
   for (const p of [
     '/usr/lib/akv/bin/akv',
     '/usr/lib/akv/package.json',
-    '/usr/lib/akv/dist/bundle/akv.js',
+    '/usr/lib/akv/dist/bundle/akv.cjs',
+    '/usr/lib/akv/dist/bundle/akv.cjs.cache',
     '/usr/lib/akv/bin/package.json',
     '/usr/lib/akv/dist/bundle/agent.cjs',
     '/usr/lib/akv/dist/bundle/agent.cjs.cache',
