@@ -73,6 +73,23 @@ function dir(label: string): string {
   return mkdtempSync(join(scratch, `${label}-`));
 }
 
+/** `akv dev start --dir D --name NAME OPTIONS -- COMMAND`. */
+function start(d: string, name: string, options: string[], command: string[]): Run {
+  return akv(['dev', 'start', '--dir', d, '--name', name, ...options, '--', ...command]);
+}
+
+/** `akv dev stop --dir D --name NAME OPTIONS`. */
+function stop(d: string, name: string, ...options: string[]): Run {
+  return akv(['dev', 'stop', '--dir', d, '--name', name, ...options]);
+}
+
+/** A service's command: node running SCRIPT with ARGS. */
+function node(script: string, ...args: string[]): string[] {
+  return [process.execPath, '-e', script, ...args];
+}
+
+const IDLE = 'setInterval(() => {}, 1000)';
+
 function pidOf(d: string, name: string): number {
   const pid = Number(readFileSync(join(d, `${name}.pid`), 'utf8').trim());
   started.push(pid);
@@ -83,19 +100,8 @@ describe('akv dev start|stop|status', () => {
   it('starts a real server, waits for its port, is idempotent, stops it', async () => {
     const d = dir('web');
     const port = await freePort();
-    const cmd = [process.execPath, '-e', SERVER, String(port)];
-    const r = akv([
-      'dev',
-      'start',
-      '--dir',
-      d,
-      '--name',
-      'web',
-      '--ready-port',
-      String(port),
-      '--',
-      ...cmd,
-    ]);
+    const cmd = node(SERVER, String(port));
+    const r = start(d, 'web', ['--ready-port', String(port)], cmd);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /web started \(pid \d+\), accepting connections on 127\.0\.0\.1:\d+/);
     const pid = pidOf(d, 'web');
@@ -106,44 +112,22 @@ describe('akv dev start|stop|status', () => {
     assert.equal(status.code, 0, status.stdout + status.stderr);
     assert.match(status.stdout, new RegExp(`^web  running \\(pid ${pid}, since .*\\): .*-e`, 'm'));
 
-    const again = akv([
-      'dev',
-      'start',
-      '--dir',
-      d,
-      '--name',
-      'web',
-      '--ready-port',
-      String(port),
-      '--',
-      ...cmd,
-    ]);
+    const again = start(d, 'web', ['--ready-port', String(port)], cmd);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, new RegExp(`web already running \\(pid ${pid}\\)`));
     assert.equal(pidOf(d, 'web'), pid);
 
-    const other = akv([
-      'dev',
-      'start',
-      '--dir',
-      d,
-      '--name',
-      'web',
-      '--',
-      process.execPath,
-      '-e',
-      '1',
-    ]);
+    const other = start(d, 'web', [], node('1'));
     assert.equal(other.code, 2, other.stderr);
     assert.match(other.stderr, /already runs \(pid \d+\) another command.*akv dev stop/);
 
-    const stop = akv(['dev', 'stop', '--dir', d, '--name', 'web']);
-    assert.equal(stop.code, 0, stop.stderr);
-    assert.match(stop.stderr, new RegExp(`web \\(pid ${pid}\\) stopped`));
+    const stopped = stop(d, 'web');
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.match(stopped.stderr, new RegExp(`web \\(pid ${pid}\\) stopped`));
     assert.ok(await gone(pid), 'the server exited');
     assert.ok(!existsSync(join(d, 'web.pid')), 'the pid file is removed');
 
-    const stopAgain = akv(['dev', 'stop', '--dir', d, '--name', 'web']);
+    const stopAgain = stop(d, 'web');
     assert.equal(stopAgain.code, 0, stopAgain.stderr);
     assert.match(stopAgain.stderr, /web was not running/);
     const after = akv(['dev', 'status', '--dir', d, '--name', 'web']);
@@ -151,75 +135,53 @@ describe('akv dev start|stop|status', () => {
     assert.match(after.stdout, /^web {2}stopped$/m);
   });
 
-  it('a program that dies at start: the error quotes its log', () => {
-    const d = dir('dies');
-    const r = akv([
-      'dev',
-      'start',
-      '--dir',
-      d,
-      '--name',
-      'broken',
-      '--ready-port',
-      '1',
-      '--',
-      process.execPath,
-      '-e',
-      `console.error('broken.conf line 3: unknown directive "sever"'); process.exit(3)`,
-    ]);
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /broken \(pid \d+\) exited with status 3 before it was ready/);
-    assert.match(r.stderr, /broken\.log says:\nbroken\.conf line 3: unknown directive "sever"/);
-    assert.ok(!existsSync(join(d, 'broken.pid')));
-  });
-
-  it('a program that daemonizes (exits 0) is told to stay in the foreground', () => {
-    const d = dir('daemon');
-    const r = akv([
-      'dev',
-      'start',
-      '--dir',
-      d,
-      '--name',
-      'forks',
-      '--ready-port',
-      '1',
-      '--',
-      process.execPath,
-      '-e',
-      '0',
-    ]);
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /exited with status 0 before it was ready/);
-    assert.match(r.stderr, /foreground.*daemon off/);
-  });
-
-  it('a command that does not exist is named', () => {
-    const d = dir('missing');
-    const r = akv(['dev', 'start', '--dir', d, '--name', 'x', '--', join(d, 'no-such-program')]);
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /could not be started: spawn .*no-such-program ENOENT/);
-  });
+  // Starts that fail: the service is not left behind, and the error says why.
+  for (const { what, name, options, command, says } of [
+    {
+      what: 'a program that dies at start: the error quotes its log',
+      name: 'broken',
+      options: ['--ready-port', '1'],
+      command: node(
+        `console.error('broken.conf line 3: unknown directive "sever"'); process.exit(3)`,
+      ),
+      says: [
+        /broken \(pid \d+\) exited with status 3 before it was ready/,
+        /broken\.log says:\nbroken\.conf line 3: unknown directive "sever"/,
+      ],
+    },
+    {
+      what: 'a program that daemonizes (exits 0) is told to stay in the foreground',
+      name: 'forks',
+      options: ['--ready-port', '1'],
+      command: node('0'),
+      says: [/exited with status 0 before it was ready/, /foreground.*daemon off/],
+    },
+    {
+      what: 'a command that does not exist is named',
+      name: 'x',
+      options: [],
+      command: [join(scratch, 'no-such-program')],
+      says: [/could not be started: spawn .*no-such-program ENOENT/],
+    },
+  ]) {
+    it(what, () => {
+      const d = dir(name);
+      const r = start(d, name, options, command);
+      assert.notEqual(r.code, 0);
+      for (const pattern of says) assert.match(r.stderr, pattern);
+      assert.ok(!existsSync(join(d, `${name}.pid`)));
+    });
+  }
 
   it('a program that never gets ready is stopped after --timeout, quoting its log', async () => {
     const d = dir('slow');
     const port = await freePort();
-    const r = akv([
-      'dev',
-      'start',
-      '--dir',
+    const r = start(
       d,
-      '--name',
       'slow',
-      '--ready-port',
-      String(port),
-      '--timeout',
-      '1',
-      '--',
-      process.execPath,
-      '-e',
-      `console.log('loading a very large config'); setInterval(() => {}, 1000)`,
-    ]);
+      ['--ready-port', String(port), '--timeout', '1'],
+      node(`console.log('loading a very large config'); ${IDLE}`),
+    );
     assert.notEqual(r.code, 0);
     assert.match(
       r.stderr,
@@ -234,31 +196,25 @@ describe('akv dev start|stop|status', () => {
 
   it('--ready-log waits for a line; SIGTERM ignored: SIGKILL after the stop --timeout', async () => {
     const d = dir('stubborn');
-    const r = akv([
-      'dev',
-      'start',
-      '--dir',
+    const r = start(
       d,
-      '--name',
       'stubborn',
-      '--ready-log',
-      'ready now',
-      '--',
-      process.execPath,
-      '-e',
-      `process.on('SIGTERM', () => console.log('ignoring SIGTERM')); setTimeout(() => console.log('ready now'), 300); setInterval(() => {}, 1000)`,
-    ]);
+      ['--ready-log', 'ready now'],
+      node(
+        `process.on('SIGTERM', () => console.log('ignoring SIGTERM')); setTimeout(() => console.log('ready now'), 300); ${IDLE}`,
+      ),
+    );
     assert.equal(r.code, 0, r.stderr);
     const pid = pidOf(d, 'stubborn');
-    const stop = akv(['dev', 'stop', '--dir', d, '--name', 'stubborn', '--timeout', '0.5']);
-    assert.equal(stop.code, 0, stop.stderr);
-    assert.match(stop.stderr, /did not stop within 0\.5 s of SIGTERM: killed \(SIGKILL\)/);
+    const stopped = stop(d, 'stubborn', '--timeout', '0.5');
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.match(stopped.stderr, /did not stop within 0\.5 s of SIGTERM: killed \(SIGKILL\)/);
     assert.ok(await gone(pid));
   });
 
   it('a stale pid file naming another live process: that process is never signalled', async () => {
     const d = dir('stale');
-    const bystander = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {
+    const bystander = spawn(process.execPath, ['-e', IDLE], {
       stdio: 'ignore',
     });
     bystanders.push(bystander);
@@ -280,10 +236,10 @@ describe('akv dev start|stop|status', () => {
       status.stdout,
       /^web {2}stopped \(stale pid file: pid \d+ is another process now/m,
     );
-    const stop = akv(['dev', 'stop', '--dir', d, '--name', 'web', '--timeout', '0.5']);
-    assert.equal(stop.code, 0, stop.stderr);
+    const stopped = stop(d, 'web', '--timeout', '0.5');
+    assert.equal(stopped.code, 0, stopped.stderr);
     assert.match(
-      stop.stderr,
+      stopped.stderr,
       /web was not running \(removed the stale .*web\.pid.*not signalled\)/,
     );
     assert.ok(running(pid), 'the other process still runs');
@@ -292,47 +248,22 @@ describe('akv dev start|stop|status', () => {
     // A bare pid file (no record) is not taken for ours either; start goes ahead.
     writeFileSync(join(d, 'web.pid'), `${pid}\n`);
     const port = await freePort();
-    const start = akv([
-      'dev',
-      'start',
-      '--dir',
-      d,
-      '--name',
-      'web',
-      '--ready-port',
-      String(port),
-      '--',
-      process.execPath,
-      '-e',
-      SERVER,
-      String(port),
-    ]);
-    assert.equal(start.code, 0, start.stderr);
+    const fresh = start(d, 'web', ['--ready-port', String(port)], node(SERVER, String(port)));
+    assert.equal(fresh.code, 0, fresh.stderr);
     assert.match(
-      start.stderr,
+      fresh.stderr,
       /ignoring .*web\.pid: .* does not describe pid \d+ \(not signalled\)/,
     );
     const ours = pidOf(d, 'web');
     assert.notEqual(ours, pid);
     assert.ok(running(pid), 'the other process still runs');
-    assert.equal(akv(['dev', 'stop', '--dir', d, '--name', 'web']).code, 0);
+    assert.equal(stop(d, 'web').code, 0);
     assert.ok(await gone(ours));
   });
 
   it('akv dev down stops the services of DIR too', async () => {
     const d = dir('down');
-    const r = akv([
-      'dev',
-      'start',
-      '--dir',
-      d,
-      '--name',
-      'idle',
-      '--',
-      process.execPath,
-      '-e',
-      'setInterval(() => {}, 1000)',
-    ]);
+    const r = start(d, 'idle', [], node(IDLE));
     assert.equal(r.code, 0, r.stderr);
     const pid = pidOf(d, 'idle');
     const down = akv(['dev', 'down', '--dir', d]);
@@ -347,38 +278,24 @@ describe('akv dev start|stop|status', () => {
     await new Promise((r) => busy.once('listening', r));
     const address = busy.address();
     const port = typeof address === 'object' && address ? address.port : 0;
-    const r = akv([
-      'dev',
-      'start',
-      '--dir',
-      d,
-      '--name',
-      'web',
-      '--ready-port',
-      String(port),
-      '--',
-      process.execPath,
-      '-e',
-      SERVER,
-      String(port),
-    ]);
+    const r = start(d, 'web', ['--ready-port', String(port)], node(SERVER, String(port)));
     busy.close();
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /something already accepts connections on 127\.0\.0\.1:\d+/);
     assert.ok(!existsSync(join(d, 'web.pid')), 'nothing was started');
 
-    const reserved = akv(['dev', 'start', '--dir', d, '--name', 'agent', '--', 'true']);
+    const reserved = start(d, 'agent', [], ['true']);
     assert.equal(reserved.code, 2);
     assert.match(reserved.stderr, /not a service name/);
     const none = akv(['dev', 'start', '--dir', d, '--name', 'web']);
     assert.equal(none.code, 2);
     assert.match(none.stderr, /the command to run is missing: put it after --/);
-    const help = akv(['dev', 'start', '--dir', d, '--name', 'h', '--', process.execPath, '--help']);
+    const help = start(d, 'h', [], [process.execPath, '--help']);
     assert.doesNotMatch(
       help.stdout + help.stderr,
       /Usage: akv dev/,
       "the command's --help is its own",
     );
-    akv(['dev', 'stop', '--dir', d, '--name', 'h']);
+    stop(d, 'h');
   });
 });

@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { cleanAkvEnv } from '../helpers/dev.js';
 import { AKV_BIN } from '../helpers/emulator.js';
 import { OPENSSL, PROVIDERS, PROVIDER_MODULES_DIR } from '../provider/openssl-env.js';
-import { loadFixtures, type Fixture } from './fixtures.js';
+import { loadFixtures, type Fixture, type RecordedExchange } from './fixtures.js';
 import { startReplay, type ReplayServer } from './replay-server.js';
 
 const HSM = 'replayhsm';
@@ -99,15 +99,78 @@ function recordedKey(file: string, exchange: string): { n: string; e: string } {
   return (x?.response.body as { key: { n: string; e: string } }).key;
 }
 
-function recordedExchange(file: string, name: string) {
+function recordedExchange(file: string, name: string): RecordedExchange {
   const x = byFile(file).exchanges.find((e) => e.name === name);
   assert.ok(x, `${file}: ${name}`);
   return x;
 }
 
+/** The base64url `value` of a recorded body: a request's input, or the HSM's answer. */
+function valueOf(body: unknown): string {
+  return (body as { value: string }).value;
+}
+
+/** `akv ARGS` with this test's environment. */
+function akv(...args: string[]): ReturnType<typeof run> {
+  return run(AKV_BIN, args);
+}
+
+/** `openssl pkeyutl OP` with the provider, on the HSM key named NAME. */
+function pkeyutlArgs(op: '-sign' | '-decrypt', name: string, opts: readonly string[]): string[] {
+  return ['pkeyutl', op, ...PROVIDERS, '-inkey', `managedhsm:${HSM}:${name}`, ...opts];
+}
+
+/**
+ * Writes the recorded request's value (a digest, a ciphertext, a wrapped key) to a file, runs the
+ * command on it (`cmd ...args <in> FILE <out> OUT`) and returns the recorded exchange, the two
+ * file names and what the command wrote, for the caller to hold against the recorded answer.
+ */
+async function answersAsRecorded(
+  file: string,
+  exchange: string,
+  command: { cmd: string; args: string[]; in: string; out: string },
+): Promise<{ x: RecordedExchange; inFile: string; outFile: string; out: Buffer }> {
+  const x = recordedExchange(file, exchange);
+  const stem = exchange.replace(/\W+/g, '-');
+  const [inFile, outFile] = [`${stem}.in`, `${stem}.out`];
+  writeFileSync(join(dir, inFile), Buffer.from(valueOf(x.request.body), 'base64url'));
+  const r = await run(command.cmd, [...command.args, command.in, inFile, command.out, outFile]);
+  assert.equal(r.code, 0, r.stderr);
+  return { x, inFile, outFile, out: readFileSync(join(dir, outFile)) };
+}
+
+/** `openssl pkeyutl -verify` (no provider) of SIG over DIGEST with a recorded public key. */
+async function assertVerifies(
+  jwk: Record<string, string>,
+  opts: readonly string[],
+  digest: string,
+  sig: string,
+): Promise<void> {
+  const pem = `${sig}.pub.pem`;
+  const pub = createPublicKey({ key: jwk, format: 'jwk' });
+  writeFileSync(join(dir, pem), pub.export({ format: 'pem', type: 'spki' }));
+  // The digest is what was signed: openssl pkeyutl verifies a digest as given.
+  const v = await run(OPENSSL, [
+    'pkeyutl',
+    '-verify',
+    '-pubin',
+    '-inkey',
+    pem,
+    ...opts,
+    '-in',
+    digest,
+    '-sigfile',
+    sig,
+  ]);
+  assert.equal(v.code, 0, `openssl verify: ${v.stdout}${v.stderr}`);
+  assert.match(v.stdout, /Signature Verified Successfully/);
+}
+
+const OPENSSL_IO = { cmd: OPENSSL, in: '-in', out: '-out' } as const;
+
 describe('openssl with the provider, through the agent', () => {
   const file = 'python-mhsm-rsa3072-sign.json';
-  const key = `managedhsm:${HSM}:livekvtestrsa-verify-3072d9ab2daa`;
+  const rsaKey = 'livekvtestrsa-verify-3072d9ab2daa';
 
   for (const [alg, opts] of [
     ['RS256', ['-pkeyopt', 'digest:sha256']],
@@ -124,69 +187,32 @@ describe('openssl with the provider, through the agent', () => {
     ],
   ] as const) {
     it(`${alg}: the recorded signature comes back and verifies with the recorded public key`, async () => {
-      const x = recordedExchange(file, `sign ${alg}`);
-      const digest = Buffer.from((x.request.body as { value: string }).value, 'base64url');
-      writeFileSync(join(dir, 'digest.bin'), digest);
-      const r = await run(OPENSSL, [
-        'pkeyutl',
-        '-sign',
-        ...PROVIDERS,
-        '-inkey',
-        key,
-        ...opts,
-        '-in',
-        'digest.bin',
-        '-out',
-        `${alg}.sig`,
-      ]);
-      assert.equal(r.code, 0, r.stderr);
-      const sig = readFileSync(join(dir, `${alg}.sig`));
-      assert.equal(sig.toString('base64url'), (x.response.body as { value: string }).value);
+      const { x, inFile, outFile, out } = await answersAsRecorded(file, `sign ${alg}`, {
+        ...OPENSSL_IO,
+        args: pkeyutlArgs('-sign', rsaKey, opts),
+      });
+      assert.equal(out.toString('base64url'), valueOf(x.response.body));
       const { n, e } = recordedKey(file, 'create RSA-HSM 3072');
-      const pub = createPublicKey({ key: { kty: 'RSA', n, e }, format: 'jwk' });
-      writeFileSync(join(dir, 'rsa3072.pem'), pub.export({ format: 'pem', type: 'spki' }));
-      // The digest is what was signed: openssl pkeyutl verifies a digest as given.
-      const v = await run(OPENSSL, [
-        'pkeyutl',
-        '-verify',
-        '-pubin',
-        '-inkey',
-        'rsa3072.pem',
-        ...opts,
-        '-in',
-        'digest.bin',
-        '-sigfile',
-        `${alg}.sig`,
-      ]);
-      assert.equal(v.code, 0, `openssl verify: ${v.stdout}${v.stderr}`);
-      assert.match(v.stdout, /Signature Verified Successfully/);
+      await assertVerifies({ kty: 'RSA', n, e }, opts, inFile, outFile);
     });
   }
 
   it('ES256: the recorded raw r||s comes back as DER and verifies with the recorded EC key', async () => {
     const ec = 'python-mhsm-ec-sign.json';
-    const x = recordedExchange(ec, 'sign ES256');
-    writeFileSync(
-      join(dir, 'ec-digest.bin'),
-      Buffer.from((x.request.body as { value: string }).value, 'base64url'),
-    );
-    const r = await run(OPENSSL, [
-      'pkeyutl',
-      '-sign',
-      ...PROVIDERS,
-      '-inkey',
-      `managedhsm:${HSM}:livekvtestec-verify-P-256a7e22d2c`,
-      '-pkeyopt',
-      'digest:sha256',
-      '-in',
-      'ec-digest.bin',
-      '-out',
-      'es256.der',
-    ]);
-    assert.equal(r.code, 0, r.stderr);
+    const {
+      x,
+      inFile,
+      outFile,
+      out: der,
+    } = await answersAsRecorded(ec, 'sign ES256', {
+      ...OPENSSL_IO,
+      args: pkeyutlArgs('-sign', 'livekvtestec-verify-P-256a7e22d2c', [
+        '-pkeyopt',
+        'digest:sha256',
+      ]),
+    });
     // The provider turns the HSM's raw r||s into the DER form OpenSSL uses; same r and s.
-    const der = readFileSync(join(dir, 'es256.der'));
-    const raw = Buffer.from((x.response.body as { value: string }).value, 'base64url');
+    const raw = Buffer.from(valueOf(x.response.body), 'base64url');
     const ints: Buffer[] = [];
     for (let i = 2; i < der.length;) {
       const len = der[i + 1] as number;
@@ -198,45 +224,17 @@ describe('openssl with the provider, through the agent', () => {
     const key = (
       recordedExchange(ec, 'create EC-HSM P-256').response.body as { key: { x: string; y: string } }
     ).key;
-    const pub = createPublicKey({
-      key: { kty: 'EC', crv: 'P-256', x: key.x, y: key.y },
-      format: 'jwk',
-    });
-    writeFileSync(join(dir, 'p256.pem'), pub.export({ format: 'pem', type: 'spki' }));
-    const v = await run(OPENSSL, [
-      'pkeyutl',
-      '-verify',
-      '-pubin',
-      '-inkey',
-      'p256.pem',
-      '-in',
-      'ec-digest.bin',
-      '-sigfile',
-      'es256.der',
-    ]);
-    assert.equal(v.code, 0, `${v.stdout}${v.stderr}`);
-    assert.match(v.stdout, /Signature Verified Successfully/);
+    await assertVerifies({ kty: 'EC', crv: 'P-256', x: key.x, y: key.y }, [], inFile, outFile);
   });
 
   it('RSA1_5: the recorded ciphertext decrypts to the recorded plaintext', async () => {
-    const x = recordedExchange('js-mhsm-rsa-encrypt-decrypt.json', 'decrypt RSA1_5');
-    writeFileSync(
-      join(dir, 'ct.bin'),
-      Buffer.from((x.request.body as { value: string }).value, 'base64url'),
+    const { x, out } = await answersAsRecorded(
+      'js-mhsm-rsa-encrypt-decrypt.json',
+      'decrypt RSA1_5',
+      { ...OPENSSL_IO, args: pkeyutlArgs('-decrypt', 'cryptography-client-test', []) },
     );
-    const r = await run(OPENSSL, [
-      'pkeyutl',
-      '-decrypt',
-      ...PROVIDERS,
-      '-inkey',
-      `managedhsm:${HSM}:cryptography-client-test`,
-      '-in',
-      'ct.bin',
-      '-out',
-      'pt.bin',
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(readFileSync(join(dir, 'pt.bin'), 'utf8'), 'encrypts and decrypts using RSA');
+    assert.equal(out.toString('base64url'), valueOf(x.response.body));
+    assert.equal(out.toString('utf8'), 'encrypts and decrypts using RSA');
   });
 
   it("openssl reads the recorded key's public half (modulus as recorded)", async () => {
@@ -244,7 +242,7 @@ describe('openssl with the provider, through the agent', () => {
       'pkey',
       ...PROVIDERS,
       '-in',
-      `managedhsm:${HSM}:livekvtestrsa-verify-3072d9ab2daa`,
+      `managedhsm:${HSM}:${rsaKey}`,
       '-pubout',
     ]);
     assert.equal(r.code, 0, r.stderr);
@@ -254,60 +252,47 @@ describe('openssl with the provider, through the agent', () => {
 });
 
 describe('RSA-OAEP and unwrapKey answers, through the agent', () => {
-  it('openssl: the recorded RSA-OAEP ciphertext decrypts to the recorded plaintext', async () => {
-    const x = recordedExchange('python-mhsm-import-oaep.json', 'decrypt RSA-OAEP');
-    writeFileSync(
-      join(dir, 'oaep-ct.bin'),
-      Buffer.from((x.request.body as { value: string }).value, 'base64url'),
-    );
-    const r = await run(OPENSSL, [
-      'pkeyutl',
-      '-decrypt',
-      ...PROVIDERS,
-      '-inkey',
-      `managedhsm:${HSM}:livekvtestkeycrypt6aac2ef7`,
-      '-pkeyopt',
-      'rsa_padding_mode:oaep',
-      '-in',
-      'oaep-ct.bin',
-      '-out',
-      'oaep-pt.bin',
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(
-      readFileSync(join(dir, 'oaep-pt.bin')).toString('base64url'),
-      (x.response.body as { value: string }).value,
-    );
-  });
-
-  it('akv unwrap: the recorded unwrapKey answer is the unwrapped key', async () => {
-    const x = recordedExchange('python-mhsm-unwrap.json', 'unwrapKey RSA-OAEP');
-    writeFileSync(
-      join(dir, 'wrapped.bin'),
-      Buffer.from((x.request.body as { value: string }).value, 'base64url'),
-    );
-    const r = await run(AKV_BIN, [
-      'unwrap',
-      '--key',
-      `managedhsm:${HSM}:livekvtestkeywrapab302d4e`,
-      '--alg',
-      'RSA-OAEP',
-      '--in',
-      'wrapped.bin',
-      '--out',
-      'unwrapped.bin',
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(
-      readFileSync(join(dir, 'unwrapped.bin')).toString('base64url'),
-      (x.response.body as { value: string }).value,
-    );
-  });
+  for (const { what, file, exchange, command } of [
+    {
+      what: 'openssl: the recorded RSA-OAEP ciphertext decrypts to the recorded plaintext',
+      file: 'python-mhsm-import-oaep.json',
+      exchange: 'decrypt RSA-OAEP',
+      command: {
+        ...OPENSSL_IO,
+        args: pkeyutlArgs('-decrypt', 'livekvtestkeycrypt6aac2ef7', [
+          '-pkeyopt',
+          'rsa_padding_mode:oaep',
+        ]),
+      },
+    },
+    {
+      what: 'akv unwrap: the recorded unwrapKey answer is the unwrapped key',
+      file: 'python-mhsm-unwrap.json',
+      exchange: 'unwrapKey RSA-OAEP',
+      command: {
+        cmd: AKV_BIN,
+        args: [
+          'unwrap',
+          '--key',
+          `managedhsm:${HSM}:livekvtestkeywrapab302d4e`,
+          '--alg',
+          'RSA-OAEP',
+        ],
+        in: '--in',
+        out: '--out',
+      },
+    },
+  ]) {
+    it(what, async () => {
+      const { x, out } = await answersAsRecorded(file, exchange, command);
+      assert.equal(out.toString('base64url'), valueOf(x.response.body));
+    });
+  }
 });
 
 describe('akv against recorded answers', () => {
   const json = async (args: string[]) => {
-    const r = await run(AKV_BIN, args);
+    const r = await akv(...args);
     assert.equal(r.code, 0, `akv ${args.join(' ')}: ${r.stderr}`);
     return JSON.parse(r.stdout) as Record<string, unknown>;
   };
@@ -351,7 +336,7 @@ describe('akv against recorded answers', () => {
     const d = await json(['key', 'show-deleted', '--name', 'cryptography-client-test']);
     assert.equal(d.recoveryId, `${replay.url}/deletedkeys/cryptography-client-test`);
     assert.equal(d.scheduledPurgeDate, new Date(1621546066 * 1000).toISOString());
-    const p = await run(AKV_BIN, ['key', 'purge', '--name', 'cryptography-client-test']);
+    const p = await akv('key', 'purge', '--name', 'cryptography-client-test');
     assert.equal(p.code, 0, p.stderr);
     assert.equal(p.stdout, '');
   });
@@ -385,13 +370,7 @@ describe('akv against recorded answers', () => {
   });
 
   it('key list --include-versions: follows the recorded nextLink to the last page', async () => {
-    const r = await run(AKV_BIN, [
-      'key',
-      'list',
-      '--include-versions',
-      '--name',
-      'livekvtesttestKey340d29ea',
-    ]);
+    const r = await akv('key', 'list', '--include-versions', '--name', 'livekvtesttestKey340d29ea');
     assert.equal(r.code, 0, r.stderr);
     const list = JSON.parse(r.stdout) as { kid?: string; version?: string }[];
     const recorded = byFile('python-mhsm-list-versions.json')
@@ -405,7 +384,7 @@ describe('akv against recorded answers', () => {
   });
 
   it('key list: follows the recorded nextLinks through all thirteen pages of keys', async () => {
-    const r = await run(AKV_BIN, ['key', 'list']);
+    const r = await akv('key', 'list');
     assert.equal(r.code, 0, r.stderr);
     const list = JSON.parse(r.stdout) as {
       name: string;
@@ -440,7 +419,7 @@ describe('akv against recorded answers', () => {
   });
 
   it('key list-deleted and recover: the recorded deleted listing and recover answer', async () => {
-    const d = (await run(AKV_BIN, ['key', 'list-deleted', '--output', 'json'])).stdout;
+    const d = (await akv('key', 'list-deleted', '--output', 'json')).stdout;
     const deleted = JSON.parse(d) as { name: string; recoveryId: string }[];
     assert.deepEqual(
       deleted.map((k) => k.name),
@@ -459,40 +438,39 @@ describe('akv against recorded answers', () => {
     );
   });
 
-  it('a recorded 400 reaches the user with its code, message and Activity ID', async () => {
-    const r = await run(AKV_BIN, [
-      'key',
-      'create',
-      '--name',
-      'exportablenopolicy-57012',
-      '--kty',
-      'RSA-HSM',
-      '--exportable',
-      'true',
-    ]);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /400 BadParameter/);
-    assert.match(
-      r.stderr,
-      /Exportable keys must have release policy \(Activity ID: 1ef7668c-de11-11ec-9e7b-000d3a602e9a\)/,
-    );
-  });
-
-  it('an oct key size the real HSM refuses (400 Invalid key size) is refused before sending', async () => {
-    const r = await run(AKV_BIN, [
-      'key',
-      'create',
-      '--name',
-      'testoctkey754238b',
-      '--kty',
-      'oct-HSM',
-      '--size',
-      '64',
-    ]);
-    assert.equal(r.code, 2, r.stdout);
-    assert.match(r.stderr, /--size for oct-HSM must be one of 128, 192, 256/);
-    assert.ok(!replay.seen.some((s) => s.includes('testoctkey754238b')), replay.seen.join('\n'));
-  });
+  // Refused creates: by the HSM (its recorded 400), or by akv before anything is sent.
+  for (const { what, name, args, code, sent, says } of [
+    {
+      what: 'a recorded 400 reaches the user with its code, message and Activity ID',
+      name: 'exportablenopolicy-57012',
+      args: ['--kty', 'RSA-HSM', '--exportable', 'true'],
+      code: 1,
+      sent: true,
+      says: [
+        /400 BadParameter/,
+        /Exportable keys must have release policy \(Activity ID: 1ef7668c-de11-11ec-9e7b-000d3a602e9a\)/,
+      ],
+    },
+    {
+      what: 'an oct key size the real HSM refuses (400 Invalid key size) is refused before sending',
+      name: 'testoctkey754238b',
+      args: ['--kty', 'oct-HSM', '--size', '64'],
+      code: 2,
+      sent: false,
+      says: [/--size for oct-HSM must be one of 128, 192, 256/],
+    },
+  ]) {
+    it(what, async () => {
+      const r = await akv('key', 'create', '--name', name, ...args);
+      assert.equal(r.code, code, r.stdout + r.stderr);
+      for (const pattern of says) assert.match(r.stderr, pattern);
+      assert.equal(
+        replay.seen.some((request) => request.includes(name)),
+        sent,
+        replay.seen.join('\n'),
+      );
+    });
+  }
 
   it('key release: prints the recorded JWS, whose payload holds the wrapped key', async () => {
     const r = await json([
