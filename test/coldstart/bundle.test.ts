@@ -8,7 +8,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { cleanAkvEnv } from '../helpers/dev.js';
 import { AKV_BIN, REPO_ROOT, startEmulator, type RunningEmulator } from '../helpers/emulator.js';
 import { PROVIDER_DIR, PROVIDERS, runSync } from '../provider/openssl-env.js';
 import { bundleFilesLoaded } from './bundle-files.js';
+import { startAgentFrom } from './bundled-agent.js';
 
 const HOOK = pathToFileURL(join(REPO_ROOT, 'dist', 'test', 'helpers', 'module-log.js')).href;
 const HSM = 'bundlehsm';
@@ -62,21 +62,12 @@ describe('cold start: the bundle', () => {
       AKV_LOG_FILE: join(work, 'agent.log'),
     };
     delete env.OPENSSL_CONF;
-    const agent = spawn(AKV_BIN, ['agent', '--socket', socket], {
-      env: { ...env, NODE_OPTIONS: `--import=${HOOK}`, AKV_TEST_MODULE_LOG: moduleLog },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const agent = await startAgentFrom(AKV_BIN, socket, [], {
+      ...env,
+      NODE_OPTIONS: `--import=${HOOK}`,
+      AKV_TEST_MODULE_LOG: moduleLog,
     });
-    let out = '';
-    agent.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    agent.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => agent.on('exit', (code) => r(code)));
     try {
-      const end = Date.now() + 30_000;
-      while (!out.includes(`akv agent listening on ${socket}`)) {
-        if (Date.now() > end || agent.exitCode !== null)
-          assert.fail(`the agent did not start:\n${out}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
       // HELLO: `akv ping` exits 0 only when the agent answers it.
       const ping = runSync(AKV_BIN, ['ping'], env, work);
       assert.equal(ping.status, 0, `akv ping: ${ping.stderr}`);
@@ -99,9 +90,8 @@ describe('cold start: the bundle', () => {
       );
       assert.match(verify.stdout, /Verified OK/);
     } finally {
-      agent.kill('SIGTERM');
+      assert.equal(await agent.stop(), 0, agent.output());
     }
-    assert.equal(await exited, 0, out);
     assert.ok(existsSync(moduleLog), 'the agent recorded its modules');
     const modules = readFileSync(moduleLog, 'utf8').split('\n').filter(Boolean);
 

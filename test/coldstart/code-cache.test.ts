@@ -9,7 +9,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import {
   copyFileSync,
   mkdirSync,
@@ -26,6 +25,7 @@ import { Script } from 'node:vm';
 import { cleanAkvEnv } from '../helpers/dev.js';
 import { AKV_BIN, REPO_ROOT } from '../helpers/emulator.js';
 import { runSync } from '../provider/openssl-env.js';
+import { startAgentFrom } from './bundled-agent.js';
 
 const BUNDLE = join(REPO_ROOT, 'dist', 'bundle');
 
@@ -58,27 +58,13 @@ async function startAndPing(root: string): Promise<string> {
   const log = join(root, 'agent.log');
   writeFileSync(config, JSON.stringify({ vaults: {} }));
   const env = { ...cleanAkvEnv(), AZURE_CLI_ACCESS_TOKEN: 'x', AKV_LOG_FILE: log };
-  const agent = spawn(join(root, 'bin', 'akv'), ['agent', '--socket', socket, '--config', config], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  agent.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  agent.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => agent.on('exit', (code) => r(code)));
+  const agent = await startAgentFrom(join(root, 'bin', 'akv'), socket, ['--config', config], env);
   try {
-    const end = Date.now() + 30_000;
-    while (!out.includes(`akv agent listening on ${socket}`)) {
-      if (Date.now() > end || agent.exitCode !== null)
-        assert.fail(`the agent did not start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
     const ping = runSync(AKV_BIN, ['ping', '--socket', socket], env, root);
     assert.equal(ping.status, 0, `akv ping: ${ping.stderr}`);
   } finally {
-    agent.kill('SIGTERM');
+    assert.equal(await agent.stop(), 0, agent.output());
   }
-  assert.equal(await exited, 0, out);
   return (
     readFileSync(log, 'utf8')
       .split('\n')
