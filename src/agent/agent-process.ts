@@ -7,7 +7,7 @@
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { agentLimits, loadConfig } from '../config/load.js';
+import { agentLimits, loadConfig, type AgentLimits } from '../config/load.js';
 import type { AkvConfig } from '../config/types.js';
 import { createGateway } from '../azure/gateway.js';
 import { preloadHsmTransport } from '../azure/clients.js';
@@ -27,6 +27,7 @@ import { listenOn, removeSocket, type Listening } from './listen.js';
 import { peerCredentialsUnavailable } from './peer-credentials.js';
 import { AccessPolicy } from './policy.js';
 import { akvVersion } from '../version.js';
+import { errorMessage } from '../errors.js';
 import { codeCacheState, startupTimings } from './startup.js';
 
 export interface AgentOptions {
@@ -59,6 +60,53 @@ function newGateway(config: AkvConfig, logger: Logger, metrics: MetricsSink): Hs
     onRetry: (kind) => metrics.hsmRetries.inc({ kind }),
     onRetryBudgetSpent: (kind) => metrics.hsmRetryBudgetSpent.inc({ kind }),
   });
+}
+
+/** What the request handlers share; the agent points its getters at itself once it exists. */
+function newHandlerContext(parts: {
+  gateways: GatewayHolder;
+  cache: KeyCache;
+  slots: HsmSlots;
+  metrics: MetricsSink;
+  logger: Logger;
+  policy: AccessPolicy | undefined;
+  config: AkvConfig;
+}): HandlerContext {
+  return {
+    gateways: parts.gateways,
+    cache: parts.cache,
+    slots: parts.slots,
+    metrics: parts.metrics,
+    logger: () => parts.logger,
+    agentVersion: agentVersion(),
+    policy: () => parts.policy,
+    config: () => parts.config,
+    startedAt: Date.now(),
+    socketActivated: false,
+    socketPath: parts.config.socket,
+  };
+}
+
+/** The HSM's in-flight slots, their counts kept in the metrics. */
+function newSlots(limits: AgentLimits, metrics: MetricsSink): HsmSlots {
+  return new HsmSlots(limits.maxInFlight, (inFlight, queued) => {
+    metrics.hsmInFlight.set(inFlight);
+    metrics.hsmQueued.set(queued);
+  });
+}
+
+/** The metrics listener on LISTEN (metricsListen); its URL is printed. */
+async function serveMetrics(
+  listen: string,
+  config: AkvConfig,
+  prometheus: AgentMetrics,
+  access: AccessChecker,
+  out: (line: string) => void,
+): Promise<Server> {
+  const { startMetricsServer } = await import('./metrics-server.js');
+  const started = await startMetricsServer(listen, prometheus, access, config.metricsDetail);
+  out(`akv agent metrics on ${started.url}`);
+  return started.server;
 }
 
 export class AgentProcess {
@@ -95,23 +143,8 @@ export class AgentProcess {
     const gateways = new GatewayHolder(newGateway(config, logger, metrics));
     const cache = new KeyCache(config.keyCacheTtlMs);
     const limits = agentLimits(config);
-    const slots = new HsmSlots(limits.maxInFlight, (inFlight, queued) => {
-      metrics.hsmInFlight.set(inFlight);
-      metrics.hsmQueued.set(queued);
-    });
-    const ctx: HandlerContext = {
-      gateways,
-      cache,
-      slots,
-      metrics,
-      logger: () => logger,
-      agentVersion: agentVersion(),
-      policy: () => policy,
-      config: () => config,
-      startedAt: Date.now(),
-      socketActivated: false,
-      socketPath: config.socket,
-    };
+    const slots = newSlots(limits, metrics);
+    const ctx = newHandlerContext({ gateways, cache, slots, metrics, logger, policy, config });
     const access = new AccessChecker(ctx);
     const server = new AgentServer(ctx, limits);
     let listening: Listening;
@@ -125,15 +158,7 @@ export class AgentProcess {
     let metricsServer: Server | undefined;
     if (config.metricsListen && prometheus) {
       try {
-        const { startMetricsServer } = await import('./metrics-server.js');
-        const started = await startMetricsServer(
-          config.metricsListen,
-          prometheus,
-          access,
-          config.metricsDetail,
-        );
-        metricsServer = started.server;
-        out(`akv agent metrics on ${started.url}`);
+        metricsServer = await serveMetrics(config.metricsListen, config, prometheus, access, out);
       } catch (err) {
         await server.shutdown(0);
         removeSocket(listening);
@@ -156,20 +181,32 @@ export class AgentProcess {
       access,
       policy,
     );
-    // The handlers read the logger and the config through the agent, so a reload's are used at once.
-    ctx.logger = () => agent.log;
-    ctx.config = () => agent.config;
-    ctx.policy = () => agent.policy;
+    agent.adopt(ctx);
+    agent.announce(ctx, limits, out);
+    return agent;
+  }
+
+  /** The handlers read the logger and the config through the agent, so a reload's are used at once. */
+  private adopt(ctx: HandlerContext): void {
+    ctx.logger = () => this.log;
+    ctx.config = () => this.config;
+    ctx.policy = () => this.policy;
+    const { opts, config, listening } = this;
     if (opts.autostarted && config.credential.type !== 'static' && !config.socketGroup)
-      ctx.clientToken = (token, pid) => agent.useClientToken(token, pid);
+      ctx.clientToken = (token, pid) => this.useClientToken(token, pid);
     ctx.socketActivated = listening.activated;
     ctx.socketPath = listening.path;
-    agent.log.info(
+  }
+
+  /** The "listening" log line and output, once the socket is bound. */
+  private announce(ctx: HandlerContext, limits: AgentLimits, out: (line: string) => void): void {
+    const { listening } = this;
+    this.log.info(
       {
         socket: listening.path,
         passed_by_systemd: listening.activated,
-        config: config.path,
-        group: config.socketGroup,
+        config: this.config.path,
+        group: this.config.socketGroup,
         version: ctx.agentVersion,
         limits,
         startup_ms: startupTimings(),
@@ -177,12 +214,11 @@ export class AgentProcess {
       },
       'akv agent listening',
     );
-    agent.logPolicy();
+    this.logPolicy();
     out(
       `akv agent listening on ${listening.path}${listening.activated ? ' (socket passed by systemd)' : ''}`,
     );
     setImmediate(preloadHsmTransport);
-    return agent;
   }
 
   get logger(): Logger {
@@ -277,7 +313,7 @@ export class AgentProcess {
       if (nextLogger) closeLogger(nextLogger);
       this.metrics.configReloads.inc({ result: 'error' });
       this.log.error(
-        { error: (err as Error).message },
+        { error: errorMessage(err) },
         'SIGHUP: the new config is not valid; keeping the old one',
       );
       return;

@@ -28,6 +28,6 @@ export function startupTimings(): StartupTimings {
  * not start from the bundle (dist/src, tests).
  */
 export function codeCacheState(): string | undefined {
-  const state: unknown = (globalThis as Record<symbol, unknown>)[Symbol.for('akv.codeCache')];
+  const state: unknown = Reflect.get(globalThis, Symbol.for('akv.codeCache'));
   return typeof state === 'string' ? state : undefined;
 }

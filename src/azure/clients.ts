@@ -35,6 +35,7 @@ import { emptyErrorBodyPolicy } from './empty-error-body.js';
 import { akvVersion } from '../version.js';
 import { loadOwnModule } from '../installation.js';
 import { RetryBudget } from './retry-budget.js';
+import { isRecord } from '../guards.js';
 
 /**
  * Loads what the first HSM request needs. The agent calls it once it listens: while the provider
@@ -434,7 +435,7 @@ function getJson(
 
 /** A non-2xx answer as the hot path reports it (failures.ts classifies both alike). */
 function httpError(res: JsonAnswer): HsmHttpError {
-  const error = (res.json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  const error = isRecord(res.json) && isRecord(res.json.error) ? res.json.error : undefined;
   const code = typeof error?.code === 'string' ? error.code : undefined;
   const message =
     typeof error?.message === 'string'

@@ -77,11 +77,12 @@ export class HsmHttpClient {
   constructor(origin: string, options: HsmHttpOptions) {
     this.origin = new URL(origin).origin;
     this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
-    const base = buildConnector({
+    const connectorOptions: buildConnector.BuildOptions = {
       timeout: this.connectTimeoutMs,
       ALPNProtocols: ['http/1.1'],
       ...(options.secureContext ? { secureContext: options.secureContext } : {}),
-    } as buildConnector.BuildOptions);
+    };
+    const base = buildConnector(connectorOptions);
     const stamp = this.socketOpenedAt;
     const connector: buildConnector.connector = (opts, callback) =>
       base(opts, (err, socket) => {
