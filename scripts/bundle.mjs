@@ -19,7 +19,7 @@
 // stack traces. Every bundled file sits two directories below the root, like dist/src/*.js
 // (src/install-root.ts relies on it). Options: --quiet.
 import { build } from 'esbuild';
-import { rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -70,27 +70,11 @@ const results = await Promise.all([
   }),
 ]);
 
-// What each file holds and loads (the file an entry point or a lazy import became, its static and
-// dynamic imports): test/coldstart/ checks with it what a start loads; the package leaves it out.
-const outputs = {};
-for (const result of results)
-  for (const [file, o] of Object.entries(result.metafile.outputs)) {
-    if (!/\.c?js$/.test(file)) continue;
-    outputs[basename(file)] = {
-      bytes: o.bytes,
-      entryPoint: o.entryPoint?.replace(/^dist\/src\//, 'src/').replace(/\.js$/, '.ts'),
-      imports: o.imports
-        .filter((i) => !i.external)
-        .map((i) => ({ file: basename(i.path), kind: i.kind })),
-      external: [...new Set(o.imports.filter((i) => i.external).map((i) => i.path))],
-    };
-  }
-writeFileSync(join(out, 'metafile.json'), `${JSON.stringify({ outputs }, null, 1)}\n`);
-
 if (!quiet)
   console.log(
-    `bundle: ${Object.entries(outputs)
+    `bundle: ${results
+      .flatMap((r) => Object.entries(r.metafile.outputs))
       .filter(([, o]) => o.entryPoint)
-      .map(([f, o]) => `${f} (${o.entryPoint}) ${(o.bytes / 1024).toFixed(0)} KiB`)
+      .map(([f, o]) => `${basename(f)} (${o.entryPoint}) ${(o.bytes / 1024).toFixed(0)} KiB`)
       .join(', ')}`,
   );

@@ -93,15 +93,11 @@ try {
   // native package, debian/changelog); debian/rules installs it as CHANGELOG.md afterwards.
   copy('CHANGELOG.md', 'upstream/CHANGELOG.md');
 
-  // The bundle bin/akv runs (scripts/bundle.mjs), with its source maps (AKV_DEBUG's stack traces
-  // name the TypeScript files and lines), without its metafile (for the tests); and the
-  // TypeScript build, without tests, benches or source maps, which `akv dev` runs
+  // The bundle bin/akv runs (scripts/bundle.mjs), with its code caches and source maps (AKV_DEBUG's
+  // stack traces name the TypeScript files and lines); and the TypeScript build, without tests, benches or source maps, which `akv dev` runs
   // (src/cli/util/dev-services.ts).
   const app = join(src, 'app');
-  cpSync(join(root, 'dist/bundle'), join(app, 'dist/bundle'), {
-    recursive: true,
-    filter: (p) => basename(p) !== 'metafile.json',
-  });
+  cpSync(join(root, 'dist/bundle'), join(app, 'dist/bundle'), { recursive: true });
   cpSync(join(root, 'dist/src'), join(app, 'dist/src'), {
     recursive: true,
     filter: (p) => !p.endsWith('.map'),

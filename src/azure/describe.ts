@@ -4,6 +4,7 @@
  * version, allowed operations and the public key as DER SubjectPublicKeyInfo (built locally from
  * the JWK, so the provider gets a ready-made public key).
  */
+import type { JsonWebKey } from 'node:crypto';
 import { AkvError } from '../errors.js';
 
 /** The parts of a JWK read here; the SDK's JsonWebKey has this shape. */
@@ -92,16 +93,21 @@ function bitLength(bytes: Uint8Array): number {
   return (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i] ?? 0));
 }
 
+/**
+ * A public JWK as DER SubjectPublicKeyInfo. node:crypto is taken here, not imported: the agent
+ * loads it after it listens (src/azure/clients.ts, preloadHsmTransport).
+ */
+function spkiDer(key: JsonWebKey): Buffer {
+  return process
+    .getBuiltinModule('node:crypto')
+    .createPublicKey({ key, format: 'jwk' })
+    .export({ type: 'spki', format: 'der' });
+}
+
 export function spkiFromJwk(jwk: JwkView, kid: string): Buffer {
   const kty = baseKty(jwk.kty);
   if (kty === 'RSA') {
-    return process
-      .getBuiltinModule('node:crypto')
-      .createPublicKey({
-        key: { kty: 'RSA', n: b64u(jwk.n, 'modulus', kid), e: b64u(jwk.e, 'exponent', kid) },
-        format: 'jwk',
-      })
-      .export({ type: 'spki', format: 'der' });
+    return spkiDer({ kty: 'RSA', n: b64u(jwk.n, 'modulus', kid), e: b64u(jwk.e, 'exponent', kid) });
   }
   if (kty === 'EC') {
     const crv = jwk.crv;
@@ -111,18 +117,12 @@ export function spkiFromJwk(jwk: JwkView, kid: string): Buffer {
         `key ${kid} uses the curve ${String(crv)}, which akv does not support`,
         'use P-256, P-256K, P-384 or P-521',
       );
-    return process
-      .getBuiltinModule('node:crypto')
-      .createPublicKey({
-        key: {
-          kty: 'EC',
-          crv: NODE_JWK_CURVE[crv],
-          x: b64u(jwk.x, 'x coordinate', kid),
-          y: b64u(jwk.y, 'y coordinate', kid),
-        },
-        format: 'jwk',
-      })
-      .export({ type: 'spki', format: 'der' });
+    return spkiDer({
+      kty: 'EC',
+      crv: NODE_JWK_CURVE[crv],
+      x: b64u(jwk.x, 'x coordinate', kid),
+      y: b64u(jwk.y, 'y coordinate', kid),
+    });
   }
   throw new AkvError(
     'UNSUPPORTED',
