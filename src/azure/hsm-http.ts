@@ -71,8 +71,12 @@ export class HsmHttpClient {
   private readonly pool: Pool;
   private readonly origin: string;
   private readonly connectTimeoutMs: number;
-  /** Errors raised on a socket → when that socket was connected (ms since the epoch). */
-  private readonly socketOpenedAt = new WeakMap<object, number>();
+  /**
+   * Connections opened so far, and errors raised on a socket → that socket's number. A counter, not
+   * a clock: a connection opened, used and dropped within one millisecond is still told apart.
+   */
+  private connectionsOpened = 0;
+  private readonly socketNumber = new WeakMap<object, number>();
 
   constructor(origin: string, options: HsmHttpOptions) {
     this.origin = new URL(origin).origin;
@@ -83,14 +87,13 @@ export class HsmHttpClient {
       ...(options.secureContext ? { secureContext: options.secureContext } : {}),
     };
     const base = buildConnector(connectorOptions);
-    const stamp = this.socketOpenedAt;
     const connector: buildConnector.connector = (opts, callback) =>
       base(opts, (err, socket) => {
         if (socket) {
-          const openedAt = Date.now();
+          const number = ++this.connectionsOpened;
           // Runs before undici fails the request with the same error object.
           socket.on('error', (e: unknown) => {
-            if (typeof e === 'object' && e !== null) stamp.set(e, openedAt);
+            if (typeof e === 'object' && e !== null) this.socketNumber.set(e, number);
           });
           callback(null, socket);
         } else callback(err ?? new Error('connect failed'), null);
@@ -119,11 +122,11 @@ export class HsmHttpClient {
     body: string,
     deadline: Deadline,
   ): Promise<HsmHttpResponse> {
-    const startedAt = Date.now();
+    const openedBefore = this.connectionsOpened;
     try {
       return await this.exchange(path, headers, body, deadline);
     } catch (err) {
-      if (!this.staleConnection(err, startedAt) || Date.now() >= deadline.at) throw err;
+      if (!this.staleConnection(err, openedBefore) || Date.now() >= deadline.at) throw err;
       return await this.exchange(path, headers, body, deadline);
     }
   }
@@ -133,11 +136,11 @@ export class HsmHttpClient {
   }
 
   /** A reset or close, before any answer, of a connection opened before the request started. */
-  private staleConnection(err: unknown, startedAt: number): boolean {
+  private staleConnection(err: unknown, openedBefore: number): boolean {
     if (typeof err !== 'object' || err === null || !unanswered.has(err)) return false;
     if (!BROKEN_CONNECTION.has(errnoCode(err) ?? '')) return false;
-    const openedAt = this.socketOpenedAt.get(err);
-    return openedAt !== undefined && openedAt < startedAt;
+    const number = this.socketNumber.get(err);
+    return number !== undefined && number <= openedBefore;
   }
 
   private exchange(

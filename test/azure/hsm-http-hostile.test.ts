@@ -190,6 +190,28 @@ it("never reuses a connection into the server's Keep-Alive limit", async () => {
   }
 });
 
+it('the replay does not depend on the clock: open, use and drop within one millisecond', async (t) => {
+  // CI found it: a connection opened, answered and dropped in the same millisecond as the next
+  // request started was taken for a fresh one, and the drop reached the caller. Freezing the
+  // clock makes that certain.
+  answer = (socket, nth) => {
+    if (nth === 1) socket.write(ok());
+    else socket.destroy();
+  };
+  const http = client(undefined, 1);
+  const now = Date.now();
+  t.mock.method(Date, 'now', () => now);
+  try {
+    await http.post('/a', [], '{}', new Deadline(now + 5_000));
+    const r = await http.post('/a', [], '{}', new Deadline(now + 5_000));
+    assert.equal(r.status, 200, 'replayed on a fresh connection');
+    assert.equal(connections, 2);
+  } finally {
+    t.mock.restoreAll();
+    http.close();
+  }
+});
+
 it('a keep-alive connection dropped as the request arrives is replaced at once', async () => {
   // Every connection answers its first request and drops the second one unanswered.
   answer = (socket, nth) => {
