@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { cleanAkvEnv } from '../helpers/dev.js';
 import { AKV_BIN } from '../helpers/emulator.js';
+import { portAccepts } from '../../src/cli/util/dev-service.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'akv-dev-service-test-'));
 const started: number[] = [];
@@ -298,4 +299,34 @@ describe('akv dev start|stop|status', () => {
     );
     stop(d, 'h');
   });
+});
+
+// CI found it: the readiness probe closed its connection with a reset whenever the server had
+// already written to it, and a server that does not expect resets (the test's own, here) died of
+// it right after `akv dev start` had said it was ready.
+it('the port probe closes its connection politely, even after the server wrote to it', async () => {
+  const server = spawn(
+    process.execPath,
+    [
+      '-e',
+      `require('net').createServer((c)=>{c.on('error',(e)=>console.log(e.code));c.end('hi\\n')}).listen(0,'127.0.0.1',function(){console.log('port '+this.address().port)})`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  bystanders.push(server);
+  let out = '';
+  server.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  for (let i = 0; i < 100 && !/port \d+/.test(out); i++)
+    await new Promise((r) => setTimeout(r, 20));
+  const port = Number(/port (\d+)/.exec(out)?.[1]);
+  for (let i = 0; i < 5; i++) {
+    const accepts = portAccepts(port);
+    // Once the connect is under way, hold this thread so the server's bytes are in before the
+    // probe sees its connection: what a loaded machine does at random, every time.
+    await new Promise((r) => process.nextTick(r));
+    for (const until = Date.now() + 100; Date.now() < until;);
+    assert.ok(await accepts, 'the server accepts');
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  assert.doesNotMatch(out, /ECONNRESET|EPIPE/, 'the server saw a reset');
 });

@@ -141,16 +141,30 @@ export function forget(f: ServiceFiles): void {
   rmSync(f.record, { force: true });
 }
 
-function portAccepts(port: number): Promise<boolean> {
+/**
+ * Whether something accepts TCP connections on 127.0.0.1:PORT. The probe's connection is closed
+ * politely (FIN, reading what the server sent): destroying it with unread bytes would send a reset,
+ * which kills a server that does not expect one right after it was declared ready.
+ */
+export function portAccepts(port: number): Promise<boolean> {
   return new Promise((resolveAccepts) => {
     const socket = connect({ host: '127.0.0.1', port });
-    const done = (ok: boolean): void => {
+    socket.setTimeout(1000, () => {
       socket.destroy();
-      resolveAccepts(ok);
-    };
-    socket.setTimeout(1000, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
+      resolveAccepts(false);
+    });
+    socket.once('error', () => {
+      socket.destroy();
+      resolveAccepts(false);
+    });
+    socket.once('connect', () => {
+      resolveAccepts(true);
+      socket.resume(); // read and drop whatever the server says, until it closes too
+      socket.end();
+      // A server that keeps talking is cut off after a second, reset or not.
+      const cutOff = setTimeout(() => socket.destroy(), 1000);
+      socket.once('close', () => clearTimeout(cutOff));
+    });
   });
 }
 
@@ -258,7 +272,8 @@ async function waitUntilReady(
           : 'fix what the log says, then start it again',
       );
     }
-    if (await isReady(opts.readiness, f, logStart, startedMs)) return;
+    // Still ours once ready: another program may hold the port while ours failed to bind it.
+    if ((await isReady(opts.readiness, f, logStart, startedMs)) && running(pid)) return;
     if (Date.now() >= until) {
       await stopPid(pid, 2000);
       forget(f);
