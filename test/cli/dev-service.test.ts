@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { cleanAkvEnv } from '../helpers/dev.js';
 import { AKV_BIN } from '../helpers/emulator.js';
+import { freePort } from '../provider/openssl-env.js';
 import { portAccepts } from '../../src/cli/util/dev-service.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'akv-dev-service-test-'));
@@ -38,17 +39,6 @@ interface Run {
 function akv(args: string[]): Run {
   const r = spawnSync(AKV_BIN, args, { encoding: 'utf8', env: cleanAkvEnv(), timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      s.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 function running(pid: number): boolean {

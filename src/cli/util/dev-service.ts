@@ -11,15 +11,14 @@
  * quotes the log when it exits or times out first; stop sends SIGTERM to its process group,
  * then SIGKILL; both are idempotent; every failure says what to do.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { AkvError } from '../../errors.js';
 import { UsageError } from '../command.js';
 import { writeJsonAtomic } from './dev-state.js';
 import { fileSize } from './dev-services.js';
-import { sleep, tail } from './processes.js';
+import { sleep, spawnDetached, tail, type DetachedChild } from './processes.js';
 import { isInteger, isRecord, isStringArray } from '../../guards.js';
 
 /** Names the emulator and the agent use in DIR (their pid files, dev.json, akv.json). */
@@ -149,14 +148,12 @@ export function forget(f: ServiceFiles): void {
 export function portAccepts(port: number): Promise<boolean> {
   return new Promise((resolveAccepts) => {
     const socket = connect({ host: '127.0.0.1', port });
-    socket.setTimeout(1000, () => {
+    const refused = (): void => {
       socket.destroy();
       resolveAccepts(false);
-    });
-    socket.once('error', () => {
-      socket.destroy();
-      resolveAccepts(false);
-    });
+    };
+    socket.setTimeout(1000, refused);
+    socket.once('error', refused);
     socket.once('connect', () => {
       resolveAccepts(true);
       socket.resume(); // read and drop whatever the server says, until it closes too
@@ -211,35 +208,6 @@ async function refuseBusyPort(f: ServiceFiles, readiness: Readiness): Promise<vo
     );
 }
 
-/** A spawned service: its pid (undefined when it could not start) and, once known, how it ended. */
-interface Spawned {
-  pid: number | undefined;
-  exit: string | undefined;
-}
-
-/** Spawns `command` detached, in a session of its own, its stdout and stderr appended to the log. */
-function spawnDetached(f: ServiceFiles, command: string[]): Spawned {
-  const spawned: Spawned = { pid: undefined, exit: undefined };
-  const fd = openSync(f.log, 'a');
-  try {
-    const child = spawn(command[0] ?? '', command.slice(1), {
-      detached: true,
-      stdio: ['ignore', fd, fd],
-    });
-    child.once('exit', (code, signal) => {
-      spawned.exit = signal ? `was killed by ${signal}` : `exited with status ${code}`;
-    });
-    child.once('error', (err) => {
-      spawned.exit = `could not be started: ${err.message}`;
-    });
-    child.unref();
-    spawned.pid = child.pid;
-  } finally {
-    closeSync(fd);
-  }
-  return spawned;
-}
-
 /**
  * Polls until the service is ready. When it exits first, forgets it; when the timeout comes
  * first, stops it and forgets it; both throw, quoting what its log says since `logStart`.
@@ -247,7 +215,7 @@ function spawnDetached(f: ServiceFiles, command: string[]): Spawned {
 async function waitUntilReady(
   f: ServiceFiles,
   pid: number,
-  spawned: Spawned,
+  child: DetachedChild,
   opts: StartOptions,
   logStart: number,
 ): Promise<void> {
@@ -258,12 +226,12 @@ async function waitUntilReady(
   const startedMs = Date.now();
   const until = startedMs + opts.timeoutMs;
   for (;;) {
-    if (spawned.exit !== undefined || !running(pid)) {
+    if (child.exited() !== undefined || !running(pid)) {
       // /proc can show the process gone before Node has reaped it and emitted 'exit': wait for
       // that event (up to a second), whose status tells a crash from a program that daemonized.
-      for (let i = 0; i < 20 && spawned.exit === undefined; i++) await sleep(50);
+      for (let i = 0; i < 20 && child.exited() === undefined; i++) await sleep(50);
       forget(f);
-      const how = spawned.exit ?? 'exited';
+      const how = child.exited() ?? 'exited';
       throw new AkvError(
         'UNAVAILABLE',
         `dev start: ${f.name} (pid ${pid}) ${how} before it was ready; ${logSays()}`,
@@ -301,13 +269,13 @@ export async function startService(
   await refuseBusyPort(f, opts.readiness);
 
   const logStart = fileSize(f.log);
-  const spawned = spawnDetached(f, command);
-  const pid = spawned.pid;
+  const child = spawnDetached(command, f.log);
+  const pid = child.pid;
   if (pid === undefined) {
     await sleep(0); // let the 'error' event say why
     throw new AkvError(
       'UNAVAILABLE',
-      `dev start: ${f.name} ${spawned.exit ?? 'could not be started'} (${command.join(' ')})`,
+      `dev start: ${f.name} ${child.exited() ?? 'could not be started'} (${command.join(' ')})`,
       'check the program name and that it is installed (give a full path if it is not on PATH)',
     );
   }
@@ -320,7 +288,7 @@ export async function startService(
   writeJsonAtomic(f.record, record, 0o644);
   writeFileSync(f.pid, `${pid}\n`);
 
-  await waitUntilReady(f, pid, spawned, opts, logStart);
+  await waitUntilReady(f, pid, child, opts, logStart);
   opts.say(`${f.name} started (pid ${pid}), ${describeReadiness(opts.readiness)}; log ${f.log}`);
   return record;
 }

@@ -29,6 +29,18 @@ export function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/** A started `node ARGS`, detached; throws when it could not be spawned at all. */
+interface NodeChild {
+  pid: number;
+  exited: () => string | undefined;
+}
+
+function startNode(args: string[], logFile: string): NodeChild {
+  const child = spawnDetached([process.execPath, ...args], logFile, childEnv());
+  if (child.pid === undefined) throw new Error(`could not start ${args.join(' ')}`);
+  return { pid: child.pid, exited: child.exited };
+}
+
 export async function startEmulator(
   p: Paths,
   latencyMs: number | undefined,
@@ -40,7 +52,7 @@ export async function startEmulator(
   if (latencyMs !== undefined) args.push('--latency-ms', String(latencyMs));
   const logStart = fileSize(p.emulatorLog);
   progress.say('starting the emulator ...');
-  const child = spawnDetached(args, p.emulatorLog, childEnv());
+  const child = startNode(args, p.emulatorLog);
   writeFileSync(join(p.dir, 'emulator.pid'), `${child.pid}\n`);
   const ready = await waitUntilReady(
     'emulator',
@@ -71,7 +83,7 @@ export async function startEmulator(
  */
 async function waitUntilReady<T>(
   what: string,
-  child: ReturnType<typeof spawnDetached>,
+  child: NodeChild,
   log: { file: string; start: number },
   fixHint: string,
   ready: () => T | undefined | Promise<T | undefined>,
@@ -137,10 +149,9 @@ export async function agentAnswers(socket: string): Promise<boolean> {
 export async function startAgent(p: Paths, progress: Progress): Promise<DevState['agent']> {
   const logStart = fileSize(p.agentLog);
   progress.say('starting the agent ...');
-  const child = spawnDetached(
+  const child = startNode(
     [MAIN_JS, 'agent', '--config', p.config, '--socket', p.socket],
     p.agentLog,
-    childEnv(),
   );
   writeFileSync(join(p.dir, 'agent.pid'), `${child.pid}\n`);
   await waitUntilReady(

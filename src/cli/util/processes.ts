@@ -32,24 +32,36 @@ export function isOurProcess(pid: number | undefined, markers: string[]): boolea
   }
 }
 
-/** Starts `node <args>` in its own session, stdout+stderr appended to `logFile`; returns the pid. */
+/** A detached child: its pid (undefined when it could not be spawned) and, once it has, how it ended. */
+export interface DetachedChild {
+  pid: number | undefined;
+  exited: () => string | undefined;
+}
+
+/**
+ * Starts `command` (a program and its arguments) in a session of its own, its stdout and stderr
+ * appended to `logFile`; `env` defaults to this process's.
+ */
 export function spawnDetached(
-  args: string[],
+  command: string[],
   logFile: string,
-  env: NodeJS.ProcessEnv,
-): { pid: number; exited: () => string | undefined } {
+  env?: NodeJS.ProcessEnv,
+): DetachedChild {
   const fd = openSync(logFile, 'a');
   try {
-    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env });
+    const child = spawn(command[0] ?? '', command.slice(1), {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      env,
+    });
     let exit: string | undefined;
     child.once('exit', (code, signal) => {
-      exit = signal ? `killed by ${signal}` : `exited with status ${code}`;
+      exit = signal ? `was killed by ${signal}` : `exited with status ${code}`;
     });
     child.once('error', (err) => {
-      exit = `could not start: ${err.message}`;
+      exit = `could not be started: ${err.message}`;
     });
     child.unref();
-    if (child.pid === undefined) throw new Error(`could not start ${args.join(' ')}`);
     return { pid: child.pid, exited: () => exit };
   } finally {
     closeSync(fd);
