@@ -94,8 +94,8 @@ try {
   copy('CHANGELOG.md', 'upstream/CHANGELOG.md');
 
   // The bundle bin/akv runs (scripts/bundle.mjs), with its code caches and source maps (AKV_DEBUG's
-  // stack traces name the TypeScript files and lines); and the TypeScript build, without tests, benches or source maps, which `akv dev` runs
-  // (src/cli/util/dev-services.ts).
+  // stack traces name the TypeScript files and lines); and the TypeScript build, without tests,
+  // benches or source maps, which `akv dev` runs (src/cli/util/dev-services.ts).
   const app = join(src, 'app');
   cpSync(join(root, 'dist/bundle'), join(app, 'dist/bundle'), { recursive: true });
   cpSync(join(root, 'dist/src'), join(app, 'dist/src'), {

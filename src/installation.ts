@@ -14,10 +14,9 @@
  * starts the new version (systemd's socket on the next connection, the provider's autostart, the
  * package's postinst). docs/deployment.md, "Upgrades", has the sequence and the test.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { AkvError } from './errors.js';
-import { akvVersion } from './version.js';
-import { isRecord } from './guards.js';
+import { akvVersion, readPackageVersion } from './version.js';
 
 /** dist/src/installation.js sits two levels below the package root, as version.js does. */
 const PACKAGE_JSON = new URL('../../package.json', import.meta.url);
@@ -42,8 +41,7 @@ export function replacedBy(): string | undefined {
   const now = fingerprint();
   if (startedFrom === undefined || now === startedFrom) return undefined;
   try {
-    const pkg: unknown = JSON.parse(readFileSync(PACKAGE_JSON, 'utf8'));
-    return isRecord(pkg) && typeof pkg.version === 'string' ? pkg.version : 'another version';
+    return readPackageVersion(PACKAGE_JSON) ?? 'another version';
   } catch {
     return now === undefined ? 'nothing (removed)' : 'another version';
   }

@@ -10,12 +10,17 @@ import { isRecord } from './guards.js';
 
 let cached: string | undefined;
 
+/** The version a package.json names, undefined when it names none; throws when unreadable. */
+export function readPackageVersion(file: string | URL): string | undefined {
+  const pkg: unknown = JSON.parse(readFileSync(file, 'utf8'));
+  return isRecord(pkg) && typeof pkg.version === 'string' ? pkg.version : undefined;
+}
+
 /** package.json's version, read from the root of this copy (install-root.ts). */
 export function akvVersion(): string {
   if (cached !== undefined) return cached;
   try {
-    const pkg: unknown = JSON.parse(readFileSync(join(AKV_ROOT, 'package.json'), 'utf8'));
-    cached = isRecord(pkg) && typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+    cached = readPackageVersion(join(AKV_ROOT, 'package.json')) ?? '0.0.0';
   } catch {
     cached = '0.0.0';
   }

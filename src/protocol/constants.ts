@@ -101,19 +101,24 @@ export const Status = {
 } as const;
 export type StatusName = keyof typeof Status;
 
+/** The name under which `table` (Op, Tag or Status) holds `value`, undefined when none does. */
+export function nameOf<T extends Record<string, number>>(
+  table: T,
+  value: number,
+): Extract<keyof T, string> | undefined {
+  for (const name in table) if (table[name] === value) return name;
+  return undefined;
+}
+
 /** The name of a status code, undefined when unknown. */
 export function statusName(status: number): StatusName | undefined {
-  return Object.keys(Status)
-    .filter((k): k is StatusName => k in Status)
-    .find((k) => Status[k] === status);
+  return nameOf(Status, status);
 }
 
 /** The name of an op code for messages and logs (`op 0x42` when unknown). */
 export function opName(op: number): string {
   const base = op === Op.PROTOCOL_ERROR ? op : op & ~RESPONSE_BIT;
-  const name = Object.keys(Op)
-    .filter((k): k is OpName => k in Op)
-    .find((k) => Op[k] === base);
+  const name = nameOf(Op, base);
   const hex = `0x${op.toString(16).padStart(2, '0')}`;
   if (name === undefined) return `op ${hex}`;
   return op !== Op.PROTOCOL_ERROR && op & RESPONSE_BIT ? `${name} response` : name;

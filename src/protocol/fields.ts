@@ -3,18 +3,14 @@
  * value of the wrong shape and the `require*` forms ProtocolError('missing-field') when absent;
  * the agent turns both into a protocol-error frame.
  */
-import { Tag } from './constants.js';
-import type { TagName } from './constants.js';
+import { Tag, nameOf } from './constants.js';
 import { ProtocolError } from './errors.js';
 import type { Frame } from './frame.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function tagLabel(tag: number): string {
-  const name = Object.keys(Tag)
-    .filter((k): k is TagName => k in Tag)
-    .find((k) => Tag[k] === tag);
-  return name ?? `0x${tag.toString(16).padStart(4, '0')}`;
+  return nameOf(Tag, tag) ?? `0x${tag.toString(16).padStart(4, '0')}`;
 }
 
 export function getBytes(frame: Frame, tag: number): Buffer | undefined {
